@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Locates LibTorch for binding.gyp. Called as `node native/libtorch.cjs <what>` where what is one of
+// include | libdirs | libs | defines | ldflags. LIBTORCH=/dir selects an official LibTorch (CPU or CUDA) or a
+// pip torch's `torch/` folder; otherwise Debian's libtorch-dev in the system paths is used.
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+
+function fail(msg) {
+  process.stderr.write(`\nmmtrain: ${msg}\n\n`);
+  process.exit(1);
+}
+
+function locate() {
+  const root = process.env.LIBTORCH;
+  if (root) {
+    const inc = path.join(root, 'include');
+    const lib = path.join(root, 'lib');
+    if (!fs.existsSync(path.join(inc, 'ATen', 'ATen.h'))) {
+      fail(`LIBTORCH=${root} does not look like a LibTorch folder: ${inc}/ATen/ATen.h is missing.\n` +
+        'Point LIBTORCH at the unpacked libtorch/ folder of an official zip or at the torch/ folder of a pip install.');
+    }
+    return { include: [inc, path.join(inc, 'torch', 'csrc', 'api', 'include')], libdir: lib };
+  }
+  const sysInc = '/usr/include';
+  if (!fs.existsSync(path.join(sysInc, 'ATen', 'ATen.h'))) {
+    fail('LibTorch was not found.\n' +
+      '  On Debian/Ubuntu: sudo apt-get install -y libtorch-dev libopenblas0-pthread\n' +
+      '  Elsewhere: unpack an official LibTorch (CPU or CUDA) and set LIBTORCH=/path/to/libtorch,\n' +
+      '  or set LIBTORCH to the torch/ folder of a pip install; then run npm ci (or npm run build) again.');
+  }
+  const multiarch = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib']
+    .find((d) => fs.existsSync(path.join(d, 'libtorch_cpu.so')));
+  if (!multiarch) fail('LibTorch headers are in /usr/include but libtorch_cpu.so was not found; reinstall libtorch-dev.');
+  return { include: [sysInc, path.join(sysInc, 'torch', 'csrc', 'api', 'include')], libdir: multiarch };
+}
+
+// Node builds addons with _GLIBCXX_USE_CXX11_ABI=1. Official pre-cxx11 LibTorch zips and pip wheels before 2.7
+// use the old ABI; detect it from libc10's exported symbols so linking does not fail with __cxx11 references.
+function cxx11Abi(libdir) {
+  if (process.env.MMTRAIN_CXX11_ABI === '0' || process.env.MMTRAIN_CXX11_ABI === '1') return process.env.MMTRAIN_CXX11_ABI;
+  try {
+    const out = execFileSync('nm', ['-D', '--defined-only', path.join(libdir, 'libc10.so')], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    return out.includes('__cxx11') ? '1' : '0';
+  } catch {
+    return '1';
+  }
+}
+
+const where = locate();
+const hasCuda = fs.existsSync(path.join(where.libdir, 'libtorch_cuda.so'));
+const what = process.argv[2];
+switch (what) {
+  case 'include':
+    console.log(where.include.join(' '));
+    break;
+  case 'defines': {
+    const defs = [`_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(where.libdir)}`];
+    if (hasCuda) defs.push('MMTRAIN_WITH_CUDA=1');
+    console.log(defs.join(' '));
+    break;
+  }
+  case 'ldflags': {
+    const flags = [`-L${where.libdir}`, `-Wl,-rpath,${where.libdir}`];
+    // --as-needed would silently drop libtorch_cuda, whose kernels register themselves at load time.
+    if (hasCuda) flags.push('-Wl,--no-as-needed', '-ltorch_cuda', '-Wl,--as-needed');
+    flags.push('-ltorch', '-ltorch_cpu', '-lc10');
+    console.log(flags.join(' '));
+    break;
+  }
+  default:
+    fail(`native/libtorch.cjs: unknown query "${what}" (expected include, defines or ldflags)`);
+}

@@ -1,0 +1,70 @@
+// Tensor handles: JS holds a number, native holds the at::Tensor in a slot table kept in per-environment
+// instance data (so worker_threads each get their own table). A handle encodes slot + generation so a stale
+// handle (disposed, slot reused) is detected instead of touching another tensor.
+#pragma once
+
+#include <napi.h>
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace mm {
+
+struct Slot {
+  at::Tensor tensor;
+  uint32_t generation = 0;
+  int64_t reportedBytes = 0;  // bytes reported to V8 via AdjustExternalMemory for this handle
+  bool live = false;
+};
+
+struct State {
+  std::vector<Slot> slots;
+  std::vector<uint32_t> freeList;
+  int64_t liveCount = 0;
+  int64_t liveBytes = 0;
+  // JS ArrayBuffer references held by zero-copy tensors; their release is deferred to the JS thread.
+  std::mutex pendingMutex;
+  std::vector<napi_ref> pendingRelease;
+};
+
+State& state(Napi::Env env);
+
+constexpr double kSlotBits = 4194304.0;  // 2^22 slots; handle = slot + generation * 2^22
+
+double wrap(Napi::Env env, at::Tensor t);
+const at::Tensor& unwrap(Napi::Env env, const Napi::Value& v);
+// Handle or -1 for "none" (optional tensor arguments and results).
+c10::optional<at::Tensor> unwrapOptional(Napi::Env env, const Napi::Value& v);
+Napi::Value wrapOptional(Napi::Env env, const at::Tensor& t);
+Napi::Array wrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
+std::vector<at::Tensor> unwrapList(Napi::Env env, const Napi::Value& v);
+void release(Napi::Env env, double handle);
+void drainPending(Napi::Env env);
+
+std::vector<int64_t> intList(const Napi::Value& v);
+Napi::Array toJsShape(Napi::Env env, at::IntArrayRef sizes);
+std::string shapeString(const at::Tensor& t);
+
+// Runs fn, turning LibTorch and C++ exceptions into JS errors that name the op and its input shapes.
+// Native code trusts its arguments (validated in TypeScript) except for handles, which are always checked.
+Napi::Value guarded(const Napi::CallbackInfo& info, const char* op, const std::function<Napi::Value()>& fn);
+
+at::ScalarType toScalarType(int code);
+int fromScalarType(at::ScalarType t);
+at::Device toDevice(const std::string& s);
+
+using Registrar = void (*)(Napi::Env, Napi::Object);
+void registerCreate(Napi::Env env, Napi::Object exports);
+void registerMath(Napi::Env env, Napi::Object exports);
+void registerNN(Napi::Env env, Napi::Object exports);
+void registerTrain(Napi::Env env, Napi::Object exports);
+
+#define MM_FN(name) static Napi::Value name(const Napi::CallbackInfo& info)
+#define MM_EXPORT(obj, name, fn) obj.Set(name, Napi::Function::New(env, fn, name))
+
+}  // namespace mm

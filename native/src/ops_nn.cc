@@ -1,0 +1,156 @@
+// Neural-network functional ops: linear, normalisation, activations with options, dropout, embedding,
+// convolution, attention and losses.
+#include "handles.h"
+
+#include <ATen/ATen.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+
+namespace mm {
+
+static inline Napi::Value out(const Napi::CallbackInfo& info, const at::Tensor& t) {
+  return Napi::Number::New(info.Env(), wrap(info.Env(), t));
+}
+static inline const at::Tensor& T(const Napi::CallbackInfo& info, int i) { return unwrap(info.Env(), info[i]); }
+static inline c10::optional<at::Tensor> OT(const Napi::CallbackInfo& info, int i) { return unwrapOptional(info.Env(), info[i]); }
+static inline int64_t I(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().Int64Value(); }
+static inline double D(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().DoubleValue(); }
+static inline bool B(const Napi::CallbackInfo& info, int i) { return info[i].ToBoolean().Value(); }
+
+MM_FN(Linear) {
+  return guarded(info, "linear", [&]() -> Napi::Value { return out(info, at::linear(T(info, 0), T(info, 1), OT(info, 2))); });
+}
+
+// layerNorm(x, normalizedShape, weight|-1, bias|-1, eps)
+MM_FN(LayerNorm) {
+  return guarded(info, "layerNorm", [&]() -> Napi::Value {
+    std::vector<int64_t> shape = intList(info[1]);
+    return out(info, at::layer_norm(T(info, 0), shape, OT(info, 2), OT(info, 3), D(info, 4)));
+  });
+}
+
+// softmax(x, dim, dtype|-1), logSoftmax likewise
+MM_FN(Softmax) {
+  return guarded(info, "softmax", [&]() -> Napi::Value {
+    int dt = info[2].As<Napi::Number>().Int32Value();
+    c10::optional<at::ScalarType> st;
+    if (dt >= 0) st = toScalarType(dt);
+    return out(info, at::softmax(T(info, 0), I(info, 1), st));
+  });
+}
+MM_FN(LogSoftmax) {
+  return guarded(info, "logSoftmax", [&]() -> Napi::Value {
+    int dt = info[2].As<Napi::Number>().Int32Value();
+    c10::optional<at::ScalarType> st;
+    if (dt >= 0) st = toScalarType(dt);
+    return out(info, at::log_softmax(T(info, 0), I(info, 1), st));
+  });
+}
+
+// dropout(x, p, train)
+MM_FN(Dropout) {
+  return guarded(info, "dropout", [&]() -> Napi::Value { return out(info, at::dropout(T(info, 0), D(info, 1), B(info, 2))); });
+}
+
+// embedding(weight, indices, paddingIdx)
+MM_FN(Embedding) {
+  return guarded(info, "embedding", [&]() -> Napi::Value { return out(info, at::embedding(T(info, 0), T(info, 1), I(info, 2))); });
+}
+
+// conv2d(x, w, b|-1, stride[2], padding[2], dilation[2], groups)
+MM_FN(Conv2d) {
+  return guarded(info, "conv2d", [&]() -> Napi::Value {
+    return out(info, at::conv2d(T(info, 0), T(info, 1), OT(info, 2), intList(info[3]), intList(info[4]), intList(info[5]), I(info, 6)));
+  });
+}
+
+// A boolean mask means "may attend" (True) as in torch 2.x; it becomes an additive mask here so that 1.13 and
+// 2.x builds agree on its meaning.
+static at::Tensor additiveMask(const at::Tensor& mask, const at::Tensor& q) {
+  if (mask.scalar_type() != at::kBool) return mask;
+  auto zero = at::zeros({}, q.options());
+  auto neg = at::full({}, -std::numeric_limits<double>::infinity(), q.options());
+  return at::where(mask, zero, neg);
+}
+
+// sdpa(q, k, v, mask|-1, dropoutP, isCausal, scale|null): q,k,v are (..., T, hs).
+MM_FN(Sdpa) {
+  return guarded(info, "scaledDotProductAttention", [&]() -> Napi::Value {
+    at::Tensor q = T(info, 0);
+    const at::Tensor& k = T(info, 1);
+    const at::Tensor& v = T(info, 2);
+    c10::optional<at::Tensor> mask = OT(info, 3);
+    double p = D(info, 4);
+    bool causal = B(info, 5);
+    if (mask) mask = additiveMask(*mask, q);
+#if TORCH_VERSION_MAJOR >= 2
+#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1
+    c10::optional<double> scale;
+    if (info[6].IsNumber()) scale = D(info, 6);
+    return out(info, at::scaled_dot_product_attention(q, k, v, mask, p, causal, scale));
+#else
+    if (info[6].IsNumber()) q = q * (D(info, 6) * std::sqrt(static_cast<double>(q.size(-1))));
+    return out(info, at::scaled_dot_product_attention(q, k, v, mask, p, causal));
+#endif
+#else
+    // LibTorch 1.13 has no fused CPU kernel; its composite form is used (softmax(q k^T / sqrt(hs) + mask) v).
+    if (info[6].IsNumber()) q = q * (D(info, 6) * std::sqrt(static_cast<double>(q.size(-1))));
+    auto r = at::_scaled_dot_product_attention(q, k, v, mask, p, /*need_attn_weights=*/false, causal);
+    return out(info, std::get<0>(r));
+#endif
+  });
+}
+
+// crossEntropy(logits, target, weight|-1, reduction 0 none | 1 mean | 2 sum, ignoreIndex, labelSmoothing)
+MM_FN(CrossEntropy) {
+  return guarded(info, "crossEntropy", [&]() -> Napi::Value {
+    return out(info, at::cross_entropy_loss(T(info, 0), T(info, 1), OT(info, 2), I(info, 3), I(info, 4), D(info, 5)));
+  });
+}
+
+// mseLoss(a, b, reduction)
+MM_FN(MseLoss) {
+  return guarded(info, "mseLoss", [&]() -> Napi::Value { return out(info, at::mse_loss(T(info, 0), T(info, 1), I(info, 2))); });
+}
+
+// binaryCrossEntropyWithLogits(logits, target, reduction)
+MM_FN(BceWithLogits) {
+  return guarded(info, "binaryCrossEntropyWithLogits", [&]() -> Napi::Value {
+    return out(info, at::binary_cross_entropy_with_logits(T(info, 0), T(info, 1), c10::nullopt, c10::nullopt, I(info, 2)));
+  });
+}
+
+// interpolate(x, [H, W], mode 0 bilinear | 1 bicubic | 2 nearest, alignCorners)
+MM_FN(Interpolate) {
+  return guarded(info, "interpolate", [&]() -> Napi::Value {
+    std::vector<int64_t> size = intList(info[1]);
+    int mode = info[2].As<Napi::Number>().Int32Value();
+    bool align = B(info, 3);
+    const at::Tensor& x = T(info, 0);
+    switch (mode) {
+      case 0: return out(info, at::upsample_bilinear2d(x, size, align, c10::nullopt, c10::nullopt));
+      case 1: return out(info, at::upsample_bicubic2d(x, size, align, c10::nullopt, c10::nullopt));
+      case 2: return out(info, at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
+      default: throw std::invalid_argument("unknown interpolation mode");
+    }
+  });
+}
+
+void registerNN(Napi::Env env, Napi::Object exports) {
+  MM_EXPORT(exports, "linear", Linear);
+  MM_EXPORT(exports, "layerNorm", LayerNorm);
+  MM_EXPORT(exports, "softmax", Softmax);
+  MM_EXPORT(exports, "logSoftmax", LogSoftmax);
+  MM_EXPORT(exports, "dropout", Dropout);
+  MM_EXPORT(exports, "embedding", Embedding);
+  MM_EXPORT(exports, "conv2d", Conv2d);
+  MM_EXPORT(exports, "sdpa", Sdpa);
+  MM_EXPORT(exports, "crossEntropy", CrossEntropy);
+  MM_EXPORT(exports, "mseLoss", MseLoss);
+  MM_EXPORT(exports, "bceWithLogits", BceWithLogits);
+  MM_EXPORT(exports, "interpolate", Interpolate);
+}
+
+}  // namespace mm

@@ -1,0 +1,229 @@
+// Autograd, grad mode, autocast and in-place updates used by optimizers and initialisers.
+// Grad mode and autocast are thread-local in LibTorch: every call here runs on the JS thread, and TypeScript
+// never holds a mode across an await.
+#include "handles.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/version.h>
+
+namespace mm {
+
+static inline Napi::Value out(const Napi::CallbackInfo& info, const at::Tensor& t) {
+  return Napi::Number::New(info.Env(), wrap(info.Env(), t));
+}
+static inline const at::Tensor& T(const Napi::CallbackInfo& info, int i) { return unwrap(info.Env(), info[i]); }
+static inline c10::optional<at::Tensor> OT(const Napi::CallbackInfo& info, int i) { return unwrapOptional(info.Env(), info[i]); }
+static inline double D(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().DoubleValue(); }
+static inline bool B(const Napi::CallbackInfo& info, int i) { return info[i].ToBoolean().Value(); }
+
+// backward(h, grad|-1, retainGraph)
+MM_FN(Backward) {
+  return guarded(info, "backward", [&]() -> Napi::Value {
+    const at::Tensor& t = T(info, 0);
+    c10::optional<at::Tensor> g = OT(info, 1);
+    t.backward(g ? *g : at::Tensor(), B(info, 2), false);
+    return info.Env().Undefined();
+  });
+}
+
+MM_FN(Grad) {
+  return guarded(info, "grad", [&]() -> Napi::Value { return wrapOptional(info.Env(), T(info, 0).grad()); });
+}
+
+// setGrad(h, g|-1): -1 clears the gradient (set_to_none semantics)
+MM_FN(SetGrad) {
+  return guarded(info, "setGrad", [&]() -> Napi::Value {
+    at::Tensor t = T(info, 0);
+    c10::optional<at::Tensor> g = OT(info, 1);
+    t.mutable_grad() = g ? *g : at::Tensor();
+    return info.Env().Undefined();
+  });
+}
+
+MM_FN(RequiresGrad) {
+  return guarded(info, "requiresGrad", [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), T(info, 0).requires_grad()); });
+}
+
+MM_FN(SetRequiresGrad) {
+  return guarded(info, "setRequiresGrad", [&]() -> Napi::Value {
+    at::Tensor t = T(info, 0);
+    t.set_requires_grad(B(info, 1));
+    return info.Env().Undefined();
+  });
+}
+
+MM_FN(IsLeaf) {
+  return guarded(info, "isLeaf", [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), T(info, 0).is_leaf()); });
+}
+
+MM_FN(RetainGrad) {
+  return guarded(info, "retainGrad", [&]() -> Napi::Value {
+    T(info, 0).retain_grad();
+    return info.Env().Undefined();
+  });
+}
+
+MM_FN(SetGradEnabled) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(info[0].ToBoolean().Value());
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
+MM_FN(IsGradEnabled) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
+
+// ---- autocast ----
+static bool autocastEnabled(bool cuda) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+static at::ScalarType autocastDtype(bool cuda) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+static void setAutocast(bool cuda, bool enabled, at::ScalarType dtype) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, enabled);
+  at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, dtype);
+#else
+  if (cuda) {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+#endif
+}
+
+// autocastEnter(cuda, dtype) -> [prevEnabled, prevDtype]
+MM_FN(AutocastEnter) {
+  return guarded(info, "autocast", [&]() -> Napi::Value {
+    bool cuda = B(info, 0);
+    at::ScalarType dt = toScalarType(info[1].As<Napi::Number>().Int32Value());
+    Napi::Array prev = Napi::Array::New(info.Env(), 2);
+    prev.Set(0u, Napi::Boolean::New(info.Env(), autocastEnabled(cuda)));
+    prev.Set(1u, Napi::Number::New(info.Env(), fromScalarType(autocastDtype(cuda))));
+    setAutocast(cuda, true, dt);
+    at::autocast::increment_nesting();
+    return prev;
+  });
+}
+
+// autocastExit(cuda, prevEnabled, prevDtype): the cast cache is cleared when the outermost scope closes, else
+// it leaks (pytorch#86136).
+MM_FN(AutocastExit) {
+  return guarded(info, "autocast", [&]() -> Napi::Value {
+    bool cuda = B(info, 0);
+    setAutocast(cuda, B(info, 1), toScalarType(info[2].As<Napi::Number>().Int32Value()));
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    return info.Env().Undefined();
+  });
+}
+
+// ---- in-place updates (optimizers, initialisers); callers run them with grad mode off on leaves ----
+static const char* kInplaceNames[] = {"add_", "sub_", "mul_", "div_", "copy_", "maximum_"};
+
+// inplaceBinary(code, h, other, alpha): 0 add_(other, alpha), 1 sub_, 2 mul_, 3 div_, 4 copy_
+MM_FN(InplaceBinary) {
+  int code = info[0].As<Napi::Number>().Int32Value();
+  const char* name = (code >= 0 && code < 6) ? kInplaceNames[code] : "inplace";
+  return guarded(info, name, [&]() -> Napi::Value {
+    at::Tensor t = T(info, 1);
+    const at::Tensor& o = T(info, 2);
+    switch (code) {
+      case 0: t.add_(o, D(info, 3)); break;
+      case 1: t.sub_(o, D(info, 3)); break;
+      case 2: t.mul_(o); break;
+      case 3: t.div_(o); break;
+      case 4: t.copy_(o); break;
+      default: throw std::invalid_argument("unknown in-place op");
+    }
+    return info.Env().Undefined();
+  });
+}
+
+// inplaceScalar(code, h, a, b): 0 add_(a), 1 mul_(a), 2 fill_(a), 3 zero_, 4 normal_(a, b), 5 uniform_(a, b),
+// 6 clamp_(a, b), 7 sqrt_, 8 div_(a)
+MM_FN(InplaceScalar) {
+  return guarded(info, "inplace", [&]() -> Napi::Value {
+    int code = info[0].As<Napi::Number>().Int32Value();
+    at::Tensor t = T(info, 1);
+    double a = info[2].IsNumber() ? D(info, 2) : 0;
+    double b = info[3].IsNumber() ? D(info, 3) : 0;
+    switch (code) {
+      case 0: t.add_(a); break;
+      case 1: t.mul_(a); break;
+      case 2: t.fill_(a); break;
+      case 3: t.zero_(); break;
+      case 4: t.normal_(a, b); break;
+      case 5: t.uniform_(a, b); break;
+      case 6: t.clamp_(a, b); break;
+      case 7: t.sqrt_(); break;
+      case 8: t.div_(a); break;
+      default: throw std::invalid_argument("unknown in-place op");
+    }
+    return info.Env().Undefined();
+  });
+}
+
+// addcmul_(h, t1, t2, value), addcdiv_(h, t1, t2, value), lerp_(h, end, weight)
+MM_FN(Addcmul) {
+  return guarded(info, "addcmul_", [&]() -> Napi::Value {
+    at::Tensor t = T(info, 0);
+    t.addcmul_(T(info, 1), T(info, 2), D(info, 3));
+    return info.Env().Undefined();
+  });
+}
+MM_FN(Addcdiv) {
+  return guarded(info, "addcdiv_", [&]() -> Napi::Value {
+    at::Tensor t = T(info, 0);
+    t.addcdiv_(T(info, 1), T(info, 2), D(info, 3));
+    return info.Env().Undefined();
+  });
+}
+MM_FN(Lerp) {
+  return guarded(info, "lerp_", [&]() -> Napi::Value {
+    at::Tensor t = T(info, 0);
+    t.lerp_(T(info, 1), D(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+// maskedFill_(h, mask, value)
+MM_FN(MaskedFillInplace) {
+  return guarded(info, "maskedFill_", [&]() -> Napi::Value {
+    at::Tensor t = T(info, 0);
+    t.masked_fill_(T(info, 1), D(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+void registerTrain(Napi::Env env, Napi::Object exports) {
+  MM_EXPORT(exports, "backward", Backward);
+  MM_EXPORT(exports, "grad", Grad);
+  MM_EXPORT(exports, "setGrad", SetGrad);
+  MM_EXPORT(exports, "requiresGrad", RequiresGrad);
+  MM_EXPORT(exports, "setRequiresGrad", SetRequiresGrad);
+  MM_EXPORT(exports, "isLeaf", IsLeaf);
+  MM_EXPORT(exports, "retainGrad", RetainGrad);
+  MM_EXPORT(exports, "setGradEnabled", SetGradEnabled);
+  MM_EXPORT(exports, "isGradEnabled", IsGradEnabled);
+  MM_EXPORT(exports, "autocastEnter", AutocastEnter);
+  MM_EXPORT(exports, "autocastExit", AutocastExit);
+  MM_EXPORT(exports, "inplaceBinary", InplaceBinary);
+  MM_EXPORT(exports, "inplaceScalar", InplaceScalar);
+  MM_EXPORT(exports, "addcmul_", Addcmul);
+  MM_EXPORT(exports, "addcdiv_", Addcdiv);
+  MM_EXPORT(exports, "lerp_", Lerp);
+  MM_EXPORT(exports, "maskedFill_", MaskedFillInplace);
+}
+
+}  // namespace mm

@@ -1,0 +1,4 @@
+// mmtrain: image-text joint training in TypeScript on LibTorch.
+export * from './tensor/index.js';
+export * as nn from './nn/index.js';
+export { MmtrainError } from './errors.js';

@@ -1,0 +1,131 @@
+// The whole native surface, declared as one interface. Tensors cross it as numeric handles (slot + generation);
+// -1 stands for "no tensor". Everything here is synchronous and runs on the calling JS thread.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Handle = number;
+
+export interface BuildInfo {
+  libtorch: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  parallelInfo: string;
+  cxx11Abi: boolean;
+}
+
+export interface NativeBinding {
+  // creation and reading back
+  fromTypedArray(data: ArrayBufferView, shape: number[], srcDtype: number, dstDtype: number, zeroCopy: boolean, device?: string | null): Handle;
+  full(shape: number[], value: number, dtype: number, device: string | null): Handle;
+  empty(shape: number[], dtype: number, device: string | null): Handle;
+  arange(start: number, end: number, step: number, dtype: number, device: string | null): Handle;
+  random(kind: number, shape: number[], dtype: number, device: string | null, a?: number, b?: number): Handle;
+  read(h: Handle, asDtype: number): ArrayBuffer;
+  item(h: Handle): number;
+  shape(h: Handle): number[];
+  strides(h: Handle): number[];
+  dtype(h: Handle): number;
+  device(h: Handle): string;
+  isContiguous(h: Handle): boolean;
+  free(h: Handle): void;
+  freeMany(hs: Handle[]): void;
+  isLive(h: Handle): boolean;
+  memoryStats(): { liveTensors: number; liveBytes: number; slots: number };
+  // process-wide controls
+  manualSeed(seed: number): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  setInteropThreads(n: number): void;
+  buildInfo(): BuildInfo;
+  getRngState(): Handle;
+  setRngState(h: Handle): void;
+  // math
+  unary(code: number, a: Handle): Handle;
+  binary(code: number, a: Handle, b: Handle): Handle;
+  binaryScalar(code: number, a: Handle, s: number, isInt: boolean): Handle;
+  addScaled(a: Handle, b: Handle, alpha: number): Handle;
+  reduce(code: number, a: Handle, dims: number[] | null, keepdim: boolean, extra?: number): Handle;
+  maxDim(a: Handle, dim: number, keepdim: boolean): [Handle, Handle];
+  minDim(a: Handle, dim: number, keepdim: boolean): [Handle, Handle];
+  sort(a: Handle, dim: number, descending: boolean): [Handle, Handle];
+  topk(a: Handle, k: number, dim: number, largest: boolean): [Handle, Handle];
+  cumsum(a: Handle, dim: number): Handle;
+  reshape(a: Handle, shape: number[]): Handle;
+  view(a: Handle, shape: number[]): Handle;
+  permute(a: Handle, dims: number[]): Handle;
+  transpose(a: Handle, d0: number, d1: number): Handle;
+  slice(a: Handle, dim: number, start: number, end: number, step: number): Handle;
+  select(a: Handle, dim: number, index: number): Handle;
+  indexSelect(a: Handle, dim: number, index: Handle): Handle;
+  gather(a: Handle, dim: number, index: Handle): Handle;
+  indexTensor(a: Handle, index: Handle): Handle;
+  cat(hs: Handle[], dim: number): Handle;
+  stack(hs: Handle[], dim: number): Handle;
+  split(a: Handle, sizeOrSizes: number | number[], dim: number): Handle[];
+  chunk(a: Handle, chunks: number, dim: number): Handle[];
+  squeeze(a: Handle, dim: number | null): Handle;
+  unsqueeze(a: Handle, dim: number): Handle;
+  expand(a: Handle, shape: number[]): Handle;
+  flatten(a: Handle, start: number, end: number): Handle;
+  repeat(a: Handle, repeats: number[]): Handle;
+  flip(a: Handle, dims: number[]): Handle;
+  tril(a: Handle, k: number, upper: boolean): Handle;
+  oneHot(a: Handle, numClasses: number): Handle;
+  matmul(a: Handle, b: Handle): Handle;
+  bmm(a: Handle, b: Handle): Handle;
+  mm(a: Handle, b: Handle): Handle;
+  where(cond: Handle, a: Handle, b: Handle): Handle;
+  maskedFill(a: Handle, mask: Handle, value: number): Handle;
+  clamp(a: Handle, min: number | null, max: number | null): Handle;
+  to(a: Handle, dtype: number, device: string | null, copy: boolean): Handle;
+  // nn functional
+  linear(x: Handle, w: Handle, b: Handle): Handle;
+  layerNorm(x: Handle, shape: number[], w: Handle, b: Handle, eps: number): Handle;
+  softmax(x: Handle, dim: number, dtype: number): Handle;
+  logSoftmax(x: Handle, dim: number, dtype: number): Handle;
+  dropout(x: Handle, p: number, train: boolean): Handle;
+  embedding(w: Handle, idx: Handle, paddingIdx: number): Handle;
+  conv2d(x: Handle, w: Handle, b: Handle, stride: number[], padding: number[], dilation: number[], groups: number): Handle;
+  sdpa(q: Handle, k: Handle, v: Handle, mask: Handle, dropoutP: number, isCausal: boolean, scale: number | null): Handle;
+  crossEntropy(logits: Handle, target: Handle, weight: Handle, reduction: number, ignoreIndex: number, labelSmoothing: number): Handle;
+  mseLoss(a: Handle, b: Handle, reduction: number): Handle;
+  bceWithLogits(logits: Handle, target: Handle, reduction: number): Handle;
+  interpolate(x: Handle, size: number[], mode: number, alignCorners: boolean): Handle;
+  // autograd, modes, in-place updates
+  backward(h: Handle, grad: Handle, retainGraph: boolean): void;
+  grad(h: Handle): Handle;
+  setGrad(h: Handle, g: Handle): void;
+  requiresGrad(h: Handle): boolean;
+  setRequiresGrad(h: Handle, v: boolean): void;
+  isLeaf(h: Handle): boolean;
+  retainGrad(h: Handle): void;
+  setGradEnabled(v: boolean): boolean;
+  isGradEnabled(): boolean;
+  autocastEnter(cuda: boolean, dtype: number): [boolean, number];
+  autocastExit(cuda: boolean, prevEnabled: boolean, prevDtype: number): void;
+  inplaceBinary(code: number, h: Handle, other: Handle, alpha: number): void;
+  inplaceScalar(code: number, h: Handle, a?: number, b?: number): void;
+  addcmul_(h: Handle, t1: Handle, t2: Handle, value: number): void;
+  addcdiv_(h: Handle, t1: Handle, t2: Handle, value: number): void;
+  lerp_(h: Handle, end: Handle, weight: number): void;
+  maskedFill_(h: Handle, mask: Handle, value: number): void;
+}
+
+function findAddon(): string {
+  // dist/src/tensor/native.js -> package root is three levels up; src/tensor/native.ts (ts-node) two.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'build', 'Release', 'mmtrain_native.node');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(
+    'mmtrain: the native addon build/Release/mmtrain_native.node was not found. Run `npm run build` ' +
+      '(it needs LibTorch: on Debian `apt-get install libtorch-dev libopenblas0-pthread`, elsewhere set LIBTORCH=/path/to/libtorch).',
+  );
+}
+
+const require = createRequire(import.meta.url);
+export const native: NativeBinding = require(findAddon()) as NativeBinding;

@@ -1,0 +1,101 @@
+// Deterministic release of native tensors. Scopes (like tfjs `tidy`) are the main mechanism: every tensor
+// created inside a scope is freed when it closes, unless it is returned or kept. `dispose()` frees one tensor
+// at once. A FinalizationRegistry is only a safety net: its callbacks run late, and never inside a synchronous
+// loop, so a loop that relies on the GC grows without bound.
+import { MmtrainError } from '../errors.js';
+import { native, type Handle } from './native.js';
+
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+interface Tracked extends Disposable {
+  /** true once keep()-ed: no scope frees it */
+  kept: boolean;
+}
+
+const scopes: Tracked[][] = [];
+
+const finalizer = new FinalizationRegistry<Handle>((h) => {
+  // Generation-checked in native: a handle already freed (and its slot reused) is left alone.
+  native.free(h);
+});
+
+export function trackNew(t: Tracked, h: Handle): void {
+  finalizer.register(t, h);
+  const top = scopes[scopes.length - 1];
+  if (top) top.push(t);
+}
+
+/** Keeps a tensor (or every tensor in a container) alive past all enclosing scopes. */
+export function keep<T>(value: T): T {
+  visitTensors(value, (t) => {
+    t.kept = true;
+  });
+  return value;
+}
+
+function visitTensors(value: unknown, fn: (t: Tracked) => void, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (isTracked(value)) {
+    fn(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) visitTensors(v, fn, seen);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) visitTensors(v, fn, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) visitTensors(v, fn, seen);
+  }
+}
+
+let isTracked: (v: object) => v is Tracked = (v): v is Tracked => false;
+export function setTrackedPredicate(p: (v: object) => v is Tracked): void {
+  isTracked = p;
+}
+
+/**
+ * Runs fn in a scope: tensors created inside are disposed when it returns, except those in its result (a
+ * tensor, or arrays / plain objects / Maps of them), which move to the enclosing scope, and those kept.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Tracked[] = [];
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    disposeScope(scope, new Set());
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    disposeScope(scope, new Set());
+    throw new MmtrainError('tidy() takes a synchronous function: grad mode and scopes cannot span an await. Use tidy inside the async code instead.');
+  }
+  const returned = new Set<Tracked>();
+  visitTensors(result, (t) => returned.add(t));
+  disposeScope(scope, returned);
+  const parent = scopes[scopes.length - 1];
+  if (parent) for (const t of returned) if (!t.kept && !t.isDisposed) parent.push(t);
+  return result;
+}
+
+function disposeScope(scope: Tracked[], spare: Set<Tracked>): void {
+  for (const t of scope) if (!t.kept && !spare.has(t)) t.dispose();
+}
+
+/** Number of open scopes (for tests and diagnostics). */
+export function scopeDepth(): number {
+  return scopes.length;
+}
+
+/** Live native tensors and bytes held by this process's tensors (views count once, with their base). */
+export function memory(): { liveTensors: number; liveBytes: number } {
+  const s = native.memoryStats();
+  return { liveTensors: s.liveTensors, liveBytes: s.liveBytes };
+}
