@@ -1,5 +1,6 @@
 #include "handles.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -7,7 +8,7 @@ namespace mm {
 
 namespace {
 // Inputs seen by unwrap() during the current call, so an error can name their shapes.
-thread_local std::vector<at::Tensor> tlsInputs;
+thread_local std::vector<std::pair<int, at::Tensor>> tlsInputs;
 thread_local bool tlsRecording = false;
 }  // namespace
 
@@ -50,16 +51,16 @@ static Slot* lookup(Napi::Env env, double h) {
   return &slot;
 }
 
-const at::Tensor& unwrap(Napi::Env env, const Napi::Value& v) {
+const at::Tensor& unwrap(Napi::Env env, const Napi::Value& v, int argIndex) {
   Slot* slot = v.IsNumber() ? lookup(env, v.As<Napi::Number>().DoubleValue()) : nullptr;
   if (!slot) throw std::invalid_argument("tensor handle is invalid or was disposed");
-  if (tlsRecording) tlsInputs.push_back(slot->tensor);
+  if (tlsRecording) tlsInputs.emplace_back(argIndex, slot->tensor);
   return slot->tensor;
 }
 
-c10::optional<at::Tensor> unwrapOptional(Napi::Env env, const Napi::Value& v) {
+c10::optional<at::Tensor> unwrapOptional(Napi::Env env, const Napi::Value& v, int argIndex) {
   if (v.IsUndefined() || v.IsNull() || (v.IsNumber() && v.As<Napi::Number>().DoubleValue() < 0)) return c10::nullopt;
-  return unwrap(env, v);
+  return unwrap(env, v, argIndex);
 }
 
 Napi::Value wrapOptional(Napi::Env env, const at::Tensor& t) {
@@ -73,11 +74,11 @@ Napi::Array wrapList(Napi::Env env, const std::vector<at::Tensor>& ts) {
   return out;
 }
 
-std::vector<at::Tensor> unwrapList(Napi::Env env, const Napi::Value& v) {
+std::vector<at::Tensor> unwrapList(Napi::Env env, const Napi::Value& v, int argIndex) {
   Napi::Array arr = v.As<Napi::Array>();
   std::vector<at::Tensor> out;
   out.reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(unwrap(env, arr.Get(i)));
+  for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(unwrap(env, arr.Get(i), argIndex * 4096 + static_cast<int>(i)));
   return out;
 }
 
@@ -155,8 +156,9 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const char* op, const std::f
   std::ostringstream os;
   os << op << " failed";
   if (!tlsInputs.empty()) {
+    std::stable_sort(tlsInputs.begin(), tlsInputs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     os << " for inputs ";
-    for (size_t i = 0; i < tlsInputs.size(); i++) os << (i ? ", " : "") << shapeString(tlsInputs[i]);
+    for (size_t i = 0; i < tlsInputs.size(); i++) os << (i ? ", " : "") << shapeString(tlsInputs[i].second);
   }
   // Keep LibTorch's first lines: they carry the reason; later lines are internal context.
   std::string first = message;

@@ -37,12 +37,13 @@ State& state(Napi::Env env);
 constexpr double kSlotBits = 4194304.0;  // 2^22 slots; handle = slot + generation * 2^22
 
 double wrap(Napi::Env env, at::Tensor t);
-const at::Tensor& unwrap(Napi::Env env, const Napi::Value& v);
+// argIndex orders the inputs named in error messages (C++ evaluates call arguments in any order).
+const at::Tensor& unwrap(Napi::Env env, const Napi::Value& v, int argIndex = 0);
 // Handle or -1 for "none" (optional tensor arguments and results).
-c10::optional<at::Tensor> unwrapOptional(Napi::Env env, const Napi::Value& v);
+c10::optional<at::Tensor> unwrapOptional(Napi::Env env, const Napi::Value& v, int argIndex = 0);
 Napi::Value wrapOptional(Napi::Env env, const at::Tensor& t);
 Napi::Array wrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
-std::vector<at::Tensor> unwrapList(Napi::Env env, const Napi::Value& v);
+std::vector<at::Tensor> unwrapList(Napi::Env env, const Napi::Value& v, int argIndex = 0);
 void release(Napi::Env env, double handle);
 void drainPending(Napi::Env env);
 

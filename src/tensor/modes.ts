@@ -47,8 +47,9 @@ export interface AutocastOptions {
 }
 
 /**
- * Runs fn under LibTorch autocast (torch.autocast): matmul-heavy ops run in bf16/fp16, precision-sensitive ops
- * (softmax, layer norm, losses) in fp32. Parameters stay fp32. Default: CPU bfloat16.
+ * Runs fn under LibTorch autocast (torch.autocast): matmul-heavy ops run in bf16/fp16, the ops LibTorch lists as
+ * precision-sensitive (losses among them) in fp32, with the same per-op policy as torch.autocast. Parameters and
+ * their gradients stay fp32. Default: CPU bfloat16.
  */
 export function autocast<T>(opts: AutocastOptions, fn: () => T): T {
   const device = opts.device ?? 'cpu';

@@ -23,7 +23,7 @@ const finalizer = new FinalizationRegistry<Handle>((h) => {
 });
 
 export function trackNew(t: Tracked, h: Handle): void {
-  finalizer.register(t, h);
+  finalizer.register(t, h, t);
   const top = scopes[scopes.length - 1];
   if (top) top.push(t);
 }
@@ -50,6 +50,14 @@ function visitTensors(value: unknown, fn: (t: Tracked) => void, seen = new Set<u
   } else if (Object.getPrototypeOf(value) === Object.prototype) {
     for (const v of Object.values(value)) visitTensors(v, fn, seen);
   }
+}
+
+/**
+ * Called by dispose(): drops the finalizer's record at once. Records of live objects are only cleared when the
+ * event loop runs, so without this a synchronous loop would grow the JS heap by one record per tensor.
+ */
+export function untrack(t: Tracked): void {
+  finalizer.unregister(t);
 }
 
 let isTracked: (v: object) => v is Tracked = (v): v is Tracked => false;

@@ -6,7 +6,7 @@ import {
   isFloating, typedArrayFor,
 } from './dtype.js';
 import { native, type Handle } from './native.js';
-import { setTrackedPredicate, trackNew } from './scope.js';
+import { setTrackedPredicate, trackNew, untrack } from './scope.js';
 
 // Op codes shared with native/src/ops_math.cc
 const U = {
@@ -72,6 +72,7 @@ export class Tensor {
     if (this.#h >= 0) {
       native.free(this.#h);
       this.#h = -1;
+      untrack(this);
     }
   }
 
