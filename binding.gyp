@@ -8,7 +8,8 @@
         "native/src/ops_create.cc",
         "native/src/ops_math.cc",
         "native/src/ops_nn.cc",
-        "native/src/ops_train.cc"
+        "native/src/ops_train.cc",
+        "native/src/optim.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerMath(env, exports);
   registerNN(env, exports);
   registerTrain(env, exports);
+  registerOptim(env, exports);
   return exports;
 }
 

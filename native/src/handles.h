@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct State {
   // JS ArrayBuffer references held by zero-copy tensors; their release is deferred to the JS thread.
   std::mutex pendingMutex;
   std::vector<napi_ref> pendingRelease;
+  // Optimizers (native/src/optim.cc), opaque here to keep torch's C++ API headers out of this file.
+  std::shared_ptr<void> optim;
 };
 
 State& state(Napi::Env env);
@@ -64,6 +67,7 @@ void registerCreate(Napi::Env env, Napi::Object exports);
 void registerMath(Napi::Env env, Napi::Object exports);
 void registerNN(Napi::Env env, Napi::Object exports);
 void registerTrain(Napi::Env env, Napi::Object exports);
+void registerOptim(Napi::Env env, Napi::Object exports);
 
 #define MM_FN(name) static Napi::Value name(const Napi::CallbackInfo& info)
 #define MM_EXPORT(obj, name, fn) obj.Set(name, Napi::Function::New(env, fn, name))

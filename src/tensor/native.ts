@@ -111,6 +111,14 @@ export interface NativeBinding {
   addcdiv_(h: Handle, t1: Handle, t2: Handle, value: number): void;
   lerp_(h: Handle, end: Handle, weight: number): void;
   maskedFill_(h: Handle, mask: Handle, value: number): void;
+  // optimizers (LibTorch's torch::optim) and gradient clipping
+  adamwCreate(groups: { params: Handle[]; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; amsgrad: boolean }[]): number;
+  adamwStep(id: number): void;
+  adamwSetLr(id: number, group: number, lr: number): void;
+  adamwGetState(id: number, group: number, index: number): [number, Handle, Handle, Handle] | null;
+  adamwSetState(id: number, group: number, index: number, step: number, expAvg: Handle, expAvgSq: Handle, maxExpAvgSq: Handle): void;
+  adamwFree(id: number): void;
+  clipGradNorm(params: Handle[], maxNorm: number, normType: number): number;
 }
 
 function findAddon(): string {

@@ -1,0 +1,1 @@
+export { AdamW, clipGradNorm, type AdamWOptions, type ParamGroup, type AdamWParamState } from './optim.js';
