@@ -59,12 +59,17 @@ const OPS: Record<string, OpFn> = {
       sd.get('out_proj.weight')!.copy_(ow!);
       sd.get('out_proj.bias')!.copy_(ob!);
     });
+    if (o.self) {
+      mhaParams = m;
+      return m.forward(q!, q!, q!, { needWeights: false }).output;
+    }
     const r = m.forward(q!, k!, v!, { keyPaddingMask: kpm ?? null, needWeights: true });
     const out = cat([r.output.reshape(-1), r.weights!.reshape(-1)]);
     // Gradients for the parameter inputs are checked through the module's own parameters.
     mhaParams = m;
     return out;
   },
+  mha_self: ([x, w, b, ow, ob], o) => OPS.mha!([x!, x!, x!, w!, b!, ow!, ob!], { ...o, self: true }),
 };
 let mhaParams: nn.MultiheadAttention | null = null;
 
@@ -73,6 +78,7 @@ const DEFAULT_TOL: Tol = { atol: 1e-5, rtol: 1e-4 };
 const TOL: Record<string, Tol> = {
   matmul: { atol: 1e-4, rtol: 1e-4 }, bmm: { atol: 1e-4, rtol: 1e-4 }, linear: { atol: 1e-4, rtol: 1e-4 },
   conv2d: { atol: 1e-4, rtol: 1e-4 }, sdpa: { atol: 1e-4, rtol: 1e-4 }, mha: { atol: 1e-4, rtol: 1e-4 },
+  mha_self: { atol: 1e-4, rtol: 1e-4 },
   layer_norm: { atol: 1e-4, rtol: 1e-4 }, interpolate: { atol: 1e-4, rtol: 1e-4 }, var: { atol: 1e-5, rtol: 1e-4 },
   pow: { atol: 1e-5, rtol: 2e-4 }, pow_scalar: { atol: 1e-5, rtol: 2e-4 }, logsumexp: { atol: 1e-5, rtol: 1e-4 },
 };
@@ -114,6 +120,7 @@ for (const c of meta.cases) {
       for (const i of c.grads) {
         let g: Tensor | null;
         if (c.op === 'mha' && i >= 3 && i <= 6) g = new Map(mhaParams!.namedParameters()).get(paramNames[i - 3]!)!.grad;
+        else if (c.op === 'mha_self' && i >= 1) g = new Map(mhaParams!.namedParameters()).get(paramNames[i - 1]!)!.grad;
         else g = inputs[i]!.grad;
         assert.ok(g, `${c.name}: no gradient for input ${i}`);
         assertClose(g, fx.get(`${c.name}.grad${i}`)!, gtol, `${c.name}: grad of input ${i}`);

@@ -67,11 +67,18 @@ export class MultiheadAttention extends Module {
     }
     const [B, T] = [q0.size(0), q0.size(1)];
     const S = k0.size(1);
-    const [wq, wk, wv] = this.inProjWeight.chunk(3, 0);
-    const [bq, bk, bv] = this.inProjBias ? this.inProjBias.chunk(3, 0) : [null, null, null];
-    const q = F.linear(q0, wq!, bq).view(B, T, nh, hs).transpose(1, 2); // (B, T, C) -> (B, nh, T, hs)
-    const k = F.linear(k0, wk!, bk).view(B, S, nh, hs).transpose(1, 2); // (B, S, C) -> (B, nh, S, hs)
-    const v = F.linear(v0, wv!, bv).view(B, S, nh, hs).transpose(1, 2); // (B, S, C) -> (B, nh, S, hs)
+    let q: Tensor, k: Tensor, v: Tensor;
+    if (query === key && key === value) {
+      // Self-attention: one matmul with the packed weight, as torch does.
+      const qkv = F.linear(q0, this.inProjWeight, this.inProjBias).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4); // (B, T, 3C) -> (3, B, nh, T, hs)
+      [q, k, v] = [qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2)];
+    } else {
+      const [wq, wk, wv] = this.inProjWeight.chunk(3, 0);
+      const [bq, bk, bv] = this.inProjBias ? this.inProjBias.chunk(3, 0) : [null, null, null];
+      q = F.linear(q0, wq!, bq).view(B, T, nh, hs).transpose(1, 2); // (B, T, C) -> (B, nh, T, hs)
+      k = F.linear(k0, wk!, bk).view(B, S, nh, hs).transpose(1, 2); // (B, S, C) -> (B, nh, S, hs)
+      v = F.linear(v0, wv!, bv).view(B, S, nh, hs).transpose(1, 2); // (B, S, C) -> (B, nh, S, hs)
+    }
 
     const mask = this.#additiveMask(opts, B, T, S, q.dtype); // broadcastable to (B, nh, T, S), or null
     const p = this.training ? this.dropout : 0;
