@@ -1,0 +1,73 @@
+// Benchmark workloads on the mmtrain side, mirroring bench/pytorch_ref.py case by case.
+import { F, Tensor, manualSeed, nn, ones, randn, tidy } from '../src/index.js';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** µs per call of a tiny op (1-element add) including its release: with dispose(), and inside one tidy per 100. */
+export function opOverhead(n: number): { us_per_op: number; us_per_op_tidy: number; runs: number[] } {
+  const a = ones([1]);
+  const b = ones([1]);
+  for (let i = 0; i < 1000; i++) a.add(b).dispose();
+  const runs: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) a.add(b).dispose();
+    runs.push(((performance.now() - t0) / n) * 1000);
+  }
+  const tidyRuns: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n / 100; i++) tidy(() => { for (let j = 0; j < 100; j++) a.add(b); });
+    tidyRuns.push(((performance.now() - t0) / n) * 1000);
+  }
+  a.dispose();
+  b.dispose();
+  return { us_per_op: median(runs), us_per_op_tidy: median(tidyRuns), runs };
+}
+
+/** Post-norm encoder layer (BERT form), identical to the reference's Layer. */
+class Layer extends nn.Module {
+  readonly attention: nn.MultiheadAttention;
+  readonly norm1: nn.LayerNorm;
+  readonly fc1: nn.Linear;
+  readonly fc2: nn.Linear;
+  readonly norm2: nn.LayerNorm;
+  constructor(C: number, nh: number) {
+    super();
+    this.attention = this.registerModule('attention', new nn.MultiheadAttention(C, nh, { batchFirst: true }));
+    this.norm1 = this.registerModule('norm1', new nn.LayerNorm(C, 1e-12));
+    this.fc1 = this.registerModule('fc1', new nn.Linear(C, 4 * C));
+    this.fc2 = this.registerModule('fc2', new nn.Linear(4 * C, C));
+    this.norm2 = this.registerModule('norm2', new nn.LayerNorm(C, 1e-12));
+  }
+  forward(x: Tensor): Tensor {
+    const a = this.attention.forward(x, x, x, { needWeights: false }).output;
+    const h = this.norm1.forward(x.add(a));
+    return this.norm2.forward(h.add(this.fc2.forward(F.gelu(this.fc1.forward(h)))));
+  }
+}
+
+export function transformerBlock(B: number, T: number, C: number, layers: number, nh: number, warmup: number, steps: number) {
+  manualSeed(0);
+  const model = new nn.ModuleList(Array.from({ length: layers }, () => new Layer(C, nh)));
+  const x = randn([B, T, C]);
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    tidy(() => {
+      let y = x;
+      for (const l of model) y = l.forward(y);
+      y.mean().backward();
+      model.zeroGrad();
+    });
+    if (i >= warmup) times.push((performance.now() - t0) / 1000);
+  }
+  model.dispose();
+  x.dispose();
+  const med = median(times);
+  return { B, T, C, layers, median_s: med, steps_per_s: 1 / med, times };
+}

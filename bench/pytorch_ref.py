@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""PyTorch eager reference for `npm run bench` (Debian's python3-torch). Same shapes, threads and steps as the
+mmtrain side; prints one JSON object per case on stdout."""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def op_overhead(n):
+    a = torch.ones(1)
+    b = torch.ones(1)
+    for _ in range(1000):
+        a + b
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            a + b
+        runs.append((time.perf_counter() - t0) / n * 1e6)
+    return {"case": "op_overhead", "us_per_op": statistics.median(runs), "runs": runs}
+
+
+class Layer(nn.Module):
+    """Post-norm encoder layer (BERT form): self-attention, residual, LayerNorm, GELU MLP, residual, LayerNorm."""
+
+    def __init__(self, C, nh):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(C, nh, batch_first=True)
+        self.norm1 = nn.LayerNorm(C, eps=1e-12)
+        self.fc1 = nn.Linear(C, 4 * C)
+        self.fc2 = nn.Linear(4 * C, C)
+        self.norm2 = nn.LayerNorm(C, eps=1e-12)
+
+    def forward(self, x):
+        a, _ = self.attention(x, x, x, need_weights=False)
+        x = self.norm1(x + a)
+        return self.norm2(x + self.fc2(F.gelu(self.fc1(x))))
+
+
+def block(B, T, C, layers, nh, warmup, steps):
+    torch.manual_seed(0)
+    model = nn.Sequential(*[Layer(C, nh) for _ in range(layers)])
+    x = torch.randn(B, T, C)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        y = model(x)
+        y.mean().backward()
+        model.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"case": "transformer_block", "B": B, "T": T, "C": C, "layers": layers, "median_s": med,
+            "steps_per_s": 1 / med, "times": times}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--case", required=True)
+    p.add_argument("--n", type=int, default=200000)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.case == "op_overhead":
+        r = op_overhead(a.n)
+    elif a.case == "transformer_block":
+        r = block(8, 128, 256, 4, 4, a.warmup, a.steps)
+    else:
+        raise SystemExit(f"unknown case {a.case}")
+    r["torch"] = torch.__version__
+    r["threads"] = torch.get_num_threads()
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()

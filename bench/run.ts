@@ -1,0 +1,70 @@
+// `npm run bench`: mmtrain and the PyTorch eager reference (bench/pytorch_ref.py, Debian's torch) side by side in
+// the same run, same shapes, threads and steps. Writes bench/results/<timestamp>.json and prints ratios.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
+import { ROOT } from '../test/helpers.js';
+import { opOverhead, transformerBlock } from './blocks.js';
+
+const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
+const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
+const quick = process.argv.includes('--quick');
+setNumThreads(threads);
+
+function torchRef(args: string[]): any {
+  const out = execFileSync(PYTHON, [join(ROOT, 'bench', 'pytorch_ref.py'), '--threads', String(threads), ...args], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+function cpuFlags(): string[] {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return (line ?? '').split(':')[1]!.trim().split(/\s+/).filter((f) => /avx|amx|fma|sse4/.test(f));
+  } catch {
+    return [];
+  }
+}
+
+const results: Record<string, unknown> = {};
+const table: [string, string, string, string][] = [];
+
+// 1. per-op call overhead
+const n = quick ? 20000 : 200000;
+const mmOp = opOverhead(n);
+const ptOp = torchRef(['--case', 'op_overhead', '--n', String(n)]);
+results.op_overhead = { mmtrain: mmOp, pytorch: ptOp, ratio_mmtrain_over_pytorch_time: mmOp.us_per_op / ptOp.us_per_op };
+table.push(['tiny op call (1-element add), µs', mmOp.us_per_op.toFixed(3), ptOp.us_per_op.toFixed(3), (ptOp.us_per_op / mmOp.us_per_op).toFixed(2)]);
+table.push(['tiny op call inside tidy(), µs', mmOp.us_per_op_tidy.toFixed(3), ptOp.us_per_op.toFixed(3), (ptOp.us_per_op / mmOp.us_per_op_tidy).toFixed(2)]);
+
+// 2. transformer block forward + backward, B=8 T=128 C=256, 4 layers; interleave runs to share machine noise
+const steps = quick ? 5 : 20;
+const mmB = [transformerBlock(8, 128, 256, 4, 4, 3, steps)];
+const ptB = [torchRef(['--case', 'transformer_block', '--steps', String(steps)])];
+mmB.push(transformerBlock(8, 128, 256, 4, 4, 3, steps));
+ptB.push(torchRef(['--case', 'transformer_block', '--steps', String(steps)]));
+const mmRate = Math.max(...mmB.map((r) => r.steps_per_s));
+const ptRate = Math.max(...ptB.map((r) => r.steps_per_s));
+results.transformer_block = { mmtrain: mmB, pytorch: ptB, ratio_steps_per_s: mmRate / ptRate };
+table.push(['4-layer block fwd+bwd (B8 T128 C256), steps/s', mmRate.toFixed(2), ptRate.toFixed(2), (mmRate / ptRate).toFixed(3)]);
+
+const info = buildInfo();
+const record = {
+  date: new Date().toISOString(),
+  machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), flags: cpuFlags() },
+  threads: getNumThreads(),
+  libtorch: info.libtorch,
+  torch: ptOp.torch,
+  node: process.version,
+  results,
+};
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+const file = join(ROOT, 'bench', 'results', `${record.date.replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify(record, null, 2));
+
+console.log(`mmtrain vs PyTorch ${ptOp.torch} eager, ${threads} threads, LibTorch ${info.libtorch}`);
+console.log('| case | mmtrain | PyTorch | speed ratio (mmtrain/PyTorch, >1 = mmtrain faster) |');
+console.log('| --- | --- | --- | --- |');
+for (const r of table) console.log(`| ${r.join(' | ')} |`);
+console.log(`written to ${file}`);
