@@ -138,7 +138,11 @@ function findAddon(): string {
 // LibTorch's OpenMP workers spin while waiting by default; with OpenBLAS's own pthreads beside them that
 // oversubscribes the cores (measured: a GELU MLP fwd+bwd on 2 cores took 49 ms spinning, 17 ms passive).
 // libgomp reads this when it loads, which is when the addon loads, so it is set just before. A user's value wins.
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+if (process.env.OMP_WAIT_POLICY === undefined) {
+  process.env.OMP_WAIT_POLICY = 'PASSIVE';
+} else {
+  process.env.MMTRAIN_USER_OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY;
+}
 
 const require = createRequire(import.meta.url);
 export const native: NativeBinding = require(findAddon()) as NativeBinding;

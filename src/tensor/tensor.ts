@@ -50,11 +50,13 @@ export class Tensor {
   #dtype: DType | undefined;
   /** set by keep(): no scope disposes this tensor */
   kept = false;
+  /** whether the GC safety net holds a record (see scope.ts) */
+  registered = false;
 
   /** Wraps a native handle. Internal: use the creation functions. */
   constructor(handle: Handle) {
     this.#h = handle;
-    trackNew(this, handle);
+    trackNew(this);
   }
 
   /** The native handle; throws if the tensor was disposed. */
@@ -74,6 +76,14 @@ export class Tensor {
       this.#h = -1;
       untrack(this);
     }
+  }
+
+  /** Internal (scopes): marks this tensor disposed and returns its handle, which the caller must free. */
+  releaseHandle(): Handle {
+    const h = this.#h;
+    this.#h = -1;
+    untrack(this);
+    return h;
   }
 
   // ---- metadata ----
