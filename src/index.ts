@@ -3,3 +3,4 @@ export * from './tensor/index.js';
 export * as nn from './nn/index.js';
 export { MmtrainError } from './errors.js';
 export * from './train/index.js';
+export * from './models/index.js';

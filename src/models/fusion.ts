@@ -1,0 +1,382 @@
+// The image-text fusion classifier: a BERT text encoder, a ViT image encoder, a fusion module and an MLP head
+// (Linear(2C, 512) -> ReLU -> Dropout(0.1) -> Linear(512, num_labels)). Checkpoint keys: `text_encoder.*`,
+// `image_encoder.*`, `fusion.*`, `classifier.*`.
+import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { MmtrainError, invalid } from '../errors.js';
+import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
+import { noGrad } from '../tensor/modes.js';
+import { tidy } from '../tensor/scope.js';
+import { saveSafetensors } from '../tensor/safetensors.js';
+import { Tensor, cat } from '../tensor/tensor.js';
+import { BERT_PRESETS, BertModel, type BertConfig, bertConfig } from './bert.js';
+import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
+import { VIT_PRESETS, ViTModel, type ViTConfig, vitConfig } from './vit.js';
+
+// ---- config ----
+
+export const FUSION_TYPES = ['cross-attention', 'cls-cross-attention', 'shared-cls-cross-attention', 'concat'] as const;
+export type FusionType = (typeof FUSION_TYPES)[number];
+
+export interface FusionConfig {
+  model_type: 'mmtrain-fusion';
+  text_config: BertConfig;
+  image_config: ViTConfig;
+  fusion_type: FusionType;
+  /** heads of the cross-attention modules (8 in the original design) */
+  fusion_num_heads: number;
+  /** attention-probability dropout inside the cross-attention modules */
+  fusion_attention_dropout: number;
+  /** how each side is reduced to one vector for the head: masked mean over real tokens, or the [CLS] token */
+  pooling: 'mean' | 'cls';
+  head_hidden_size: number;
+  head_dropout: number;
+  num_labels: number;
+  id2label?: Record<string, string>;
+}
+
+const FUSION_DEFAULTS = {
+  fusion_type: 'cross-attention', fusion_num_heads: 8, fusion_attention_dropout: 0, pooling: 'mean',
+  head_hidden_size: 512, head_dropout: 0.1, num_labels: 2,
+} as const;
+
+/** Encoder pairs by size; `tiny` is the embedded default used by the demo and the tests. */
+export const FUSION_PRESETS: Record<string, { text: string; image: string }> = {
+  tiny: { text: 'bert-tiny', image: 'vit-tiny' },
+  mini: { text: 'bert-mini', image: 'vit-mini' },
+  small: { text: 'bert-small', image: 'vit-small' },
+  medium: { text: 'bert-medium', image: 'vit-medium' },
+  base: { text: 'bert-base', image: 'vit-base' },
+  large: { text: 'bert-large', image: 'vit-large' },
+};
+
+type ConfigInput = Omit<Partial<FusionConfig>, 'text_config' | 'image_config'> & {
+  text_config?: Partial<BertConfig>;
+  image_config?: Partial<ViTConfig>;
+};
+
+export function fusionConfig(partial: ConfigInput, source = 'fusion config'): FusionConfig {
+  if (partial.model_type !== undefined && partial.model_type !== 'mmtrain-fusion') {
+    throw new MmtrainError(`${source}: model_type is ${JSON.stringify(partial.model_type)}, not an mmtrain fusion model ("mmtrain-fusion"); ` +
+      'load a single encoder with BertModel.fromPretrained / ViTModel.fromPretrained, or pass it as text/image of createFusionModel');
+  }
+  const c = {
+    ...FUSION_DEFAULTS, ...partial, model_type: 'mmtrain-fusion',
+    text_config: bertConfig(partial.text_config ?? BERT_PRESETS['bert-tiny']!, `${source}: text_config`),
+    image_config: vitConfig(partial.image_config ?? VIT_PRESETS['vit-tiny']!, `${source}: image_config`),
+  } as FusionConfig;
+  if (!FUSION_TYPES.includes(c.fusion_type)) invalid(`${source}: fusion_type`, `one of ${FUSION_TYPES.join(', ')}`, c.fusion_type);
+  if (c.pooling !== 'mean' && c.pooling !== 'cls') invalid(`${source}: pooling`, '"mean" or "cls"', c.pooling);
+  for (const k of ['fusion_num_heads', 'head_hidden_size', 'num_labels'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) invalid(`${source}: ${k}`, 'a positive integer', c[k]);
+  }
+  if (c.num_labels < 2) invalid(`${source}: num_labels`, 'at least 2', c.num_labels);
+  for (const k of ['fusion_attention_dropout', 'head_dropout'] as const) {
+    if (typeof c[k] !== 'number' || c[k] < 0 || c[k] >= 1) invalid(`${source}: ${k}`, 'a number in [0, 1)', c[k]);
+  }
+  const C = c.text_config.hidden_size;
+  if (c.fusion_type !== 'concat' && C % c.fusion_num_heads !== 0) {
+    throw new MmtrainError(`${source}: fusion_num_heads (${c.fusion_num_heads}) must divide the text hidden_size (${C}); set fusion_num_heads to a divisor such as ${[8, 4, 2, 1].find((h) => C % h === 0)}`);
+  }
+  return c;
+}
+
+// ---- inputs and outputs ----
+
+export interface FusionInputs {
+  /** (B, T) int64 token ids */
+  inputIds: Tensor;
+  /** (B, T) 1 for real tokens, 0 for padding */
+  attentionMask: Tensor;
+  tokenTypeIds?: Tensor | null;
+  /** (B, 3, H, W) normalised images */
+  pixelValues: Tensor;
+}
+
+export interface FusionOutputs {
+  /** (B, num_labels) */
+  logits: Tensor;
+  /** the vectors concatenated for the head: (B, C) each */
+  textVector: Tensor;
+  imageVector: Tensor;
+  /** cross-attention weights averaged over heads, when asked: text->image (B, T, N) and image->text (B, N, T) */
+  attention?: { textToImage: Tensor; imageToText: Tensor };
+}
+
+// ---- fusion blocks ----
+
+/** Mean over real tokens only: padded positions never enter the text vector. */
+export function maskedMean(h: Tensor, attentionMask: Tensor): Tensor {
+  const m = attentionMask.to(h.dtype).unsqueeze(-1); // (B, T) -> (B, T, 1)
+  return h.mul(m).sum(1).div(m.sum(1).clamp(1e-9)); // (B, T, C) -> (B, C)
+}
+
+/**
+ * Sequence-level cross-attention: text tokens attend to image tokens and image tokens to text tokens, with two
+ * separate attention modules (one per direction), key padding masks for text, residual + LayerNorm on each side.
+ */
+export class CrossAttentionFusion extends Module {
+  readonly text_to_image: MultiheadAttention;
+  readonly image_to_text: MultiheadAttention;
+  readonly text_norm: LayerNorm;
+  readonly image_norm: LayerNorm;
+  constructor(readonly config: FusionConfig) {
+    super();
+    const C = config.text_config.hidden_size;
+    const opts = { batchFirst: true, dropout: config.fusion_attention_dropout };
+    this.text_to_image = this.registerModule('text_to_image', new MultiheadAttention(C, config.fusion_num_heads, opts));
+    this.image_to_text = this.registerModule('image_to_text', new MultiheadAttention(C, config.fusion_num_heads, opts));
+    this.text_norm = this.registerModule('text_norm', new LayerNorm(C));
+    this.image_norm = this.registerModule('image_norm', new LayerNorm(C));
+  }
+  forward(text: Tensor, image: Tensor, attentionMask: Tensor, needWeights: boolean) {
+    const padding = attentionMask.eq(0); // (B, T) true at padding
+    const t = this.text_to_image.forward(text, image, image, { needWeights });
+    const i = this.image_to_text.forward(image, text, text, { keyPaddingMask: padding, needWeights });
+    return {
+      text: this.text_norm.forward(text.add(t.output)), // (B, T, C)
+      image: this.image_norm.forward(image.add(i.output)), // (B, N, C)
+      weights: needWeights ? { textToImage: t.weights!, imageToText: i.weights! } : undefined,
+    };
+  }
+}
+
+/**
+ * The original design's single-vector form: the text [CLS] vector attends to the image pooler vector and back,
+ * each unsqueezed to a sequence of length 1, with one module per direction. Attention over a single key is a
+ * fixed linear map — the softmax over one key is always 1 — so each direction is out_proj(W_v x) of the other
+ * side's vector and no token-level interaction happens. Kept for comparison studies; `cross-attention` is the
+ * default for that reason.
+ */
+export class ClsCrossAttentionFusion extends Module {
+  readonly text_to_image: MultiheadAttention;
+  readonly image_to_text: MultiheadAttention;
+  constructor(readonly config: FusionConfig) {
+    super();
+    const C = config.text_config.hidden_size;
+    const opts = { batchFirst: true, dropout: config.fusion_attention_dropout };
+    this.text_to_image = this.registerModule('text_to_image', new MultiheadAttention(C, config.fusion_num_heads, opts));
+    this.image_to_text = this.registerModule('image_to_text', new MultiheadAttention(C, config.fusion_num_heads, opts));
+  }
+  forward(textCls: Tensor, imageVec: Tensor, needWeights: boolean) {
+    const t = textCls.unsqueeze(1); // (B, C) -> (B, 1, C)
+    const i = imageVec.unsqueeze(1);
+    const a = this.text_to_image.forward(t, i, i, { needWeights });
+    const b = this.image_to_text.forward(i, t, t, { needWeights });
+    return { text: a.output.squeeze(1), image: b.output.squeeze(1), weights: needWeights ? { textToImage: a.weights!, imageToText: b.weights! } : undefined };
+  }
+}
+
+/**
+ * The original design exactly: the single-vector form with ONE attention module shared by both directions. The
+ * same fixed-linear-map caveat as ClsCrossAttentionFusion applies.
+ */
+export class SharedClsCrossAttentionFusion extends Module {
+  readonly cross_attention: MultiheadAttention;
+  constructor(readonly config: FusionConfig) {
+    super();
+    const C = config.text_config.hidden_size;
+    this.cross_attention = this.registerModule('cross_attention', new MultiheadAttention(C, config.fusion_num_heads, { batchFirst: true, dropout: config.fusion_attention_dropout }));
+  }
+  forward(textCls: Tensor, imageVec: Tensor, needWeights: boolean) {
+    const t = textCls.unsqueeze(1); // (B, C) -> (B, 1, C)
+    const i = imageVec.unsqueeze(1);
+    const a = this.cross_attention.forward(t, i, i, { needWeights });
+    const b = this.cross_attention.forward(i, t, t, { needWeights });
+    return { text: a.output.squeeze(1), image: b.output.squeeze(1), weights: needWeights ? { textToImage: a.weights!, imageToText: b.weights! } : undefined };
+  }
+}
+
+// ---- model ----
+
+export class FusionClassifier extends Module {
+  readonly text_encoder: BertModel;
+  readonly image_encoder: ViTModel;
+  /** maps image features to the text width when the two encoders differ */
+  readonly image_projection: Linear | null;
+  readonly fusion: CrossAttentionFusion | ClsCrossAttentionFusion | SharedClsCrossAttentionFusion | null;
+  readonly classifier: Sequential;
+
+  constructor(readonly config: FusionConfig, encoders: { text?: BertModel; image?: ViTModel } = {}) {
+    super();
+    const C = config.text_config.hidden_size;
+    const Ci = config.image_config.hidden_size;
+    this.text_encoder = this.registerModule('text_encoder', encoders.text ?? new BertModel(config.text_config));
+    this.image_encoder = this.registerModule('image_encoder', encoders.image ?? new ViTModel(config.image_config));
+    this.image_projection = Ci !== C ? this.registerModule('image_projection', new Linear(Ci, C)) : null;
+    switch (config.fusion_type) {
+      case 'cross-attention': this.fusion = this.registerModule('fusion', new CrossAttentionFusion(config)); break;
+      case 'cls-cross-attention': this.fusion = this.registerModule('fusion', new ClsCrossAttentionFusion(config)); break;
+      case 'shared-cls-cross-attention': this.fusion = this.registerModule('fusion', new SharedClsCrossAttentionFusion(config)); break;
+      default: this.fusion = null;
+    }
+    this.classifier = this.registerModule('classifier', new Sequential(
+      new Linear(2 * C, config.head_hidden_size), new ReLU(), new Dropout(config.head_dropout), new Linear(config.head_hidden_size, config.num_labels),
+    ));
+    initFusionHeadWeights(this, config);
+  }
+
+  forward(x: FusionInputs, opts: { returnAttention?: boolean } = {}): FusionOutputs {
+    const needWeights = opts.returnAttention ?? false;
+    const text = this.text_encoder.forward(x.inputIds, x.attentionMask, x.tokenTypeIds ?? null);
+    const image = this.image_encoder.forward(x.pixelValues);
+    const project = (t: Tensor) => (this.image_projection ? this.image_projection.forward(t) : t);
+    let textVector: Tensor;
+    let imageVector: Tensor;
+    let attention: FusionOutputs['attention'];
+    const f = this.fusion;
+    if (f instanceof CrossAttentionFusion) {
+      const r = f.forward(text.lastHiddenState, project(image.lastHiddenState), x.attentionMask, needWeights);
+      textVector = this.config.pooling === 'cls' ? r.text.select(1, 0) : maskedMean(r.text, x.attentionMask);
+      imageVector = this.config.pooling === 'cls' ? r.image.select(1, 0) : r.image.mean(1);
+      attention = r.weights;
+    } else if (f) {
+      // The original reads the text [CLS] state and the image pooler output.
+      const imageVec = project(image.poolerOutput ?? image.lastHiddenState.select(1, 0));
+      const r = f.forward(text.lastHiddenState.select(1, 0), imageVec, needWeights);
+      textVector = r.text;
+      imageVector = r.image;
+      attention = r.weights;
+    } else {
+      const img = project(image.lastHiddenState);
+      textVector = this.config.pooling === 'cls' ? text.lastHiddenState.select(1, 0) : maskedMean(text.lastHiddenState, x.attentionMask);
+      imageVector = this.config.pooling === 'cls' ? img.select(1, 0) : img.mean(1);
+    }
+    const logits = this.classifier.forward(cat([textVector, imageVector], 1)); // (B, 2C) -> (B, num_labels)
+    return { logits, textVector, imageVector, attention };
+  }
+
+  /** Groups of parameters by role, for learning rates, diagnostics and freezing. */
+  parameterGroups(): { text_encoder: Tensor[]; image_encoder: Tensor[]; fusion: Tensor[]; classifier: Tensor[] } {
+    return {
+      text_encoder: this.text_encoder.parameters(),
+      image_encoder: this.image_encoder.parameters(),
+      fusion: [...(this.fusion?.parameters() ?? []), ...(this.image_projection?.parameters() ?? [])],
+      classifier: this.classifier.parameters(),
+    };
+  }
+
+  /**
+   * Freezes an encoder: all of it, or its embeddings and lower `layers` layers (the layers nearest the input).
+   */
+  freeze(which: 'text' | 'image', opts: { layers?: number } = {}): void {
+    const enc = which === 'text' ? this.text_encoder : which === 'image' ? this.image_encoder : invalid('which', '"text" or "image"', which);
+    const n = enc.encoder.layer.length;
+    if (opts.layers === undefined) {
+      enc.requiresGrad_(false);
+      return;
+    }
+    if (!Number.isInteger(opts.layers) || opts.layers < 0 || opts.layers > n) invalid('layers', `an integer in [0, ${n}]`, opts.layers);
+    enc.embeddings.requiresGrad_(false);
+    for (let i = 0; i < opts.layers; i++) enc.encoder.layer.at(i).requiresGrad_(false);
+  }
+
+  /** Makes every parameter of an encoder trainable again. */
+  unfreeze(which: 'text' | 'image'): void {
+    const enc = which === 'text' ? this.text_encoder : which === 'image' ? this.image_encoder : invalid('which', '"text" or "image"', which);
+    enc.requiresGrad_(true);
+  }
+
+  /** Writes config.json and model.safetensors (each atomically) into dir. */
+  save(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'config.json');
+    const tmp = join(dir, `.config.json.${process.pid}.tmp`);
+    const fd = openSync(tmp, 'w');
+    try {
+      writeFileSync(fd, `${JSON.stringify({ ...this.config, mmtrain_version: '0.1.0' }, null, 2)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    saveSafetensors(join(dir, 'model.safetensors'), this.stateDict(), { format: 'pt', model_type: 'mmtrain-fusion' });
+  }
+
+  /** Loads a directory written by save(); every key must match (a different architecture is refused). */
+  static fromPretrained(dir: string): FusionClassifier {
+    const raw = readConfigJson(dir);
+    delete raw.mmtrain_version;
+    const model = new FusionClassifier(fusionConfig(raw as ConfigInput, `${dir}/config.json`));
+    try {
+      checkpointStateDict(model, dir, { strict: true });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+}
+
+export interface EncoderSpec {
+  /** a preset name (bert-tiny ... bert-large, vit-tiny ... vit-large) with optional config overrides */
+  preset?: string;
+  config?: Record<string, unknown>;
+  /** a local Hugging Face-style directory (config.json + model.safetensors) */
+  pretrained?: string;
+}
+
+export interface CreateFusionOptions extends Omit<ConfigInput, 'text_config' | 'image_config'> {
+  /** a fusion preset (tiny, mini, small, medium, base, large) for both encoders */
+  preset?: string;
+  text?: EncoderSpec;
+  image?: EncoderSpec;
+}
+
+/** Builds a fusion classifier from presets and/or local pretrained encoders; reports what loading skipped. */
+export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoad<FusionClassifier> {
+  const { preset, text, image, ...rest } = opts;
+  const pair = preset === undefined ? FUSION_PRESETS.tiny! : FUSION_PRESETS[preset];
+  if (!pair) invalid('preset', `one of ${Object.keys(FUSION_PRESETS).join(', ')}`, preset);
+  const report = { missing: [] as string[], unexpected: [] as string[], mismatched: [] as { key: string; expected: number[]; received: number[] }[] };
+  let textModel: BertModel | undefined;
+  let imageModel: ViTModel | undefined;
+  let textConfig: Partial<BertConfig>;
+  let imageConfig: Partial<ViTConfig>;
+  if (text?.pretrained) {
+    const r = BertModel.fromPretrained(text.pretrained);
+    textModel = r.model;
+    textConfig = r.model.config;
+    report.missing.push(...r.report.missing.map((k) => `text_encoder.${k}`));
+    report.unexpected.push(...r.report.unexpected.map((k) => `text_encoder.${k}`));
+  } else {
+    const name = text?.preset ?? pair.text;
+    const base = BERT_PRESETS[name];
+    if (!base) invalid('text.preset', `one of ${Object.keys(BERT_PRESETS).join(', ')}`, name);
+    textConfig = { ...base, ...(text?.config as Partial<BertConfig>) };
+  }
+  if (image?.pretrained) {
+    const r = ViTModel.fromPretrained(image.pretrained);
+    imageModel = r.model;
+    imageConfig = r.model.config;
+    report.missing.push(...r.report.missing.map((k) => `image_encoder.${k}`));
+    report.unexpected.push(...r.report.unexpected.map((k) => `image_encoder.${k}`));
+  } else {
+    const name = image?.preset ?? pair.image;
+    const base = VIT_PRESETS[name];
+    if (!base) invalid('image.preset', `one of ${Object.keys(VIT_PRESETS).join(', ')}`, name);
+    imageConfig = { ...base, ...(image?.config as Partial<ViTConfig>) };
+  }
+  const config = fusionConfig({ ...rest, text_config: textConfig, image_config: imageConfig });
+  return { model: new FusionClassifier(config, { text: textModel, image: imageModel }), report };
+}
+
+/** Hugging Face-style init for the fusion and head: normal(0, 0.02) weights, zero biases, LayerNorm 1/0. */
+export function initFusionHeadWeights(model: FusionClassifier, config: FusionConfig): void {
+  const std = config.text_config.initializer_range;
+  tidy(() => noGrad(() => {
+    const mods = [...(model.fusion?.namedModules() ?? []), ...model.classifier.namedModules(), ...(model.image_projection?.namedModules() ?? [])];
+    for (const [, m] of mods) {
+      if (m instanceof Linear) {
+        m.weight.normal_(0, std);
+        m.bias?.zero_();
+      } else if (m instanceof MultiheadAttention) {
+        m.inProjWeight.normal_(0, std);
+        m.inProjBias?.zero_();
+      } else if (m instanceof LayerNorm) {
+        m.weight?.fill_(1);
+        m.bias?.zero_();
+      }
+    }
+  }));
+}

@@ -1,0 +1,321 @@
+// ViT (Dosovitskiy et al. 2021) as Hugging Face's ViTModel computes it: Conv2d patch embedding, a [CLS] token,
+// learned position embeddings (interpolated when the image size differs from the checkpoint's), pre-norm encoder
+// layers, a final LayerNorm and an optional tanh pooler over [CLS]. Module paths equal checkpoint keys
+// (`encoder.layer.0.attention.attention.query.weight`), so google/vit-base-patch16-224(-in21k) load directly.
+import { MmtrainError, invalid } from '../errors.js';
+import { Conv2d, Dropout, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
+import { noGrad } from '../tensor/modes.js';
+import { tidy } from '../tensor/scope.js';
+import * as F from '../tensor/functional.js';
+import { Tensor, cat, zeros } from '../tensor/tensor.js';
+import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
+
+// ---- config (Hugging Face `config.json` field names) ----
+
+export interface ViTConfig {
+  model_type?: 'vit';
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  intermediate_size: number;
+  hidden_act: 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'relu';
+  hidden_dropout_prob: number;
+  attention_probs_dropout_prob: number;
+  initializer_range: number;
+  layer_norm_eps: number;
+  image_size: number;
+  patch_size: number;
+  num_channels: number;
+  qkv_bias: boolean;
+}
+
+const VIT_DEFAULTS: ViTConfig = {
+  model_type: 'vit', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072,
+  hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, initializer_range: 0.02,
+  layer_norm_eps: 1e-12, image_size: 224, patch_size: 16, num_channels: 3, qkv_bias: true,
+};
+
+/** ViT sizes matching the BERT presets' widths (so the fusion needs no projection); random init, no download. */
+export const VIT_PRESETS: Record<string, Partial<ViTConfig>> = {
+  'vit-tiny': { hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 512 },
+  'vit-mini': { hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 1024 },
+  'vit-small': { hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, intermediate_size: 2048 },
+  'vit-medium': { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, intermediate_size: 2048 },
+  'vit-base': {},
+  'vit-large': { hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, intermediate_size: 4096 },
+};
+
+export function vitConfig(partial: Partial<ViTConfig>, source = 'vit config'): ViTConfig {
+  const c = { ...VIT_DEFAULTS, ...partial } as ViTConfig;
+  if (c.model_type !== undefined && c.model_type !== 'vit') invalid(`${source}: model_type`, '"vit"', c.model_type);
+  for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'image_size', 'patch_size', 'num_channels'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) invalid(`${source}: ${k}`, 'a positive integer', c[k]);
+  }
+  if (c.hidden_size % c.num_attention_heads !== 0) {
+    throw new MmtrainError(`${source}: hidden_size (${c.hidden_size}) must be a multiple of num_attention_heads (${c.num_attention_heads})`);
+  }
+  if (c.image_size % c.patch_size !== 0) {
+    throw new MmtrainError(`${source}: image_size (${c.image_size}) must be a multiple of patch_size (${c.patch_size})`);
+  }
+  for (const k of ['hidden_dropout_prob', 'attention_probs_dropout_prob'] as const) {
+    if (typeof c[k] !== 'number' || c[k] < 0 || c[k] >= 1) invalid(`${source}: ${k}`, 'a number in [0, 1)', c[k]);
+  }
+  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'].includes(c.hidden_act)) {
+    invalid(`${source}: hidden_act`, '"gelu", "gelu_new", "gelu_pytorch_tanh" or "relu"', c.hidden_act);
+  }
+  if (typeof c.layer_norm_eps !== 'number' || !(c.layer_norm_eps > 0)) invalid(`${source}: layer_norm_eps`, 'a positive number', c.layer_norm_eps);
+  return c;
+}
+
+function activation(x: Tensor, act: ViTConfig['hidden_act']): Tensor {
+  if (act === 'relu') return x.relu();
+  return x.gelu(act === 'gelu' ? 'none' : 'tanh');
+}
+
+// ---- blocks ----
+
+export class ViTPatchEmbeddings extends Module {
+  readonly projection: Conv2d;
+  constructor(readonly config: ViTConfig) {
+    super();
+    this.projection = this.registerModule('projection', new Conv2d(config.num_channels, config.hidden_size, config.patch_size, { stride: config.patch_size }));
+  }
+  forward(pixels: Tensor): Tensor {
+    return this.projection.forward(pixels).flatten(2).transpose(1, 2); // (B, C, h, w) -> (B, h*w, C)
+  }
+}
+
+export class ViTEmbeddings extends Module {
+  readonly cls_token: Tensor;
+  readonly position_embeddings: Tensor;
+  readonly patch_embeddings: ViTPatchEmbeddings;
+  readonly dropout: Dropout;
+  constructor(readonly config: ViTConfig) {
+    super();
+    const n = (config.image_size / config.patch_size) ** 2;
+    this.cls_token = this.registerParameter('cls_token', zeros([1, 1, config.hidden_size]));
+    this.position_embeddings = this.registerParameter('position_embeddings', zeros([1, n + 1, config.hidden_size]));
+    this.patch_embeddings = this.registerModule('patch_embeddings', new ViTPatchEmbeddings(config));
+    this.dropout = this.registerModule('dropout', new Dropout(config.hidden_dropout_prob));
+  }
+  forward(pixels: Tensor): Tensor {
+    const [B, , H, W] = pixels.shape as [number, number, number, number];
+    const p = this.config.patch_size;
+    if (H % p || W % p) {
+      throw new MmtrainError(`ViT: image size ${H}x${W} is not a multiple of patch_size ${p}: resize images to a multiple of ${p}`);
+    }
+    const patches = this.patch_embeddings.forward(pixels); // (B, N, C)
+    const C = this.config.hidden_size;
+    const h = cat([this.cls_token.expand(B, 1, C), patches], 1); // (B, 1 + N, C)
+    return this.dropout.forward(h.add(this.positionEmbeddingsFor(H / p, W / p)));
+  }
+  /**
+   * Position embeddings for an h x w patch grid: the checkpoint's, or its patch part resized bicubically (as
+   * Hugging Face's interpolate_pos_encoding) when the grid differs.
+   */
+  positionEmbeddingsFor(h: number, w: number): Tensor {
+    const pos = this.position_embeddings;
+    const n = pos.size(1) - 1;
+    if (h * w === n && h === w) return pos;
+    const side = Math.round(Math.sqrt(n));
+    const C = pos.size(2);
+    const grid = pos.slice(1, 1).reshape(1, side, side, C).permute(0, 3, 1, 2); // (1, N, C) -> (1, C, side, side)
+    const resized = F.interpolate(grid, [h, w], 'bicubic', false).permute(0, 2, 3, 1).reshape(1, h * w, C); // (1, C, h, w) -> (1, h*w, C)
+    return cat([pos.slice(1, 0, 1), resized], 1);
+  }
+}
+
+/** Self-attention over (T, B, C) sequence-first hidden states. */
+export class ViTSelfAttention extends Module {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly nh: number;
+  readonly hs: number;
+  constructor(readonly config: ViTConfig) {
+    super();
+    const C = config.hidden_size;
+    this.nh = config.num_attention_heads;
+    this.hs = C / this.nh;
+    this.query = this.registerModule('query', new Linear(C, C, { bias: config.qkv_bias }));
+    this.key = this.registerModule('key', new Linear(C, C, { bias: config.qkv_bias }));
+    this.value = this.registerModule('value', new Linear(C, C, { bias: config.qkv_bias }));
+  }
+  forward(x: Tensor): Tensor {
+    const [T, B, C] = x.shape as [number, number, number];
+    const { nh, hs } = this;
+    const heads = (t: Tensor) => t.view(T, B * nh, hs).transpose(0, 1); // (T, B, C) -> (B*nh, T, hs)
+    const q = heads(this.query.forward(x));
+    const k = heads(this.key.forward(x));
+    const v = heads(this.value.forward(x));
+    let probs = F.softmax(q.bmm(k.transpose(1, 2)).mul(1 / Math.sqrt(hs)), -1); // (B*nh, T, T)
+    if (this.training && this.config.attention_probs_dropout_prob > 0) probs = F.dropout(probs, this.config.attention_probs_dropout_prob, true);
+    return probs.bmm(v).transpose(0, 1).contiguous().view(T, B, C); // (B*nh, T, hs) -> (T, B, C)
+  }
+}
+
+/** dense + dropout (the residual is added by the layer, unlike BERT). */
+export class ViTSelfOutput extends Module {
+  readonly dense: Linear;
+  readonly dropout: Dropout;
+  constructor(config: ViTConfig) {
+    super();
+    this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.hidden_size));
+    this.dropout = this.registerModule('dropout', new Dropout(config.hidden_dropout_prob));
+  }
+  forward(h: Tensor): Tensor {
+    return this.dropout.forward(this.dense.forward(h));
+  }
+}
+
+export class ViTAttention extends Module {
+  readonly attention: ViTSelfAttention;
+  readonly output: ViTSelfOutput;
+  constructor(config: ViTConfig) {
+    super();
+    this.attention = this.registerModule('attention', new ViTSelfAttention(config));
+    this.output = this.registerModule('output', new ViTSelfOutput(config));
+  }
+  forward(x: Tensor): Tensor {
+    return this.output.forward(this.attention.forward(x));
+  }
+}
+
+export class ViTIntermediate extends Module {
+  readonly dense: Linear;
+  constructor(readonly config: ViTConfig) {
+    super();
+    this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.intermediate_size));
+  }
+  forward(x: Tensor): Tensor {
+    return activation(this.dense.forward(x), this.config.hidden_act);
+  }
+}
+
+export class ViTOutput extends Module {
+  readonly dense: Linear;
+  readonly dropout: Dropout;
+  constructor(config: ViTConfig) {
+    super();
+    this.dense = this.registerModule('dense', new Linear(config.intermediate_size, config.hidden_size));
+    this.dropout = this.registerModule('dropout', new Dropout(config.hidden_dropout_prob));
+  }
+  forward(h: Tensor, residual: Tensor): Tensor {
+    return this.dropout.forward(this.dense.forward(h)).add(residual);
+  }
+}
+
+/** Pre-norm layer: x + attn(LN(x)), then h + mlp(LN(h)). */
+export class ViTLayer extends Module {
+  readonly attention: ViTAttention;
+  readonly intermediate: ViTIntermediate;
+  readonly output: ViTOutput;
+  readonly layernorm_before: LayerNorm;
+  readonly layernorm_after: LayerNorm;
+  constructor(config: ViTConfig) {
+    super();
+    this.attention = this.registerModule('attention', new ViTAttention(config));
+    this.intermediate = this.registerModule('intermediate', new ViTIntermediate(config));
+    this.output = this.registerModule('output', new ViTOutput(config));
+    this.layernorm_before = this.registerModule('layernorm_before', new LayerNorm(config.hidden_size, config.layer_norm_eps));
+    this.layernorm_after = this.registerModule('layernorm_after', new LayerNorm(config.hidden_size, config.layer_norm_eps));
+  }
+  forward(x: Tensor): Tensor {
+    const h = this.attention.forward(this.layernorm_before.forward(x)).add(x);
+    return this.output.forward(this.intermediate.forward(this.layernorm_after.forward(h)), h);
+  }
+}
+
+export class ViTEncoder extends Module {
+  readonly layer: ModuleList<ViTLayer>;
+  constructor(config: ViTConfig) {
+    super();
+    this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: config.num_hidden_layers }, () => new ViTLayer(config))));
+  }
+}
+
+export class ViTPooler extends Module {
+  readonly dense: Linear;
+  constructor(config: ViTConfig) {
+    super();
+    this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.hidden_size));
+  }
+  forward(hidden: Tensor): Tensor {
+    return this.dense.forward(hidden.select(1, 0)).tanh();
+  }
+}
+
+// ---- model ----
+
+export interface ViTOutputs {
+  /** (B, 1 + N, C): [CLS] then the patches */
+  lastHiddenState: Tensor;
+  /** (B, C), or null without a pooler */
+  poolerOutput: Tensor | null;
+}
+
+export class ViTModel extends Module {
+  readonly embeddings: ViTEmbeddings;
+  readonly encoder: ViTEncoder;
+  readonly layernorm: LayerNorm;
+  readonly pooler: ViTPooler | null;
+
+  constructor(readonly config: ViTConfig, opts: { addPoolingLayer?: boolean } = {}) {
+    super();
+    this.embeddings = this.registerModule('embeddings', new ViTEmbeddings(config));
+    this.encoder = this.registerModule('encoder', new ViTEncoder(config));
+    this.layernorm = this.registerModule('layernorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
+    this.pooler = (opts.addPoolingLayer ?? true) ? this.registerModule('pooler', new ViTPooler(config)) : null;
+    initViTWeights(this, config);
+  }
+
+  /** pixelValues (B, num_channels, H, W), normalised. */
+  forward(pixelValues: Tensor): ViTOutputs {
+    if (pixelValues.ndim !== 4 || pixelValues.size(1) !== this.config.num_channels) {
+      invalid('pixelValues', `a (batch, ${this.config.num_channels}, height, width) tensor`, `shape [${pixelValues.shape.join(', ')}]`);
+    }
+    let x = this.embeddings.forward(pixelValues).transpose(0, 1).contiguous(); // (B, T, C) -> (T, B, C)
+    for (const layer of this.encoder.layer) x = layer.forward(x);
+    const lastHiddenState = this.layernorm.forward(x).transpose(0, 1); // (T, B, C) -> (B, T, C)
+    return { lastHiddenState, poolerOutput: this.pooler ? this.pooler.forward(lastHiddenState) : null };
+  }
+
+  /**
+   * Loads config.json and model.safetensors from a local directory. ViTForImageClassification checkpoints
+   * (google/vit-base-patch16-224) have no pooler: it is reported missing and keeps its random initialisation.
+   */
+  static fromPretrained(dir: string, opts: { strict?: boolean; addPoolingLayer?: boolean } = {}): PretrainedLoad<ViTModel> {
+    const config = vitConfig(readConfigJson(dir) as Partial<ViTConfig>, `${dir}/config.json`);
+    const model = new ViTModel(config, { addPoolingLayer: opts.addPoolingLayer });
+    try {
+      return { model, report: checkpointStateDict(model, dir, { prefixes: ['vit.'], strict: opts.strict }) };
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+}
+
+/**
+ * Hugging Face's initializer: truncated normal(0, initializer_range) for Linear/Conv2d weights, position
+ * embeddings and the [CLS] token (truncation at ±2, as torch.nn.init.trunc_normal_'s defaults), zero biases,
+ * LayerNorm 1/0.
+ */
+export function initViTWeights(model: Module, config: ViTConfig): void {
+  const std = config.initializer_range;
+  // tidy: views made while initialising (a padding row) are freed at once
+  tidy(() => noGrad(() => {
+    for (const [, m] of model.namedModules()) {
+      if (m instanceof Linear || m instanceof Conv2d) {
+        m.weight.normal_(0, std).clamp_(-2, 2);
+        m.bias?.zero_();
+      } else if (m instanceof LayerNorm) {
+        m.weight?.fill_(1);
+        m.bias?.zero_();
+      } else if (m instanceof ViTEmbeddings) {
+        m.position_embeddings.normal_(0, std).clamp_(-2, 2);
+        m.cls_token.normal_(0, std).clamp_(-2, 2);
+      }
+    }
+  }));
+}
