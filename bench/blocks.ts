@@ -1,5 +1,5 @@
 // Benchmark workloads on the mmtrain side, mirroring bench/pytorch_ref.py case by case.
-import { F, Tensor, manualSeed, nn, ones, randn, tidy } from '../src/index.js';
+import { F, Tensor, arange, createFusionModel, manualSeed, nn, ones, randn, tensor, tidy } from '../src/index.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -70,4 +70,44 @@ export function transformerBlock(B: number, T: number, C: number, layers: number
   x.dispose();
   const med = median(times);
   return { B, T, C, layers, median_s: med, steps_per_s: 1 / med, times };
+}
+
+/** The same inputs as bench/pytorch_ref.py's fusion_inputs. */
+function fusionInputs(B: number, T: number) {
+  const ids = new Int32Array(B * T);
+  const mask = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const on = b % 2 === 1 && t >= Math.floor((T * 5) / 8) ? 0 : 1;
+      mask[b * T + t] = on;
+      ids[b * T + t] = on ? (((b * T + t) * 7919) % 29000) + 1000 : 0;
+    }
+  }
+  return {
+    inputIds: tensor(ids, { shape: [B, T], dtype: 'int64' }),
+    attentionMask: tensor(mask, { shape: [B, T], dtype: 'int64' }),
+    pixelValues: randn([B, 3, 224, 224]),
+    labels: arange(B).remainder(2),
+  };
+}
+
+/** Fusion classifier (cross-attention) training step: forward, cross-entropy, backward, zero grad. */
+export function fusionStep(preset: string, B: number, T: number, warmup: number, steps: number) {
+  manualSeed(0);
+  const { model } = createFusionModel({ preset });
+  model.train();
+  const x = fusionInputs(B, T);
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    tidy(() => {
+      F.crossEntropy(model.forward(x).logits, x.labels).backward();
+      model.zeroGrad();
+    });
+    if (i >= warmup) times.push((performance.now() - t0) / 1000);
+  }
+  model.dispose();
+  for (const t of Object.values(x)) t.dispose();
+  const med = median(times);
+  return { preset, B, T, median_s: med, samples_per_s: B / med, times };
 }

@@ -2,6 +2,10 @@
 """PyTorch eager reference for `npm run bench` (Debian's python3-torch). Same shapes, threads and steps as the
 mmtrain side; prints one JSON object per case on stdout."""
 import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import json
 import statistics
 import time
@@ -59,6 +63,35 @@ def block(B, T, C, layers, nh, warmup, steps):
             "steps_per_s": 1 / med, "times": times}
 
 
+def fusion_inputs(B, T):
+    """Token ids (every other sample padded to 5/8 of T), mask, images, labels: the same on both sides."""
+    ids = (torch.arange(B * T).reshape(B, T) * 7919 % 29000 + 1000).long()
+    mask = torch.ones(B, T, dtype=torch.long)
+    for b in range(1, B, 2):
+        mask[b, (T * 5) // 8:] = 0
+    ids = ids * mask
+    px = torch.randn(B, 3, 224, 224)
+    labels = torch.arange(B) % 2
+    return ids, mask, px, labels
+
+
+def fusion(preset, B, T, warmup, steps):
+    from pytorch_models import Fusion
+    torch.manual_seed(0)
+    model = Fusion(preset).train()
+    ids, mask, px, labels = fusion_inputs(B, T)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(ids, mask, px), labels)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"case": "fusion", "preset": preset, "B": B, "T": T, "median_s": med, "samples_per_s": B / med, "times": times}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, required=True)
@@ -66,12 +99,17 @@ def main():
     p.add_argument("--n", type=int, default=200000)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--tokens", type=int, default=32)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.case == "op_overhead":
         r = op_overhead(a.n)
     elif a.case == "transformer_block":
         r = block(8, 128, 256, 4, 4, a.warmup, a.steps)
+    elif a.case == "fusion":
+        r = fusion(a.preset, a.batch, a.tokens, a.warmup, a.steps)
     else:
         raise SystemExit(f"unknown case {a.case}")
     r["torch"] = torch.__version__

@@ -6,7 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
-import { opOverhead, transformerBlock } from './blocks.js';
+import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
@@ -60,6 +60,21 @@ if (process.env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) {
   const ptDefault = JSON.parse(out.trim().split('\n').pop()!);
   (results.transformer_block as Record<string, unknown>).pytorch_default_env = ptDefault;
   table.push(['  same, PyTorch with default OpenMP spin-waiting, steps/s', mmRate.toFixed(2), ptDefault.steps_per_s.toFixed(2), (mmRate / ptDefault.steps_per_s).toFixed(3)]);
+}
+
+// 3. fusion classifier training step (forward + backward), cross-attention variant, B=8, T=32, 224x224 images
+for (const preset of ['tiny', 'small']) {
+  const fsteps = quick ? 3 : preset === 'tiny' ? 10 : 5;
+  const mm: ReturnType<typeof fusionStep>[] = [];
+  const pt: any[] = [];
+  for (let r = 0; r < rounds; r++) {
+    mm.push(fusionStep(preset, 8, 32, 2, fsteps));
+    pt.push(torchRef(['--case', 'fusion', '--preset', preset, '--batch', '8', '--tokens', '32', '--steps', String(fsteps), '--warmup', '2']));
+  }
+  const a = Math.max(...mm.map((r) => r.samples_per_s));
+  const b = Math.max(...pt.map((r) => r.samples_per_s));
+  results[`fusion_${preset}`] = { mmtrain: mm, pytorch: pt, ratio_samples_per_s: a / b };
+  table.push([`fusion ${preset} fwd+bwd (B8 T32 224px), samples/s`, a.toFixed(2), b.toFixed(2), (a / b).toFixed(3)]);
 }
 
 const info = buildInfo();

@@ -76,6 +76,12 @@ export class MultiheadAttention extends Module {
     if (query === key && key === value) {
       // Self-attention: one matmul with the packed weight.
       [q, k, v] = F.linear(q0, this.inProjWeight, this.inProjBias).chunk(3, -1) as [Tensor, Tensor, Tensor]; // (T, B, 3C) -> 3 x (T, B, C)
+    } else if (key === value) {
+      // Cross-attention with one memory (the usual case): one matmul projects it to keys and values.
+      const [wq, wkv] = this.inProjWeight.split([E, 2 * E], 0);
+      const [bq, bkv] = this.inProjBias ? this.inProjBias.split([E, 2 * E], 0) : [null, null];
+      q = F.linear(q0, wq!, bq);
+      [k, v] = F.linear(k0, wkv!, bkv).chunk(2, -1) as [Tensor, Tensor]; // (S, B, 2C) -> 2 x (S, B, C)
     } else {
       const [wq, wk, wv] = this.inProjWeight.chunk(3, 0);
       const [bq, bk, bv] = this.inProjBias ? this.inProjBias.chunk(3, 0) : [null, null, null];
