@@ -4,3 +4,4 @@ export * as nn from './nn/index.js';
 export { MmtrainError } from './errors.js';
 export * from './train/index.js';
 export * from './models/index.js';
+export * from './data/index.js';

@@ -1,0 +1,240 @@
+// The DataLoader: seeded shuffling (the same order for the same seed and epoch), batching with dynamic padding and
+// optional length bucketing, a resumable cursor (epoch, batch position), image decoding in libuv's thread pool
+// overlapping model compute (prefetch), and an optional on-disk cache of preprocessed images.
+import { MmtrainError, checkInt } from '../errors.js';
+import { tidy } from '../tensor/scope.js';
+import { Tensor, tensor } from '../tensor/tensor.js';
+import { ImageCache } from './cache.js';
+import { type DecodedImage, type ImageConfig, loadImage, mulberry32 } from './image.js';
+import type { Problem, Sample } from './manifest.js';
+import type { EncodedText, TextTokenizer } from './tokenizer.js';
+
+export interface LoaderOptions {
+  batchSize: number;
+  shuffle?: boolean;
+  seed?: number;
+  dropLast?: boolean;
+  /** truncate texts to this many tokens (default 128) */
+  maxLength?: number;
+  /** "longest": pad each batch to its longest text (default); "max_length": always to maxLength */
+  padding?: 'longest' | 'max_length';
+  /** group texts of similar length into batches (less padding); the batch order stays shuffled */
+  bucketByLength?: boolean;
+  /** batches decoded ahead of the one being used (default 2) */
+  prefetch?: number;
+  /** training-time augmentation on (uses image.augment); off for evaluation */
+  augment?: boolean;
+  onBadSample?: 'error' | 'skip';
+  cache?: ImageCache | null;
+  /** images decoded at once per batch (default: the batch size) */
+  concurrency?: number;
+}
+
+export interface Cursor {
+  epoch: number;
+  /** batches of this epoch already handed out */
+  position: number;
+}
+
+/** Host-side batch: pixels and token ids, before they become tensors. */
+interface RawBatch {
+  indices: number[];
+  images: DecodedImage[];
+  skipped: Problem[];
+}
+
+/** Tensors of one batch. Made when the batch is taken, so a tidy() around the step frees them. */
+export interface Batch {
+  /** (B, T) int64 */
+  inputIds: Tensor;
+  /** (B, T) int64, 1 for real tokens */
+  attentionMask: Tensor;
+  /** (B, T) int64 */
+  tokenTypeIds: Tensor;
+  /** (B, 3, S, S) float32, normalised */
+  pixelValues: Tensor;
+  /** (B,) int64 */
+  labels: Tensor;
+  /** dataset indices of the samples */
+  indices: number[];
+}
+
+export class DataLoader {
+  readonly encodings: EncodedText[];
+  readonly options: Required<Omit<LoaderOptions, 'cache'>> & { cache: ImageCache | null };
+  /** samples skipped while loading images (onBadSample: "skip") */
+  readonly skipped: Problem[] = [];
+  cursor: Cursor = { epoch: 0, position: 0 };
+
+  constructor(readonly samples: Sample[], readonly tokenizer: TextTokenizer, readonly image: ImageConfig, opts: LoaderOptions) {
+    if (!samples.length) throw new MmtrainError('DataLoader: no samples');
+    this.options = {
+      shuffle: true, seed: 0, dropLast: false, maxLength: 128, padding: 'longest', bucketByLength: false, prefetch: 2,
+      augment: false, onBadSample: 'error', concurrency: opts.batchSize, ...opts, cache: opts.cache ?? null,
+    };
+    checkInt('batchSize', this.options.batchSize, 1);
+    checkInt('prefetch', this.options.prefetch, 0, 64);
+    checkInt('maxLength', this.options.maxLength, 2, 100000);
+    this.encodings = samples.map((s) => tokenizer.encode(s.text, this.options.maxLength));
+  }
+
+  /** Batches per epoch. */
+  get length(): number {
+    const n = this.samples.length;
+    const b = this.options.batchSize;
+    return this.options.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
+  }
+
+  /** The batches of an epoch as lists of sample indices: a pure function of (seed, epoch). */
+  plan(epoch: number): number[][] {
+    const n = this.samples.length;
+    const idx = Array.from({ length: n }, (_, i) => i);
+    const rnd = mulberry32(hashSeed(this.options.seed, epoch));
+    if (this.options.shuffle) shuffleInPlace(idx, rnd);
+    const B = this.options.batchSize;
+    let batches: number[][] = [];
+    if (this.options.bucketByLength) {
+      // Sort windows of 50 batches by text length, cut into batches, then shuffle the batch order.
+      const window = B * 50;
+      for (let w = 0; w < n; w += window) {
+        const chunk = idx.slice(w, w + window).sort((a, b) => this.encodings[a]!.ids.length - this.encodings[b]!.ids.length);
+        for (let i = 0; i < chunk.length; i += B) batches.push(chunk.slice(i, i + B));
+      }
+      if (this.options.dropLast) batches = batches.filter((b) => b.length === B);
+      if (this.options.shuffle) shuffleInPlace(batches, rnd);
+    } else {
+      for (let i = 0; i < n; i += B) batches.push(idx.slice(i, i + B));
+      if (this.options.dropLast && batches.length && batches[batches.length - 1]!.length < B) batches.pop();
+    }
+    return batches;
+  }
+
+  /**
+   * Iterates the batches of one epoch from a position (exact resume), decoding `prefetch` batches ahead. The
+   * cursor advances as batches are taken.
+   */
+  async *epoch(epoch: number, startPosition = 0): AsyncGenerator<Batch> {
+    const plan = this.plan(epoch);
+    const depth = Math.max(1, this.options.prefetch + 1);
+    const inflight: Promise<RawBatch>[] = [];
+    let next = startPosition;
+    const fill = () => {
+      while (inflight.length < depth && next < plan.length) {
+        const p = this.#load(plan[next++]!, epoch);
+        p.catch(() => {}); // a failure surfaces when this batch is awaited; never as an unhandled rejection
+        inflight.push(p);
+      }
+    };
+    this.cursor = { epoch, position: startPosition };
+    fill();
+    while (inflight.length) {
+      const raw = await inflight.shift()!;
+      fill();
+      this.skipped.push(...raw.skipped);
+      this.cursor = { epoch, position: this.cursor.position + 1 };
+      if (!raw.indices.length) continue;
+      yield this.collate(raw);
+    }
+  }
+
+  async #load(indices: number[], epoch: number): Promise<RawBatch> {
+    const skipped: Problem[] = [];
+    const aug = this.options.augment;
+    const results = await mapLimit(indices, this.options.concurrency, async (i) => {
+      const s = this.samples[i]!;
+      try {
+        if (aug) return await loadImage(s.image, this.image, mulberry32(hashSeed(this.options.seed, epoch, i)));
+        const cache = this.options.cache;
+        if (cache) {
+          const hit = cache.get(s.image);
+          if (hit) return hit;
+          const img = await loadImage(s.image, this.image);
+          cache.put(s.image, img);
+          return img;
+        }
+        return await loadImage(s.image, this.image);
+      } catch (e) {
+        if (this.options.onBadSample === 'skip') {
+          skipped.push({ where: s.where, message: (e as Error).message });
+          return null;
+        }
+        throw new MmtrainError(`${s.where}: ${(e as Error).message}\nSet data.onBadSample: "skip" to train without such samples.`);
+      }
+    });
+    const keep = indices.filter((_, k) => results[k] !== null);
+    return { indices: keep, images: results.filter((r): r is DecodedImage => r !== null), skipped };
+  }
+
+  /** Turns a host batch into tensors: dynamic padding of the texts, uint8 pixels normalised in LibTorch. */
+  collate(raw: RawBatch): Batch {
+    const B = raw.indices.length;
+    const encs = raw.indices.map((i) => this.encodings[i]!);
+    const T = this.options.padding === 'max_length' ? this.options.maxLength : Math.max(...encs.map((e) => e.ids.length));
+    const ids = new Int32Array(B * T).fill(this.tokenizer.padId);
+    const mask = new Int32Array(B * T);
+    const types = new Int32Array(B * T);
+    encs.forEach((e, b) => {
+      for (let t = 0; t < e.ids.length; t++) {
+        ids[b * T + t] = e.ids[t]!;
+        mask[b * T + t] = 1;
+        types[b * T + t] = e.tokenTypeIds[t]!;
+      }
+    });
+    return {
+      inputIds: tensor(ids, { shape: [B, T], dtype: 'int64' }),
+      attentionMask: tensor(mask, { shape: [B, T], dtype: 'int64' }),
+      tokenTypeIds: tensor(types, { shape: [B, T], dtype: 'int64' }),
+      pixelValues: imagesToTensor(raw.images, this.image),
+      labels: tensor(new Int32Array(raw.indices.map((i) => this.samples[i]!.label)), { dtype: 'int64' }),
+      indices: raw.indices,
+    };
+  }
+}
+
+/** uint8 HWC images -> (B, 3, S, S) float32, (x / 255 - mean) / std, computed in LibTorch. */
+export function imagesToTensor(images: DecodedImage[], cfg: ImageConfig): Tensor {
+  const S = cfg.size;
+  const B = images.length;
+  const buf = new Uint8Array(B * S * S * 3);
+  images.forEach((im, b) => buf.set(im.data, b * S * S * 3));
+  return tidy(() => {
+    const u8 = tensor(buf, { shape: [B, S, S, 3] });
+    const mean = tensor(cfg.mean.map((m) => m * 255), { shape: [1, 3, 1, 1] });
+    const scale = tensor(cfg.std.map((s) => 1 / (255 * s)), { shape: [1, 3, 1, 1] });
+    return u8.permute(0, 3, 1, 2).float().sub(mean).mul(scale).contiguous(); // (B, S, S, 3) -> (B, 3, S, S)
+  });
+}
+
+/** Frees the tensors of a batch (when it was not taken inside a tidy() scope). */
+export function disposeBatch(b: Batch): void {
+  for (const t of [b.inputIds, b.attentionMask, b.tokenTypeIds, b.pixelValues, b.labels]) t.dispose();
+}
+
+function hashSeed(...xs: number[]): number {
+  let h = 2166136261;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x & 0xffffffff), 16777619);
+    h = Math.imul(h ^ Math.floor(x / 4294967296), 16777619);
+  }
+  return h >>> 0;
+}
+
+function shuffleInPlace<T>(a: T[], rnd: () => number): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,120 @@
+// Text tokenization through @huggingface/tokenizers, from a tokenizer.json or from a BERT vocab.txt (for which the
+// equivalent WordPiece tokenizer is built: BertNormalizer with lowercasing and accent stripping per do_lower_case,
+// BertPreTokenizer, WordPiece with "##" continuations, [CLS] ... [SEP] post-processing).
+import { readFileSync } from 'node:fs';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { MmtrainError, checkInt } from '../errors.js';
+
+export interface EncodedText {
+  ids: number[];
+  tokenTypeIds: number[];
+}
+
+export class TextTokenizer {
+  readonly padId: number;
+  readonly vocabSize: number;
+
+  private constructor(private readonly tok: Tokenizer, readonly source: string, vocabSize: number) {
+    const pad = tok.token_to_id('[PAD]');
+    this.padId = pad ?? 0;
+    this.vocabSize = vocabSize;
+  }
+
+  /** Loads a Hugging Face tokenizer.json. */
+  static fromFile(path: string): TextTokenizer {
+    let json: Record<string, any>;
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (e) {
+      throw new MmtrainError(`${path}: cannot load tokenizer.json (${(e as Error).message})`);
+    }
+    if (!json || typeof json !== 'object' || !json.model) throw new MmtrainError(`${path}: not a tokenizer.json (no "model" field)`);
+    try {
+      const vocab = json.model.vocab;
+      const size = Array.isArray(vocab) ? vocab.length : Object.keys(vocab ?? {}).length;
+      return new TextTokenizer(new Tokenizer(json, {}), path, size);
+    } catch (e) {
+      throw new MmtrainError(`${path}: unsupported tokenizer.json (${(e as Error).message})`);
+    }
+  }
+
+  /** Builds the WordPiece tokenizer equivalent to a BERT vocab.txt (one token per line, id = line index). */
+  static fromVocab(path: string, opts: { doLowerCase?: boolean } = {}): TextTokenizer {
+    let lines: string[];
+    try {
+      lines = readFileSync(path, 'utf8').split('\n');
+    } catch (e) {
+      throw new MmtrainError(`${path}: cannot read vocab.txt (${(e as Error).message})`);
+    }
+    if (lines.length && lines[lines.length - 1] === '') lines.pop();
+    const vocab: Record<string, number> = {};
+    lines.forEach((t, i) => {
+      const tok = t.replace(/\r$/, '');
+      if (!(tok in vocab)) vocab[tok] = i;
+    });
+    for (const special of ['[UNK]', '[CLS]', '[SEP]']) {
+      if (!(special in vocab)) throw new MmtrainError(`${path}: vocab.txt has no ${special} token; a BERT vocabulary is expected`);
+    }
+    const lower = opts.doLowerCase ?? true;
+    const specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].filter((t) => t in vocab);
+    const json = {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: specials.map((t) => ({ id: vocab[t], content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: lower },
+      pre_tokenizer: { type: 'BertPreTokenizer' },
+      post_processor: {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+        pair: [
+          { SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } },
+          { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } },
+        ],
+        special_tokens: {
+          '[CLS]': { id: '[CLS]', ids: [vocab['[CLS]']], tokens: ['[CLS]'] },
+          '[SEP]': { id: '[SEP]', ids: [vocab['[SEP]']], tokens: ['[SEP]'] },
+        },
+      },
+      decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+      model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    };
+    return new TextTokenizer(new Tokenizer(json, {}), path, lines.length);
+  }
+
+  /**
+   * Token ids with [CLS]/[SEP], truncated to maxLength (the last kept token is [SEP], as Hugging Face's
+   * truncation does), and token types (0 for a single text; 0/1 for a pair).
+   */
+  encode(text: string, maxLength = 128, pair?: string): EncodedText {
+    checkInt('maxLength', maxLength, 2);
+    const e = this.tok.encode(text, { text_pair: pair ?? null, return_token_type_ids: true });
+    let ids = e.ids;
+    let types = e.token_type_ids;
+    if (ids.length > maxLength) {
+      if (pair === undefined) {
+        // keep [CLS] + first maxLength-2 tokens + [SEP]
+        ids = [...ids.slice(0, maxLength - 1), ids[ids.length - 1]!];
+        types = types.slice(0, maxLength);
+      } else {
+        // longest-first truncation of the pair
+        const a = this.tok.encode(text, { add_special_tokens: false }).ids;
+        const b = this.tok.encode(pair, { add_special_tokens: false }).ids;
+        while (a.length + b.length > maxLength - 3) (a.length >= b.length ? a : b).pop();
+        const cls = ids[0]!;
+        const sep = ids[ids.length - 1]!;
+        ids = [cls, ...a, sep, ...b, sep];
+        types = [...new Array(a.length + 2).fill(0), ...new Array(b.length + 1).fill(1)];
+      }
+    }
+    return { ids, tokenTypeIds: types };
+  }
+
+  tokenize(text: string): string[] {
+    return this.tok.tokenize(text);
+  }
+
+  decode(ids: number[]): string {
+    return this.tok.decode(ids, { skip_special_tokens: true });
+  }
+}

@@ -1,0 +1,282 @@
+// Data pipeline: image parity with PIL + torchvision, colour modes, tokenizers, manifests and their errors, the
+// loader (determinism, exact resume, padding, bucketing), the image cache, and bad inputs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import {
+  DataLoader, ImageCache, disposeBatch, type Batch, TextTokenizer, imageConfig, imagesToTensor, loadImage, loadSafetensors, memory, readManifest,
+  tidy, type Sample,
+} from '../src/index.js';
+import { FIXTURES, ROOT } from './helpers.js';
+
+const IMG = join(FIXTURES, 'images');
+const TOKENIZER = join(ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json');
+const ref = loadSafetensors(join(IMG, 'reference.safetensors')).tensors;
+
+async function normalized(file: string, resize: 'shorter-side' | 'exact' = 'shorter-side') {
+  const cfg = imageConfig({ size: 32, resize });
+  return imagesToTensor([await loadImage(file, cfg)], cfg).squeeze(0);
+}
+
+// Tolerance: sharp (libvips, linear kernel) and PIL's antialiased bilinear agree within 2-3 grey levels; one
+// level is 1/(255 * 0.224) = 0.0175 after ImageNet normalisation.
+const MAX_ABS = 0.06;
+const MEAN_ABS = 0.012;
+
+for (const name of ['rgb.jpg', 'rgb.png', 'gray.png', 'rgba.png', 'palette.png', 'exif-rot6.jpg', 'gray16.png']) {
+  for (const resize of name === 'gray16.png' ? ['shorter-side'] as const : ['shorter-side', 'exact'] as const) {
+    test(`image ${name} (${resize}) matches PIL + torchvision within ${MAX_ABS} max / ${MEAN_ABS} mean`, async () => {
+      const ours = await normalized(join(IMG, name), resize);
+      const expected = ref.get(resize === 'exact' ? `${name}.exact` : name)!;
+      tidy(() => {
+        assert.deepEqual(ours.shape, [3, 32, 32]);
+        const d = ours.sub(expected).abs();
+        const max = d.max().item();
+        const mean = d.mean().item();
+        assert.ok(max <= MAX_ABS && mean <= MEAN_ABS, `max ${max.toFixed(4)}, mean ${mean.toFixed(5)}`);
+      });
+      ours.dispose();
+    });
+  }
+}
+
+test('colour modes decode to the right RGB: CMYK, animated GIF first frame, EXIF orientation', async () => {
+  const cfg = imageConfig({ size: 16, resize: 'exact' });
+  const red = await loadImage(join(IMG, 'cmyk-red.jpg'), cfg);
+  const [r, g, b] = [red.data[0]!, red.data[1]!, red.data[2]!];
+  assert.ok(r > 200 && g < 70 && b < 70, `CMYK red decoded to ${r},${g},${b}`);
+  const gif = await loadImage(join(IMG, 'animated.gif'), cfg);
+  assert.deepEqual([gif.data[0], gif.data[1], gif.data[2]], [255, 0, 0]);
+  // stored 60x45 with orientation 6: shown 45 wide, 60 tall; shorter-side keeps that orientation
+  const meta = await sharp(join(IMG, 'exif-rot6.jpg')).metadata();
+  assert.equal(meta.orientation, 6);
+  const gray = await loadImage(join(IMG, 'gray.png'), cfg);
+  for (let i = 0; i < 16 * 16; i++) assert.ok(gray.data[3 * i] === gray.data[3 * i + 1] && gray.data[3 * i] === gray.data[3 * i + 2]);
+});
+
+test('bad images end in clear errors naming the file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-img-'));
+  const cfg = imageConfig({ size: 32 });
+  const jpg = readFileSync(join(IMG, 'rgb.jpg'));
+  writeFileSync(join(dir, 'empty.jpg'), '');
+  writeFileSync(join(dir, 'truncated.jpg'), jpg.subarray(0, Math.floor(jpg.length / 2)));
+  writeFileSync(join(dir, 'random.jpg'), Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 7919) % 256)));
+  await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#888' } }).png().toFile(join(dir, 'big.png'));
+  await assert.rejects(loadImage(join(dir, 'missing.jpg'), cfg), /missing\.jpg: cannot read image \(file not found\)/);
+  await assert.rejects(loadImage(join(dir, 'empty.jpg'), cfg), /empty\.jpg: image file is empty \(0 bytes\)/);
+  await assert.rejects(loadImage(join(dir, 'truncated.jpg'), cfg), /truncated\.jpg: image data is truncated or corrupt/);
+  await assert.rejects(loadImage(join(dir, 'random.jpg'), cfg), /random\.jpg: not an image \(unsupported or unrecognised format\)/);
+  await assert.rejects(loadImage(join(dir, 'big.png'), imageConfig({ size: 32, maxPixels: 1_000_000 })), /big\.png: .*over the pixel limit of 1000000 \(data\.image\.maxPixels\)/);
+  rmSync(dir, { recursive: true });
+});
+
+test('tokenizer.json gives the known ids; a vocab.txt tokenizer gives the same ids on varied text', () => {
+  const a = TextTokenizer.fromFile(TOKENIZER);
+  assert.deepEqual(a.encode('Hello world!').ids, [101, 7592, 2088, 999, 102]);
+  assert.deepEqual(a.encode('PyTorch').ids.slice(1, -1), [1052, 22123, 2953, 2818]);
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-vocab-'));
+  const vocab = Object.entries(JSON.parse(readFileSync(TOKENIZER, 'utf8')).model.vocab as Record<string, number>).sort((x, y) => x[1] - y[1]).map(([t]) => t);
+  writeFileSync(join(dir, 'vocab.txt'), `${vocab.join('\n')}\n`);
+  const b = TextTokenizer.fromVocab(join(dir, 'vocab.txt'), { doLowerCase: true });
+  const texts = ['Héllo Crème brûlée, naïve café!', '你好世界 and 東京', "don't stop—it's 3.14 × 2 (really?)", 'ÅNGSTRÖM Ελληνικά русский',
+    '  spaces\ttabs\nnewlines  ', 'a red circle to the left of a blue square', 'supercalifragilisticexpialidocious', '$100 @user #tag ...'];
+  for (const t of texts) assert.deepEqual(b.encode(t).ids, a.encode(t).ids, t);
+  // truncation keeps [CLS] ... [SEP]
+  const long = a.encode('word '.repeat(300), 16);
+  assert.equal(long.ids.length, 16);
+  assert.equal(long.ids[0], 101);
+  assert.equal(long.ids[15], 102);
+  assert.throws(() => TextTokenizer.fromVocab(join(dir, 'none.txt')), /none\.txt: cannot read vocab\.txt/);
+  writeFileSync(join(dir, 'bad.txt'), 'a\nb\n');
+  assert.throws(() => TextTokenizer.fromVocab(join(dir, 'bad.txt')), /bad\.txt: vocab\.txt has no \[UNK\] token/);
+  rmSync(dir, { recursive: true });
+});
+
+/** A small data folder: images copied from the fixtures, manifests written by the test. */
+function dataDir(n = 10): { dir: string; samples: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-data-'));
+  mkdirSync(join(dir, 'img'));
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    copyFileSync(join(IMG, i % 2 ? 'rgb.jpg' : 'rgb.png'), join(dir, 'img', `${i}${i % 2 ? '.jpg' : '.png'}`));
+    lines.push(JSON.stringify({ image: `img/${i}${i % 2 ? '.jpg' : '.png'}`, text: `sample number ${i}${' word'.repeat(i % 4)}`, label: i % 3 === 0 ? 'cat' : 'dog' }));
+  }
+  writeFileSync(join(dir, 'train.jsonl'), `${lines.join('\n')}\n`);
+  return { dir, samples: lines };
+}
+
+test('manifests: JSONL and CSV, label names discovered or given', () => {
+  const { dir } = dataDir(6);
+  const m = readManifest(join(dir, 'train.jsonl'));
+  assert.deepEqual(m.labels, ['cat', 'dog']);
+  assert.equal(m.samples.length, 6);
+  assert.equal(m.samples[0]!.label, 0);
+  assert.ok(m.samples[0]!.image.endsWith('img/0.png'));
+  writeFileSync(join(dir, 'd.csv'), 'image,text,label\nimg/0.png,"a text, with a comma",1\nimg/1.jpg,other,0\n');
+  const c = readManifest(join(dir, 'd.csv'));
+  assert.equal(c.samples[0]!.text, 'a text, with a comma');
+  assert.deepEqual(c.labels, ['0', '1']);
+  const given = readManifest(join(dir, 'train.jsonl'), { labels: ['dog', 'cat'] });
+  assert.equal(given.samples[0]!.label, 1);
+  rmSync(dir, { recursive: true });
+});
+
+test('a broken manifest is refused with every problem by file and line; skip mode counts them', () => {
+  const { dir } = dataDir(4);
+  writeFileSync(join(dir, 'zero.jpg'), '');
+  const lines = [
+    '{"image": "img/0.png", "text": "fine", "label": "cat"}',
+    '{"image": "img/1.jpg", "text": "broken", "label": ',
+    '{"image": "img/missing.jpg", "text": "x", "label": "cat"}',
+    '{"image": "img/2.png", "text": "x", "label": "horse"}',
+    '{"image": "img/3.jpg", "text": "   ", "label": "dog"}',
+    '{"image": "../outside.jpg", "text": "x", "label": "dog"}',
+    '{"image": "zero.jpg", "text": "x", "label": "dog"}',
+    '[1, 2]',
+  ];
+  writeFileSync(join(dir, 'bad.jsonl'), `${lines.join('\n')}\n`);
+  const opts = { labels: ['cat', 'dog'] };
+  assert.throws(() => readManifest(join(dir, 'bad.jsonl'), opts), (e: Error) => {
+    const m = e.message;
+    return /bad\.jsonl: 7 problems in the manifest/.test(m) &&
+      /bad\.jsonl:2: invalid JSON/.test(m) &&
+      /bad\.jsonl:3: image not found: img\/missing\.jpg/.test(m) &&
+      /bad\.jsonl:4: unknown label "horse" \(known: cat, dog\)/.test(m) &&
+      /bad\.jsonl:5: "text" is empty/.test(m) &&
+      /bad\.jsonl:6: image path "\.\.\/outside\.jpg" escapes the data root/.test(m) &&
+      /bad\.jsonl:7: image file is empty \(0 bytes\): zero\.jpg/.test(m) &&
+      /bad\.jsonl:8: expected a JSON object/.test(m) &&
+      /set data\.onBadSample: "skip"/.test(m);
+  });
+  const skipped = readManifest(join(dir, 'bad.jsonl'), { ...opts, onBadSample: 'skip' });
+  assert.equal(skipped.samples.length, 1);
+  assert.equal(skipped.skipped.length, 7);
+  // more than 20 problems: the first 20 and a count
+  writeFileSync(join(dir, 'many.jsonl'), Array.from({ length: 30 }, () => '{oops').join('\n'));
+  assert.throws(() => readManifest(join(dir, 'many.jsonl')), /30 problems[\s\S]*many\.jsonl:20: invalid JSON[\s\S]*\.\.\. and 10 more/);
+  writeFileSync(join(dir, 'nolabel.csv'), 'image,text\nimg/0.png,hello\n');
+  assert.throws(() => readManifest(join(dir, 'nolabel.csv')), /nolabel\.csv:1: the CSV header lacks the column label \(header: image,text; expected image,text,label\)/);
+  writeFileSync(join(dir, 'short.csv'), 'image,text,label\nimg/0.png,hello\n');
+  assert.throws(() => readManifest(join(dir, 'short.csv')), /short\.csv:2: expected 3 columns \(image,text,label\)/);
+  rmSync(dir, { recursive: true });
+});
+
+function loaderFor(dir: string, opts: Partial<ConstructorParameters<typeof DataLoader>[3]> = {}) {
+  const m = readManifest(join(dir, 'train.jsonl'));
+  const tok = TextTokenizer.fromFile(TOKENIZER);
+  return new DataLoader(m.samples, tok, imageConfig({ size: 16 }), { batchSize: 3, seed: 7, ...opts });
+}
+
+async function collectIndices(loader: DataLoader, epoch: number, start = 0): Promise<number[][]> {
+  const out: number[][] = [];
+  for await (const b of loader.epoch(epoch, start)) {
+    out.push(b.indices);
+    disposeBatch(b);
+  }
+  return out;
+}
+
+test('loader: same order for the same seed and epoch, new order per epoch, every sample once', async () => {
+  const { dir } = dataDir(10);
+  const a = loaderFor(dir);
+  const e0 = await collectIndices(a, 0);
+  assert.deepEqual(await collectIndices(loaderFor(dir), 0), e0);
+  const e1 = await collectIndices(a, 1);
+  assert.notDeepEqual(e1, e0);
+  for (const e of [e0, e1]) assert.deepEqual(e.flat().sort((x, y) => x - y), [...Array(10).keys()]);
+  assert.deepEqual(e0.map((b) => b.length), [3, 3, 3, 1]);
+  const dropped = await collectIndices(loaderFor(dir, { dropLast: true }), 0);
+  assert.deepEqual(dropped.map((b) => b.length), [3, 3, 3]);
+  // resume from the cursor mid-epoch gives the same remaining batches
+  const l = loaderFor(dir);
+  const it = l.epoch(0);
+  const first = await it.next();
+  const second = await it.next();
+  for (const b of [first.value, second.value]) disposeBatch(b as Batch);
+  assert.deepEqual(l.cursor, { epoch: 0, position: 2 });
+  await it.return(undefined);
+  assert.deepEqual(await collectIndices(loaderFor(dir), l.cursor.epoch, l.cursor.position), e0.slice(2));
+  rmSync(dir, { recursive: true });
+});
+
+test('loader: dynamic padding to the longest text, masks, labels, bucketing by length', async () => {
+  const { dir } = dataDir(12);
+  const l = loaderFor(dir, { shuffle: false });
+  const before = memory().liveTensors;
+  for await (const b of l.epoch(0)) {
+    tidy(() => {
+      const lens = b.attentionMask.sum(1).toNumbers();
+      assert.equal(b.inputIds.size(1), Math.max(...lens));
+      assert.deepEqual(b.pixelValues.shape, [b.indices.length, 3, 16, 16]);
+      assert.deepEqual(b.labels.toNumbers(), b.indices.map((i) => l.samples[i]!.label));
+      // padding positions hold [PAD] (0) and mask 0
+      assert.equal(b.inputIds.mul(b.attentionMask.rsub(1)).abs().sum().item(), 0);
+      disposeBatch(b);
+    });
+  }
+  assert.equal(memory().liveTensors, before);
+  const fixed = loaderFor(dir, { padding: 'max_length', maxLength: 24 });
+  for await (const b of fixed.epoch(0)) {
+    assert.equal(b.inputIds.size(1), 24);
+    disposeBatch(b);
+  }
+  const bucketed = loaderFor(dir, { bucketByLength: true });
+  const plan = bucketed.plan(0);
+  const lenOf = (i: number) => bucketed.encodings[i]!.ids.length;
+  const spread = (p: number[][]) => p.reduce((s, b) => s + Math.max(...b.map(lenOf)) - Math.min(...b.map(lenOf)), 0);
+  assert.ok(spread(plan) < spread(loaderFor(dir).plan(0)), 'bucketing should reduce padding');
+  assert.deepEqual(plan.flat().sort((x, y) => x - y), [...Array(12).keys()]);
+  rmSync(dir, { recursive: true });
+});
+
+test('image cache: later epochs read cached pixels; a changed file or setting is decoded again', async () => {
+  const { dir } = dataDir(6);
+  const cfg = imageConfig({ size: 16 });
+  const cacheDir = join(dir, 'cache');
+  const cache = new ImageCache(cacheDir, cfg);
+  const l = loaderFor(dir, { cache });
+  await collectIndices(l, 0);
+  assert.equal(cache.misses, 6);
+  cache.flush();
+  const again = new ImageCache(cacheDir, cfg);
+  const l2 = loaderFor(dir, { cache: again, shuffle: false });
+  const seen: number[][] = [];
+  for await (const b of l2.epoch(0)) {
+    seen.push(b.pixelValues.toNumbers());
+    disposeBatch(b);
+  }
+  assert.equal(again.hits, 6);
+  assert.equal(again.misses, 0);
+  // cached pixels equal freshly decoded ones
+  const fresh: number[][] = [];
+  for await (const b of loaderFor(dir, { shuffle: false }).epoch(0)) {
+    fresh.push(b.pixelValues.toNumbers());
+    disposeBatch(b);
+  }
+  assert.deepEqual(seen, fresh);
+  // touching a source file invalidates its entry; another size uses another cache file
+  utimesSync(join(dir, 'img', '0.png'), new Date(), new Date(Date.now() + 5000));
+  const third = new ImageCache(cacheDir, cfg);
+  await collectIndices(loaderFor(dir, { cache: third }), 0);
+  assert.equal(third.misses, 1);
+  assert.notEqual(new ImageCache(cacheDir, imageConfig({ size: 24 })).key, third.key);
+  rmSync(dir, { recursive: true });
+});
+
+test('loader: a bad image stops the epoch with its manifest line, or is skipped and counted', async () => {
+  const { dir } = dataDir(6);
+  writeFileSync(join(dir, 'img', '2.png'), 'not an image at all');
+  const l = loaderFor(dir);
+  await assert.rejects(collectIndices(l, 0), /train\.jsonl:3: .*2\.png: not an image[\s\S]*onBadSample: "skip"/);
+  const s = loaderFor(dir, { onBadSample: 'skip' });
+  const got = await collectIndices(s, 0);
+  assert.equal(got.flat().length, 5);
+  assert.equal(s.skipped.length, 1);
+  assert.match(s.skipped[0]!.where, /train\.jsonl:3$/);
+  rmSync(dir, { recursive: true });
+});
+
+export type { Sample };
