@@ -92,6 +92,23 @@ def fusion(preset, B, T, warmup, steps):
     return {"case": "fusion", "preset": preset, "B": B, "T": T, "median_s": med, "samples_per_s": B / med, "times": times}
 
 
+def decode(manifest):
+    """The original design's image pipeline: PIL open, convert('RGB'), Resize((224, 224)), ToTensor, Normalize."""
+    import json as _json
+    from PIL import Image
+    from torchvision import transforms as T
+    base = os.path.dirname(manifest)
+    files = [os.path.join(base, _json.loads(l)["image"]) for l in open(manifest) if l.strip()]
+    tf = T.Compose([T.Resize((224, 224)), T.ToTensor(), T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+    best = 0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        for i in range(0, len(files), 32):
+            torch.stack([tf(Image.open(f).convert("RGB")) for f in files[i:i + 32]])
+        best = max(best, len(files) / (time.perf_counter() - t0))
+    return {"case": "decode", "images_per_s": best, "n": len(files)}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, required=True)
@@ -102,12 +119,15 @@ def main():
     p.add_argument("--preset", default="tiny")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--tokens", type=int, default=32)
+    p.add_argument("--manifest")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.case == "op_overhead":
         r = op_overhead(a.n)
     elif a.case == "transformer_block":
         r = block(8, 128, 256, 4, 4, a.warmup, a.steps)
+    elif a.case == "decode":
+        r = decode(a.manifest)
     elif a.case == "fusion":
         r = fusion(a.preset, a.batch, a.tokens, a.warmup, a.steps)
     else:

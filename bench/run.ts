@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
+import { dataWait, decodeThroughput, ensureImages } from './data.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
@@ -76,6 +77,23 @@ for (const preset of ['tiny', 'small']) {
   results[`fusion_${preset}`] = { mmtrain: mm, pytorch: pt, ratio_samples_per_s: a / b };
   table.push([`fusion ${preset} fwd+bwd (B8 T32 224px), samples/s`, a.toFixed(2), b.toFixed(2), (a / b).toFixed(3)]);
 }
+
+// 4. data: decode + resize + normalise of JPEGs (400 synthetic 320px images) vs PIL + torchvision, and the share of
+// a tiny-preset training step spent waiting for data with prefetch
+const imgDir = join(ROOT, 'bench', '.data', 'jpeg320');
+await ensureImages(imgDir, quick ? 100 : 400, 320);
+const dec = await decodeThroughput(imgDir);
+const decPt = torchRef(['--case', 'decode', '--manifest', join(imgDir, 'train.jsonl')]);
+results.decode = { mmtrain: dec, pytorch: decPt, ratio_images_per_s: dec.images_per_s / decPt.images_per_s };
+table.push(['JPEG decode+resize 224+normalise, images/s', dec.images_per_s.toFixed(0), decPt.images_per_s.toFixed(0), (dec.images_per_s / decPt.images_per_s).toFixed(2)]);
+const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');
+await ensureImages(waitDir, 400, 224);
+const tokPath = join(ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json');
+const dw = await dataWait(waitDir, tokPath, quick ? 10 : 30);
+const dwc = await dataWait(waitDir, tokPath, quick ? 10 : 30, true);
+results.data_wait = { decoding: dw, cached: dwc };
+table.push(['data wait per step, tiny preset, prefetch 2, decoding JPEGs (share of step)', `${(dw.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
+table.push(['data wait per step, same, images from the cache (later epochs)', `${(dwc.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
 
 const info = buildInfo();
 const record = {

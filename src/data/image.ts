@@ -28,6 +28,9 @@ export interface AugmentConfig {
   colorJitter: { brightness: number; contrast: number; saturation: number } | null;
 }
 
+// Every image is decoded once per epoch: libvips' operation cache would only hold memory.
+sharp.cache(false);
+
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 

@@ -1,0 +1,76 @@
+// Data-pipeline benchmarks: image decode + resize + normalise throughput against the original design's PIL +
+// torchvision pipeline, and the time a training step waits for data with prefetch.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AdamW, DataLoader, F, ImageCache, TextTokenizer, createFusionModel, disposeBatch, generateSynthetic, imageConfig, imagesToTensor,
+  loadImage, manualSeed, readManifest, tidy,
+} from '../src/index.js';
+
+export async function ensureImages(dir: string, n: number, size: number): Promise<void> {
+  if (!existsSync(join(dir, 'train.jsonl'))) await generateSynthetic({ out: dir, n, seed: 1, imageSize: size, split: [1, 0] });
+}
+
+/** Images/s of decode + resize to 224 + normalise to a float tensor, in batches of 32, decoding in parallel. */
+export async function decodeThroughput(dir: string, rounds = 2): Promise<{ images_per_s: number; n: number }> {
+  const files = readManifest(join(dir, 'train.jsonl'), { checkFiles: false }).samples.map((s) => s.image);
+  const cfg = imageConfig({ size: 224, resize: 'exact' });
+  let best = 0;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < files.length; i += 32) {
+      const imgs = await Promise.all(files.slice(i, i + 32).map((f) => loadImage(f, cfg)));
+      imagesToTensor(imgs, cfg).dispose();
+    }
+    best = Math.max(best, files.length / ((performance.now() - t0) / 1000));
+  }
+  return { images_per_s: best, n: files.length };
+}
+
+/**
+ * Share of a tiny-preset training step spent waiting for the next batch, with prefetch 2 (224px JPEGs, batch 8):
+ * decoding every image (a first epoch), or reading them from the image cache (later epochs).
+ */
+export async function dataWait(dir: string, tokenizerPath: string, steps = 30, cached = false): Promise<{ wait_fraction: number; step_s: number; wait_s: number }> {
+  const tok = TextTokenizer.fromFile(tokenizerPath);
+  const cfg = imageConfig({ size: 224, resize: 'exact' });
+  let cache: ImageCache | null = null;
+  if (cached) {
+    cache = new ImageCache(join(dir, '.cache'), cfg);
+    const fill = new DataLoader(readManifest(join(dir, 'train.jsonl')).samples, tok, cfg, { batchSize: 32, shuffle: false, cache });
+    for await (const b of fill.epoch(0)) disposeBatch(b);
+    cache.flush();
+  }
+  const loader = new DataLoader(readManifest(join(dir, 'train.jsonl')).samples, tok, cfg, { batchSize: 8, seed: 1, prefetch: 2, cache });
+  manualSeed(0);
+  const { model } = createFusionModel({ preset: 'tiny' });
+  const opt = new AdamW(model.parameters(), { lr: 1e-4 });
+  let wait = 0;
+  let total = 0;
+  let n = 0;
+  const it = loader.epoch(0);
+  let t = performance.now();
+  for (;;) {
+    const w0 = performance.now();
+    const next = await it.next();
+    const w1 = performance.now();
+    if (next.done || n >= steps + 3) break;
+    tidy(() => {
+      F.crossEntropy(model.forward(next.value).logits, next.value.labels).backward();
+      opt.step();
+      opt.zeroGrad();
+      disposeBatch(next.value);
+    });
+    const t1 = performance.now();
+    if (n >= 3) {
+      wait += w1 - w0;
+      total += t1 - t;
+    }
+    t = t1;
+    n++;
+  }
+  await it.return(undefined);
+  model.dispose();
+  opt.dispose();
+  return { wait_fraction: wait / total, step_s: total / 1000 / (n - 3), wait_s: wait / 1000 / (n - 3) };
+}
