@@ -1,6 +1,7 @@
 // Data-pipeline benchmarks: image decode + resize + normalise throughput against the original design's PIL +
 // torchvision pipeline, and the time a training step waits for data with prefetch.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
 import { join } from 'node:path';
 import {
   AdamW, DataLoader, F, ImageCache, TextTokenizer, createFusionModel, disposeBatch, generateSynthetic, imageConfig, imagesToTensor,
@@ -9,6 +10,25 @@ import {
 
 export async function ensureImages(dir: string, n: number, size: number): Promise<void> {
   if (!existsSync(join(dir, 'train.jsonl'))) await generateSynthetic({ out: dir, n, seed: 1, imageSize: size, split: [1, 0] });
+}
+
+/** Photo-like 640x480 JPEGs (smooth noise, quality 90): sizes a real data set has, where shrink-on-load matters. */
+export async function ensurePhotos(dir: string, n: number): Promise<void> {
+  if (existsSync(join(dir, 'train.jsonl'))) return;
+  mkdirSync(dir, { recursive: true });
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const noise = Buffer.alloc(160 * 120 * 3);
+    let s = i * 2654435761 + 1;
+    for (let k = 0; k < noise.length; k++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      noise[k] = s >>> 24;
+    }
+    const name = `${String(i).padStart(4, '0')}.jpg`;
+    await sharp(noise, { raw: { width: 160, height: 120, channels: 3 } }).resize(640, 480, { kernel: 'cubic' }).blur(1).jpeg({ quality: 90 }).toFile(join(dir, name));
+    lines.push(JSON.stringify({ image: name, text: 'a photo', label: 0 }));
+  }
+  writeFileSync(join(dir, 'train.jsonl'), `${lines.join('\n')}\n`);
 }
 
 /** Images/s of decode + resize to 224 + normalise to a float tensor, in batches of 32, decoding in parallel. */
