@@ -1,0 +1,166 @@
+// Checkpoints: model, optimizer moments, schedule step, RNG state, loader cursor and config, written into a
+// temporary directory, fsynced, then renamed into place, so a crash or a failing disk never leaves a half-written
+// checkpoint where a loader would look. A checkpoint is also a model directory (`mmtrain eval/predict --checkpoint`).
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { MmtrainError } from '../errors.js';
+import { FusionClassifier } from '../models/fusion.js';
+import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
+import { tidy } from '../tensor/scope.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
+import type { AdamW } from './optim.js';
+
+export interface TrainerState {
+  /** optimizer steps done */
+  step: number;
+  epoch: number;
+  /** batches of `epoch` already consumed */
+  position: number;
+  /** multiplier on every group's lr after non-finite rollbacks */
+  lrScale: number;
+  best: { metric: string; value: number; step: number } | null;
+  nonFiniteSkipped: number;
+  /** evaluations without improvement (early stopping) */
+  staleEvals: number;
+  /** base64 of LibTorch's CPU generator state */
+  rngState: string;
+  finished: boolean;
+}
+
+/** What eval/predict need besides the weights: labels and preprocessing. */
+export interface InferenceInfo {
+  labels: string[];
+  maxLength: number;
+  doLowerCase: boolean;
+  image: { size: number; resize: 'shorter-side' | 'exact'; mean: [number, number, number]; std: [number, number, number]; maxPixels: number };
+  /** file name of the tokenizer inside the checkpoint */
+  tokenizer: string;
+}
+
+function writeFileDurable(path: string, data: string | Buffer): void {
+  const fd = openSync(path, 'w');
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch {
+    /* not supported everywhere */
+  }
+}
+
+/** Optimizer moments by parameter name: `<name>.exp_avg`, `<name>.exp_avg_sq`, `<name>.step`. */
+function optimizerTensors(opt: AdamW, names: Map<Tensor, string>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  opt.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
+    const st = opt.getState(gi, pi);
+    if (!st) return;
+    const n = names.get(p)!;
+    out.set(`${n}.exp_avg`, st.expAvg);
+    out.set(`${n}.exp_avg_sq`, st.expAvgSq);
+    out.set(`${n}.step`, tensorOfStep(st.step));
+    st.maxExpAvgSq?.dispose();
+  }));
+  return out;
+}
+
+function tensorOfStep(step: number): Tensor {
+  return tensor([step], { dtype: 'int64' });
+}
+
+export interface SaveCheckpointArgs {
+  dir: string;
+  model: FusionClassifier;
+  optimizer: AdamW;
+  state: TrainerState;
+  trainConfig: unknown;
+  info: InferenceInfo;
+  tokenizerFile: string;
+}
+
+/** Writes a checkpoint directory atomically (temporary directory, fsync, rename). */
+export function saveCheckpoint(a: SaveCheckpointArgs): void {
+  const parent = dirname(a.dir);
+  mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `.tmp-${basename(a.dir)}-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    // A non-finite model is never saved.
+    const bad = tidy(() => a.model.namedParameters().find(([, p]) => !p.isfinite().all().item()));
+    if (bad) throw new MmtrainError(`refusing to save a checkpoint: parameter ${bad[0]} holds NaN or Inf`);
+    a.model.save(tmp);
+    const names = new Map(a.model.namedParameters().map(([n, p]) => [p, n] as [Tensor, string]));
+    tidy(() => saveSafetensors(join(tmp, 'optimizer.safetensors'), optimizerTensors(a.optimizer, names)));
+    writeFileDurable(join(tmp, 'trainer_state.json'), `${JSON.stringify(a.state, null, 2)}\n`);
+    writeFileDurable(join(tmp, 'train_config.json'), `${JSON.stringify(a.trainConfig, null, 2)}\n`);
+    writeFileDurable(join(tmp, 'mmtrain.json'), `${JSON.stringify(a.info, null, 2)}\n`);
+    copyFileSync(a.tokenizerFile, join(tmp, a.info.tokenizer));
+    fsyncDir(tmp);
+    const old = existsSync(a.dir) ? `${a.dir}.old-${process.pid}` : null;
+    if (old) renameSync(a.dir, old);
+    renameSync(tmp, a.dir);
+    fsyncDir(parent);
+    if (old) rmSync(old, { recursive: true, force: true });
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (e instanceof MmtrainError) throw e;
+    throw new MmtrainError(`${a.dir}: cannot write the checkpoint (${(e as Error).message}); the previous checkpoint is intact`, { cause: e });
+  }
+}
+
+/** Checkpoint directories of a run, oldest first (step-NNNNNNNN). */
+export function listCheckpoints(runDir: string): string[] {
+  const dir = join(runDir, 'checkpoints');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((d) => /^step-\d+$/.test(d) && existsSync(join(dir, d, 'trainer_state.json'))).sort().map((d) => join(dir, d));
+}
+
+export function readTrainerState(ckpt: string): TrainerState {
+  try {
+    return JSON.parse(readFileSync(join(ckpt, 'trainer_state.json'), 'utf8')) as TrainerState;
+  } catch (e) {
+    throw new MmtrainError(`${ckpt}: cannot read trainer_state.json (${(e as Error).message})`);
+  }
+}
+
+export function readInferenceInfo(ckpt: string): InferenceInfo {
+  try {
+    return JSON.parse(readFileSync(join(ckpt, 'mmtrain.json'), 'utf8')) as InferenceInfo;
+  } catch (e) {
+    throw new MmtrainError(`${ckpt}: not an mmtrain checkpoint (mmtrain.json: ${(e as Error).message})`);
+  }
+}
+
+/** Restores optimizer moments saved by saveCheckpoint into an optimizer over the same named parameters. */
+export function loadOptimizerState(ckpt: string, opt: AdamW, names: Map<Tensor, string>): void {
+  const { tensors } = loadSafetensors(join(ckpt, 'optimizer.safetensors'));
+  try {
+    opt.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
+      const n = names.get(p)!;
+      const m = tensors.get(`${n}.exp_avg`);
+      const v = tensors.get(`${n}.exp_avg_sq`);
+      const s = tensors.get(`${n}.step`);
+      if (!m || !v || !s) return;
+      opt.setState(gi, pi, { step: s.item(), expAvg: m, expAvgSq: v, maxExpAvgSq: null });
+    }));
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}
+
+/** Deletes all but the newest `keep` step checkpoints. */
+export function pruneCheckpoints(runDir: string, keep: number): void {
+  const all = listCheckpoints(runDir);
+  for (const d of all.slice(0, Math.max(0, all.length - keep))) rmSync(d, { recursive: true, force: true });
+}

@@ -1,0 +1,271 @@
+// The training configuration: one schema (zod) checked in full before the first step. Unknown keys, wrong types
+// and impossible combinations are errors that name the key path and the fix. Files are JSON or YAML;
+// `--set a.b=v` overrides any key.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { MmtrainError } from '../errors.js';
+import { FUSION_PRESETS, FUSION_TYPES } from '../models/fusion.js';
+
+const positiveInt = z.number().int().positive();
+const prob = z.number().min(0).max(1);
+const encoder = z.strictObject({
+  preset: z.string().optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
+  pretrained: z.string().optional(),
+});
+
+export const ConfigSchema = z.strictObject({
+  /** a name for the run (the run directory is out/name) */
+  name: z.string().default('run'),
+  seed: z.number().int().min(0).default(1),
+  /** folder of run directories */
+  out: z.string().default('runs'),
+  model: z.strictObject({
+    preset: z.enum(Object.keys(FUSION_PRESETS) as [string, ...string[]]).default('tiny'),
+    text: encoder.optional(),
+    image: encoder.optional(),
+    fusion_type: z.enum(FUSION_TYPES).default('cross-attention'),
+    pooling: z.enum(['mean', 'cls']).default('mean'),
+    fusion_num_heads: positiveInt.default(8),
+    fusion_attention_dropout: prob.default(0),
+    head_hidden_size: positiveInt.default(512),
+    head_dropout: prob.default(0.1),
+    /** freeze an encoder: true for all of it, a number for its embeddings and lower N layers */
+    freeze: z.strictObject({ text: z.union([z.boolean(), z.number().int().min(0)]).default(false), image: z.union([z.boolean(), z.number().int().min(0)]).default(false) }).default({ text: false, image: false }),
+  }).prefault({}),
+  data: z.strictObject({
+    train: z.string(),
+    val: z.string().optional(),
+    test: z.string().optional(),
+    /** class names in index order; discovered from the training manifest when absent */
+    labels: z.array(z.string()).min(2).optional(),
+    /** tokenizer.json or vocab.txt; the bundled bert-base-uncased tokenizer by default */
+    tokenizer: z.string().optional(),
+    doLowerCase: z.boolean().default(true),
+    maxLength: z.number().int().min(2).max(4096).default(128),
+    padding: z.enum(['longest', 'max_length']).default('longest'),
+    bucketByLength: z.boolean().default(false),
+    onBadSample: z.enum(['error', 'skip']).default('error'),
+    prefetch: z.number().int().min(0).max(64).default(2),
+    /** on-disk cache of preprocessed images (used when augmentation is off): a folder, or true for <run>/cache */
+    cache: z.union([z.boolean(), z.string()]).default(false),
+    image: z.strictObject({
+      size: positiveInt.max(8192).optional(),
+      resize: z.enum(['shorter-side', 'exact']).default('shorter-side'),
+      mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
+      std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([0.229, 0.224, 0.225]),
+      maxPixels: positiveInt.default(100_000_000),
+      augment: z.strictObject({
+        randomResizedCrop: z.strictObject({ scale: z.tuple([z.number(), z.number()]), ratio: z.tuple([z.number(), z.number()]) }).nullable().default(null),
+        horizontalFlip: prob.default(0),
+        colorJitter: z.strictObject({ brightness: z.number().min(0), contrast: z.number().min(0), saturation: z.number().min(0) }).nullable().default(null),
+      }).default({ randomResizedCrop: null, horizontalFlip: 0, colorJitter: null }),
+    }).prefault({}),
+  }),
+  train: z.strictObject({
+    epochs: positiveInt.default(10),
+    /** stop after this many optimizer steps (overrides epochs when smaller) */
+    maxSteps: positiveInt.optional(),
+    batchSize: positiveInt.default(32),
+    gradAccumulation: positiveInt.default(1),
+    lr: z.number().positive().default(1e-4),
+    /** lr of the two encoders when different from lr (fusion + head use lr) */
+    encoderLr: z.number().positive().optional(),
+    /** layer-wise lr decay for encoder layers: layer i of L gets lr * decay^(L - i) */
+    layerDecay: z.number().positive().max(1).optional(),
+    weightDecay: z.number().min(0).default(0.01),
+    betas: z.tuple([prob, prob]).default([0.9, 0.999]),
+    eps: z.number().positive().default(1e-8),
+    schedule: z.strictObject({
+      type: z.enum(['cosine', 'linear', 'constant', 'original']).default('cosine'),
+      warmupSteps: z.number().int().min(0).optional(),
+      warmupRatio: prob.default(0.06),
+      minLrRatio: prob.default(0),
+    }).default({ type: 'cosine', warmupRatio: 0.06, minLrRatio: 0 }),
+    /** clip the global gradient norm to this; null = no clipping */
+    clipGradNorm: z.number().positive().nullable().default(1.0),
+    precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
+    labelSmoothing: prob.default(0),
+    /** consecutive non-finite steps before rolling back to the last good checkpoint with half the lr */
+    maxNonFinite: positiveInt.default(3),
+    threads: positiveInt.optional(),
+  }).prefault({}),
+  eval: z.strictObject({
+    /** "epoch", or a number of optimizer steps */
+    every: z.union([z.literal('epoch'), positiveInt]).default('epoch'),
+    metric: z.enum(['accuracy', 'macro_f1', 'auroc', 'loss']).default('accuracy'),
+    batchSize: positiveInt.default(64),
+    earlyStopping: z.strictObject({ patience: positiveInt, minDelta: z.number().min(0).default(0) }).nullable().default(null),
+  }).prefault({}),
+  checkpoint: z.strictObject({
+    keepLast: positiveInt.default(2),
+    /** "epoch", or a number of optimizer steps */
+    every: z.union([z.literal('epoch'), positiveInt]).default('epoch'),
+    saveBest: z.boolean().default(true),
+  }).prefault({}),
+  log: z.strictObject({
+    every: positiveInt.default(10),
+    tensorboard: z.boolean().default(true),
+    progress: z.enum(['auto', 'bar', 'lines', 'none']).default('auto'),
+  }).prefault({}),
+});
+
+export type TrainConfig = z.infer<typeof ConfigSchema>;
+export type TrainConfigInput = z.input<typeof ConfigSchema>;
+
+/** The bundled bert-base-uncased tokenizer (MIT, see assets/bert-base-uncased/SOURCE.md). */
+export function bundledTokenizer(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, 'assets', 'bert-base-uncased', 'tokenizer.json');
+    try {
+      readFileSync(p, { flag: 'r' }).length;
+      return p;
+    } catch {
+      dir = dirname(dir);
+    }
+  }
+  throw new MmtrainError('the bundled tokenizer (assets/bert-base-uncased/tokenizer.json) is missing; set data.tokenizer');
+}
+
+function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
+  const lines = issues.slice(0, 20).map((i) => {
+    const path = i.path.length ? i.path.join('.') : '(top level)';
+    if (i.code === 'unrecognized_keys') {
+      return `  ${path === '(top level)' ? '' : `${path}: `}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} — remove ${i.keys.length > 1 ? 'them' : 'it'} or check the spelling (mmtrain init writes every key)`;
+    }
+    if (i.code === 'invalid_type' && i.input === undefined) return `  ${path}: required, but missing`;
+    return `  ${path}: ${i.message}`;
+  });
+  return `${source}: invalid configuration:\n${lines.join('\n')}${issues.length > 20 ? `\n  ... and ${issues.length - 20} more` : ''}`;
+}
+
+/** Parses `a.b.c=value` overrides (values as YAML scalars: numbers, booleans, null, strings, [lists]). */
+export function applyOverrides(raw: Record<string, unknown>, sets: string[]): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new MmtrainError(`--set ${s}: expected key.path=value`);
+    const path = s.slice(0, eq).split('.');
+    let value: unknown;
+    try {
+      value = YAML.parse(s.slice(eq + 1));
+    } catch {
+      value = s.slice(eq + 1);
+    }
+    let node = out as Record<string, unknown>;
+    for (const k of path.slice(0, -1)) {
+      if (node[k] === undefined || node[k] === null) node[k] = {};
+      if (typeof node[k] !== 'object' || Array.isArray(node[k])) throw new MmtrainError(`--set ${s}: ${k} is not a section`);
+      node = node[k] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = value;
+  }
+  return out;
+}
+
+/** Validates a raw configuration (already parsed) and checks combinations the schema cannot express. */
+export function resolveConfig(raw: unknown, source = 'config', baseDir = process.cwd()): TrainConfig {
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) throw new MmtrainError(formatIssues(r.error.issues, source));
+  const c = r.data;
+  const problems: string[] = [];
+  if (c.model.text?.preset && c.model.text.pretrained) problems.push('model.text: give either preset or pretrained, not both');
+  if (c.model.image?.preset && c.model.image.pretrained) problems.push('model.image: give either preset or pretrained, not both');
+  if (c.train.precision === 'fp16') problems.push('train.precision: fp16 needs CUDA (fp16 autocast with loss scaling); on CPU use bf16');
+  if (c.eval.earlyStopping && !c.data.val) problems.push('eval.earlyStopping: needs data.val (early stopping watches the validation metric)');
+  if (c.eval.metric !== 'accuracy' && c.eval.metric !== 'loss' && !c.data.val) problems.push(`eval.metric: "${c.eval.metric}" is computed on data.val, which is not set`);
+  if (c.train.schedule.warmupSteps !== undefined && c.train.schedule.type === 'original') problems.push('train.schedule: the "original" schedule has no warmup; remove warmupSteps');
+  const aug = c.data.image.augment;
+  if (c.data.cache !== false && (aug.randomResizedCrop || aug.horizontalFlip > 0 || aug.colorJitter)) {
+    problems.push('data.cache: the image cache holds un-augmented pixels; turn augmentation off or set data.cache: false');
+  }
+  if (problems.length) throw new MmtrainError(`${source}: invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  // Paths are relative to the config file.
+  const abs = (p: string | undefined) => (p === undefined ? undefined : isAbsolute(p) ? p : resolve(baseDir, p));
+  c.data.train = abs(c.data.train)!;
+  c.data.val = abs(c.data.val);
+  c.data.test = abs(c.data.test);
+  c.data.tokenizer = abs(c.data.tokenizer) ?? bundledTokenizer();
+  c.out = abs(c.out)!;
+  if (typeof c.data.cache === 'string') c.data.cache = abs(c.data.cache)!;
+  for (const e of [c.model.text, c.model.image]) if (e?.pretrained) e.pretrained = abs(e.pretrained);
+  return c;
+}
+
+/** Reads a JSON or YAML config file, applies overrides, validates. */
+export function loadConfig(file: string, sets: string[] = []): TrainConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new MmtrainError(`${file}: cannot read the config (${(e as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
+  } catch (e) {
+    const m = e as Error & { linePos?: { line: number }[] };
+    const line = m.linePos?.[0]?.line;
+    throw new MmtrainError(`${file}${line ? `:${line}` : ''}: cannot parse the config (${m.message.split('\n')[0]})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MmtrainError(`${file}: the config must be a mapping of sections (model, data, train, eval, ...)`);
+  return resolveConfig(applyOverrides(raw as Record<string, unknown>, sets), file, dirname(resolve(file)));
+}
+
+/** A commented example written by `mmtrain init`. */
+export const EXAMPLE_CONFIG = `# mmtrain training configuration (YAML). Paths are relative to this file.
+name: my-run
+seed: 1
+out: runs                      # run directories go to out/name
+
+model:
+  preset: tiny                 # tiny | mini | small | medium | base | large (random init, no download)
+  # text: { pretrained: ./bert-base-uncased }     # a local HF directory: config.json + model.safetensors
+  # image: { pretrained: ./vit-base-patch16-224 }
+  fusion_type: cross-attention # cross-attention | cls-cross-attention | shared-cls-cross-attention | concat
+  pooling: mean                # mean (over real tokens) | cls
+  fusion_num_heads: 8
+  head_hidden_size: 512
+  head_dropout: 0.1
+  freeze: { text: false, image: false }   # true, or a number of lower layers
+
+data:
+  train: data/train.jsonl      # JSONL {"image","text","label"} or CSV with header image,text,label
+  val: data/val.jsonl
+  # test: data/test.jsonl
+  # labels: [mismatch, match]  # class names in index order (discovered when absent)
+  # tokenizer: ./tokenizer.json   # or a vocab.txt; default: bundled bert-base-uncased
+  maxLength: 128
+  padding: longest             # longest (dynamic) | max_length
+  bucketByLength: false
+  onBadSample: error           # error | skip
+  cache: false                 # true: cache preprocessed images under the run directory
+  image:
+    size: 224                  # default: the image encoder's image_size
+    resize: shorter-side       # shorter-side (+ center crop) | exact
+    augment: { horizontalFlip: 0 }   # flips change the meaning of "left"/"right" captions
+
+train:
+  epochs: 10
+  batchSize: 32
+  gradAccumulation: 1
+  lr: 1.0e-4
+  # encoderLr: 2.0e-5          # separate lr for the two encoders
+  weightDecay: 0.01            # not applied to biases and LayerNorm weights
+  schedule: { type: cosine, warmupRatio: 0.06, minLrRatio: 0 }   # cosine | linear | constant | original
+  clipGradNorm: 1.0
+  precision: fp32              # fp32 | bf16 (CPU autocast)
+  labelSmoothing: 0
+
+eval:
+  every: epoch                 # epoch, or a number of steps
+  metric: accuracy             # accuracy | macro_f1 | auroc | loss
+  # earlyStopping: { patience: 3, minDelta: 0.001 }
+
+checkpoint: { keepLast: 2, every: epoch, saveBest: true }
+log: { every: 10, tensorboard: true, progress: auto }
+`;

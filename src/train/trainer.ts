@@ -1,0 +1,455 @@
+// The trainer: AdamW with parameter groups, a per-step schedule, gradient accumulation and clipping, bf16 autocast,
+// evaluation with best-checkpoint selection and early stopping, atomic checkpoints with exact resume, a non-finite
+// guard with rollback, and a run directory with metrics.jsonl. It knows nothing of BERT or ViT beyond the fusion
+// model's parameter roles; diagnostics hang off callbacks.
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MmtrainError } from '../errors.js';
+import { DataLoader, disposeBatch, type Batch } from '../data/loader.js';
+import { ImageCache } from '../data/cache.js';
+import { imageConfig, type ImageConfig } from '../data/image.js';
+import { readManifest, type Manifest } from '../data/manifest.js';
+import { TextTokenizer } from '../data/tokenizer.js';
+import { FusionClassifier, createFusionModel } from '../models/fusion.js';
+import { LayerNorm } from '../nn/layers.js';
+import * as F from '../tensor/functional.js';
+import { autocast, getRngState, manualSeed, noGrad, setNumThreads, setRngState } from '../tensor/modes.js';
+import { tidy } from '../tensor/scope.js';
+import { Tensor, tensor } from '../tensor/tensor.js';
+import {
+  type InferenceInfo, type TrainerState, listCheckpoints, loadOptimizerState, pruneCheckpoints, readTrainerState, saveCheckpoint,
+} from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+import { type EvalMetrics, computeMetrics } from './metrics.js';
+import { AdamW, clipGradNorm, type ParamGroup } from './optim.js';
+import { lrFactor } from './schedule.js';
+import { checkpointStateDict } from '../models/loading.js';
+
+export interface StepInfo {
+  step: number;
+  epoch: number;
+  loss: number;
+  /** global gradient norm before clipping */
+  gradNorm: number;
+  lr: Record<string, number>;
+  samplesPerS: number;
+  dataWaitS: number;
+  skipped: boolean;
+}
+
+export interface TrainContext {
+  config: TrainConfig;
+  model: FusionClassifier;
+  optimizer: AdamW;
+  runDir: string;
+  labels: string[];
+  state: TrainerState;
+  /** append a record to metrics.jsonl (and TensorBoard when on) */
+  log(record: Record<string, unknown>): void;
+}
+
+export interface Callback {
+  onTrainStart?(ctx: TrainContext): void;
+  /** after backward and clipping, before the optimizer step: gradients are available */
+  onAfterBackward?(ctx: TrainContext, info: { step: number; gradNorm: number }): void;
+  onStepEnd?(ctx: TrainContext, info: StepInfo): void;
+  onEvaluate?(ctx: TrainContext, split: string, metrics: EvalMetrics): void;
+  onEpochEnd?(ctx: TrainContext, epoch: number): void;
+  onTrainEnd?(ctx: TrainContext, result: TrainResult): void;
+}
+
+export interface TrainOptions {
+  callbacks?: Callback[];
+  /** continue the run in this directory from its newest checkpoint */
+  resume?: string;
+  /** aborting stops after the current step with a checkpoint (Ctrl-C) */
+  signal?: AbortSignal;
+  /** console output */
+  print?: (line: string) => void;
+}
+
+export interface TrainResult {
+  runDir: string;
+  steps: number;
+  epochs: number;
+  best: TrainerState['best'];
+  finalVal: EvalMetrics | null;
+  test: EvalMetrics | null;
+  nonFiniteSkipped: number;
+  stoppedEarly: boolean;
+  interrupted: boolean;
+  wallS: number;
+}
+
+const NO_DECAY = /(^|\.)(bias|LayerNorm\.weight|layernorm_before\.weight|layernorm_after\.weight|layernorm\.weight|norm\.weight|text_norm\.weight|image_norm\.weight|cls_token|position_embeddings)$/;
+
+/** Parameter groups: encoders vs fusion + head learning rates, optional layer-wise decay, no decay on biases and norms. */
+export function parameterGroups(model: FusionClassifier, c: TrainConfig): ParamGroup[] {
+  const groups = new Map<string, ParamGroup>();
+  const noDecay = new Set<Tensor>();
+  for (const [name, m] of model.namedModules()) if (m instanceof LayerNorm) for (const [, p] of m.namedParameters()) noDecay.add(p);
+  const add = (name: string, p: Tensor, role: string, lr: number) => {
+    if (!p.requiresGrad) return;
+    const decay = !(noDecay.has(p) || NO_DECAY.test(name) || p.ndim < 2);
+    const key = `${role}/${lr}/${decay ? 'decay' : 'no_decay'}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = { name: `${role}${decay ? '' : ':no_decay'}${lr !== c.train.lr && role.includes('layer') ? '' : ''}`, params: [], lr, weightDecay: decay ? c.train.weightDecay : 0 };
+      groups.set(key, g);
+    }
+    g.params.push(p);
+  };
+  const encLr = c.train.encoderLr ?? c.train.lr;
+  for (const [prefix, enc] of [['text_encoder', model.text_encoder], ['image_encoder', model.image_encoder]] as const) {
+    const L = enc.encoder.layer.length;
+    for (const [n, p] of enc.namedParameters()) {
+      let lr = encLr;
+      if (c.train.layerDecay !== undefined) {
+        const m = /^encoder\.layer\.(\d+)\./.exec(n);
+        const depth = m ? Number(m[1]) + 1 : n.startsWith('embeddings.') ? 0 : L; // pooler / final norm: top
+        lr = encLr * Math.pow(c.train.layerDecay, L - depth);
+      }
+      add(`${prefix}.${n}`, p, prefix, lr);
+    }
+  }
+  for (const [n, p] of model.namedParameters()) {
+    if (n.startsWith('text_encoder.') || n.startsWith('image_encoder.')) continue;
+    add(n, p, n.startsWith('classifier.') ? 'classifier' : 'fusion', c.train.lr);
+  }
+  const out = [...groups.values()];
+  if (!out.length) throw new MmtrainError('nothing to train: every parameter is frozen (model.freeze)');
+  return out;
+}
+
+function uniqueRunDir(out: string, name: string): string {
+  let dir = join(out, name);
+  for (let i = 2; existsSync(dir); i++) dir = join(out, `${name}-${i}`);
+  return dir;
+}
+
+function rngToString(): string {
+  const t = getRngState();
+  try {
+    return Buffer.from(t.toBuffer()).toString('base64');
+  } finally {
+    t.dispose();
+  }
+}
+
+function rngFromString(s: string): void {
+  const bytes = Buffer.from(s, 'base64');
+  const t = tensor(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), { dtype: 'uint8' });
+  try {
+    setRngState(t);
+  } finally {
+    t.dispose();
+  }
+}
+
+/** Loads data, tokenizer and image settings for a configuration. */
+export function prepareData(c: TrainConfig, imageSize: number) {
+  const train = readManifest(c.data.train, { labels: c.data.labels, onBadSample: c.data.onBadSample });
+  const labels = train.labels;
+  const read = (p?: string): Manifest | null => (p ? readManifest(p, { labels, onBadSample: c.data.onBadSample }) : null);
+  const val = read(c.data.val);
+  const test = read(c.data.test);
+  const tokenizer = /\.txt$/i.test(c.data.tokenizer!) ? TextTokenizer.fromVocab(c.data.tokenizer!, { doLowerCase: c.data.doLowerCase }) : TextTokenizer.fromFile(c.data.tokenizer!);
+  const img = imageConfig({ ...c.data.image, size: c.data.image.size ?? imageSize, augment: c.data.image.augment });
+  return { train, val, test, labels, tokenizer, image: img };
+}
+
+/** Evaluates a model on a loader: loss and metrics over every sample. */
+export async function evaluateLoader(model: FusionClassifier, loader: DataLoader, precision: TrainConfig['train']['precision'] = 'fp32'): Promise<EvalMetrics> {
+  model.eval();
+  const labels: number[] = [];
+  const probs: number[][] = [];
+  let lossSum = 0;
+  for await (const b of loader.epoch(0)) {
+    noGrad(() => tidy(() => {
+      const logits = autocast({ enabled: precision === 'bf16' }, () => model.forward(b).logits).float();
+      lossSum += F.crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
+      const p = F.softmax(logits, -1).toNumbers();
+      const k = logits.size(1);
+      for (let i = 0; i < b.indices.length; i++) probs.push(p.slice(i * k, (i + 1) * k));
+      labels.push(...b.labels.toNumbers());
+      disposeBatch(b);
+    }));
+  }
+  return computeMetrics(labels, probs, lossSum);
+}
+
+function metricValue(m: EvalMetrics, metric: TrainConfig['eval']['metric']): number {
+  const v = metric === 'loss' ? m.loss : metric === 'auroc' ? m.auroc ?? NaN : m[metric];
+  return v;
+}
+
+function better(metric: string, a: number, b: number, minDelta: number): boolean {
+  return metric === 'loss' ? a < b - minDelta : a > b + minDelta;
+}
+
+/** Trains a fusion classifier as configured; returns the run directory and results. */
+export async function train(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const c = config;
+  const print = opts.print ?? ((s: string) => console.log(s));
+  const t0 = performance.now();
+  if (c.train.threads) setNumThreads(c.train.threads);
+  manualSeed(c.seed);
+
+  // ---- run directory ----
+  const resumeFrom = opts.resume ? listCheckpoints(opts.resume).pop() : undefined;
+  if (opts.resume && !resumeFrom) throw new MmtrainError(`${opts.resume}: no checkpoint to resume from (checkpoints/step-* with trainer_state.json)`);
+  const runDir = opts.resume ?? uniqueRunDir(c.out, c.name);
+  mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+
+  // ---- model and data ----
+  const { model } = createFusionModel({
+    preset: c.model.preset, text: c.model.text, image: c.model.image, fusion_type: c.model.fusion_type, pooling: c.model.pooling,
+    fusion_num_heads: c.model.fusion_num_heads, fusion_attention_dropout: c.model.fusion_attention_dropout,
+    head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout,
+    num_labels: Math.max(2, (c.data.labels ?? []).length),
+  });
+  let modelRef = model;
+  try {
+    const data = prepareData(c, model.config.image_config.image_size);
+    if (data.labels.length !== model.config.num_labels) {
+      // the label list is known only after reading the manifest: rebuild the head for its size
+      model.dispose();
+      modelRef = createFusionModel({
+        preset: c.model.preset, text: c.model.text, image: c.model.image, fusion_type: c.model.fusion_type, pooling: c.model.pooling,
+        fusion_num_heads: c.model.fusion_num_heads, fusion_attention_dropout: c.model.fusion_attention_dropout,
+        head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout, num_labels: data.labels.length,
+      }).model;
+    }
+    return await runTraining(c, modelRef, data, runDir, resumeFrom, opts, print, t0);
+  } finally {
+    modelRef.dispose();
+  }
+}
+
+async function runTraining(
+  c: TrainConfig, model: FusionClassifier, data: ReturnType<typeof prepareData>, runDir: string, resumeFrom: string | undefined,
+  opts: TrainOptions, print: (s: string) => void, t0: number,
+): Promise<TrainResult> {
+  if (c.model.freeze.text !== false) model.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
+  if (c.model.freeze.image !== false) model.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
+  const groups = parameterGroups(model, c);
+  const optimizer = new AdamW(groups, { betas: c.train.betas, eps: c.train.eps });
+  const baseLrs = groups.map((g) => g.lr!);
+  const names = new Map(model.namedParameters().map(([n, p]) => [p, n] as [Tensor, string]));
+
+  const augment = Boolean(c.data.image.augment.randomResizedCrop || c.data.image.augment.horizontalFlip > 0 || c.data.image.augment.colorJitter);
+  const cache = c.data.cache === false ? null : new ImageCache(c.data.cache === true ? join(runDir, 'cache') : c.data.cache, data.image);
+  const loaderOpts = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, onBadSample: c.data.onBadSample, cache } as const;
+  const trainLoader = new DataLoader(data.train.samples, data.tokenizer, data.image, {
+    ...loaderOpts, batchSize: c.train.batchSize, seed: c.seed, shuffle: true, bucketByLength: c.data.bucketByLength, augment, cache: augment ? null : cache,
+  });
+  const evalLoader = (m: Manifest | null) => (m ? new DataLoader(m.samples, data.tokenizer, data.image, { ...loaderOpts, batchSize: c.eval.batchSize, shuffle: false }) : null);
+  const valLoader = evalLoader(data.val);
+  const testLoader = evalLoader(data.test);
+
+  const perEpoch = Math.ceil(trainLoader.length / c.train.gradAccumulation);
+  const totalSteps = Math.min(c.train.maxSteps ?? Infinity, perEpoch * c.train.epochs);
+  const info: InferenceInfo = {
+    labels: data.labels, maxLength: c.data.maxLength, doLowerCase: c.data.doLowerCase, tokenizer: /\.txt$/i.test(c.data.tokenizer!) ? 'vocab.txt' : 'tokenizer.json',
+    image: { size: data.image.size, resize: data.image.resize, mean: data.image.mean, std: data.image.std, maxPixels: data.image.maxPixels },
+  };
+
+  let state: TrainerState = {
+    step: 0, epoch: 0, position: 0, lrScale: 1, best: null, nonFiniteSkipped: 0, staleEvals: 0, rngState: '', finished: false,
+  };
+  const restore = (ckpt: string) => {
+    checkpointStateDict(model, ckpt, { strict: true });
+    loadOptimizerState(ckpt, optimizer, names);
+    state = readTrainerState(ckpt);
+    rngFromString(state.rngState);
+  };
+  if (resumeFrom) {
+    restore(resumeFrom);
+    print(`resuming ${runDir} from ${resumeFrom} (step ${state.step}, epoch ${state.epoch}, batch ${state.position})`);
+  } else {
+    writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
+    writeFileSync(join(runDir, 'labels.json'), `${JSON.stringify(data.labels)}\n`);
+  }
+
+  const metricsFile = join(runDir, 'metrics.jsonl');
+  const ctx: TrainContext = {
+    config: c, model, optimizer, runDir, labels: data.labels, state,
+    log: (r) => appendFileSync(metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...r })}\n`),
+  };
+  const callbacks = opts.callbacks ?? [];
+  const emit = <K extends keyof Callback>(k: K, ...args: Parameters<NonNullable<Callback[K]>>) => {
+    for (const cb of callbacks) (cb[k] as ((...a: unknown[]) => void) | undefined)?.call(cb, ...args);
+  };
+  emit('onTrainStart', ctx);
+
+  const save = (reason: string) => {
+    state.rngState = rngToString();
+    ctx.state = state;
+    const dir = join(runDir, 'checkpoints', `step-${String(state.step).padStart(8, '0')}`);
+    saveCheckpoint({ dir, model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
+    pruneCheckpoints(runDir, c.checkpoint.keepLast);
+    ctx.log({ event: 'checkpoint', step: state.step, reason, dir });
+    return dir;
+  };
+
+  const evaluate = async (split: 'val' | 'test', loader: DataLoader): Promise<EvalMetrics> => {
+    const m = await evaluateLoader(model, loader, c.train.precision);
+    ctx.log({ event: 'eval', split, step: state.step, epoch: state.epoch, ...m });
+    emit('onEvaluate', ctx, split, m);
+    print(`${split} step ${state.step}: loss ${m.loss.toFixed(4)} accuracy ${(m.accuracy * 100).toFixed(2)}% macro-F1 ${m.macro_f1.toFixed(4)}${m.auroc === null ? '' : ` AUROC ${m.auroc.toFixed(4)}`}`);
+    return m;
+  };
+
+  let lastVal: EvalMetrics | null = null;
+  let stoppedEarly = false;
+  let interrupted = false;
+  const onVal = async () => {
+    if (!valLoader) return;
+    lastVal = await evaluate('val', valLoader);
+    const v = metricValue(lastVal, c.eval.metric);
+    const es = c.eval.earlyStopping;
+    if (!state.best || better(c.eval.metric, v, state.best.value, es?.minDelta ?? 0)) {
+      state.best = { metric: c.eval.metric, value: v, step: state.step };
+      state.staleEvals = 0;
+      if (c.checkpoint.saveBest) {
+        state.rngState = rngToString();
+        saveCheckpoint({ dir: join(runDir, 'best'), model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
+      }
+    } else {
+      state.staleEvals++;
+      if (es && state.staleEvals >= es.patience) stoppedEarly = true;
+    }
+  };
+
+  // ---- the loop ----
+  let consecutiveBad = 0;
+  let lastGood: string | null = resumeFrom ?? null;
+  let window = { loss: 0, n: 0, samples: 0, wait: 0, t: performance.now() };
+  const accum = c.train.gradAccumulation;
+  training: while (state.step < totalSteps && state.epoch < c.train.epochs && !stoppedEarly) {
+    model.train();
+    const it = trainLoader.epoch(state.epoch, state.position);
+    let micro = 0;
+    let stepLoss = 0;
+    let stepSamples = 0;
+    for (;;) {
+      const w0 = performance.now();
+      const next = await it.next();
+      window.wait += performance.now() - w0;
+      if (next.done) break;
+      const b: Batch = next.value;
+      const loss = tidy(() => {
+        const l = autocast({ enabled: c.train.precision === 'bf16' }, () => F.crossEntropy(model.forward(b).logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing }));
+        l.div(accum).backward();
+        const v = l.item();
+        disposeBatch(b);
+        return v;
+      });
+      micro++;
+      stepLoss += loss / accum;
+      stepSamples += b.indices.length;
+      const lastOfEpoch = trainLoader.cursor.position >= trainLoader.length;
+      if (micro < accum && !lastOfEpoch) continue;
+      // one optimizer step
+      const params = groups.flatMap((g) => g.params);
+      const gradNorm = clipGradNorm(params, c.train.clipGradNorm ?? Number.MAX_VALUE);
+      emit('onAfterBackward', ctx, { step: state.step, gradNorm });
+      const finite = Number.isFinite(stepLoss) && Number.isFinite(gradNorm);
+      const lrs: Record<string, number> = {};
+      if (finite) {
+        const f = lrFactor(c.train.schedule, state.step, totalSteps) * state.lrScale;
+        groups.forEach((g, i) => {
+          const lr = baseLrs[i]! * f;
+          optimizer.setLr(i, lr);
+          lrs[g.name!] = lr;
+        });
+        optimizer.step();
+        consecutiveBad = 0;
+      } else {
+        state.nonFiniteSkipped++;
+        consecutiveBad++;
+        ctx.log({ event: 'nonfinite', step: state.step, loss: stepLoss, grad_norm: gradNorm });
+        print(`step ${state.step}: non-finite ${Number.isFinite(stepLoss) ? 'gradient norm' : 'loss'}, step skipped (${consecutiveBad} in a row)`);
+      }
+      optimizer.zeroGrad();
+      state.position = trainLoader.cursor.position;
+      if (finite) state.step++;
+      window.loss += finite ? stepLoss : 0;
+      window.n += finite ? 1 : 0;
+      window.samples += stepSamples;
+      const info: StepInfo = {
+        step: state.step, epoch: state.epoch, loss: stepLoss, gradNorm, lr: lrs,
+        samplesPerS: stepSamples / ((performance.now() - window.t) / 1000 / Math.max(1, window.n || 1)), dataWaitS: window.wait / 1000, skipped: !finite,
+      };
+      emit('onStepEnd', ctx, info);
+      micro = 0;
+      stepLoss = 0;
+      stepSamples = 0;
+
+      if (consecutiveBad >= c.train.maxNonFinite) {
+        if (!lastGood) throw new MmtrainError(`${c.train.maxNonFinite} non-finite steps in a row before any checkpoint: lower train.lr or enable warmup (train.schedule.warmupSteps)`);
+        state.lrScale /= 2;
+        const scale = state.lrScale;
+        const skipped = state.nonFiniteSkipped;
+        restore(lastGood);
+        state.lrScale = scale;
+        state.nonFiniteSkipped = skipped;
+        consecutiveBad = 0;
+        ctx.log({ event: 'rollback', to: lastGood, step: state.step, lr_scale: scale });
+        print(`rolled back to ${lastGood} (step ${state.step}) with the learning rate halved (scale ${scale})`);
+        await it.return(undefined);
+        continue training;
+      }
+      if (finite && state.step % c.log.every === 0) {
+        const dt = (performance.now() - window.t) / 1000;
+        const rec = { event: 'train', step: state.step, epoch: state.epoch, loss: window.loss / Math.max(1, window.n), lr: lrs, grad_norm: gradNorm, samples_per_s: window.samples / dt, data_wait_s: window.wait / 1000 / Math.max(1, window.n) };
+        ctx.log(rec);
+        if (c.log.progress !== 'none') print(`epoch ${state.epoch} step ${state.step}/${totalSteps} loss ${rec.loss.toFixed(4)} lr ${Object.values(lrs)[0]?.toExponential(2)} ${rec.samples_per_s.toFixed(1)} samples/s`);
+        window = { loss: 0, n: 0, samples: 0, wait: 0, t: performance.now() };
+      }
+      if (typeof c.eval.every === 'number' && finite && state.step % c.eval.every === 0) {
+        await onVal();
+        model.train();
+      }
+      if (typeof c.checkpoint.every === 'number' && finite && state.step % c.checkpoint.every === 0) lastGood = save('every');
+      if (opts.signal?.aborted) {
+        interrupted = true;
+        lastGood = save('interrupt');
+        print(`interrupted: saved ${lastGood}; continue with --resume ${runDir}`);
+        await it.return(undefined);
+        break training;
+      }
+      if (state.step >= totalSteps || stoppedEarly) {
+        await it.return(undefined);
+        break;
+      }
+    }
+    if (state.position >= trainLoader.length) {
+      state.epoch++;
+      state.position = 0;
+      cache?.flush();
+      emit('onEpochEnd', ctx, state.epoch - 1);
+      if (c.eval.every === 'epoch') await onVal();
+      if (c.checkpoint.every === 'epoch') lastGood = save('epoch');
+    }
+  }
+  if (!interrupted) {
+    state.finished = true;
+    lastGood = save('end');
+  }
+  cache?.flush();
+  let test: EvalMetrics | null = null;
+  if (testLoader && !interrupted) {
+    test = await evaluate('test', testLoader);
+    writeFileSync(join(runDir, 'test_metrics.json'), `${JSON.stringify(test, null, 2)}\n`);
+  }
+  const result: TrainResult = {
+    runDir, steps: state.step, epochs: state.epoch, best: state.best, finalVal: lastVal, test, nonFiniteSkipped: state.nonFiniteSkipped,
+    stoppedEarly, interrupted, wallS: (performance.now() - t0) / 1000,
+  };
+  emit('onTrainEnd', ctx, result);
+  optimizer.dispose();
+  return result;
+}
+
+export type { ImageConfig };
