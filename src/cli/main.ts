@@ -2,7 +2,13 @@
 // The mmtrain command line.
 import { Command, InvalidArgumentError } from 'commander';
 import { buildInfo, getNumThreads, setNumThreads } from '../index.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { generateSynthetic } from '../data/synth.js';
+import { readManifest } from '../data/manifest.js';
+import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
+import { evaluate, loadPredictor, predict } from '../train/inference.js';
+import { train } from '../train/trainer.js';
 import { runDemo } from './demo.js';
 
 function positiveInt(name: string) {
@@ -55,6 +61,95 @@ program
     const t0 = performance.now();
     const r = await generateSynthetic(o);
     console.log(`wrote ${o.n} samples (${o.task}, ${o.difficulty}, ${o.imageSize}px) to ${o.out}: train ${r.train.length}, val ${r.val.length}, test ${r.test.length} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  });
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+program
+  .command('train')
+  .description('train a fusion classifier from a config file (JSON or YAML)')
+  .requiredOption('--config <file>', 'configuration file (mmtrain init writes an example)')
+  .option('--set <key=value>', 'override a config key, e.g. --set train.lr=3e-4 (repeatable)', collect, [])
+  .option('--resume <runDir>', 'continue a run from its newest checkpoint')
+  .action(async (o: { config: string; set: string[]; resume?: string }) => {
+    const config = o.resume && !existsSync(o.config) ? loadConfig(join(o.resume, 'config.json'), o.set) : loadConfig(o.config, o.set);
+    const ac = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      interrupts++;
+      if (interrupts === 1) {
+        console.error('\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)');
+        ac.abort();
+      } else {
+        console.error('aborted');
+        process.exit(130);
+      }
+    };
+    process.on('SIGINT', onSigint);
+    const r = await train(config, { resume: o.resume, signal: ac.signal });
+    process.off('SIGINT', onSigint);
+    console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
+  });
+
+program
+  .command('eval')
+  .description('evaluate a checkpoint on a manifest; prints JSON metrics')
+  .requiredOption('--checkpoint <dir>', 'a checkpoint directory (e.g. runs/NAME/best)')
+  .requiredOption('--data <manifest>', 'JSONL or CSV manifest')
+  .option('--batch <n>', 'batch size', positiveInt('--batch'), 64)
+  .action(async (o: { checkpoint: string; data: string; batch: number }) => {
+    const m = await evaluate(o.checkpoint, o.data, { batchSize: o.batch });
+    console.log(JSON.stringify(m));
+  });
+
+program
+  .command('predict')
+  .description('predict the label of an image-text pair, or of every line of a manifest')
+  .requiredOption('--checkpoint <dir>', 'a checkpoint directory')
+  .option('--image <file>', 'an image')
+  .option('--text <text>', 'its text')
+  .option('--data <manifest>', 'predict every line of a manifest (labels optional)')
+  .option('--out <file>', 'with --data: write JSONL predictions here')
+  .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string }) => {
+    if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data MANIFEST');
+    const p = loadPredictor(o.checkpoint);
+    try {
+      if (o.data) {
+        const rows = readFileSync(o.data, 'utf8').split('\n').filter((l) => l.trim()).map((l, i) => {
+          try {
+            return JSON.parse(l) as { image: string; text: string };
+          } catch {
+            throw new Error(`${o.data}:${i + 1}: invalid JSON`);
+          }
+        });
+        const base = dirname(resolve(o.data));
+        const out: string[] = [];
+        for (let i = 0; i < rows.length; i += 64) {
+          const chunk = rows.slice(i, i + 64);
+          const preds = await predict(p, chunk.map((r) => ({ image: resolve(base, r.image), text: r.text })));
+          preds.forEach((pr, j) => out.push(JSON.stringify({ image: chunk[j]!.image, text: chunk[j]!.text, ...pr })));
+        }
+        if (o.out) writeFileSync(o.out, `${out.join('\n')}\n`);
+        else console.log(out.join('\n'));
+      } else {
+        const [pr] = await predict(p, [{ image: o.image!, text: o.text! }]);
+        console.log(JSON.stringify(pr));
+      }
+    } finally {
+      p.dispose();
+    }
+  });
+
+program
+  .command('init')
+  .description('write a commented example configuration')
+  .argument('[file]', 'where to write it', 'mmtrain.yaml')
+  .action((file: string) => {
+    if (existsSync(file)) throw new Error(`${file} exists; choose another name`);
+    writeFileSync(file, EXAMPLE_CONFIG);
+    console.log(`wrote ${file}`);
   });
 
 program

@@ -213,7 +213,8 @@ export class FusionClassifier extends Module {
     this.classifier = this.registerModule('classifier', new Sequential(
       new Linear(2 * C, config.head_hidden_size), new ReLU(), new Dropout(config.head_dropout), new Linear(config.head_hidden_size, config.num_labels),
     ));
-    initFusionHeadWeights(this, config);
+    // Fusion and head keep PyTorch's default initialisation (xavier for attention, kaiming-uniform for Linear), as
+    // the original design's nn.MultiheadAttention and nn.Linear do; only the encoders use Hugging Face's.
   }
 
   forward(x: FusionInputs, opts: { returnAttention?: boolean } = {}): FusionOutputs {

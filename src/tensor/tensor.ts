@@ -445,7 +445,8 @@ export class Tensor {
     return this;
   }
   fill_(value: number): this {
-    native.inplaceScalar(2, this.handle, checkNumber('value', value));
+    if (typeof value !== 'number') invalid('value', 'a number', value);
+    native.inplaceScalar(2, this.handle, value); // NaN and Inf are legitimate fill values
     return this;
   }
   zero_(): this {
@@ -570,7 +571,8 @@ function withGrad(t: Tensor, opts: TensorOptions): Tensor {
 
 export function full(shape: number[], value: number, opts: TensorOptions = {}): Tensor {
   const [d, dev] = creationOpts(opts);
-  return withGrad(new Tensor(native.full(checkShape('shape', shape), checkNumber('value', value), d, dev)), opts);
+  if (typeof value !== 'number') invalid('value', 'a number', value);
+  return withGrad(new Tensor(native.full(checkShape('shape', shape), value, d, dev)), opts);
 }
 export function zeros(shape: number[], opts: TensorOptions = {}): Tensor { return full(shape, 0, opts); }
 export function ones(shape: number[], opts: TensorOptions = {}): Tensor { return full(shape, 1, opts); }

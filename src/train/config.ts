@@ -137,7 +137,7 @@ function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
     if (i.code === 'unrecognized_keys') {
       return `  ${path === '(top level)' ? '' : `${path}: `}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} — remove ${i.keys.length > 1 ? 'them' : 'it'} or check the spelling (mmtrain init writes every key)`;
     }
-    if (i.code === 'invalid_type' && i.input === undefined) return `  ${path}: required, but missing`;
+    if (i.code === 'invalid_type' && /received undefined$/.test(i.message)) return `  ${path}: required, but missing`;
     return `  ${path}: ${i.message}`;
   });
   return `${source}: invalid configuration:\n${lines.join('\n')}${issues.length > 20 ? `\n  ... and ${issues.length - 20} more` : ''}`;

@@ -50,8 +50,8 @@ export interface TrainContext {
 
 export interface Callback {
   onTrainStart?(ctx: TrainContext): void;
-  /** after backward and clipping, before the optimizer step: gradients are available */
-  onAfterBackward?(ctx: TrainContext, info: { step: number; gradNorm: number }): void;
+  /** after backward, before clipping and the optimizer step: the raw gradients are available */
+  onAfterBackward?(ctx: TrainContext, info: { step: number }): void;
   onStepEnd?(ctx: TrainContext, info: StepInfo): void;
   onEvaluate?(ctx: TrainContext, split: string, metrics: EvalMetrics): void;
   onEpochEnd?(ctx: TrainContext, epoch: number): void;
@@ -352,8 +352,8 @@ async function runTraining(
       if (micro < accum && !lastOfEpoch) continue;
       // one optimizer step
       const params = groups.flatMap((g) => g.params);
+      emit('onAfterBackward', ctx, { step: state.step });
       const gradNorm = clipGradNorm(params, c.train.clipGradNorm ?? Number.MAX_VALUE);
-      emit('onAfterBackward', ctx, { step: state.step, gradNorm });
       const finite = Number.isFinite(stepLoss) && Number.isFinite(gradNorm);
       const lrs: Record<string, number> = {};
       if (finite) {

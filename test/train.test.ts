@@ -1,0 +1,185 @@
+// The trainer: AdamW + clipping + every schedule against PyTorch over 50 steps, exact resume (mid-epoch, with
+// dropout), a failed checkpoint write, the non-finite guard, configuration errors, metrics by hand, and a short
+// end-to-end run whose loss drops and accuracy rises.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AdamW, MmtrainError, clipGradNorm, computeMetrics, generateSynthetic, listCheckpoints, loadSafetensors, lrFactor, memory,
+  noGrad, resolveConfig, saveCheckpoint, tidy, train, type ScheduleConfig, type TrainConfigInput, FusionClassifier,
+} from '../src/index.js';
+import { FIXTURES } from './helpers.js';
+
+const ref = loadSafetensors(join(FIXTURES, 'train_ref.safetensors')).tensors;
+
+for (const type of ['cosine', 'linear', 'constant', 'original'] as const) {
+  test(`AdamW + clip_grad_norm_ + ${type} schedule follow PyTorch over 50 steps`, () => {
+    const W = ref.get('W0')!.clone().requiresGrad_(true);
+    const b = ref.get('b0')!.clone().requiresGrad_(true);
+    const opt = new AdamW([{ params: [W], weightDecay: 0.01 }, { params: [b], weightDecay: 0 }], { lr: 1e-2, betas: [0.9, 0.98], eps: 1e-8 });
+    const cfg: ScheduleConfig = type === 'original' ? { type } : { type, warmupSteps: 5, minLrRatio: 0.1 };
+    const lrs = ref.get(`${type}.lr`)!.toNumbers();
+    const norms = ref.get(`${type}.norm`)!.toNumbers();
+    for (let s = 0; s < 50; s++) {
+      W.grad = ref.get(`gW${s}`)!.clone();
+      b.grad = ref.get(`gb${s}`)!.clone();
+      const n = clipGradNorm([W, b], 1.0);
+      assert.ok(Math.abs(n - norms[s]!) < 1e-5 * Math.max(1, norms[s]!), `step ${s} norm ${n} vs ${norms[s]}`);
+      const lr = 1e-2 * lrFactor(cfg, s, 50);
+      assert.ok(Math.abs(lr - lrs[s]!) <= 1e-12 + 1e-9 * lrs[s]!, `step ${s}: lr ${lr} vs ${lrs[s]}`);
+      opt.setLr(0, lr);
+      opt.setLr(1, lr);
+      opt.step();
+    }
+    tidy(() => {
+      assert.ok(W.sub(ref.get(`${type}.W`)!).abs().max().item() < 1e-5);
+      assert.ok(b.sub(ref.get(`${type}.b`)!).abs().max().item() < 1e-5);
+    });
+    opt.dispose();
+  });
+}
+
+test('metrics by hand: accuracy, macro-F1, AUROC, confusion', () => {
+  // labels 1,1,0,0,1 ; p(class1) .9 .4 .35 .1 .8 -> preds 1,0,0,0,1
+  const probs = [0.9, 0.4, 0.35, 0.1, 0.8].map((p) => [1 - p, p]);
+  const m = computeMetrics([1, 1, 0, 0, 1], probs, 1.5);
+  assert.equal(m.accuracy, 0.8);
+  assert.deepEqual(m.confusion, [[2, 0], [1, 2]]);
+  // F1 class0 = 2*2/(2*2+1+0) = 0.8, class1 = 2*2/(2*2+0+1) = 0.8
+  assert.ok(Math.abs(m.macro_f1 - 0.8) < 1e-12);
+  // positives .9 .4 .8 vs negatives .35 .1: pairs won 6 of 6
+  assert.equal(m.auroc, 1);
+  assert.equal(computeMetrics([1, 0], [[0.5, 0.5], [0.5, 0.5]], 0).auroc, 0.5);
+  assert.equal(m.loss, 0.3);
+});
+
+function tinyConfig(dir: string, extra: Record<string, any> = {}): TrainConfigInput {
+  return {
+    name: 'run', out: join(dir, 'runs'), seed: 3,
+    model: {
+      text: { preset: 'bert-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, vocab_size: 30522 } },
+      image: { preset: 'vit-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8, hidden_dropout_prob: 0.1 } },
+      fusion_num_heads: 2, head_hidden_size: 16, ...extra.model,
+    },
+    data: { train: join(dir, 'data', 'train.jsonl'), val: join(dir, 'data', 'val.jsonl'), ...extra.data },
+    train: { epochs: 4, batchSize: 6, lr: 1e-3, ...extra.train },
+    eval: { ...extra.eval },
+    checkpoint: { keepLast: 3, ...extra.checkpoint },
+    log: { every: 1, progress: 'none', ...extra.log },
+  };
+}
+
+async function dataDir(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-train-'));
+  await generateSynthetic({ out: join(dir, 'data'), n: 100, seed: 2, imageSize: 16 });
+  return dir;
+}
+
+const trainLosses = (runDir: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.event === 'train').map((r) => [r.step, r.loss]);
+
+test('resume: 40 steps straight equal 20 steps, an interrupt mid-epoch, and 20 resumed steps', async () => {
+  const dir = await dataDir();
+  const quiet = { print: () => {} };
+  const straight = await train(resolveConfig(tinyConfig(dir, { train: { maxSteps: 40 } })), quiet);
+  assert.equal(straight.steps, 40);
+  const ac = new AbortController();
+  const first = await train(resolveConfig({ ...tinyConfig(dir, { train: { maxSteps: 40 } }), name: 'split' }), {
+    ...quiet, signal: ac.signal, callbacks: [{ onStepEnd: (_c, s) => { if (s.step === 20) ac.abort(); } }],
+  });
+  assert.equal(first.interrupted, true);
+  assert.equal(first.steps, 20);
+  const state = JSON.parse(readFileSync(join(listCheckpoints(first.runDir).pop()!, 'trainer_state.json'), 'utf8'));
+  assert.ok(state.position > 0, 'the interrupt should fall mid-epoch');
+  const second = await train(resolveConfig({ ...tinyConfig(dir, { train: { maxSteps: 40 } }), name: 'split' }), { ...quiet, resume: first.runDir });
+  assert.equal(second.steps, 40);
+  assert.deepEqual(trainLosses(first.runDir), trainLosses(straight.runDir));
+  const a = FusionClassifier.fromPretrained(listCheckpoints(straight.runDir).pop()!);
+  const b = FusionClassifier.fromPretrained(listCheckpoints(first.runDir).pop()!);
+  for (const [k, t] of a.stateDict()) assert.deepEqual(b.stateDict().get(k)!.toBuffer(), t.toBuffer(), k);
+  a.dispose();
+  b.dispose();
+  rmSync(dir, { recursive: true });
+});
+
+test('a failed checkpoint write leaves the previous checkpoint intact and loadable', async () => {
+  const dir = await dataDir();
+  const r = await train(resolveConfig(tinyConfig(dir, { train: { maxSteps: 5 } })), { print: () => {} });
+  const last = listCheckpoints(r.runDir).pop()!;
+  const before = readdirSync(last).sort();
+  const model = FusionClassifier.fromPretrained(last);
+  const { AdamW: _A } = await import('../src/index.js');
+  const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+  const state = JSON.parse(readFileSync(join(last, 'trainer_state.json'), 'utf8'));
+  const info = JSON.parse(readFileSync(join(last, 'mmtrain.json'), 'utf8'));
+  // the tokenizer copy fails after the model and optimizer files were written into the temporary directory
+  assert.throws(() => saveCheckpoint({ dir: last, model, optimizer: opt, state, trainConfig: {}, info, tokenizerFile: join(dir, 'no-such-tokenizer.json') }),
+    /cannot write the checkpoint .*the previous checkpoint is intact/);
+  assert.deepEqual(readdirSync(last).sort(), before);
+  assert.deepEqual(readdirSync(join(r.runDir, 'checkpoints')).filter((d) => d.startsWith('.tmp')), []);
+  FusionClassifier.fromPretrained(last).dispose();
+  // a model holding NaN is never saved
+  noGrad(() => model.classifier.parameters()[0]!.fill_(NaN));
+  assert.throws(() => saveCheckpoint({ dir: join(r.runDir, 'checkpoints', 'step-99999999'), model, optimizer: opt, state, trainConfig: {}, info, tokenizerFile: join(last, 'tokenizer.json') }),
+    /refusing to save a checkpoint: parameter classifier\.0\.weight holds NaN or Inf/);
+  assert.equal(existsSync(join(r.runDir, 'checkpoints', 'step-99999999')), false);
+  model.dispose();
+  opt.dispose();
+  rmSync(dir, { recursive: true });
+});
+
+test('non-finite guard: a NaN step is skipped and counted; K in a row roll back with half the lr', async () => {
+  const dir = await dataDir();
+  // poison the 4th backward pass, then the 13th to 15th (three in a row)
+  const nanAt = new Set([3, 12, 13, 14]);
+  let calls = 0;
+  const poison = {
+    onAfterBackward: (ctx: any) => {
+      if (nanAt.has(calls++)) noGrad(() => { const g = ctx.model.classifier.parameters()[0].grad; g.fill_(NaN); g.dispose(); });
+    },
+  };
+  const lines: string[] = [];
+  const r = await train(resolveConfig(tinyConfig(dir, { train: { maxSteps: 20, maxNonFinite: 3 }, checkpoint: { every: 10 } })), { print: (s) => lines.push(s), callbacks: [poison] });
+  const events = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(events.filter((e) => e.event === 'nonfinite').length, 4);
+  const rollback = events.find((e) => e.event === 'rollback');
+  assert.ok(rollback, 'expected a rollback');
+  assert.equal(rollback.lr_scale, 0.5);
+  assert.match(rollback.to, /step-00000010$/);
+  assert.ok(lines.some((l) => /rolled back to .*step-00000010 \(step 10\) with the learning rate halved/.test(l)));
+  assert.equal(r.steps, 20);
+  assert.equal(r.nonFiniteSkipped, 4);
+  rmSync(dir, { recursive: true });
+});
+
+test('configuration errors name the key path and the fix', () => {
+  const base = { data: { train: 'x.jsonl' } };
+  assert.throws(() => resolveConfig({ ...base, trian: {} }), /unknown key "trian" — remove it or check the spelling/);
+  assert.throws(() => resolveConfig({ ...base, train: { lr: 'fast' } }), /train\.lr: Invalid input: expected number, received string/);
+  assert.throws(() => resolveConfig({ model: {} }), /data: required, but missing/);
+  assert.throws(() => resolveConfig({ ...base, train: { schedule: { type: 'step' } } }), /train\.schedule\.type: Invalid option: expected one of "cosine"\|"linear"\|"constant"\|"original"/);
+  assert.throws(() => resolveConfig({ ...base, eval: { earlyStopping: { patience: 2 } } }), /eval\.earlyStopping: needs data\.val/);
+  assert.throws(() => resolveConfig({ ...base, train: { precision: 'fp16' } }), /train\.precision: fp16 needs CUDA .* on CPU use bf16/);
+  assert.throws(() => resolveConfig({ data: { train: 'x.jsonl', cache: true, image: { augment: { horizontalFlip: 0.5 } } } }), /data\.cache: the image cache holds un-augmented pixels/);
+  assert.throws(() => resolveConfig({ ...base, model: { fusion_type: 'early' } }), /model\.fusion_type: Invalid option/);
+});
+
+test('end to end: on a text-decidable task the loss drops and accuracy rises; nothing leaks', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-e2e-'));
+  const src = await generateSynthetic({ out: join(dir, 'src'), n: 40, seed: 1, imageSize: 16 });
+  // label = whether the caption names a warm colour: learnable from the text alone, fast
+  const warm = new Set(['red', 'orange', 'yellow']);
+  const rows = [...src.train, ...src.val, ...src.test].map((r) => ({ image: `src/${r.image}`, text: r.text, label: warm.has(r.text.split(' ')[1]!) ? 1 : 0 }));
+  writeFileSync(join(dir, 'train.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
+  writeFileSync(join(dir, 'val.jsonl'), rows.slice(0, 20).map((r) => JSON.stringify(r)).join('\n'));
+  const before = memory().liveTensors;
+  const r = await train(resolveConfig({ ...tinyConfig(dir, { train: { epochs: 12, lr: 3e-3, batchSize: 8 }, model: { head_dropout: 0 } }), data: { train: join(dir, 'train.jsonl'), val: join(dir, 'val.jsonl') } }), { print: () => {} });
+  const losses = trainLosses(r.runDir).map(([, l]) => l as number);
+  const head = losses.slice(0, 5).reduce((a, b) => a + b, 0) / 5;
+  const tail = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
+  assert.ok(tail < head * 0.5, `loss ${head} -> ${tail}`);
+  assert.ok(r.finalVal!.accuracy >= 0.9, `val accuracy ${r.finalVal!.accuracy}`);
+  assert.equal(memory().liveTensors, before);
+  rmSync(dir, { recursive: true });
+});
