@@ -183,3 +183,20 @@ test('end to end: on a text-decidable task the loss drops and accuracy rises; no
   assert.equal(memory().liveTensors, before);
   rmSync(dir, { recursive: true });
 });
+
+test('TensorBoard event files carry the logged scalars with valid CRCs', async () => {
+  const { readScalars } = await import('../src/diagnostics/tensorboard.js');
+  const dir = await dataDir();
+  const r = await train(resolveConfig(tinyConfig(dir, { train: { maxSteps: 6 } })), { print: () => {} });
+  const tbDir = join(r.runDir, 'tensorboard');
+  const file = readdirSync(tbDir).find((f) => f.startsWith('events.out.tfevents.'))!;
+  const scalars = readScalars(readFileSync(join(tbDir, file)));
+  const losses = scalars.filter((s) => s.tag === 'train/loss');
+  assert.equal(losses.length, 6);
+  assert.deepEqual(losses.map((s) => s.step), [1, 2, 3, 4, 5, 6]);
+  const jsonl = trainLosses(r.runDir);
+  losses.forEach((s, i) => assert.ok(Math.abs(s.value - (jsonl[i]![1] as number)) < 1e-6, `step ${s.step}: ${s.value} vs ${jsonl[i]![1]}`));
+  assert.ok(scalars.some((s) => s.tag.startsWith('lr/')));
+  assert.ok(scalars.some((s) => s.tag === 'val/accuracy'));
+  rmSync(dir, { recursive: true });
+});

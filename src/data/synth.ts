@@ -69,7 +69,8 @@ const phrase = (o: { color: string; shape: string }) => `${/^[aeiou]/.test(o.col
 
 /** Objects placed so that the relation between two of them is unambiguous. */
 function place(count: number, S: number, rnd: () => number, relation?: (typeof RELATIONS)[number]): Obj[] {
-  const r = () => Math.round(S * (0.1 + rnd() * 0.06));
+  // a single object may fill more of the frame; two must fit side by side
+  const r = count === 1 ? () => Math.round(S * (0.18 + rnd() * 0.1)) : () => Math.round(S * (0.1 + rnd() * 0.06));
   const objs: Obj[] = [];
   const used = new Set<string>();
   for (let i = 0; i < count; i++) {

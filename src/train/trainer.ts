@@ -24,6 +24,7 @@ import { type EvalMetrics, computeMetrics } from './metrics.js';
 import { AdamW, clipGradNorm, type ParamGroup } from './optim.js';
 import { lrFactor } from './schedule.js';
 import { checkpointStateDict } from '../models/loading.js';
+import { TensorBoardWriter } from '../diagnostics/tensorboard.js';
 
 export interface StepInfo {
   step: number;
@@ -118,6 +119,18 @@ export function parameterGroups(model: FusionClassifier, c: TrainConfig): ParamG
   }
   const out = [...groups.values()];
   if (!out.length) throw new MmtrainError('nothing to train: every parameter is frozen (model.freeze)');
+  return out;
+}
+
+/** The numeric fields of a metrics record as TensorBoard tags: train/loss, lr/<group>, val/accuracy, ... */
+function tensorboardScalars(r: Record<string, unknown>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const prefix = r.event === 'eval' ? String(r.split) : String(r.event);
+  for (const [k, v] of Object.entries(r)) {
+    if (k === 'step' || k === 'epoch' || k === 'n') continue;
+    if (typeof v === 'number') out[`${prefix}/${k}`] = v;
+    else if (k === 'lr' && v && typeof v === 'object') for (const [g, lr] of Object.entries(v)) out[`lr/${g}`] = lr as number;
+  }
   return out;
 }
 
@@ -272,9 +285,13 @@ async function runTraining(
   }
 
   const metricsFile = join(runDir, 'metrics.jsonl');
+  const tb = c.log.tensorboard ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
   const ctx: TrainContext = {
     config: c, model, optimizer, runDir, labels: data.labels, state,
-    log: (r) => appendFileSync(metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...r })}\n`),
+    log: (r) => {
+      appendFileSync(metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...r })}\n`);
+      if (tb && typeof r.step === 'number') tb.scalars(r.step, tensorboardScalars(r));
+    },
   };
   const callbacks = opts.callbacks ?? [];
   const emit = <K extends keyof Callback>(k: K, ...args: Parameters<NonNullable<Callback[K]>>) => {
@@ -303,9 +320,11 @@ async function runTraining(
   let lastVal: EvalMetrics | null = null;
   let stoppedEarly = false;
   let interrupted = false;
+  let lastValStep = 0;
   const onVal = async () => {
     if (!valLoader) return;
     lastVal = await evaluate('val', valLoader);
+    lastValStep = state.step;
     const v = metricValue(lastVal, c.eval.metric);
     const es = c.eval.earlyStopping;
     if (!state.best || better(c.eval.metric, v, state.best.value, es?.minDelta ?? 0)) {
@@ -434,6 +453,8 @@ async function runTraining(
     }
   }
   if (!interrupted) {
+    // a run that stopped mid-epoch (maxSteps) still ends with an evaluation
+    if (valLoader && (!lastValStep || lastValStep !== state.step) && !stoppedEarly) await onVal();
     state.finished = true;
     lastGood = save('end');
   }
