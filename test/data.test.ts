@@ -10,7 +10,7 @@ import {
   DataLoader, ImageCache, disposeBatch, type Batch, TextTokenizer, imageConfig, imagesToTensor, loadImage, loadSafetensors, memory, readManifest,
   tidy, type Sample,
 } from '../src/index.js';
-import { FIXTURES, ROOT } from './helpers.js';
+import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
 
 const IMG = join(FIXTURES, 'images');
 const TOKENIZER = join(ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json');
@@ -205,6 +205,7 @@ test('loader: same order for the same seed and epoch, new order per epoch, every
 test('loader: dynamic padding to the longest text, masks, labels, bucketing by length', async () => {
   const { dir } = dataDir(12);
   const l = loaderFor(dir, { shuffle: false });
+  await settleGarbage();
   const before = memory().liveTensors;
   for await (const b of l.epoch(0)) {
     tidy(() => {
@@ -217,6 +218,7 @@ test('loader: dynamic padding to the longest text, masks, labels, bucketing by l
       disposeBatch(b);
     });
   }
+  await settleGarbage();
   assert.equal(memory().liveTensors, before);
   const fixed = loaderFor(dir, { padding: 'max_length', maxLength: 24 });
   for await (const b of fixed.epoch(0)) {

@@ -39,3 +39,16 @@ export function assertClose(actual: Tensor, expected: Tensor, tol: Tol, what = '
     assert.fail(`${what}: element ${worst} is ${a[worst]} but expected ${b[worst]} (atol ${tol.atol}, rtol ${tol.rtol})`);
   }
 }
+
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+setFlagsFromString('--expose-gc');
+const gcNow = runInNewContext('gc') as () => void;
+
+/** Runs a full GC and lets finalizers run, so tensor counts are not moved by earlier garbage mid-measurement. */
+export async function settleGarbage(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    gcNow();
+    await new Promise((r) => setImmediate(r));
+  }
+}

@@ -10,7 +10,7 @@ import {
   AdamW, MmtrainError, clipGradNorm, computeMetrics, generateSynthetic, listCheckpoints, loadSafetensors, lrFactor, memory,
   noGrad, resolveConfig, saveCheckpoint, tidy, train, type ScheduleConfig, type TrainConfigInput, FusionClassifier,
 } from '../src/index.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, settleGarbage } from './helpers.js';
 
 const ref = loadSafetensors(join(FIXTURES, 'train_ref.safetensors')).tensors;
 
@@ -173,6 +173,7 @@ test('end to end: on a text-decidable task the loss drops and accuracy rises; no
   const rows = [...src.train, ...src.val, ...src.test].map((r) => ({ image: `src/${r.image}`, text: r.text, label: warm.has(r.text.split(' ')[1]!) ? 1 : 0 }));
   writeFileSync(join(dir, 'train.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
   writeFileSync(join(dir, 'val.jsonl'), rows.slice(0, 20).map((r) => JSON.stringify(r)).join('\n'));
+  await settleGarbage();
   const before = memory().liveTensors;
   const r = await train(resolveConfig({ ...tinyConfig(dir, { train: { epochs: 12, lr: 3e-3, batchSize: 8 }, model: { head_dropout: 0 } }), data: { train: join(dir, 'train.jsonl'), val: join(dir, 'val.jsonl') } }), { print: () => {} });
   const losses = trainLosses(r.runDir).map(([, l]) => l as number);
@@ -180,6 +181,7 @@ test('end to end: on a text-decidable task the loss drops and accuracy rises; no
   const tail = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
   assert.ok(tail < head * 0.5, `loss ${head} -> ${tail}`);
   assert.ok(r.finalVal!.accuracy >= 0.9, `val accuracy ${r.finalVal!.accuracy}`);
+  await settleGarbage();
   assert.equal(memory().liveTensors, before);
   rmSync(dir, { recursive: true });
 });
