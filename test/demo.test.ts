@@ -1,27 +1,53 @@
-// The demo trains end to end: loss falls and held-out accuracy is far above chance; the CLI runs it.
+// The demo command runs end to end on a small synthetic set and leaves a complete run directory; the CLI's
+// train / eval / predict / init commands work on it; bad flags are clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDemo } from '../src/cli/demo.js';
-import { memory } from '../src/index.js';
 import { ROOT } from './helpers.js';
 
-test('demo training converges on the synthetic matching task', () => {
-  const before = memory().liveTensors;
-  const r = runDemo({ steps: 400, seed: 1 });
-  const first = r.losses.slice(0, 20).reduce((a, b) => a + b, 0) / 20;
-  const last = r.losses.slice(-20).reduce((a, b) => a + b, 0) / 20;
-  assert.ok(first > 0.65 && last < 0.1, `loss ${first} -> ${last}`);
-  assert.ok(r.accuracy > 0.95, `held-out accuracy ${r.accuracy}`);
-  assert.equal(memory().liveTensors, before);
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const run = (args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: 'pipe' });
+
+test('mmtrain demo, eval, predict, init and train from the command line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
+  const out = run(['demo', '--out', dir, '--n', '120', '--epochs', '1']);
+  assert.match(out, /test accuracy: \d+\.\d% on 12 pairs/);
+  const runDir = /run directory: (\S+)/.exec(out)![1]!;
+  for (const f of ['config.json', 'labels.json', 'metrics.jsonl', 'test_metrics.json', 'best/model.safetensors', 'best/tokenizer.json']) {
+    assert.ok(existsSync(join(runDir, f)), f);
+  }
+  const dataDir = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')).data.test.replace(/\/test\.jsonl$/, '');
+  const m = JSON.parse(run(['eval', '--checkpoint', join(runDir, 'best'), '--data', join(dataDir, 'test.jsonl')]));
+  assert.equal(m.n, 12);
+  assert.ok(m.accuracy >= 0 && m.accuracy <= 1);
+  const p = JSON.parse(run(['predict', '--checkpoint', join(runDir, 'best'), '--image', join(dataDir, 'images', '000.jpg'), '--text', 'a red circle']));
+  assert.ok(p.label === 'match' || p.label === 'mismatch');
+  assert.ok(Math.abs(p.probabilities.match + p.probabilities.mismatch - 1) < 1e-5);
+  run(['predict', '--checkpoint', join(runDir, 'best'), '--data', join(dataDir, 'val.jsonl'), '--out', join(dir, 'preds.jsonl')]);
+  assert.equal(readFileSync(join(dir, 'preds.jsonl'), 'utf8').trim().split('\n').length, 12);
+  // init writes a config that train accepts (after pointing it at data)
+  const cfg = join(dir, 'my.yaml');
+  run(['init', cfg]);
+  const text = readFileSync(cfg, 'utf8').replace('train: data/train.jsonl', `train: ${join(dataDir, 'train.jsonl')}`).replace('val: data/val.jsonl', `val: ${join(dataDir, 'val.jsonl')}`);
+  writeFileSync(cfg, text);
+  const t = JSON.parse(run(['train', '--config', cfg, '--set', 'train.maxSteps=2', '--set', `out=${dir}`, '--set', 'model.text.preset=bert-tiny', '--set', 'log.progress=none',
+    '--set', 'data.image.size=32', '--set', 'model.image.config.image_size=32']).trim().split('\n').pop()!);
+  assert.equal(t.steps, 2);
+  rmSync(dir, { recursive: true });
 });
 
-test('mmtrain demo and info run from the command line; bad flags are clear errors', () => {
-  const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-  const out = execFileSync(process.execPath, [cli, 'demo', '--steps', '60'], { encoding: 'utf8' });
-  assert.match(out, /held-out accuracy: \d+\.\d% on 1024 pairs/);
-  assert.match(execFileSync(process.execPath, [cli, 'info'], { encoding: 'utf8' }), /"libtorch": "\d+\.\d+/);
-  assert.throws(() => execFileSync(process.execPath, [cli, 'demo', '--steps', 'ten'], { encoding: 'utf8', stdio: 'pipe' }),
-    (e: { stderr: string; status: number }) => e.status !== 0 && /--steps must be a positive integer \(received "ten"\)/.test(e.stderr));
+test('CLI errors are one clear line and a non-zero exit', () => {
+  const fail = (args: string[], re: RegExp) => assert.throws(() => run(args), (e: { stderr: string; status: number }) => e.status !== 0 && re.test(e.stderr) && !/\n\s+at /.test(e.stderr));
+  fail(['demo', '--n', 'ten'], /--n must be a positive integer \(received "ten"\)/);
+  fail(['train', '--config', '/nonexistent.yaml'], /\/nonexistent\.yaml: cannot read the config/);
+  fail(['eval', '--checkpoint', '/nonexistent', '--data', 'x.jsonl'], /\/nonexistent: not an mmtrain checkpoint/);
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
+  writeFileSync(join(dir, 'bad.yaml'), 'data:\n  train: x.jsonl\ntrain:\n  lr: fast\n');
+  fail(['train', '--config', join(dir, 'bad.yaml')], /bad\.yaml: invalid configuration:\n\s+train\.lr: Invalid input: expected number, received string/);
+  writeFileSync(join(dir, 'broken.yaml'), 'data:\n  train: [x\n');
+  fail(['train', '--config', join(dir, 'broken.yaml')], /broken\.yaml:\d+: cannot parse the config/);
+  rmSync(dir, { recursive: true });
 });

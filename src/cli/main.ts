@@ -29,16 +29,21 @@ program.hook('preAction', (cmd) => {
 
 program
   .command('demo')
-  .description('train a small image-text matching model on built-in synthetic data (no download) and evaluate it')
-  .option('--steps <n>', 'training steps', positiveInt('--steps'), 400)
-  .option('--batch <n>', 'batch size', positiveInt('--batch'), 32)
+  .description('synthesize the built-in image-text data set, train the tiny preset on it, evaluate on test (no download)')
+  .option('--out <dir>', 'folder for the data and the run directory', 'runs')
+  .option('--n <count>', 'samples to synthesize', positiveInt('--n'), 4000)
+  .option('--epochs <n>', 'training epochs', positiveInt('--epochs'), 15)
+  .option('--difficulty <level>', 'easy | medium | hard', (v: string) => oneOf('--difficulty', ['easy', 'medium', 'hard'] as const)(v), 'easy')
   .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
-  .action((o: { steps: number; batch: number; seed: number }) => {
+  .action(async (o: { out: string; n: number; epochs: number; difficulty: 'easy' | 'medium' | 'hard'; seed: number }) => {
     const info = buildInfo();
-    console.log(`mmtrain demo: LibTorch ${info.libtorch}, ${getNumThreads()} threads, CUDA ${info.cudaAvailable ? 'available' : 'not available'}`);
-    console.log(`task: does the caption ("a red square on the left") match the image? ${o.steps} steps of batch ${o.batch}`);
-    const r = runDemo({ ...o, log: (s) => console.log(s) });
-    console.log(`held-out accuracy: ${(r.accuracy * 100).toFixed(1)}% on 1024 pairs (chance 50%), ${r.stepsPerSecond.toFixed(1)} steps/s`);
+    console.log(`mmtrain demo: LibTorch ${info.libtorch}, ${getNumThreads()} threads; task: does the caption match the image?`);
+    const ac = new AbortController();
+    process.once('SIGINT', () => ac.abort());
+    const r = await runDemo({ ...o, signal: ac.signal });
+    const acc = r.test ? `${(r.test.accuracy * 100).toFixed(1)}%` : 'n/a';
+    console.log(`test accuracy: ${acc} on ${r.test?.n ?? 0} pairs (chance 50%) after ${r.steps} steps in ${Math.round(r.wallS)} s`);
+    console.log(`run directory: ${r.runDir} (config.json, metrics.jsonl, tensorboard/, checkpoints/, best/, test_metrics.json)`);
   });
 
 function oneOf<T extends string>(name: string, values: readonly T[]) {
