@@ -23,6 +23,7 @@ import type { TrainConfig } from './config.js';
 import { type EvalMetrics, computeMetrics } from './metrics.js';
 import { AdamW, clipGradNorm, type ParamGroup } from './optim.js';
 import { lrFactor } from './schedule.js';
+import { createProgress } from './progress.js';
 import { checkpointStateDict } from '../models/loading.js';
 import { TensorBoardWriter } from '../diagnostics/tensorboard.js';
 
@@ -203,7 +204,7 @@ function better(metric: string, a: number, b: number, minDelta: number): boolean
 /** Trains a fusion classifier as configured; returns the run directory and results. */
 export async function train(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const c = config;
-  const print = opts.print ?? ((s: string) => console.log(s));
+  const print = opts.print ?? console.log;
   const t0 = performance.now();
   if (c.train.threads) setNumThreads(c.train.threads);
   manualSeed(c.seed);
@@ -243,6 +244,7 @@ async function runTraining(
   c: TrainConfig, model: FusionClassifier, data: ReturnType<typeof prepareData>, runDir: string, resumeFrom: string | undefined,
   opts: TrainOptions, print: (s: string) => void, t0: number,
 ): Promise<TrainResult> {
+  // (print is rebound to the progress reporter once the loop starts)
   if (c.model.freeze.text !== false) model.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
   if (c.model.freeze.image !== false) model.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
   const groups = parameterGroups(model, c);
@@ -340,6 +342,9 @@ async function runTraining(
     }
   };
 
+  const progress = createProgress(c.log.progress, totalSteps, state.step, print, c.log.every);
+  print = progress.line;
+
   // ---- the loop ----
   let consecutiveBad = 0;
   let lastGood: string | null = resumeFrom ?? null;
@@ -423,7 +428,7 @@ async function runTraining(
         const dt = (performance.now() - window.t) / 1000;
         const rec = { event: 'train', step: state.step, epoch: state.epoch, loss: window.loss / Math.max(1, window.n), lr: lrs, grad_norm: gradNorm, samples_per_s: window.samples / dt, data_wait_s: window.wait / 1000 / Math.max(1, window.n) };
         ctx.log(rec);
-        if (c.log.progress !== 'none') print(`epoch ${state.epoch} step ${state.step}/${totalSteps} loss ${rec.loss.toFixed(4)} lr ${Object.values(lrs)[0]?.toExponential(2)} ${rec.samples_per_s.toFixed(1)} samples/s`);
+        progress.update(state.step, { epoch: state.epoch, loss: rec.loss, lr: Object.values(lrs)[0] ?? 0, samplesPerS: rec.samples_per_s });
         window = { loss: 0, n: 0, samples: 0, wait: 0, t: performance.now() };
       }
       if (typeof c.eval.every === 'number' && finite && state.step % c.eval.every === 0) {
@@ -468,6 +473,7 @@ async function runTraining(
     runDir, steps: state.step, epochs: state.epoch, best: state.best, finalVal: lastVal, test, nonFiniteSkipped: state.nonFiniteSkipped,
     stoppedEarly, interrupted, wallS: (performance.now() - t0) / 1000,
   };
+  progress.stop();
   emit('onTrainEnd', ctx, result);
   optimizer.dispose();
   return result;
