@@ -8,6 +8,7 @@ import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
+import { trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
@@ -100,6 +101,11 @@ const dwc = await dataWait(waitDir, tokPath, quick ? 10 : 30, true);
 results.data_wait = { decoding: dw, cached: dwc };
 table.push(['data wait per step, tiny preset, prefetch 2, decoding JPEGs (share of step)', `${(dw.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
 table.push(['data wait per step, same, images from the cache (later epochs)', `${(dwc.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
+
+// 5. trainer overhead over a bare loop (same model step, batches in memory)
+const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40);
+results.trainer_overhead = ov;
+table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
 
 const info = buildInfo();
 const record = {

@@ -202,3 +202,23 @@ test('TensorBoard event files carry the logged scalars with valid CRCs', async (
   assert.ok(scalars.some((s) => s.tag === 'val/accuracy'));
   rmSync(dir, { recursive: true });
 });
+
+test('frozen encoders: the feature cache trains fusion + head on cached outputs with the same losses', async () => {
+  const dir = await dataDir();
+  const lines: string[] = [];
+  const base = tinyConfig(dir, { model: { freeze: { text: true, image: true } }, train: { epochs: 2 } });
+  const cached = await train(resolveConfig({ ...base, name: 'cached' }), { print: (s) => lines.push(s) });
+  assert.ok(lines.some((l) => /frozen encoders: cached their outputs for 80 samples/.test(l)));
+  const plain = await train(resolveConfig({ ...base, name: 'plain', train: { ...base.train, featureCache: false } }), { print: () => {} });
+  const a = trainLosses(cached.runDir);
+  const b = trainLosses(plain.runDir);
+  assert.equal(a.length, b.length);
+  a.forEach(([s, l], i) => assert.ok(Math.abs((l as number) - (b[i]![1] as number)) < 1e-4, `step ${s}: ${l} vs ${b[i]![1]}`));
+  // the encoders did not move
+  const before = FusionClassifier.fromPretrained(join(listCheckpoints(cached.runDir)[0]!));
+  const after = FusionClassifier.fromPretrained(listCheckpoints(cached.runDir).pop()!);
+  for (const [k, t] of before.stateDict()) if (k.startsWith('text_encoder.') || k.startsWith('image_encoder.')) assert.deepEqual(after.stateDict().get(k)!.toBuffer(), t.toBuffer(), k);
+  before.dispose();
+  after.dispose();
+  rmSync(dir, { recursive: true });
+});

@@ -93,6 +93,13 @@ export interface FusionInputs {
   pixelValues: Tensor;
 }
 
+export interface FusionFeatures {
+  textHidden: Tensor;
+  attentionMask: Tensor;
+  imageHidden: Tensor;
+  imagePooled: Tensor | null;
+}
+
 export interface FusionOutputs {
   /** (B, num_labels) */
   logits: Tensor;
@@ -218,29 +225,40 @@ export class FusionClassifier extends Module {
   }
 
   forward(x: FusionInputs, opts: { returnAttention?: boolean } = {}): FusionOutputs {
-    const needWeights = opts.returnAttention ?? false;
     const text = this.text_encoder.forward(x.inputIds, x.attentionMask, x.tokenTypeIds ?? null);
     const image = this.image_encoder.forward(x.pixelValues);
+    return this.forwardFeatures({
+      textHidden: text.lastHiddenState, attentionMask: x.attentionMask, imageHidden: image.lastHiddenState,
+      imagePooled: image.poolerOutput,
+    }, opts);
+  }
+
+  /**
+   * Fusion and head over encoder outputs: what the trainer's feature cache feeds when both encoders are frozen.
+   * textHidden (B, T, C), attentionMask (B, T), imageHidden (B, N, Ci), imagePooled (B, Ci) or null.
+   */
+  forwardFeatures(x: FusionFeatures, opts: { returnAttention?: boolean } = {}): FusionOutputs {
+    const needWeights = opts.returnAttention ?? false;
     const project = (t: Tensor) => (this.image_projection ? this.image_projection.forward(t) : t);
     let textVector: Tensor;
     let imageVector: Tensor;
     let attention: FusionOutputs['attention'];
     const f = this.fusion;
     if (f instanceof CrossAttentionFusion) {
-      const r = f.forward(text.lastHiddenState, project(image.lastHiddenState), x.attentionMask, needWeights);
+      const r = f.forward(x.textHidden, project(x.imageHidden), x.attentionMask, needWeights);
       textVector = this.config.pooling === 'cls' ? r.text.select(1, 0) : maskedMean(r.text, x.attentionMask);
       imageVector = this.config.pooling === 'cls' ? r.image.select(1, 0) : r.image.mean(1);
       attention = r.weights;
     } else if (f) {
       // The original reads the text [CLS] state and the image pooler output.
-      const imageVec = project(image.poolerOutput ?? image.lastHiddenState.select(1, 0));
-      const r = f.forward(text.lastHiddenState.select(1, 0), imageVec, needWeights);
+      const imageVec = project(x.imagePooled ?? x.imageHidden.select(1, 0));
+      const r = f.forward(x.textHidden.select(1, 0), imageVec, needWeights);
       textVector = r.text;
       imageVector = r.image;
       attention = r.weights;
     } else {
-      const img = project(image.lastHiddenState);
-      textVector = this.config.pooling === 'cls' ? text.lastHiddenState.select(1, 0) : maskedMean(text.lastHiddenState, x.attentionMask);
+      const img = project(x.imageHidden);
+      textVector = this.config.pooling === 'cls' ? x.textHidden.select(1, 0) : maskedMean(x.textHidden, x.attentionMask);
       imageVector = this.config.pooling === 'cls' ? img.select(1, 0) : img.mean(1);
     }
     const logits = this.classifier.forward(cat([textVector, imageVector], 1)); // (B, 2C) -> (B, num_labels)

@@ -92,6 +92,8 @@ export const ConfigSchema = z.strictObject({
     /** consecutive non-finite steps before rolling back to the last good checkpoint with half the lr */
     maxNonFinite: positiveInt.default(3),
     threads: positiveInt.optional(),
+    /** with both encoders frozen and augmentation off, compute their outputs once and train fusion + head on them */
+    featureCache: z.boolean().default(true),
   }).prefault({}),
   eval: z.strictObject({
     /** "epoch", or a number of optimizer steps */

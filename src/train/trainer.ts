@@ -5,7 +5,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
-import { DataLoader, disposeBatch, type Batch } from '../data/loader.js';
+import { DataLoader, disposeBatch } from '../data/loader.js';
 import { ImageCache } from '../data/cache.js';
 import { imageConfig, type ImageConfig } from '../data/image.js';
 import { readManifest, type Manifest } from '../data/manifest.js';
@@ -22,6 +22,7 @@ import {
 import type { TrainConfig } from './config.js';
 import { type EvalMetrics, computeMetrics } from './metrics.js';
 import { AdamW, clipGradNorm, type ParamGroup } from './optim.js';
+import { FeatureStore, disposeFeatureBatch } from './features.js';
 import { lrFactor } from './schedule.js';
 import { createProgress } from './progress.js';
 import { checkpointStateDict } from '../models/loading.js';
@@ -342,6 +343,39 @@ async function runTraining(
     }
   };
 
+  // Fully frozen encoders run in eval mode (no dropout); with augmentation off their outputs are computed once.
+  const frozenText = c.model.freeze.text === true;
+  const frozenImage = c.model.freeze.image === true;
+  const trainMode = () => {
+    model.train();
+    if (frozenText) model.text_encoder.eval();
+    if (frozenImage) model.image_encoder.eval();
+  };
+  let features: FeatureStore | null = null;
+  if (c.train.featureCache && frozenText && frozenImage && !augment) {
+    const ft0 = performance.now();
+    const all = new DataLoader(data.train.samples, data.tokenizer, data.image, { ...loaderOpts, batchSize: c.eval.batchSize, shuffle: false });
+    features = await FeatureStore.build(model, all);
+    print(`frozen encoders: cached their outputs for ${data.train.samples.length} samples (${(features.bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - ft0) / 1000).toFixed(1)} s; epochs train fusion + head only`);
+  }
+  let cursorPos = state.position;
+  interface StepBatch { logits(): Tensor; labels: Tensor; size: number; dispose(): void }
+  async function* stepBatches(epoch: number, start: number): AsyncGenerator<StepBatch> {
+    if (features) {
+      const plan = trainLoader.plan(epoch);
+      for (let p = start; p < plan.length; p++) {
+        const fb = features.batch(plan[p]!);
+        cursorPos = p + 1;
+        yield { logits: () => model.forwardFeatures(fb).logits, labels: fb.labels, size: fb.indices.length, dispose: () => disposeFeatureBatch(fb) };
+      }
+      return;
+    }
+    for await (const b of trainLoader.epoch(epoch, start)) {
+      cursorPos = trainLoader.cursor.position;
+      yield { logits: () => model.forward(b).logits, labels: b.labels, size: b.indices.length, dispose: () => disposeBatch(b) };
+    }
+  }
+
   const progress = createProgress(c.log.progress, totalSteps, state.step, print, c.log.every);
   print = progress.line;
 
@@ -351,8 +385,8 @@ async function runTraining(
   let window = { loss: 0, n: 0, samples: 0, wait: 0, t: performance.now() };
   const accum = c.train.gradAccumulation;
   training: while (state.step < totalSteps && state.epoch < c.train.epochs && !stoppedEarly) {
-    model.train();
-    const it = trainLoader.epoch(state.epoch, state.position);
+    trainMode();
+    const it = stepBatches(state.epoch, state.position);
     let micro = 0;
     let stepLoss = 0;
     let stepSamples = 0;
@@ -361,18 +395,18 @@ async function runTraining(
       const next = await it.next();
       window.wait += performance.now() - w0;
       if (next.done) break;
-      const b: Batch = next.value;
+      const b = next.value;
       const loss = tidy(() => {
-        const l = autocast({ enabled: c.train.precision === 'bf16' }, () => F.crossEntropy(model.forward(b).logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing }));
+        const l = autocast({ enabled: c.train.precision === 'bf16' }, () => F.crossEntropy(b.logits().float(), b.labels, { labelSmoothing: c.train.labelSmoothing }));
         l.div(accum).backward();
         const v = l.item();
-        disposeBatch(b);
+        b.dispose();
         return v;
       });
       micro++;
       stepLoss += loss / accum;
-      stepSamples += b.indices.length;
-      const lastOfEpoch = trainLoader.cursor.position >= trainLoader.length;
+      stepSamples += b.size;
+      const lastOfEpoch = cursorPos >= trainLoader.length;
       if (micro < accum && !lastOfEpoch) continue;
       // one optimizer step
       const params = groups.flatMap((g) => g.params);
@@ -396,7 +430,7 @@ async function runTraining(
         print(`step ${state.step}: non-finite ${Number.isFinite(stepLoss) ? 'gradient norm' : 'loss'}, step skipped (${consecutiveBad} in a row)`);
       }
       optimizer.zeroGrad();
-      state.position = trainLoader.cursor.position;
+      state.position = cursorPos;
       if (finite) state.step++;
       window.loss += finite ? stepLoss : 0;
       window.n += finite ? 1 : 0;
@@ -433,7 +467,7 @@ async function runTraining(
       }
       if (typeof c.eval.every === 'number' && finite && state.step % c.eval.every === 0) {
         await onVal();
-        model.train();
+        trainMode();
       }
       if (typeof c.checkpoint.every === 'number' && finite && state.step % c.checkpoint.every === 0) lastGood = save('every');
       if (opts.signal?.aborted) {

@@ -1,0 +1,56 @@
+// Trainer overhead: steps/s of train() against a bare loop doing the same model step on batches already in memory.
+import { join } from 'node:path';
+import {
+  AdamW, DataLoader, F, ImageCache, TextTokenizer, bundledTokenizer, clipGradNorm, createFusionModel, disposeBatch, generateSynthetic,
+  imageConfig, keep, manualSeed, readManifest, resolveConfig, tidy, train, type Batch,
+} from '../src/index.js';
+import { demoConfig } from '../src/cli/demo.js';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+export async function trainerOverhead(workDir: string, steps = 40): Promise<{ trainer_step_s: number; bare_step_s: number; overhead: number }> {
+  const data = join(workDir, 'data');
+  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: 64 });
+  const cfgIn = demoConfig(data, { out: join(workDir, 'runs') });
+  const cfg = resolveConfig({ ...cfgIn, data: { ...cfgIn.data, cache: join(workDir, 'cache') }, train: { ...cfgIn.train, maxSteps: steps + 5 }, log: { every: 1000, progress: 'none', tensorboard: true } });
+  // warm the image cache so that neither side decodes
+  const img = imageConfig({ size: 64, resize: 'exact' });
+  const tok = TextTokenizer.fromFile(bundledTokenizer());
+  const cache = new ImageCache(join(workDir, 'cache'), img);
+  const samples = readManifest(join(data, 'train.jsonl')).samples;
+  for await (const b of new DataLoader(samples, tok, img, { batchSize: 64, shuffle: false, cache }).epoch(0)) disposeBatch(b);
+  cache.flush();
+
+  const stamps: number[] = [];
+  await train(cfg, { print: () => {}, callbacks: [{ onStepEnd: () => { stamps.push(performance.now()); } }] });
+  const trainerStep = median(stamps.slice(5).map((t, i) => t - stamps[i + 4]!)) / 1000;
+
+  // the bare loop: same model shape, optimizer and clipping, batches collated beforehand
+  manualSeed(1);
+  const { model } = createFusionModel({ preset: 'tiny', text: cfg.model.text, image: cfg.model.image, fusion_num_heads: 4, head_hidden_size: 128, head_dropout: 0 });
+  model.train();
+  const opt = new AdamW(model.parameters(), { lr: 5e-4, weightDecay: 0.01 });
+  const loader = new DataLoader(samples, tok, img, { batchSize: 32, seed: 1, cache, maxLength: 32 });
+  const batches: Batch[] = [];
+  for await (const b of loader.epoch(0)) batches.push(keep(b));
+  const times: number[] = [];
+  for (let i = 0; i < steps + 5; i++) {
+    const b = batches[i % batches.length]!;
+    const t0 = performance.now();
+    tidy(() => {
+      F.crossEntropy(model.forward(b).logits, b.labels).backward();
+      clipGradNorm(model.parameters(), 1);
+      opt.step();
+      opt.zeroGrad();
+    });
+    times.push(performance.now() - t0);
+  }
+  batches.forEach(disposeBatch);
+  model.dispose();
+  opt.dispose();
+  const bareStep = median(times.slice(5)) / 1000;
+  return { trainer_step_s: trainerStep, bare_step_s: bareStep, overhead: trainerStep / bareStep - 1 };
+}
