@@ -8,7 +8,7 @@ import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
-import { trainerOverhead } from './trainer.js';
+import { featureCacheSpeedup, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
@@ -106,6 +106,10 @@ table.push(['data wait per step, same, images from the cache (later epochs)', `$
 const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40);
 results.trainer_overhead = ov;
 table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
+
+const fc = await featureCacheSpeedup(join(ROOT, 'bench', '.data', 'features'));
+results.feature_cache = fc;
+table.push(['epoch with frozen encoders: feature cache vs running them, s', fc.epoch_s_cached.toFixed(2), fc.epoch_s_plain.toFixed(2), `${fc.speedup.toFixed(1)}x faster`]);
 
 const info = buildInfo();
 const record = {
