@@ -18,13 +18,15 @@ export interface DemoOptions {
 }
 
 /**
- * Settings chosen for the tiny preset on this task (see README): 64px images with 8px patches, no dropout, a larger
- * initialiser range than BERT's 0.02 (from-scratch training of a tiny model on a pure interaction task otherwise
- * sits on the chance plateau for many epochs), warmup then cosine decay, cached images.
+ * Settings tuned for this task on 2 CPU cores (see README): the tiny preset's 2-layer encoders at width 64, 64px
+ * images with 16px patches, no dropout, and an initializer range of 0.5 instead of BERT's 0.02. This is a pure
+ * interaction task (neither modality alone predicts the label), and with the small default initialisation the model
+ * sits on the chance plateau for many epochs; larger initial weights give the attention products a usable signal
+ * from the start. Warmup then cosine decay; images cached after the first epoch.
  */
 export function demoConfig(dataDir: string, o: DemoOptions): TrainConfigInput {
   const S = o.imageSize ?? 64;
-  const enc = { hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, initializer_range: 0.1 };
+  const enc = { hidden_size: 64, num_attention_heads: 2, intermediate_size: 256, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, initializer_range: 0.5 };
   return {
     name: 'demo',
     out: o.out ?? 'runs',
@@ -32,27 +34,30 @@ export function demoConfig(dataDir: string, o: DemoOptions): TrainConfigInput {
     model: {
       preset: 'tiny',
       text: { preset: 'bert-tiny', config: { ...enc, max_position_embeddings: 64 } },
-      image: { preset: 'vit-tiny', config: { ...enc, image_size: S, patch_size: 8 } },
+      image: { preset: 'vit-tiny', config: { ...enc, image_size: S, patch_size: 16 } },
       fusion_num_heads: 4, head_hidden_size: 128, head_dropout: 0,
     },
     data: {
       train: join(dataDir, 'train.jsonl'), val: join(dataDir, 'val.jsonl'), test: join(dataDir, 'test.jsonl'),
       labels: ['mismatch', 'match'], maxLength: 32, cache: true, image: { size: S, resize: 'exact' },
     },
-    train: { epochs: o.epochs ?? 15, batchSize: 32, lr: o.lr ?? 5e-4, schedule: { type: 'cosine', warmupRatio: 0.1 }, clipGradNorm: 1 },
+    train: { epochs: o.epochs ?? DEMO_EPOCHS, batchSize: 32, lr: o.lr ?? 1e-3, schedule: { type: 'cosine', warmupRatio: 0.1 }, clipGradNorm: 1 },
     eval: { every: 'epoch', metric: 'accuracy' },
     checkpoint: { keepLast: 1 },
-    log: { every: 25 },
+    log: { every: 50 },
   };
 }
+
+export const DEMO_SAMPLES = 8000;
+export const DEMO_EPOCHS = 25;
 
 export async function runDemo(o: DemoOptions = {}): Promise<TrainResult & { dataDir: string }> {
   const print = o.print ?? ((s: string) => console.log(s));
   const out = resolve(o.out ?? 'runs');
-  const dataDir = join(out, `demo-data-${o.difficulty ?? 'easy'}-${o.n ?? 4000}-${o.seed ?? 1}`);
+  const dataDir = join(out, `demo-data-${o.difficulty ?? 'easy'}-${o.n ?? DEMO_SAMPLES}-${o.seed ?? 1}`);
   const t0 = performance.now();
-  await generateSynthetic({ out: dataDir, n: o.n ?? 4000, seed: o.seed ?? 1, difficulty: o.difficulty ?? 'easy', imageSize: o.imageSize ?? 64 });
-  print(`synthesized ${o.n ?? 4000} image-caption pairs (${o.difficulty ?? 'easy'}) in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${dataDir}`);
+  await generateSynthetic({ out: dataDir, n: o.n ?? DEMO_SAMPLES, seed: o.seed ?? 1, difficulty: o.difficulty ?? 'easy', imageSize: o.imageSize ?? 64 });
+  print(`synthesized ${o.n ?? DEMO_SAMPLES} image-caption pairs (${o.difficulty ?? 'easy'}) in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${dataDir}`);
   const config = resolveConfig(demoConfig(dataDir, { ...o, out }), 'demo config');
   const r = await train(config, { print, signal: o.signal });
   return { ...r, dataDir };

@@ -9,7 +9,7 @@ import { readManifest } from '../data/manifest.js';
 import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
 import { evaluate, loadPredictor, predict } from '../train/inference.js';
 import { train } from '../train/trainer.js';
-import { runDemo } from './demo.js';
+import { DEMO_EPOCHS, DEMO_SAMPLES, runDemo } from './demo.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -31,8 +31,8 @@ program
   .command('demo')
   .description('synthesize the built-in image-text data set, train the tiny preset on it, evaluate on test (no download)')
   .option('--out <dir>', 'folder for the data and the run directory', 'runs')
-  .option('--n <count>', 'samples to synthesize', positiveInt('--n'), 4000)
-  .option('--epochs <n>', 'training epochs', positiveInt('--epochs'), 15)
+  .option('--n <count>', 'samples to synthesize', positiveInt('--n'), DEMO_SAMPLES)
+  .option('--epochs <n>', 'training epochs', positiveInt('--epochs'), DEMO_EPOCHS)
   .option('--difficulty <level>', 'easy | medium | hard', (v: string) => oneOf('--difficulty', ['easy', 'medium', 'hard'] as const)(v), 'easy')
   .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
   .action(async (o: { out: string; n: number; epochs: number; difficulty: 'easy' | 'medium' | 'hard'; seed: number }) => {
