@@ -95,7 +95,7 @@ results.decode_photos = { mmtrain: decP, pytorch: decPtP, ratio_images_per_s: de
 table.push(['640x480 photo-like JPEGs: same, images/s', decP.images_per_s.toFixed(0), decPtP.images_per_s.toFixed(0), (decP.images_per_s / decPtP.images_per_s).toFixed(2)]);
 const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');
 await ensureImages(waitDir, 400, 224);
-const tokPath = join(ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json');
+const tokPath = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
 const dw = await dataWait(waitDir, tokPath, quick ? 10 : 30);
 const dwc = await dataWait(waitDir, tokPath, quick ? 10 : 30, true);
 results.data_wait = { decoding: dw, cached: dwc };

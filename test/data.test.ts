@@ -13,7 +13,7 @@ import {
 import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
 
 const IMG = join(FIXTURES, 'images');
-const TOKENIZER = join(ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json');
+const TOKENIZER = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
 const ref = loadSafetensors(join(IMG, 'reference.safetensors')).tensors;
 
 async function normalized(file: string, resize: 'shorter-side' | 'exact' = 'shorter-side') {

@@ -13,7 +13,7 @@ import {
 } from '../src/index.js';
 import { ROOT } from './helpers.js';
 
-const TOKENIZER = join(ROOT, '..', 'shared', 'data', 'bert-base-uncased', 'tokenizer.json');
+const TOKENIZER = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
 
 /** Accuracy on `test` of predicting the majority training label of each key (the Bayes rule for that key). */
 function majorityAccuracy(train: SynthRecord[], evalSet: SynthRecord[], key: (r: SynthRecord) => string): number {
