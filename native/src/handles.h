@@ -69,6 +69,14 @@ void registerNN(Napi::Env env, Napi::Object exports);
 void registerTrain(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
 
+// Argument helpers for the op units: tensor (checked handle), optional tensor, integer, double, boolean, result.
+inline const at::Tensor& T(const Napi::CallbackInfo& info, int i) { return unwrap(info.Env(), info[i], i); }
+inline c10::optional<at::Tensor> OT(const Napi::CallbackInfo& info, int i) { return unwrapOptional(info.Env(), info[i], i); }
+inline int64_t I(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().Int64Value(); }
+inline double D(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().DoubleValue(); }
+inline bool B(const Napi::CallbackInfo& info, int i) { return info[i].ToBoolean().Value(); }
+inline Napi::Value out(const Napi::CallbackInfo& info, const at::Tensor& t) { return Napi::Number::New(info.Env(), wrap(info.Env(), t)); }
+
 #define MM_FN(name) static Napi::Value name(const Napi::CallbackInfo& info)
 #define MM_EXPORT(obj, name, fn) obj.Set(name, Napi::Function::New(env, fn, name))
 

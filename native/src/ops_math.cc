@@ -6,13 +6,6 @@
 
 namespace mm {
 
-static inline Napi::Value out(const Napi::CallbackInfo& info, const at::Tensor& t) {
-  return Napi::Number::New(info.Env(), wrap(info.Env(), t));
-}
-static inline const at::Tensor& T(const Napi::CallbackInfo& info, int i) { return unwrap(info.Env(), info[i], i); }
-static inline int64_t I(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().Int64Value(); }
-static inline double D(const Napi::CallbackInfo& info, int i) { return info[i].As<Napi::Number>().DoubleValue(); }
-static inline bool B(const Napi::CallbackInfo& info, int i) { return info[i].ToBoolean().Value(); }
 
 static const char* kUnaryNames[] = {"neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid",
                                     "relu", "gelu", "gelu_tanh", "silu", "square", "sign", "floor", "ceil", "round",
