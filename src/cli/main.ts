@@ -5,7 +5,6 @@ import { buildInfo, getNumThreads, setNumThreads } from '../index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { generateSynthetic } from '../data/synth.js';
-import { readManifest } from '../data/manifest.js';
 import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
 import { evaluate, loadPredictor, predict } from '../train/inference.js';
 import { train } from '../train/trainer.js';

@@ -5,8 +5,6 @@ import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } 
 import { join } from 'node:path';
 import { MmtrainError, invalid } from '../errors.js';
 import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
-import { noGrad } from '../tensor/modes.js';
-import { tidy } from '../tensor/scope.js';
 import { saveSafetensors } from '../tensor/safetensors.js';
 import { Tensor, cat } from '../tensor/tensor.js';
 import { BERT_PRESETS, BertModel, type BertConfig, bertConfig } from './bert.js';
@@ -378,24 +376,4 @@ export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoa
   }
   const config = fusionConfig({ ...rest, text_config: textConfig, image_config: imageConfig });
   return { model: new FusionClassifier(config, { text: textModel, image: imageModel }), report };
-}
-
-/** Hugging Face-style init for the fusion and head: normal(0, 0.02) weights, zero biases, LayerNorm 1/0. */
-export function initFusionHeadWeights(model: FusionClassifier, config: FusionConfig): void {
-  const std = config.text_config.initializer_range;
-  tidy(() => noGrad(() => {
-    const mods = [...(model.fusion?.namedModules() ?? []), ...model.classifier.namedModules(), ...(model.image_projection?.namedModules() ?? [])];
-    for (const [, m] of mods) {
-      if (m instanceof Linear) {
-        m.weight.normal_(0, std);
-        m.bias?.zero_();
-      } else if (m instanceof MultiheadAttention) {
-        m.inProjWeight.normal_(0, std);
-        m.inProjBias?.zero_();
-      } else if (m instanceof LayerNorm) {
-        m.weight?.fill_(1);
-        m.bias?.zero_();
-      }
-    }
-  }));
 }

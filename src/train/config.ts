@@ -74,7 +74,7 @@ export const ConfigSchema = z.strictObject({
     lr: z.number().positive().default(1e-4),
     /** lr of the two encoders when different from lr (fusion + head use lr) */
     encoderLr: z.number().positive().optional(),
-    /** layer-wise lr decay for encoder layers: layer i of L gets lr * decay^(L - i) */
+    /** layer-wise lr decay for encoder layers: layer i (1-based) of L gets encoderLr * decay^(L + 1 - i), embeddings decay^(L + 1) */
     layerDecay: z.number().positive().max(1).optional(),
     weightDecay: z.number().min(0).default(0.01),
     betas: z.tuple([prob, prob]).default([0.9, 0.999]),

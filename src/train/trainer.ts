@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
 import { ImageCache } from '../data/cache.js';
-import { imageConfig, type ImageConfig } from '../data/image.js';
+import { imageConfig } from '../data/image.js';
 import { readManifest, type Manifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import { FusionClassifier, createFusionModel } from '../models/fusion.js';
@@ -97,7 +97,9 @@ export function parameterGroups(model: FusionClassifier, c: TrainConfig): ParamG
     const key = `${role}/${lr}/${decay ? 'decay' : 'no_decay'}`;
     let g = groups.get(key);
     if (!g) {
-      g = { name: `${role}${decay ? '' : ':no_decay'}${lr !== c.train.lr && role.includes('layer') ? '' : ''}`, params: [], lr, weightDecay: decay ? c.train.weightDecay : 0 };
+      // with layer-wise decay an encoder has one group per depth: the lr tells them apart in logs
+      const depthTag = c.train.layerDecay !== undefined && role.endsWith('_encoder') ? `@${lr.toExponential(3)}` : '';
+      g = { name: `${role}${decay ? '' : ':no_decay'}${depthTag}`, params: [], lr, weightDecay: decay ? c.train.weightDecay : 0 };
       groups.set(key, g);
     }
     g.params.push(p);
@@ -109,8 +111,10 @@ export function parameterGroups(model: FusionClassifier, c: TrainConfig): ParamG
       let lr = encLr;
       if (c.train.layerDecay !== undefined) {
         const m = /^encoder\.layer\.(\d+)\./.exec(n);
-        const depth = m ? Number(m[1]) + 1 : n.startsWith('embeddings.') ? 0 : L; // pooler / final norm: top
-        lr = encLr * Math.pow(c.train.layerDecay, L - depth);
+        // BEiT/ELECTRA convention: embeddings depth 0, layer i depth i + 1, pooler and final norm L + 1;
+        // scale = decay^(L + 1 - depth), so the top layer trains at decay x the encoder lr
+        const depth = m ? Number(m[1]) + 1 : n.startsWith('embeddings.') ? 0 : L + 1;
+        lr = encLr * Math.pow(c.train.layerDecay, L + 1 - depth);
       }
       add(`${prefix}.${n}`, p, prefix, lr);
     }
@@ -513,4 +517,3 @@ async function runTraining(
   return result;
 }
 
-export type { ImageConfig };
