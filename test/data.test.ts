@@ -70,6 +70,13 @@ test('bad images end in clear errors naming the file', async () => {
   await assert.rejects(loadImage(join(dir, 'truncated.jpg'), cfg), /truncated\.jpg: image data is truncated or corrupt/);
   await assert.rejects(loadImage(join(dir, 'random.jpg'), cfg), /random\.jpg: not an image \(unsupported or unrecognised format\)/);
   await assert.rejects(loadImage(join(dir, 'big.png'), imageConfig({ size: 32, maxPixels: 1_000_000 })), /big\.png: .*over the pixel limit of 1000000 \(data\.image\.maxPixels\)/);
+  // the same through the single-pipeline JPEG path (exact resize)
+  const exact = imageConfig({ size: 32, resize: 'exact', maxPixels: 1_000_000 });
+  await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#888' } }).jpeg().toFile(join(dir, 'big.jpg'));
+  await assert.rejects(loadImage(join(dir, 'big.jpg'), exact), /big\.jpg: .*over the pixel limit of 1000000 \(data\.image\.maxPixels\)/);
+  await assert.rejects(loadImage(join(dir, 'truncated.jpg'), exact), /truncated\.jpg: image data is truncated or corrupt/);
+  const red = await loadImage(join(IMG, 'cmyk-red.jpg'), exact);
+  assert.ok(red.data[0]! > 200 && red.data[1]! < 70, 'CMYK through the JPEG path');
   rmSync(dir, { recursive: true });
 });
 

@@ -94,8 +94,24 @@ export async function loadImage(file: string, cfg: ImageConfig, rnd?: () => numb
 export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, rnd?: () => number): Promise<DecodedImage> {
   if (buf.length === 0) throw new MmtrainError(`${file}: image file is empty (0 bytes)`);
   const S = cfg.size;
+  const opts = { limitInputPixels: cfg.maxPixels, failOn: 'error' as const, autoOrient: true };
+  const isJpeg = buf.length > 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff;
+  if (isJpeg && cfg.resize === 'exact' && !(rnd && cfg.augment.randomResizedCrop)) {
+    // JPEG has no alpha and an exact resize needs no dimensions: one libvips pipeline, no metadata round trip.
+    try {
+      let img = sharp(buf, opts).toColourspace('srgb').resize(S, S, { fit: 'fill', kernel: 'linear' });
+      if (rnd && cfg.augment.horizontalFlip > 0 && rnd() < cfg.augment.horizontalFlip) img = img.flop();
+      const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (info.channels !== 3) throw new MmtrainError(`${file}: decoded to ${info.channels} channels, expected 3`);
+      const out = new Uint8Array(data.buffer, data.byteOffset, data.length);
+      if (rnd && cfg.augment.colorJitter) colorJitter(out, cfg.augment.colorJitter, rnd);
+      return { data: out, width: S, height: S };
+    } catch (e) {
+      if (e instanceof MmtrainError) throw e;
+      throw describeSharpError(e, file, cfg);
+    }
+  }
   try {
-    const opts = { limitInputPixels: cfg.maxPixels, failOn: 'error' as const, autoOrient: true };
     let meta: Metadata;
     try {
       meta = await sharp(buf, opts).metadata();

@@ -3,7 +3,7 @@
 // overlapping model compute (prefetch), and an optional on-disk cache of preprocessed images.
 import { MmtrainError, checkInt } from '../errors.js';
 import { tidy } from '../tensor/scope.js';
-import { Tensor, tensor } from '../tensor/tensor.js';
+import { Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
 import { ImageCache } from './cache.js';
 import { type DecodedImage, type ImageConfig, loadImage, mulberry32 } from './image.js';
 import type { Problem, Sample } from './manifest.js';
@@ -198,10 +198,11 @@ export function imagesToTensor(images: DecodedImage[], cfg: ImageConfig): Tensor
   const buf = new Uint8Array(B * S * S * 3);
   images.forEach((im, b) => buf.set(im.data, b * S * S * 3));
   return tidy(() => {
-    const u8 = tensor(buf, { shape: [B, S, S, 3] });
+    const u8 = fromBuffer(buf, [B, S, S, 3]); // no copy: the batch buffer is ours
     const mean = tensor(cfg.mean.map((m) => m * 255), { shape: [1, 3, 1, 1] });
     const scale = tensor(cfg.std.map((s) => 1 / (255 * s)), { shape: [1, 3, 1, 1] });
-    return u8.permute(0, 3, 1, 2).float().sub(mean).mul(scale).contiguous(); // (B, S, S, 3) -> (B, 3, S, S)
+    // transpose the bytes, widen once, then normalise in place: two float passes, no temporaries
+    return u8.permute(0, 3, 1, 2).contiguous().float().sub_(mean).mul_(scale); // (B, S, S, 3) -> (B, 3, S, S)
   });
 }
 
