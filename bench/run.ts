@@ -8,7 +8,7 @@ import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
-import { featureCacheSpeedup, trainerOverhead } from './trainer.js';
+import { featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
@@ -110,6 +110,11 @@ table.push(['trainer step vs bare model step (demo model, cached images), s', ov
 const fc = await featureCacheSpeedup(join(ROOT, 'bench', '.data', 'features'));
 results.feature_cache = fc;
 table.push(['epoch with frozen encoders: feature cache vs running them, s', fc.epoch_s_cached.toFixed(2), fc.epoch_s_plain.toFixed(2), `${fc.speedup.toFixed(1)}x faster`]);
+if (!quick) {
+  const fcs = await featureCacheSpeedupSmall(join(ROOT, 'bench', '.data', 'features-small'));
+  results.feature_cache_small = fcs;
+  table.push(['  same at the small preset, 224px images, s', fcs.epoch_s_cached.toFixed(2), fcs.epoch_s_plain.toFixed(2), `${fcs.speedup.toFixed(1)}x faster`]);
+}
 
 const info = buildInfo();
 const record = {
