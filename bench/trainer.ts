@@ -55,22 +55,26 @@ export async function trainerOverhead(workDir: string, steps = 40): Promise<{ tr
   return { trainer_step_s: trainerStep, bare_step_s: bareStep, overhead: trainerStep / bareStep - 1 };
 }
 
+/** Median time of epochs 2 and 3 of a run (the first also fills the caches); evaluation and saving are off. */
+async function epochSeconds(cfg: ReturnType<typeof resolveConfig>): Promise<number> {
+  const marks: number[] = [];
+  await train(cfg, { print: () => {}, callbacks: [{ onTrainStart: () => { marks.push(performance.now()); }, onEpochEnd: () => { marks.push(performance.now()); } }] });
+  return median([marks[2]! - marks[1]!, marks[3]! - marks[2]!]) / 1000;
+}
+
+const NO_EVAL = { eval: { every: 100000 }, checkpoint: { every: 100000, keepLast: 1, saveBest: false }, log: { every: 1000, progress: 'none' as const } };
+
 /** Epoch time with both encoders frozen: training on cached encoder outputs vs running the encoders every step. */
 export async function featureCacheSpeedup(workDir: string): Promise<{ epoch_s_cached: number; epoch_s_plain: number; speedup: number }> {
   const data = join(workDir, 'data');
   await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: 64 });
-  const epochTime = async (featureCache: boolean) => {
+  const cfg = (featureCache: boolean) => {
     const base = demoConfig(data, { out: join(workDir, 'runs') });
-    const cfg = resolveConfig({ ...base, name: featureCache ? 'cached' : 'plain', data: { ...base.data, cache: join(workDir, 'cache') },
-      model: { ...base.model, freeze: { text: true, image: true } }, train: { ...base.train, epochs: 3, featureCache }, log: { every: 1000, progress: 'none' },
-      eval: { every: 100000 }, checkpoint: { every: 100000, keepLast: 1, saveBest: false } });
-    const marks: number[] = [];
-    await train(cfg, { print: () => {}, callbacks: [{ onTrainStart: () => { marks.push(performance.now()); }, onEpochEnd: () => { marks.push(performance.now()); } }] });
-    // epochs 2 and 3 (the first also fills the image cache); evaluation time excluded by measuring epoch ends
-    return median([marks[2]! - marks[1]!, marks[3]! - marks[2]!]) / 1000;
+    return resolveConfig({ ...base, ...NO_EVAL, name: featureCache ? 'cached' : 'plain', data: { ...base.data, cache: join(workDir, 'cache') },
+      model: { ...base.model, freeze: { text: true, image: true } }, train: { ...base.train, epochs: 3, featureCache } });
   };
-  const plain = await epochTime(false);
-  const cached = await epochTime(true);
+  const plain = await epochSeconds(cfg(false));
+  const cached = await epochSeconds(cfg(true));
   return { epoch_s_cached: cached, epoch_s_plain: plain, speedup: plain / cached };
 }
 
@@ -78,19 +82,13 @@ export async function featureCacheSpeedup(workDir: string): Promise<{ epoch_s_ca
 export async function featureCacheSpeedupSmall(workDir: string): Promise<{ epoch_s_cached: number; epoch_s_plain: number; speedup: number }> {
   const data = join(workDir, 'data');
   await generateSynthetic({ out: data, n: 200, seed: 1, imageSize: 224 });
-  const epochTime = async (featureCache: boolean) => {
-    const cfg = resolveConfig({
-      name: featureCache ? 'cached' : 'plain', out: join(workDir, 'runs'), seed: 1,
-      model: { preset: 'small', freeze: { text: true, image: true } },
-      data: { train: join(data, 'train.jsonl'), val: join(data, 'val.jsonl'), labels: ['mismatch', 'match'], cache: join(workDir, 'cache'), image: { resize: 'exact' } },
-      train: { epochs: 3, batchSize: 16, lr: 1e-4, featureCache },
-      eval: { every: 100000 }, checkpoint: { every: 100000, keepLast: 1, saveBest: false }, log: { every: 1000, progress: 'none' },
-    });
-    const marks: number[] = [];
-    await train(cfg, { print: () => {}, callbacks: [{ onTrainStart: () => { marks.push(performance.now()); }, onEpochEnd: () => { marks.push(performance.now()); } }] });
-    return median([marks[2]! - marks[1]!, marks[3]! - marks[2]!]) / 1000;
-  };
-  const plain = await epochTime(false);
-  const cached = await epochTime(true);
+  const cfg = (featureCache: boolean) => resolveConfig({
+    ...NO_EVAL, name: featureCache ? 'cached' : 'plain', out: join(workDir, 'runs'), seed: 1,
+    model: { preset: 'small', freeze: { text: true, image: true } },
+    data: { train: join(data, 'train.jsonl'), val: join(data, 'val.jsonl'), labels: ['mismatch', 'match'], cache: join(workDir, 'cache'), image: { resize: 'exact' } },
+    train: { epochs: 3, batchSize: 16, lr: 1e-4, featureCache },
+  });
+  const plain = await epochSeconds(cfg(false));
+  const cached = await epochSeconds(cfg(true));
   return { epoch_s_cached: cached, epoch_s_plain: plain, speedup: plain / cached };
 }
