@@ -3,7 +3,7 @@
 // and handed over as uint8 HWC; normalisation to NCHW float32 happens per batch in LibTorch (collate.ts).
 // Decoding runs in libuv's thread pool, so it overlaps with model compute on the JS thread.
 import { readFile } from 'node:fs/promises';
-import sharp, { type Metadata } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { MmtrainError, checkInt, invalid } from '../errors.js';
 
 export interface ImageConfig {
@@ -99,13 +99,7 @@ export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, r
   if (isJpeg && cfg.resize === 'exact' && !(rnd && cfg.augment.randomResizedCrop)) {
     // JPEG has no alpha and an exact resize needs no dimensions: one libvips pipeline, no metadata round trip.
     try {
-      let img = sharp(buf, opts).toColourspace('srgb').resize(S, S, { fit: 'fill', kernel: 'linear' });
-      if (rnd && cfg.augment.horizontalFlip > 0 && rnd() < cfg.augment.horizontalFlip) img = img.flop();
-      const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      if (info.channels !== 3) throw new MmtrainError(`${file}: decoded to ${info.channels} channels, expected 3`);
-      const out = new Uint8Array(data.buffer, data.byteOffset, data.length);
-      if (rnd && cfg.augment.colorJitter) colorJitter(out, cfg.augment.colorJitter, rnd);
-      return { data: out, width: S, height: S };
+      return await finish(sharp(buf, opts).toColourspace('srgb').resize(S, S, { fit: 'fill', kernel: 'linear' }), file, cfg, rnd);
     } catch (e) {
       if (e instanceof MmtrainError) throw e;
       throw describeSharpError(e, file, cfg);
@@ -146,18 +140,25 @@ export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, r
       const top = Math.round((h - S) / 2);
       img = img.resize(w, h, { fit: 'fill', kernel: 'linear' }).extract({ left, top, width: S, height: S }); // extract after resize
     }
-    if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) img = img.flop();
-    const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || info.width !== S || info.height !== S) {
-      throw new MmtrainError(`${file}: decoded to ${info.width}x${info.height}x${info.channels}, expected ${S}x${S}x3`);
-    }
-    const out = new Uint8Array(data.buffer, data.byteOffset, data.length);
-    if (rnd && aug.colorJitter) colorJitter(out, aug.colorJitter, rnd);
-    return { data: out, width: S, height: S };
+    return await finish(img, file, cfg, rnd);
   } catch (e) {
     if (e instanceof MmtrainError) throw e;
     throw describeSharpError(e, file, cfg);
   }
+}
+
+/** The end of both decoding paths: the optional flip, raw 8-bit output checked to be S x S x 3, colour jitter. */
+async function finish(img: Sharp, file: string, cfg: ImageConfig, rnd?: () => number): Promise<DecodedImage> {
+  const S = cfg.size;
+  const aug = cfg.augment;
+  if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) img = img.flop();
+  const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || info.width !== S || info.height !== S) {
+    throw new MmtrainError(`${file}: decoded to ${info.width}x${info.height}x${info.channels}, expected ${S}x${S}x3`);
+  }
+  const out = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  if (rnd && aug.colorJitter) colorJitter(out, aug.colorJitter, rnd);
+  return { data: out, width: S, height: S };
 }
 
 function describeSharpError(e: unknown, file: string, cfg: ImageConfig): MmtrainError {

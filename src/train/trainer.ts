@@ -10,7 +10,8 @@ import { ImageCache } from '../data/cache.js';
 import { imageConfig } from '../data/image.js';
 import { readManifest, type Manifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
-import { FusionClassifier, createFusionModel } from '../models/fusion.js';
+import { FUSION_PRESETS, FusionClassifier, createFusionModel } from '../models/fusion.js';
+import { VIT_PRESETS, type ViTConfig, vitConfig } from '../models/vit.js';
 import { LayerNorm } from '../nn/layers.js';
 import * as F from '../tensor/functional.js';
 import { autocast, getRngState, manualSeed, noGrad, setNumThreads, setRngState } from '../tensor/modes.js';
@@ -25,7 +26,7 @@ import { AdamW, clipGradNorm, type ParamGroup } from './optim.js';
 import { FeatureStore, disposeFeatureBatch } from './features.js';
 import { lrFactor } from './schedule.js';
 import { createProgress } from './progress.js';
-import { checkpointStateDict } from '../models/loading.js';
+import { checkpointStateDict, readConfigJson } from '../models/loading.js';
 import { TensorBoardWriter } from '../diagnostics/tensorboard.js';
 
 export interface StepInfo {
@@ -220,29 +221,27 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const runDir = opts.resume ?? uniqueRunDir(c.out, c.name);
   mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
 
-  // ---- model and data ----
+  // ---- data, then the model (its head needs the label count the manifest gives) ----
+  const data = prepareData(c, imageSizeOf(c));
   const { model } = createFusionModel({
     preset: c.model.preset, text: c.model.text, image: c.model.image, fusion_type: c.model.fusion_type, pooling: c.model.pooling,
     fusion_num_heads: c.model.fusion_num_heads, fusion_attention_dropout: c.model.fusion_attention_dropout,
-    head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout,
-    num_labels: Math.max(2, (c.data.labels ?? []).length),
+    head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout, num_labels: data.labels.length,
   });
-  let modelRef = model;
   try {
-    const data = prepareData(c, model.config.image_config.image_size);
-    if (data.labels.length !== model.config.num_labels) {
-      // the label list is known only after reading the manifest: rebuild the head for its size
-      model.dispose();
-      modelRef = createFusionModel({
-        preset: c.model.preset, text: c.model.text, image: c.model.image, fusion_type: c.model.fusion_type, pooling: c.model.pooling,
-        fusion_num_heads: c.model.fusion_num_heads, fusion_attention_dropout: c.model.fusion_attention_dropout,
-        head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout, num_labels: data.labels.length,
-      }).model;
-    }
-    return await runTraining(c, modelRef, data, runDir, resumeFrom, opts, print, t0);
+    return await runTraining(c, model, data, runDir, resumeFrom, opts, print, t0);
   } finally {
-    modelRef.dispose();
+    model.dispose();
   }
+}
+
+/** The image side the model expects: data.image.size, else the image encoder's image_size (preset, overrides or config.json). */
+function imageSizeOf(c: TrainConfig): number {
+  if (c.data.image.size) return c.data.image.size;
+  const img = c.model.image;
+  if (img?.pretrained) return vitConfig(readConfigJson(img.pretrained) as Partial<ViTConfig>, `${img.pretrained}/config.json`).image_size;
+  const preset = img?.preset ?? FUSION_PRESETS[c.model.preset]!.image;
+  return vitConfig({ ...VIT_PRESETS[preset], ...(img?.config as Partial<ViTConfig>) }, 'model.image').image_size;
 }
 
 async function runTraining(
@@ -306,11 +305,14 @@ async function runTraining(
   };
   emit('onTrainStart', ctx);
 
-  const save = (reason: string) => {
+  const snapshot = (dir: string) => {
     state.rngState = rngToString();
     ctx.state = state;
-    const dir = join(runDir, 'checkpoints', `step-${String(state.step).padStart(8, '0')}`);
     saveCheckpoint({ dir, model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
+  };
+  const save = (reason: string) => {
+    const dir = join(runDir, 'checkpoints', `step-${String(state.step).padStart(8, '0')}`);
+    snapshot(dir);
     pruneCheckpoints(runDir, c.checkpoint.keepLast);
     ctx.log({ event: 'checkpoint', step: state.step, reason, dir });
     return dir;
@@ -337,10 +339,7 @@ async function runTraining(
     if (!state.best || better(c.eval.metric, v, state.best.value, es?.minDelta ?? 0)) {
       state.best = { metric: c.eval.metric, value: v, step: state.step };
       state.staleEvals = 0;
-      if (c.checkpoint.saveBest) {
-        state.rngState = rngToString();
-        saveCheckpoint({ dir: join(runDir, 'best'), model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
-      }
+      if (c.checkpoint.saveBest) snapshot(join(runDir, 'best'));
     } else {
       state.staleEvals++;
       if (es && state.staleEvals >= es.patience) stoppedEarly = true;
