@@ -91,7 +91,7 @@ const NO_DECAY = /(^|\.)(bias|LayerNorm\.weight|layernorm_before\.weight|layerno
 export function parameterGroups(model: FusionClassifier, c: TrainConfig): ParamGroup[] {
   const groups = new Map<string, ParamGroup>();
   const noDecay = new Set<Tensor>();
-  for (const [name, m] of model.namedModules()) if (m instanceof LayerNorm) for (const [, p] of m.namedParameters()) noDecay.add(p);
+  for (const [, m] of model.namedModules()) if (m instanceof LayerNorm) for (const [, p] of m.namedParameters()) noDecay.add(p);
   const add = (name: string, p: Tensor, role: string, lr: number) => {
     if (!p.requiresGrad) return;
     const decay = !(noDecay.has(p) || NO_DECAY.test(name) || p.ndim < 2);
