@@ -5,3 +5,4 @@ export { MmtrainError } from './errors.js';
 export * from './train/index.js';
 export * from './models/index.js';
 export * from './data/index.js';
+export * from './diagnostics/index.js';

@@ -77,7 +77,8 @@ program
   .requiredOption('--config <file>', 'configuration file (mmtrain init writes an example)')
   .option('--set <key=value>', 'override a config key, e.g. --set train.lr=3e-4 (repeatable)', collect, [])
   .option('--resume <runDir>', 'continue a run from its newest checkpoint')
-  .action(async (o: { config: string; set: string[]; resume?: string }) => {
+  .option('--run-dir <dir>', 'write the run to this directory instead of out/name')
+  .action(async (o: { config: string; set: string[]; resume?: string; runDir?: string }) => {
     const config = o.resume && !existsSync(o.config) ? loadConfig(join(o.resume, 'config.json'), o.set) : loadConfig(o.config, o.set);
     const ac = new AbortController();
     let interrupts = 0;
@@ -92,7 +93,7 @@ program
       }
     };
     process.on('SIGINT', onSigint);
-    const r = await train(config, { resume: o.resume, signal: ac.signal });
+    const r = await train(config, { resume: o.resume, runDir: o.runDir, signal: ac.signal });
     process.off('SIGINT', onSigint);
     console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { MmtrainError, invalid } from '../errors.js';
 import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
 import { saveSafetensors } from '../tensor/safetensors.js';
-import { Tensor, cat } from '../tensor/tensor.js';
+import { Tensor, cat, rand, zerosLike } from '../tensor/tensor.js';
 import { BERT_PRESETS, BertModel, type BertConfig, bertConfig } from './bert.js';
 import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
 import { VIT_PRESETS, ViTModel, type ViTConfig, vitConfig } from './vit.js';
@@ -106,6 +106,20 @@ export interface FusionOutputs {
   imageVector: Tensor;
   /** cross-attention weights averaged over heads, when asked: text->image (B, T, N) and image->text (B, N, T) */
   attention?: { textToImage: Tensor; imageToText: Tensor };
+  /** each encoder's own pooled vector before any fusion (for unimodal probes), when asked: (B, C) and (B, Ci) */
+  encoderVectors?: { text: Tensor; image: Tensor };
+}
+
+export interface ForwardOptions {
+  /** return the cross-attention weights (slower: the fused attention kernel cannot return them) */
+  returnAttention?: boolean;
+  /** return each encoder's pooled vector before fusion */
+  returnEncoderVectors?: boolean;
+  /**
+   * Modality dropout (training only): with this probability a sample loses one modality, chosen evenly, by zeroing
+   * that modality's vector before the head, so the head cannot lean on one side alone.
+   */
+  modalityDropout?: number;
 }
 
 // ---- fusion blocks ----
@@ -222,7 +236,7 @@ export class FusionClassifier extends Module {
     // the original design's nn.MultiheadAttention and nn.Linear do; only the encoders use Hugging Face's.
   }
 
-  forward(x: FusionInputs, opts: { returnAttention?: boolean } = {}): FusionOutputs {
+  forward(x: FusionInputs, opts: ForwardOptions = {}): FusionOutputs {
     const text = this.text_encoder.forward(x.inputIds, x.attentionMask, x.tokenTypeIds ?? null);
     const image = this.image_encoder.forward(x.pixelValues);
     return this.forwardFeatures({
@@ -235,8 +249,16 @@ export class FusionClassifier extends Module {
    * Fusion and head over encoder outputs: what the trainer's feature cache feeds when both encoders are frozen.
    * textHidden (B, T, C), attentionMask (B, T), imageHidden (B, N, Ci), imagePooled (B, Ci) or null.
    */
-  forwardFeatures(x: FusionFeatures, opts: { returnAttention?: boolean } = {}): FusionOutputs {
+  forwardFeatures(x: FusionFeatures, opts: ForwardOptions = {}): FusionOutputs {
     const needWeights = opts.returnAttention ?? false;
+    let encoderVectors: FusionOutputs['encoderVectors'];
+    if (opts.returnEncoderVectors) {
+      const cls = this.config.pooling === 'cls' || (this.fusion !== null && !(this.fusion instanceof CrossAttentionFusion));
+      encoderVectors = {
+        text: cls ? x.textHidden.select(1, 0) : maskedMean(x.textHidden, x.attentionMask), // (B, T, C) -> (B, C)
+        image: cls ? x.imagePooled ?? x.imageHidden.select(1, 0) : x.imageHidden.mean(1), // (B, N, Ci) -> (B, Ci)
+      };
+    }
     const project = (t: Tensor) => (this.image_projection ? this.image_projection.forward(t) : t);
     let textVector: Tensor;
     let imageVector: Tensor;
@@ -259,8 +281,31 @@ export class FusionClassifier extends Module {
       textVector = this.config.pooling === 'cls' ? x.textHidden.select(1, 0) : maskedMean(x.textHidden, x.attentionMask);
       imageVector = this.config.pooling === 'cls' ? img.select(1, 0) : img.mean(1);
     }
+    const p = opts.modalityDropout ?? 0;
+    if (p > 0 && this.training) {
+      const B = textVector.size(0);
+      const drop = rand([B, 1], { device: textVector.device }).lt(p); // (B, 1): this sample loses a modality
+      const side = rand([B, 1], { device: textVector.device }).lt(0.5); // which one: text when true
+      textVector = textVector.mul(drop.logicalAnd(side).logicalNot().to(textVector.dtype));
+      imageVector = imageVector.mul(drop.logicalAnd(side.logicalNot()).logicalNot().to(imageVector.dtype));
+    }
     const logits = this.classifier.forward(cat([textVector, imageVector], 1)); // (B, 2C) -> (B, num_labels)
-    return { logits, textVector, imageVector, attention };
+    return { logits, textVector, imageVector, attention, encoderVectors };
+  }
+
+  /**
+   * Each modality's share of the logits, as OGM-GE defines it for a head over concatenated features: the head
+   * applied to one modality's vector with the other's half of the input zeroed (its slice of the first layer, the
+   * first bias, then the rest of the head; dropout off). (B, C) each -> (B, num_labels) each.
+   */
+  unimodalLogits(textVector: Tensor, imageVector: Tensor): { text: Tensor; image: Tensor } {
+    const first = this.classifier.layers[0] as Linear;
+    const last = this.classifier.layers[3] as Linear;
+    const head = (v: Tensor) => last.forward(first.forward(v).relu());
+    return {
+      text: head(cat([textVector, zerosLike(imageVector)], 1)), // (B, 2C) with the image half zero
+      image: head(cat([zerosLike(textVector), imageVector], 1)),
+    };
   }
 
   /** Groups of parameters by role, for learning rates, diagnostics and freezing. */

@@ -74,6 +74,10 @@ export const ConfigSchema = z.strictObject({
     lr: z.number().positive().default(1e-4),
     /** lr of the two encoders when different from lr (fusion + head use lr) */
     encoderLr: z.number().positive().optional(),
+    /** the text encoder's lr (over encoderLr): a modality-balancing knob */
+    textEncoderLr: z.number().positive().optional(),
+    /** the image encoder's lr (over encoderLr) */
+    imageEncoderLr: z.number().positive().optional(),
     /** layer-wise lr decay for encoder layers: layer i (1-based) of L gets encoderLr * decay^(L + 1 - i), embeddings decay^(L + 1) */
     layerDecay: z.number().positive().max(1).optional(),
     weightDecay: z.number().min(0).default(0.01),
@@ -107,6 +111,31 @@ export const ConfigSchema = z.strictObject({
     /** "epoch", or a number of optimizer steps */
     every: z.union([z.literal('epoch'), positiveInt]).default('epoch'),
     saveBest: z.boolean().default(true),
+  }).prefault({}),
+  diagnostics: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** optimizer steps between diagnostics records (gradient and weight norms, update ratios, attention entropy) */
+    every: positiveInt.default(50),
+    /** gradient norms per layer as well as per module */
+    perLayer: z.boolean().default(true),
+    /** cross-attention entropy per direction (needs the attention weights on diagnostics steps) */
+    attentionEntropy: z.boolean().default(true),
+    /** unimodal linear-probe accuracy at each validation */
+    probe: z.boolean().default(true),
+    /** loss spikes: a step loss more than z robust standard deviations and minRatio times above the median of the last window steps */
+    spike: z.strictObject({ window: z.number().int().min(5).default(50), z: z.number().positive().default(6), minRatio: z.number().min(1).default(1.5) })
+      .default({ window: 50, z: 6, minRatio: 1.5 }),
+  }).prefault({}),
+  balance: z.strictObject({
+    /** gradient modulation of the dominant modality's encoder: OGM, or OGM-GE (with Gaussian enhancement) */
+    method: z.enum(['none', 'ogm', 'ogm-ge']).default('none'),
+    alpha: z.number().positive().default(0.5),
+    /** modulate from this epoch (0-based) ... */
+    startEpoch: z.number().int().min(0).default(0),
+    /** ... up to, not including, this one (null: to the end) */
+    endEpoch: z.number().int().min(1).nullable().default(null),
+    /** probability that a training sample loses one modality (chosen evenly) before the head */
+    modalityDropout: z.number().min(0).lt(1).default(0),
   }).prefault({}),
   log: z.strictObject({
     every: positiveInt.default(10),
@@ -181,6 +210,10 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
   if (c.eval.earlyStopping && !c.data.val) problems.push('eval.earlyStopping: needs data.val (early stopping watches the validation metric)');
   if (c.eval.metric !== 'accuracy' && c.eval.metric !== 'loss' && !c.data.val) problems.push(`eval.metric: "${c.eval.metric}" is computed on data.val, which is not set`);
   if (c.train.schedule.warmupSteps !== undefined && c.train.schedule.type === 'original') problems.push('train.schedule: the "original" schedule has no warmup; remove warmupSteps');
+  if (c.balance.method !== 'none' && (c.model.freeze.text === true || c.model.freeze.image === true)) {
+    problems.push(`balance.method: ${c.balance.method} modulates encoder gradients, but an encoder is frozen (model.freeze); unfreeze it or set balance.method: none`);
+  }
+  if (c.balance.endEpoch !== null && c.balance.endEpoch <= c.balance.startEpoch) problems.push('balance.endEpoch: must be greater than balance.startEpoch (or null)');
   const aug = c.data.image.augment;
   if (c.data.cache !== false && (aug.randomResizedCrop || aug.horizontalFlip > 0 || aug.colorJitter)) {
     problems.push('data.cache: the image cache holds un-augmented pixels; turn augmentation off or set data.cache: false');
@@ -257,6 +290,7 @@ train:
   gradAccumulation: 1
   lr: 1.0e-4
   # encoderLr: 2.0e-5          # separate lr for the two encoders
+  # textEncoderLr: 2.0e-5      # or one per encoder (a modality-balancing knob)
   weightDecay: 0.01            # not applied to biases and LayerNorm weights
   schedule: { type: cosine, warmupRatio: 0.06, minLrRatio: 0 }   # cosine | linear | constant | original
   clipGradNorm: 1.0
@@ -269,5 +303,17 @@ eval:
   # earlyStopping: { patience: 3, minDelta: 0.001 }
 
 checkpoint: { keepLast: 2, every: epoch, saveBest: true }
+
+diagnostics:                   # grad norms per module/layer, update ratios, attention entropy, modality scores
+  enabled: true
+  every: 50                    # steps between records; loss spikes are checked every step
+  probe: true                  # unimodal linear-probe accuracy at each validation
+  spike: { window: 50, z: 6, minRatio: 1.5 }
+
+balance:                       # modality balancing
+  method: none                 # none | ogm | ogm-ge (Peng et al., CVPR 2022)
+  alpha: 0.5
+  modalityDropout: 0           # probability of dropping one modality per training sample
+
 log: { every: 10, tensorboard: true, progress: auto }
 `;

@@ -9,6 +9,12 @@ export interface EvalMetrics {
   /** confusion[true][predicted] */
   confusion: number[][];
   n: number;
+  /** OGM-GE contribution scores: mean probability of the true class under each modality's share of the head */
+  score_text?: number;
+  score_image?: number;
+  /** held-out accuracy of a linear probe on each encoder's own pooled vector (null with under 4 samples) */
+  probe_text_accuracy?: number | null;
+  probe_image_accuracy?: number | null;
 }
 
 export function confusionMatrix(labels: number[], preds: number[], k: number): number[][] {

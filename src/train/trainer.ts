@@ -2,7 +2,7 @@
 // evaluation with best-checkpoint selection and early stopping, atomic checkpoints with exact resume, a non-finite
 // guard with rollback, and a run directory with metrics.jsonl. It knows nothing of BERT or ViT beyond the fusion
 // model's parameter roles; diagnostics hang off callbacks.
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
@@ -28,6 +28,11 @@ import { lrFactor } from './schedule.js';
 import { createProgress } from './progress.js';
 import { checkpointStateDict, readConfigJson } from '../models/loading.js';
 import { TensorBoardWriter } from '../diagnostics/tensorboard.js';
+import { Diagnostics } from '../diagnostics/diagnostics.js';
+import { GradientModulation, modalityScores } from '../diagnostics/modality.js';
+import { linearProbeAccuracy } from '../diagnostics/probe.js';
+import { type Warning, analyzeRun } from '../diagnostics/warnings.js';
+import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 
 export interface StepInfo {
   step: number;
@@ -50,10 +55,16 @@ export interface TrainContext {
   state: TrainerState;
   /** append a record to metrics.jsonl (and TensorBoard when on) */
   log(record: Record<string, unknown>): void;
+  /** report trouble: printed at once, logged as a "warning" event */
+  warn(w: Warning): void;
 }
 
 export interface Callback {
   onTrainStart?(ctx: TrainContext): void;
+  /** options for the forward pass of optimizer step `step` (e.g. return attention weights on diagnostics steps) */
+  forwardOptions?(ctx: TrainContext, info: { step: number }): ForwardOptions | undefined;
+  /** after each training forward pass (every micro-batch), inside its tensor scope */
+  onForward?(ctx: TrainContext, info: { step: number; outputs: FusionOutputs; labels: Tensor; attentionMask: Tensor }): void;
   /** after backward, before clipping and the optimizer step: the raw gradients are available */
   onAfterBackward?(ctx: TrainContext, info: { step: number }): void;
   onStepEnd?(ctx: TrainContext, info: StepInfo): void;
@@ -66,6 +77,8 @@ export interface TrainOptions {
   callbacks?: Callback[];
   /** continue the run in this directory from its newest checkpoint */
   resume?: string;
+  /** write the run here (must not hold a run yet) instead of a fresh out/name directory */
+  runDir?: string;
   /** aborting stops after the current step with a checkpoint (Ctrl-C) */
   signal?: AbortSignal;
   /** console output */
@@ -83,6 +96,22 @@ export interface TrainResult {
   stoppedEarly: boolean;
   interrupted: boolean;
   wallS: number;
+  warnings: Warning[];
+}
+
+/** The records of a metrics.jsonl file (a torn last line, from a crash mid-write, is ignored). */
+export function readRecords(file: string): Record<string, any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (!existsSync(file)) return [];
+  const out: Record<string, unknown>[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // only the last line can be torn; anything else is skipped the same way rather than failing a report
+    }
+  }
+  return out;
 }
 
 const NO_DECAY = /(^|\.)(bias|LayerNorm\.weight|layernorm_before\.weight|layernorm_after\.weight|layernorm\.weight|norm\.weight|text_norm\.weight|image_norm\.weight|cls_token|position_embeddings)$/;
@@ -105,8 +134,8 @@ export function parameterGroups(model: FusionClassifier, c: TrainConfig): ParamG
     }
     g.params.push(p);
   };
-  const encLr = c.train.encoderLr ?? c.train.lr;
   for (const [prefix, enc] of [['text_encoder', model.text_encoder], ['image_encoder', model.image_encoder]] as const) {
+    const encLr = (prefix === 'text_encoder' ? c.train.textEncoderLr : c.train.imageEncoderLr) ?? c.train.encoderLr ?? c.train.lr;
     const L = enc.encoder.layer.length;
     for (const [n, p] of enc.namedParameters()) {
       let lr = encLr;
@@ -136,7 +165,11 @@ function tensorboardScalars(r: Record<string, unknown>): Record<string, number> 
   for (const [k, v] of Object.entries(r)) {
     if (k === 'step' || k === 'epoch' || k === 'n') continue;
     if (typeof v === 'number') out[`${prefix}/${k}`] = v;
-    else if (k === 'lr' && v && typeof v === 'object') for (const [g, lr] of Object.entries(v)) out[`lr/${g}`] = lr as number;
+    else if (v && typeof v === 'object' && !Array.isArray(v)) {
+      // nested records (lr per group, grad_norm per module): lr/<group> from train records, <event>/<key>/<sub> otherwise
+      const base = k === 'lr' ? (r.event === 'train' ? 'lr' : null) : `${prefix}/${k}`;
+      if (base) for (const [g, x] of Object.entries(v)) if (typeof x === 'number') out[`${base}/${g}`] = x;
+    }
   }
   return out;
 }
@@ -178,24 +211,59 @@ export function prepareData(c: TrainConfig, imageSize: number) {
   return { train, val, test, labels, tokenizer, image: img };
 }
 
-/** Evaluates a model on a loader: loss and metrics over every sample. */
-export async function evaluateLoader(model: FusionClassifier, loader: DataLoader, precision: TrainConfig['train']['precision'] = 'fp32'): Promise<EvalMetrics> {
+export interface EvalOptions {
+  precision?: TrainConfig['train']['precision'];
+  /** also measure modality contribution scores and unimodal linear-probe accuracy */
+  modality?: boolean;
+}
+
+/** Evaluates a model on a loader: loss and metrics over every sample (and modality diagnostics when asked). */
+export async function evaluateLoader(model: FusionClassifier, loader: DataLoader, opts: EvalOptions = {}): Promise<EvalMetrics> {
   model.eval();
   const labels: number[] = [];
   const probs: number[][] = [];
   let lossSum = 0;
+  const modality = opts.modality ?? false;
+  const scores = { text: 0, image: 0 };
+  const vecs: { text: Float32Array[]; image: Float32Array[]; Ct: number; Ci: number } = { text: [], image: [], Ct: 0, Ci: 0 };
   for await (const b of loader.epoch(0)) {
     noGrad(() => tidy(() => {
-      const logits = autocast({ enabled: precision === 'bf16' }, () => model.forward(b).logits).float();
+      const out = autocast({ enabled: opts.precision === 'bf16' }, () => model.forward(b, { returnEncoderVectors: modality }));
+      const logits = out.logits.float();
       lossSum += F.crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
       const p = F.softmax(logits, -1).toNumbers();
       const k = logits.size(1);
       for (let i = 0; i < b.indices.length; i++) probs.push(p.slice(i * k, (i + 1) * k));
       labels.push(...b.labels.toNumbers());
+      if (modality) {
+        const s = modalityScores(model, out.textVector.float(), out.imageVector.float(), b.labels);
+        scores.text += s.text;
+        scores.image += s.image;
+        const ev = out.encoderVectors!;
+        vecs.Ct = ev.text.size(1);
+        vecs.Ci = ev.image.size(1);
+        vecs.text.push(ev.text.float().contiguous().toFloat32Array());
+        vecs.image.push(ev.image.float().contiguous().toFloat32Array());
+      }
       disposeBatch(b);
     }));
   }
-  return computeMetrics(labels, probs, lossSum);
+  const m = computeMetrics(labels, probs, lossSum);
+  if (!modality || !labels.length) return m;
+  const k = probs[0]!.length;
+  const join = (parts: Float32Array[]) => {
+    const outArr = new Float32Array(parts.reduce((a, x) => a + x.length, 0));
+    let o = 0;
+    for (const x of parts) { outArr.set(x, o); o += x.length; }
+    return outArr;
+  };
+  return {
+    ...m,
+    score_text: scores.text / labels.length,
+    score_image: scores.image / labels.length,
+    probe_text_accuracy: linearProbeAccuracy(join(vecs.text), vecs.Ct, labels, k),
+    probe_image_accuracy: linearProbeAccuracy(join(vecs.image), vecs.Ci, labels, k),
+  };
 }
 
 function metricValue(m: EvalMetrics, metric: TrainConfig['eval']['metric']): number {
@@ -218,7 +286,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   // ---- run directory ----
   const resumeFrom = opts.resume ? listCheckpoints(opts.resume).pop() : undefined;
   if (opts.resume && !resumeFrom) throw new MmtrainError(`${opts.resume}: no checkpoint to resume from (checkpoints/step-* with trainer_state.json)`);
-  const runDir = opts.resume ?? uniqueRunDir(c.out, c.name);
+  if (opts.runDir && !opts.resume && existsSync(join(opts.runDir, 'config.json'))) {
+    throw new MmtrainError(`${opts.runDir} already holds a run; continue it with resume, or choose another directory`);
+  }
+  const runDir = opts.resume ?? opts.runDir ?? uniqueRunDir(c.out, c.name);
   mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
 
   // ---- data, then the model (its head needs the label count the manifest gives) ----
@@ -292,14 +363,26 @@ async function runTraining(
 
   const metricsFile = join(runDir, 'metrics.jsonl');
   const tb = c.log.tensorboard ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
+  const warned: Warning[] = [];
   const ctx: TrainContext = {
     config: c, model, optimizer, runDir, labels: data.labels, state,
     log: (r) => {
       appendFileSync(metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...r })}\n`);
       if (tb && typeof r.step === 'number') tb.scalars(r.step, tensorboardScalars(r));
     },
+    warn: (w) => {
+      warned.push(w);
+      print(`warning: ${w.message}`);
+    },
   };
-  const callbacks = opts.callbacks ?? [];
+  // diagnostics and balancing hang off the same callback interface as the user's callbacks, and run first
+  // (modulation first: diagnostics then see the gradients the optimizer gets, as clipping does)
+  const callbacks: Callback[] = [
+    ...(c.balance.method !== 'none' ? [new GradientModulation(c.balance)] : []),
+    ...(c.diagnostics.enabled ? [new Diagnostics(c.diagnostics)] : []),
+    ...(opts.callbacks ?? []),
+  ];
+  const wantsOutputs = callbacks.some((cb) => cb.onForward);
   const emit = <K extends keyof Callback>(k: K, ...args: Parameters<NonNullable<Callback[K]>>) => {
     for (const cb of callbacks) (cb[k] as ((...a: unknown[]) => void) | undefined)?.call(cb, ...args);
   };
@@ -319,7 +402,7 @@ async function runTraining(
   };
 
   const evaluate = async (split: 'val' | 'test', loader: DataLoader): Promise<EvalMetrics> => {
-    const m = await evaluateLoader(model, loader, c.train.precision);
+    const m = await evaluateLoader(model, loader, { precision: c.train.precision, modality: c.diagnostics.enabled && c.diagnostics.probe });
     ctx.log({ event: 'eval', split, step: state.step, epoch: state.epoch, ...m });
     emit('onEvaluate', ctx, split, m);
     print(`${split} step ${state.step}: loss ${m.loss.toFixed(4)} accuracy ${(m.accuracy * 100).toFixed(2)}% macro-F1 ${m.macro_f1.toFixed(4)}${m.auroc === null ? '' : ` AUROC ${m.auroc.toFixed(4)}`}`);
@@ -362,20 +445,20 @@ async function runTraining(
     print(`frozen encoders: cached their outputs for ${data.train.samples.length} samples (${(features.bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - ft0) / 1000).toFixed(1)} s; epochs train fusion + head only`);
   }
   let cursorPos = state.position;
-  interface StepBatch { logits(): Tensor; labels: Tensor; size: number; dispose(): void }
+  interface StepBatch { forward(o: ForwardOptions): FusionOutputs; labels: Tensor; attentionMask: Tensor; size: number; dispose(): void }
   async function* stepBatches(epoch: number, start: number): AsyncGenerator<StepBatch> {
     if (features) {
       const plan = trainLoader.plan(epoch);
       for (let p = start; p < plan.length; p++) {
         const fb = features.batch(plan[p]!);
         cursorPos = p + 1;
-        yield { logits: () => model.forwardFeatures(fb).logits, labels: fb.labels, size: fb.indices.length, dispose: () => disposeFeatureBatch(fb) };
+        yield { forward: (o) => model.forwardFeatures(fb, o), labels: fb.labels, attentionMask: fb.attentionMask, size: fb.indices.length, dispose: () => disposeFeatureBatch(fb) };
       }
       return;
     }
     for await (const b of trainLoader.epoch(epoch, start)) {
       cursorPos = trainLoader.cursor.position;
-      yield { logits: () => model.forward(b).logits, labels: b.labels, size: b.indices.length, dispose: () => disposeBatch(b) };
+      yield { forward: (o) => model.forward(b, o), labels: b.labels, attentionMask: b.attentionMask, size: b.indices.length, dispose: () => disposeBatch(b) };
     }
   }
 
@@ -400,7 +483,17 @@ async function runTraining(
       if (next.done) break;
       const b = next.value;
       const loss = tidy(() => {
-        const l = autocast({ enabled: c.train.precision === 'bf16' }, () => F.crossEntropy(b.logits().float(), b.labels, { labelSmoothing: c.train.labelSmoothing }));
+        const fo: ForwardOptions = { modalityDropout: c.balance.modalityDropout };
+        for (const cb of callbacks) {
+          const o = cb.forwardOptions?.(ctx, { step: state.step });
+          if (o?.returnAttention) fo.returnAttention = true;
+          if (o?.returnEncoderVectors) fo.returnEncoderVectors = true;
+        }
+        const l = autocast({ enabled: c.train.precision === 'bf16' }, () => {
+          const out = b.forward(fo);
+          if (wantsOutputs) emit('onForward', ctx, { step: state.step, outputs: out, labels: b.labels, attentionMask: b.attentionMask });
+          return F.crossEntropy(out.logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing });
+        });
         l.div(accum).backward();
         const v = l.item();
         b.dispose();
@@ -506,11 +599,19 @@ async function runTraining(
     test = await evaluate('test', testLoader);
     writeFileSync(join(runDir, 'test_metrics.json'), `${JSON.stringify(test, null, 2)}\n`);
   }
+  // warnings from the whole record (spikes were printed as they happened)
+  const records = readRecords(metricsFile);
+  const warnings = analyzeRun(records, c);
+  for (const w of warnings) if (w.kind !== 'loss-spike') print(`warning: ${w.message}`);
+  writeFileSync(join(runDir, 'warnings.json'), `${JSON.stringify(warnings, null, 2)}\n`);
+  for (const w of warnings) if (w.kind !== 'loss-spike') ctx.log({ event: 'warning', step: w.step ?? state.step, kind: w.kind, message: w.message });
   const result: TrainResult = {
     runDir, steps: state.step, epochs: state.epoch, best: state.best, finalVal: lastVal, test, nonFiniteSkipped: state.nonFiniteSkipped,
-    stoppedEarly, interrupted, wallS: (performance.now() - t0) / 1000,
+    stoppedEarly, interrupted, wallS: (performance.now() - t0) / 1000, warnings,
   };
   progress.stop();
+  // result.json marks a run that ran to its end (a study skips such runs when resumed)
+  if (!interrupted) writeFileSync(join(runDir, 'result.json'), `${JSON.stringify({ ...result, warnings: warnings.length }, null, 2)}\n`);
   emit('onTrainEnd', ctx, result);
   optimizer.dispose();
   return result;
