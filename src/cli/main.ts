@@ -9,6 +9,9 @@ import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
 import { evaluate, loadPredictor, predict } from '../train/inference.js';
 import { train } from '../train/trainer.js';
 import { DEMO_EPOCHS, DEMO_SAMPLES, runDemo } from './demo.js';
+import { type StudySpec, loadStudy, parseStudy, runStudy, studyTable } from '../train/study.js';
+import { BUILTIN_STUDIES } from '../train/studies.js';
+import { writeRunReport, writeStudyReport } from '../diagnostics/report.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -96,6 +99,54 @@ program
     const r = await train(config, { resume: o.resume, runDir: o.runDir, signal: ac.signal });
     process.off('SIGINT', onSigint);
     console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
+  });
+
+program
+  .command('study')
+  .description('run a grid of config overrides x seeds and aggregate it (resumable: finished runs are skipped)')
+  .option('--config <file>', 'study file (YAML or JSON)')
+  .option('--builtin <name>', `a built-in study: ${Object.keys(BUILTIN_STUDIES).join(', ')}`)
+  .option('--out <dir>', 'folder for the study directory (default: the study\'s out, "studies")')
+  .option('--parallel <n>', 'runs at a time, as separate processes', positiveInt('--parallel'))
+  .option('--seeds <list>', 'comma-separated seeds (overrides the study\'s)')
+  .option('--no-report', 'skip report.html')
+  .action(async (o: { config?: string; builtin?: string; out?: string; parallel?: number; seeds?: string; report: boolean }) => {
+    if (Boolean(o.config) === Boolean(o.builtin)) throw new Error('give --config FILE or --builtin NAME');
+    let loaded: { spec: StudySpec; baseDir: string };
+    if (o.builtin) {
+      const make = BUILTIN_STUDIES[o.builtin];
+      if (!make) throw new Error(`--builtin: no study "${o.builtin}"; built-in studies: ${Object.keys(BUILTIN_STUDIES).join(', ')}`);
+      loaded = { spec: parseStudy(make(), `built-in study ${o.builtin}`), baseDir: process.cwd() };
+    } else {
+      loaded = loadStudy(o.config!);
+    }
+    if (o.seeds) {
+      const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
+      if (!seeds.length || seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError(`--seeds must be comma-separated non-negative integers (received "${o.seeds}")`);
+      loaded.spec.seeds = seeds;
+    }
+    const ac = new AbortController();
+    const onSigint = () => {
+      console.error('\ninterrupt: the running trainings checkpoint and stop; run the same command again to resume');
+      ac.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const t0 = performance.now();
+    const s = await runStudy(loaded.spec, loaded.baseDir, { parallel: o.parallel, out: o.out, signal: ac.signal });
+    process.off('SIGINT', onSigint);
+    console.log(studyTable(s));
+    if (o.report) console.log(`report: ${await writeStudyReport(s.dir)}`);
+    console.log(`study ${s.name}: ${s.runs.filter((r) => r.status === 'finished').length}/${s.runs.length} runs finished in ${((performance.now() - t0) / 1000 / 60).toFixed(1)} min; ${s.dir}`);
+  });
+
+program
+  .command('report')
+  .description('write report.html for a run directory or a study directory (self-contained; charts also as SVG/PNG with --export)')
+  .argument('<dir>', 'a run directory (metrics.jsonl) or a study directory (summary.json)')
+  .option('--export', 'also write every chart as SVG and PNG into DIR/plots')
+  .action(async (dir: string, o: { export?: boolean }) => {
+    const file = existsSync(join(dir, 'summary.json')) ? await writeStudyReport(dir, { exportPlots: o.export }) : await writeRunReport(dir, { exportPlots: o.export });
+    console.log(`wrote ${file}`);
   });
 
 program

@@ -141,6 +141,8 @@ export const ConfigSchema = z.strictObject({
     every: positiveInt.default(10),
     tensorboard: z.boolean().default(true),
     progress: z.enum(['auto', 'bar', 'lines', 'none']).default('auto'),
+    /** write report.html into the run directory at the end */
+    report: z.boolean().default(true),
   }).prefault({}),
 });
 
@@ -315,5 +317,5 @@ balance:                       # modality balancing
   alpha: 0.5
   modalityDropout: 0           # probability of dropping one modality per training sample
 
-log: { every: 10, tensorboard: true, progress: auto }
+log: { every: 10, tensorboard: true, progress: auto, report: true }   # report: report.html at the end
 `;

@@ -13,7 +13,7 @@ import { MmtrainError } from '../errors.js';
 import { generateSynthetic } from '../data/synth.js';
 import { applyOverrides, resolveConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
-import { readRecords } from './trainer.js';
+import { readRecords } from './records.js';
 
 const METRICS = ['accuracy', 'macro_f1', 'auroc', 'loss'] as const;
 

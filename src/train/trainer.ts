@@ -32,6 +32,7 @@ import { Diagnostics } from '../diagnostics/diagnostics.js';
 import { GradientModulation, modalityScores } from '../diagnostics/modality.js';
 import { linearProbeAccuracy } from '../diagnostics/probe.js';
 import { type Warning, analyzeRun } from '../diagnostics/warnings.js';
+import { readRecords } from './records.js';
 import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 
 export interface StepInfo {
@@ -99,20 +100,6 @@ export interface TrainResult {
   warnings: Warning[];
 }
 
-/** The records of a metrics.jsonl file (a torn last line, from a crash mid-write, is ignored). */
-export function readRecords(file: string): Record<string, any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
-  if (!existsSync(file)) return [];
-  const out: Record<string, unknown>[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      // only the last line can be torn; anything else is skipped the same way rather than failing a report
-    }
-  }
-  return out;
-}
 
 const NO_DECAY = /(^|\.)(bias|LayerNorm\.weight|layernorm_before\.weight|layernorm_after\.weight|layernorm\.weight|norm\.weight|text_norm\.weight|image_norm\.weight|cls_token|position_embeddings)$/;
 
@@ -612,6 +599,15 @@ async function runTraining(
   progress.stop();
   // result.json marks a run that ran to its end (a study skips such runs when resumed)
   if (!interrupted) writeFileSync(join(runDir, 'result.json'), `${JSON.stringify({ ...result, warnings: warnings.length }, null, 2)}\n`);
+  if (c.log.report) {
+    // a report is a convenience: failing to write one never fails the training
+    try {
+      const { writeRunReport } = await import('../diagnostics/report.js');
+      await writeRunReport(runDir);
+    } catch (e) {
+      print(`warning: report.html was not written: ${(e as Error).message}`);
+    }
+  }
   emit('onTrainEnd', ctx, result);
   optimizer.dispose();
   return result;

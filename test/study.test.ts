@@ -1,0 +1,117 @@
+// The study runner: grid expansion, validation, aggregation by hand, and a real study interrupted after its first
+// run and resumed (finished runs skipped), with its table, summary and report.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSynthetic } from '../src/index.js';
+import { BUILTIN_STUDIES } from '../src/train/studies.js';
+import { type RunSummary, aggregate, expandStudy, parseStudy, runStudy, summarizeRun } from '../src/train/study.js';
+
+test('grid expansion: variants x grid x seeds, named by their overrides', () => {
+  const runs = expandStudy({ variants: [{ name: 'a', set: { 'train.lr': 1 } }, { name: 'b', set: {} }], grid: { 'model.fusion_type': ['concat', 'cross-attention'] }, seeds: [1, 2] });
+  assert.equal(runs.length, 8);
+  assert.deepEqual(runs.slice(0, 3).map((r) => r.id), ['a,model.fusion_type=concat/seed-1', 'a,model.fusion_type=concat/seed-2', 'a,model.fusion_type=cross-attention/seed-1']);
+  assert.deepEqual(runs[0]!.overrides, { 'train.lr': 1, 'model.fusion_type': 'concat' });
+  const grid = expandStudy({ grid: { 'train.lr': [1e-4, 1e-3], 'train.clipGradNorm': [1, null] }, seeds: [7] });
+  assert.deepEqual(grid.map((r) => r.variant), ['train.lr=0.0001,train.clipGradNorm=1', 'train.lr=0.0001,train.clipGradNorm=null', 'train.lr=0.001,train.clipGradNorm=1', 'train.lr=0.001,train.clipGradNorm=null']);
+  assert.throws(() => expandStudy({ variants: [{ name: 'x', set: {} }, { name: 'x', set: {} }], seeds: [1] }), /two variants are both named "x"/);
+});
+
+test('study files are checked in full, with the key path', () => {
+  assert.throws(() => parseStudy({ name: 's', base: {} }), /give variants, grid, or both/);
+  assert.throws(() => parseStudy({ name: 'bad name', base: {}, grid: { a: [1] } }), /name: letters, digits/);
+  assert.throws(() => parseStudy({ name: 's', grid: { a: [1] } }), /base: /);
+  assert.throws(() => parseStudy({ name: 's', base: {}, grid: { a: [] } }), /grid\.a: /);
+  assert.throws(() => parseStudy({ name: 's', base: {}, grid: { a: [1] }, seed: [1] }), /Unrecognized key/);
+  for (const [name, make] of Object.entries(BUILTIN_STUDIES)) {
+    const s = parseStudy(make(), name);
+    assert.ok(s.seeds.length >= 3, `${name}: at least 3 seeds`);
+  }
+  const ablation = expandStudy(parseStudy(BUILTIN_STUDIES['original-design-ablation']!()));
+  const variants = new Set(ablation.map((r) => r.variant));
+  for (const v of ['baseline', 'schedule=original', 'warmup=none', 'clip=none', 'fusion=cls-cross-attention', 'fusion=shared-cls-cross-attention', 'fusion=concat', 'lr=1e-5', 'lr=5e-5', 'lr=1e-4']) assert.ok(variants.has(v), v);
+});
+
+test('aggregation by hand: mean ± sample std over seeds, steps to target, diverged and failed runs', () => {
+  const run = (variant: string, seed: number, best: number, extra: Partial<RunSummary> = {}): RunSummary => ({
+    id: `${variant}/seed-${seed}`, variant, seed, status: 'finished', best, final: best - 0.1, bestStep: 10, stepsToTarget: null, spikes: 0,
+    diverged: false, steps: 100, wallS: 10, test: null, ...extra,
+  });
+  const runs = [
+    run('a', 1, 0.8, { stepsToTarget: 40, spikes: 2 }), run('a', 2, 0.6, { stepsToTarget: 60 }), run('a', 3, 0.7, { wallS: 40 }),
+    run('b', 1, 0.5, { diverged: true }), run('b', 2, 0, { status: 'failed', best: null, final: null, diverged: true, wallS: null }),
+  ];
+  const plan = runs.map((r) => ({ id: r.id, variant: r.variant, seed: r.seed, overrides: {} }));
+  const [a, b] = aggregate(runs, plan);
+  assert.ok(Math.abs(a!.best!.mean - 0.7) < 1e-12);
+  assert.ok(Math.abs(a!.best!.std - 0.1) < 1e-12); // sqrt(((.1)^2 + (.1)^2 + 0) / 2)
+  assert.deepEqual(a!.stepsToTarget, { mean: 50, reached: 2 });
+  assert.ok(Math.abs(a!.spikes - 2 / 3) < 1e-12);
+  assert.equal(a!.wallS, 20);
+  assert.equal(b!.finished, 1);
+  assert.equal(b!.diverged, 2);
+  assert.deepEqual(b!.best, { mean: 0.5, std: 0 });
+  assert.equal(b!.stepsToTarget, null);
+});
+
+test('a run summary from its records: best, final, target, spikes, divergence', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-runsum-'));
+  const lines = [
+    { event: 'train', step: 10, loss: 0.7 }, { event: 'eval', split: 'val', step: 10, accuracy: 0.6, loss: 0.6 },
+    { event: 'spike', step: 15, loss: 3 }, { event: 'eval', split: 'val', step: 20, accuracy: 0.9, loss: 0.3 },
+    { event: 'train', step: 30, loss: 0.2 }, { event: 'eval', split: 'val', step: 30, accuracy: 0.85, loss: 0.35 },
+  ];
+  writeFileSync(join(dir, 'metrics.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n{"torn":`);
+  writeFileSync(join(dir, 'result.json'), JSON.stringify({ steps: 30, wallS: 5, test: { accuracy: 0.8 } }));
+  const s = summarizeRun(dir, { id: 'v/seed-1', variant: 'v', seed: 1, overrides: {} }, 'accuracy', 0.85);
+  assert.deepEqual([s.status, s.best, s.bestStep, s.final, s.stepsToTarget, s.spikes, s.diverged, s.steps, s.test], ['finished', 0.9, 20, 0.85, 20, 1, false, 30, 0.8]);
+  const byLoss = summarizeRun(dir, { id: 'v/seed-1', variant: 'v', seed: 1, overrides: {} }, 'loss', 0.5);
+  assert.deepEqual([byLoss.best, byLoss.stepsToTarget], [0.3, 20]);
+});
+
+test('a study runs, stops when interrupted, resumes skipping finished runs, and aggregates', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-study-'));
+  await generateSynthetic({ out: join(dir, 'data'), n: 80, seed: 3, imageSize: 16 });
+  mkdirSync(join(dir, 'cfg'));
+  writeFileSync(join(dir, 'cfg', 'base.yaml'), [
+    'model:',
+    '  text: { preset: bert-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32 } }',
+    '  image: { preset: vit-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 } }',
+    '  fusion_num_heads: 2',
+    '  head_hidden_size: 16',
+    'data: { train: ../data/train.jsonl, val: ../data/val.jsonl }',
+    'train: { epochs: 2, batchSize: 16, lr: 1.0e-3 }',
+    'diagnostics: { every: 2 }',
+    'log: { every: 2, report: false }',
+  ].join('\n'));
+  const spec = parseStudy({ name: 'tiny', base: 'cfg/base.yaml', seeds: [1, 2], grid: { 'model.fusion_type': ['concat', 'cross-attention'] }, target: 0.0 });
+  const lines: string[] = [];
+  const ac = new AbortController();
+  const first = await runStudy(spec, dir, { print: (l) => { lines.push(l); if (/^\[1\/4\]/.test(l)) ac.abort(); }, signal: ac.signal });
+  assert.equal(first.runs.filter((r) => r.status === 'finished').length, 1, 'stopped after the first run');
+  const doneFile = join(dir, 'studies', 'tiny', 'runs', 'model.fusion_type=concat', 'seed-1', 'result.json');
+  const mtime = statSync(doneFile).mtimeMs;
+  const lines2: string[] = [];
+  const s = await runStudy(spec, dir, { print: (l) => lines2.push(l) });
+  assert.match(lines2[0]!, /4 runs \(1 already finished\)/);
+  assert.equal(lines2.filter((l) => /^\[\d\/4\]/.test(l)).length, 3, 'three runs left to do');
+  assert.equal(statSync(doneFile).mtimeMs, mtime, 'the finished run was not touched');
+  assert.equal(s.runs.filter((r) => r.status === 'finished').length, 4);
+  assert.deepEqual(s.variants.map((v) => [v.variant, v.finished]), [['model.fusion_type=concat', 2], ['model.fusion_type=cross-attention', 2]]);
+  for (const v of s.variants) {
+    assert.ok(v.best && v.best.mean >= 0 && v.best.mean <= 1);
+    assert.deepEqual(v.stepsToTarget?.reached, 2, 'target 0 is reached at the first evaluation');
+  }
+  const table = readFileSync(join(s.dir, 'table.md'), 'utf8');
+  assert.match(table, /\| model\.fusion_type=concat \| 2\/2 \| \d+\.\d ± \d+\.\d \|/);
+  const summary = JSON.parse(readFileSync(join(s.dir, 'summary.json'), 'utf8'));
+  assert.equal(summary.runs.length, 4);
+  // a run whose configuration breaks fails alone, with its error recorded; the study goes on
+  const bad = parseStudy({ name: 'bad', base: 'cfg/base.yaml', seeds: [1], variants: [{ name: 'ok', set: {} }, { name: 'missing-data', set: { 'data.train': 'nowhere.jsonl' } }] });
+  const sb = await runStudy(bad, dir, { print: () => {} });
+  assert.deepEqual(sb.runs.map((r) => r.status), ['finished', 'failed']);
+  assert.match(sb.runs[1]!.error!, /nowhere\.jsonl/);
+  assert.ok(existsSync(join(sb.dir, 'summary.json')));
+});
