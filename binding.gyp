@@ -9,7 +9,8 @@
         "native/src/ops_math.cc",
         "native/src/ops_nn.cc",
         "native/src/ops_train.cc",
-        "native/src/optim.cc"
+        "native/src/optim.cc",
+        "native/src/distributed.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -8,7 +8,7 @@ import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
-import { featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
+import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
@@ -106,6 +106,10 @@ table.push(['data wait per step, same, images from the cache (later epochs)', `$
 const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40);
 results.trainer_overhead = ov;
 table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
+
+const dg = await diagnosticsOverhead(join(ROOT, 'bench', '.data', 'diagnostics'), quick ? 100 : 200);
+results.diagnostics_overhead = dg;
+table.push([`trainer step with diagnostics (every ${dg.every} steps) vs off, demo model, s`, dg.step_s_on.toFixed(4), dg.step_s_off.toFixed(4), `overhead ${(dg.overhead * 100).toFixed(1)}%`]);
 
 const fc = await featureCacheSpeedup(join(ROOT, 'bench', '.data', 'features'));
 results.feature_cache = fc;

@@ -92,3 +92,32 @@ export async function featureCacheSpeedupSmall(workDir: string): Promise<{ epoch
   const cached = await epochSeconds(cfg(true));
   return { epoch_s_cached: cached, epoch_s_plain: plain, speedup: plain / cached };
 }
+
+/**
+ * Diagnostics overhead: mean step time (every step counted, diagnostics steps included) with diagnostics at their
+ * default interval against diagnostics off, runs alternated to spread machine noise; evaluation off.
+ */
+export async function diagnosticsOverhead(workDir: string, steps = 200): Promise<{ step_s_on: number; step_s_off: number; overhead: number; every: number }> {
+  const data = join(workDir, 'data');
+  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: 64 });
+  const cfg = (enabled: boolean, i: number) => {
+    const base = demoConfig(data, { out: join(workDir, 'runs') });
+    return resolveConfig({ ...base, ...NO_EVAL, name: `diag-${enabled}-${i}`, data: { ...base.data, cache: join(workDir, 'cache') },
+      train: { ...base.train, maxSteps: steps + 10 }, diagnostics: { enabled }, log: { ...NO_EVAL.log, report: false } });
+  };
+  const meanStep = async (enabled: boolean, i: number) => {
+    const stamps: number[] = [];
+    await train(cfg(enabled, i), { print: () => {}, callbacks: [{ onStepEnd: () => { stamps.push(performance.now()); } }] });
+    return (stamps[stamps.length - 1]! - stamps[9]!) / (stamps.length - 10) / 1000;
+  };
+  await meanStep(false, 0); // fills the image cache
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let i = 1; i <= 2; i++) {
+    off.push(await meanStep(false, i));
+    on.push(await meanStep(true, i));
+  }
+  const a = Math.min(...on);
+  const b = Math.min(...off);
+  return { step_s_on: a, step_s_off: b, overhead: a / b - 1, every: resolveConfig({ data: { train: 'x' } }).diagnostics.every };
+}

@@ -50,6 +50,12 @@ function cxx11Abi(libdir) {
 
 const where = locate();
 const hasCuda = fs.existsSync(path.join(where.libdir, 'libtorch_cuda.so'));
+// Distributed training needs c10d's Gloo process group, whose header includes Gloo's own headers: Debian ships them
+// in libgloo-dev (linked as -lgloo); a LibTorch folder that carries include/gloo links Gloo from libtorch_cpu.
+// native/src/distributed.cc detects the headers itself (__has_include), so only the link flags depend on this.
+const glooInclude = [...where.include, '/usr/include'].find((d) => fs.existsSync(path.join(d, 'gloo', 'algorithm.h')));
+const hasGloo = Boolean(glooInclude) && where.include.some((d) => fs.existsSync(path.join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp')));
+const systemGloo = ['/usr/lib/libgloo.so', path.join(where.libdir, 'libgloo.so')].find((f) => fs.existsSync(f));
 const what = process.argv[2];
 switch (what) {
   case 'include':
@@ -66,6 +72,7 @@ switch (what) {
     // --as-needed would silently drop libtorch_cuda, whose kernels register themselves at load time.
     if (hasCuda) flags.push('-Wl,--no-as-needed', '-ltorch_cuda', '-Wl,--as-needed');
     flags.push('-ltorch', '-ltorch_cpu', '-lc10');
+    if (hasGloo && systemGloo && process.env.MMTRAIN_NO_DIST !== '1') flags.push(`-L${path.dirname(systemGloo)}`, '-lgloo');
     console.log(flags.join(' '));
     break;
   }

@@ -11,7 +11,7 @@ import { ROOT } from './helpers.js';
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const run = (args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: 'pipe' });
 
-test('mmtrain demo, eval, predict, init and train from the command line', () => {
+test('mmtrain demo, eval, predict, init, train and report from the command line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
   const out = run(['demo', '--out', dir, '--n', '120', '--epochs', '1']);
   assert.match(out, /test accuracy: \d+\.\d% on 12 pairs/);
@@ -36,6 +36,11 @@ test('mmtrain demo, eval, predict, init and train from the command line', () => 
   const t = JSON.parse(run(['train', '--config', cfg, '--set', 'train.maxSteps=2', '--set', `out=${dir}`, '--set', 'model.text.preset=bert-tiny', '--set', 'log.progress=none',
     '--set', 'data.image.size=32', '--set', 'model.image.config.image_size=32']).trim().split('\n').pop()!);
   assert.equal(t.steps, 2);
+  // every run leaves report.html; `mmtrain report` regenerates it and exports the charts
+  assert.ok(existsSync(join(runDir, 'report.html')) && existsSync(join(runDir, 'warnings.json')) && existsSync(join(runDir, 'result.json')));
+  rmSync(join(runDir, 'report.html'));
+  assert.match(run(['report', runDir, '--export']), /wrote .*report\.html/);
+  assert.ok(existsSync(join(runDir, 'report.html')) && existsSync(join(runDir, 'plots', 'loss.svg')) && existsSync(join(runDir, 'plots', 'loss.png')));
   rmSync(dir, { recursive: true });
 });
 
@@ -47,6 +52,11 @@ test('CLI errors are one clear line and a non-zero exit', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
   writeFileSync(join(dir, 'bad.yaml'), 'data:\n  train: x.jsonl\ntrain:\n  lr: fast\n');
   fail(['train', '--config', join(dir, 'bad.yaml')], /bad\.yaml: invalid configuration:\n\s+train\.lr: Invalid input: expected number, received string/);
+  fail(['study', '--builtin', 'nope'], /--builtin: no study "nope"; built-in studies: original-design-ablation, modality-balance/);
+  fail(['study'], /give --config FILE or --builtin NAME/);
+  writeFileSync(join(dir, 'study.yaml'), 'name: s\nbase: {}\n');
+  fail(['study', '--config', join(dir, 'study.yaml')], /study\.yaml: invalid study: give variants, grid, or both/);
+  fail(['report', dir], /: no metrics\.jsonl \(not a run directory\)/);
   writeFileSync(join(dir, 'broken.yaml'), 'data:\n  train: [x\n');
   fail(['train', '--config', join(dir, 'broken.yaml')], /broken\.yaml:\d+: cannot parse the config/);
   rmSync(dir, { recursive: true });

@@ -164,14 +164,14 @@ test('OGM callback: each encoder gradient is scaled by its coefficient from the 
       const [gt, gi] = [tp.grad!.clone(), ip.grad!.clone()];
       const cfg = resolveConfig({ data: { train: 'x.jsonl' }, balance: { method: 'ogm', alpha: 0.7 } }).balance;
       const cb = new GradientModulation(cfg);
-      const ctx = { model, state: { epoch: 0 }, config: { log: { every: 1 } } } as never;
+      const ctx = { model, state: { epoch: 0 }, config: { log: { every: 1 } }, allreduceSum: (v: number[]) => v } as never;
       cb.onTrainStart(ctx);
       const outputs = model.forwardFeatures({ textHidden: t.unsqueeze(1), attentionMask: tensor([[1], [1], [1], [1]], { dtype: 'int64' }), imageHidden: i.unsqueeze(1), imagePooled: null });
       cb.onForward(ctx, { outputs, labels: y });
       const s = modalityScores(model, outputs.textVector, outputs.imageVector, y);
       const k = ogmCoefficients(s.text, s.image, 0.7);
       assert.ok(k.text < 1 || k.image < 1, 'one side is modulated');
-      cb.onAfterBackward(ctx);
+      cb.onBeforeGradSync(ctx);
       close(tp.grad!.sub(gt.mul(k.text)).abs().max().item(), 0, 1e-6, 'text gradient');
       close(ip.grad!.sub(gi.mul(k.image)).abs().max().item(), 0, 1e-6, 'image gradient');
       tp.grad = null;

@@ -71,7 +71,7 @@ test('a run summary from its records: best, final, target, spikes, divergence', 
   assert.deepEqual([byLoss.best, byLoss.stepsToTarget], [0.3, 20]);
 });
 
-test('a study runs, stops when interrupted, resumes skipping finished runs, and aggregates', async () => {
+test('a study runs, stops when interrupted, resumes skipping finished runs (two processes at a time), and aggregates', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-study-'));
   await generateSynthetic({ out: join(dir, 'data'), n: 80, seed: 3, imageSize: 16 });
   mkdirSync(join(dir, 'cfg'));
@@ -94,8 +94,8 @@ test('a study runs, stops when interrupted, resumes skipping finished runs, and 
   const doneFile = join(dir, 'studies', 'tiny', 'runs', 'model.fusion_type=concat', 'seed-1', 'result.json');
   const mtime = statSync(doneFile).mtimeMs;
   const lines2: string[] = [];
-  const s = await runStudy(spec, dir, { print: (l) => lines2.push(l) });
-  assert.match(lines2[0]!, /4 runs \(1 already finished\)/);
+  const s = await runStudy(spec, dir, { print: (l) => lines2.push(l), parallel: 2 });
+  assert.match(lines2[0]!, /4 runs \(1 already finished\), 2 at a time with \d+ thread\(s\) each/);
   assert.equal(lines2.filter((l) => /^\[\d\/4\]/.test(l)).length, 3, 'three runs left to do');
   assert.equal(statSync(doneFile).mtimeMs, mtime, 'the finished run was not touched');
   assert.equal(s.runs.filter((r) => r.status === 'finished').length, 4);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdamW, MmtrainError, clipGradNorm, computeMetrics, generateSynthetic, listCheckpoints, loadSafetensors, lrFactor, memory,
-  noGrad, resolveConfig, saveCheckpoint, tidy, train, type ScheduleConfig, type TrainConfigInput, FusionClassifier,
+  noGrad, resolveConfig, saveCheckpoint, tensor, tidy, train, type ScheduleConfig, type TrainConfigInput, FusionClassifier,
 } from '../src/index.js';
 import { FIXTURES, settleGarbage } from './helpers.js';
 
@@ -40,6 +40,20 @@ for (const type of ['cosine', 'linear', 'constant', 'original'] as const) {
     opt.dispose();
   });
 }
+
+test('clipping off (clipGradNorm: null) measures the norm and leaves gradients alone, in the trainer too', async () => {
+  tidy(() => {
+    const p = tensor([0, 0]).requiresGrad_(true);
+    p.grad = tensor([3000, 4000]);
+    assert.equal(clipGradNorm([p], Infinity), 5000);
+    assert.deepEqual(p.grad!.toNumbers(), [3000, 4000]);
+    p.grad = tensor([3, 4]);
+    assert.equal(clipGradNorm([p], Number.MAX_VALUE), 5);
+  });
+  const dir = await dataDir();
+  const r = await train(resolveConfig(tinyConfig(dir, { train: { maxSteps: 3, clipGradNorm: null } })), { print: () => {} });
+  assert.equal(r.steps, 3);
+});
 
 test('metrics by hand: accuracy, macro-F1, AUROC, confusion', () => {
   // labels 1,1,0,0,1 ; p(class1) .9 .4 .35 .1 .8 -> preds 1,0,0,0,1

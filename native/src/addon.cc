@@ -12,6 +12,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerNN(env, exports);
   registerTrain(env, exports);
   registerOptim(env, exports);
+  registerDistributed(env, exports);
   return exports;
 }
 

@@ -158,7 +158,10 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const char* op, const std::f
   if (!tlsInputs.empty()) {
     std::stable_sort(tlsInputs.begin(), tlsInputs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     os << " for inputs ";
-    for (size_t i = 0; i < tlsInputs.size(); i++) os << (i ? ", " : "") << shapeString(tlsInputs[i].second);
+    // a list op (optimizer, clipping, collectives) can take hundreds of tensors: name the first few and count
+    const size_t shown = tlsInputs.size() > 8 ? 6 : tlsInputs.size();
+    for (size_t i = 0; i < shown; i++) os << (i ? ", " : "") << shapeString(tlsInputs[i].second);
+    if (shown < tlsInputs.size()) os << " and " << (tlsInputs.size() - shown) << " more";
   }
   // Keep LibTorch's first lines: they carry the reason; later lines are internal context.
   std::string first = message;

@@ -12,6 +12,7 @@ import { DEMO_EPOCHS, DEMO_SAMPLES, runDemo } from './demo.js';
 import { type StudySpec, loadStudy, parseStudy, runStudy, studyTable } from '../train/study.js';
 import { BUILTIN_STUDIES } from '../train/studies.js';
 import { writeRunReport, writeStudyReport } from '../diagnostics/report.js';
+import { launch } from './launch.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -22,6 +23,7 @@ function positiveInt(name: string) {
 }
 
 const program = new Command();
+program.enablePositionalOptions();
 program.name('mmtrain').description('Image-text joint training on LibTorch, with convergence diagnostics').version('0.1.0');
 program.option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'));
 program.hook('preAction', (cmd) => {
@@ -100,6 +102,30 @@ program
     process.off('SIGINT', onSigint);
     console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
   });
+
+program
+  .command('launch')
+  .description('data-parallel training: start --nproc processes on this node (torchrun environment) running the command after --')
+  .requiredOption('--nproc <n>', 'processes on this node', positiveInt('--nproc'))
+  .option('--nnodes <n>', 'nodes in all', positiveInt('--nnodes'), 1)
+  .option('--node-rank <r>', 'this node\'s index (0 hosts the rendezvous)', (v: string) => nonNegativeInt('--node-rank', v), 0)
+  .option('--master-addr <host>', 'address of node 0', '127.0.0.1')
+  .option('--master-port <port>', 'rendezvous port (default: 29500 with several nodes, a free port on one)', positiveInt('--master-port'))
+  .option('--grace <s>', 'after a rank fails, seconds before the others are killed', positiveInt('--grace'), 30)
+  .argument('<command...>', 'the mmtrain command each process runs, e.g. -- train --config f.yaml')
+  .passThroughOptions()
+  .action(async (command: string[], o: { nproc: number; nnodes: number; nodeRank: number; masterAddr: string; masterPort?: number; grace: number }, cmd: Command) => {
+    if (o.nodeRank >= o.nnodes) throw new InvalidArgumentError(`--node-rank ${o.nodeRank} must be below --nnodes ${o.nnodes}`);
+    const threads = cmd.parent?.opts().threads as number | undefined;
+    const code = await launch({ ...o, graceS: o.grace, threads, args: command });
+    process.exit(code);
+  });
+
+function nonNegativeInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer (received "${v}")`);
+  return n;
+}
 
 program
   .command('study')

@@ -28,6 +28,12 @@ export interface LoaderOptions {
   cache?: ImageCache | null;
   /** images decoded at once per batch (default: the batch size) */
   concurrency?: number;
+  /**
+   * Data-parallel sharding: every rank plans the same global batches and takes its contiguous slice of each, so a
+   * sample is seen once per epoch across ranks. A rank whose slice is empty still gets the (empty) batch, to stay
+   * in step with the others.
+   */
+  shard?: { rank: number; worldSize: number } | null;
 }
 
 export interface Cursor {
@@ -70,7 +76,7 @@ export class DataLoader {
     if (!samples.length) throw new MmtrainError('DataLoader: no samples');
     this.options = {
       shuffle: true, seed: 0, dropLast: false, maxLength: 128, padding: 'longest', bucketByLength: false, prefetch: 2,
-      augment: false, onBadSample: 'error', concurrency: opts.batchSize, ...opts, cache: opts.cache ?? null,
+      augment: false, onBadSample: 'error', concurrency: opts.batchSize, ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null,
     };
     checkInt('batchSize', this.options.batchSize, 1);
     checkInt('prefetch', this.options.prefetch, 0, 64);
@@ -114,7 +120,7 @@ export class DataLoader {
    * cursor advances as batches are taken.
    */
   async *epoch(epoch: number, startPosition = 0): AsyncGenerator<Batch> {
-    const plan = this.plan(epoch);
+    const plan = this.plan(epoch).map((b) => this.localSlice(b));
     const depth = Math.max(1, this.options.prefetch + 1);
     const inflight: Promise<RawBatch>[] = [];
     let next = startPosition;
@@ -132,7 +138,7 @@ export class DataLoader {
       fill();
       this.skipped.push(...raw.skipped);
       this.cursor = { epoch, position: this.cursor.position + 1 };
-      if (!raw.indices.length) continue;
+      if (!raw.indices.length && !this.options.shard) continue;
       yield this.collate(raw);
     }
   }
@@ -165,11 +171,21 @@ export class DataLoader {
     return { indices: keep, images: results.filter((r): r is DecodedImage => r !== null), skipped };
   }
 
+  /** This rank's part of a global batch (all of it without sharding): contiguous, sizes differ by at most one. */
+  localSlice(batch: number[]): number[] {
+    const sh = this.options.shard;
+    if (!sh || sh.worldSize <= 1) return batch;
+    const n = batch.length;
+    const lo = Math.floor((n * sh.rank) / sh.worldSize);
+    const hi = Math.floor((n * (sh.rank + 1)) / sh.worldSize);
+    return batch.slice(lo, hi);
+  }
+
   /** Turns a host batch into tensors: dynamic padding of the texts, uint8 pixels normalised in LibTorch. */
   collate(raw: RawBatch): Batch {
     const B = raw.indices.length;
     const encs = raw.indices.map((i) => this.encodings[i]!);
-    const T = this.options.padding === 'max_length' ? this.options.maxLength : Math.max(...encs.map((e) => e.ids.length));
+    const T = this.options.padding === 'max_length' ? this.options.maxLength : Math.max(1, ...encs.map((e) => e.ids.length));
     const ids = new Int32Array(B * T).fill(this.tokenizer.padId);
     const mask = new Int32Array(B * T);
     const types = new Int32Array(B * T);

@@ -42,7 +42,7 @@ export function modulateGradient(grad: Tensor, coeff: number, gaussian: boolean)
 
 type BalanceConfig = TrainConfig['balance'];
 
-/** The OGM / OGM-GE callback: scores from each forward, modulation after backward, before clipping. */
+/** The OGM / OGM-GE callback: scores from each forward, modulation after backward, before gradient sync and clipping. */
 export class GradientModulation implements Callback {
   #model: FusionClassifier | null = null;
   #text: Tensor[] = [];
@@ -68,8 +68,10 @@ export class GradientModulation implements Callback {
     this.#score.image += s.image;
   }
 
-  onAfterBackward(ctx: TrainContext): void {
-    const { text, image } = this.#score;
+  // Before the cross-rank gradient sum: every rank scales its own gradients by coefficients from the scores of all
+  // ranks, so the summed gradient is modulated exactly once and the ranks stay identical.
+  onBeforeGradSync(ctx: TrainContext): void {
+    const [text, image] = ctx.allreduceSum([this.#score.text, this.#score.image]) as [number, number];
     this.#score = { text: 0, image: 0 };
     if (!this.#active(ctx.state.epoch)) return;
     const k = ogmCoefficients(text, image, this.config.alpha);

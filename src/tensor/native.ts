@@ -119,6 +119,17 @@ export interface NativeBinding {
   adamwSetState(id: number, group: number, index: number, step: number, expAvg: Handle, expAvgSq: Handle, maxExpAvgSq: Handle): void;
   adamwFree(id: number): void;
   clipGradNorm(params: Handle[], maxNorm: number, normType: number): number;
+  // c10d (native/src/distributed.cc): one Gloo process group per process
+  distAvailable: boolean;
+  distInit(rank: number, world: number, masterAddr: string, masterPort: number, timeoutMs: number, ifname: string | null): void;
+  distAllreduceGrads(params: Handle[], bucketBytes: number, scale: number): void;
+  distBroadcast(tensors: Handle[], root: number, bucketBytes: number): void;
+  distAllreduce(t: Handle): void;
+  distAllgather(t: Handle): Handle;
+  distBarrier(): void;
+  distStoreSet(key: string, value: string): void;
+  distStoreGet(key: string): string;
+  distDestroy(): void;
 }
 
 function findAddon(): string {

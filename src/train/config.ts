@@ -137,6 +137,12 @@ export const ConfigSchema = z.strictObject({
     /** probability that a training sample loses one modality (chosen evenly) before the head */
     modalityDropout: z.number().min(0).lt(1).default(0),
   }).prefault({}),
+  distributed: z.strictObject({
+    /** a rank that gets no answer from the others for this long stops with an error (rendezvous and collectives) */
+    timeoutS: z.number().positive().default(300),
+    /** gradients travel in flat buckets of this size */
+    bucketMB: z.number().positive().default(25),
+  }).prefault({}),
   log: z.strictObject({
     every: positiveInt.default(10),
     tensorboard: z.boolean().default(true),

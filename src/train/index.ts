@@ -5,3 +5,7 @@ export { computeMetrics, auroc, macroF1, confusionMatrix, type EvalMetrics } fro
 export { train, evaluateLoader, parameterGroups, type Callback, type StepInfo, type TrainContext, type TrainOptions, type TrainResult } from './trainer.js';
 export { saveCheckpoint, listCheckpoints, readTrainerState, type TrainerState, type InferenceInfo } from './checkpoint.js';
 export { loadPredictor, predict, evaluate, type Predictor, type Prediction } from './inference.js';
+export { ProcessGroup, distEnvFromProcess, distributedAvailable, type DistEnv } from './distributed.js';
+export { runStudy, loadStudy, parseStudy, expandStudy, aggregate, summarizeRun, studyTable, type StudySpec, type StudySummary, type RunSummary, type VariantSummary } from './study.js';
+export { BUILTIN_STUDIES } from './studies.js';
+export { readRecords } from './records.js';

@@ -117,5 +117,6 @@ export class AdamW {
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): number {
   checkNumber('maxNorm', maxNorm, 0);
-  return native.clipGradNorm(params.map((p) => p.handle), maxNorm, checkNumber('normType', normType, 0));
+  // LibTorch takes max_norm as a float: anything above FLT_MAX (Infinity, Number.MAX_VALUE) means "never clip"
+  return native.clipGradNorm(params.map((p) => p.handle), Math.min(maxNorm, 3.4028234663852886e38), checkNumber('normType', normType, 0));
 }

@@ -33,6 +33,7 @@ import { GradientModulation, modalityScores } from '../diagnostics/modality.js';
 import { linearProbeAccuracy } from '../diagnostics/probe.js';
 import { type Warning, analyzeRun } from '../diagnostics/warnings.js';
 import { readRecords } from './records.js';
+import { ProcessGroup, distEnvFromProcess } from './distributed.js';
 import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 
 export interface StepInfo {
@@ -58,6 +59,11 @@ export interface TrainContext {
   log(record: Record<string, unknown>): void;
   /** report trouble: printed at once, logged as a "warning" event */
   warn(w: Warning): void;
+  /** this process's rank and the number of data-parallel processes (0 and 1 when training alone) */
+  rank: number;
+  worldSize: number;
+  /** sums numbers over every rank (the numbers themselves when training alone) */
+  allreduceSum(values: number[]): number[];
 }
 
 export interface Callback {
@@ -66,7 +72,9 @@ export interface Callback {
   forwardOptions?(ctx: TrainContext, info: { step: number }): ForwardOptions | undefined;
   /** after each training forward pass (every micro-batch), inside its tensor scope */
   onForward?(ctx: TrainContext, info: { step: number; outputs: FusionOutputs; labels: Tensor; attentionMask: Tensor }): void;
-  /** after backward, before clipping and the optimizer step: the raw gradients are available */
+  /** after backward, before gradients are synchronized across ranks (data-parallel): this rank's own gradients */
+  onBeforeGradSync?(ctx: TrainContext, info: { step: number }): void;
+  /** after backward (and the cross-rank gradient sum), before clipping and the optimizer step */
   onAfterBackward?(ctx: TrainContext, info: { step: number }): void;
   onStepEnd?(ctx: TrainContext, info: StepInfo): void;
   onEvaluate?(ctx: TrainContext, split: string, metrics: EvalMetrics): void;
@@ -202,10 +210,12 @@ export interface EvalOptions {
   precision?: TrainConfig['train']['precision'];
   /** also measure modality contribution scores and unimodal linear-probe accuracy */
   modality?: boolean;
+  /** data-parallel evaluation: each rank evaluated its shard; this joins rows of every rank (rank order) */
+  gather?: (rows: Float64Array, width: number) => Float64Array;
 }
 
 /** Evaluates a model on a loader: loss and metrics over every sample (and modality diagnostics when asked). */
-export async function evaluateLoader(model: FusionClassifier, loader: DataLoader, opts: EvalOptions = {}): Promise<EvalMetrics> {
+export async function evaluateLoader(model: FusionClassifier, loader: DataLoader | null, opts: EvalOptions = {}): Promise<EvalMetrics> {
   model.eval();
   const labels: number[] = [];
   const probs: number[][] = [];
@@ -213,7 +223,7 @@ export async function evaluateLoader(model: FusionClassifier, loader: DataLoader
   const modality = opts.modality ?? false;
   const scores = { text: 0, image: 0 };
   const vecs: { text: Float32Array[]; image: Float32Array[]; Ct: number; Ci: number } = { text: [], image: [], Ct: 0, Ci: 0 };
-  for await (const b of loader.epoch(0)) {
+  for await (const b of loader?.epoch(0) ?? []) {
     noGrad(() => tidy(() => {
       const out = autocast({ enabled: opts.precision === 'bf16' }, () => model.forward(b, { returnEncoderVectors: modality }));
       const logits = out.logits.float();
@@ -235,21 +245,47 @@ export async function evaluateLoader(model: FusionClassifier, loader: DataLoader
       disposeBatch(b);
     }));
   }
-  const m = computeMetrics(labels, probs, lossSum);
-  if (!modality || !labels.length) return m;
-  const k = probs[0]!.length;
   const join = (parts: Float32Array[]) => {
     const outArr = new Float32Array(parts.reduce((a, x) => a + x.length, 0));
     let o = 0;
     for (const x of parts) { outArr.set(x, o); o += x.length; }
     return outArr;
   };
+  let text = join(vecs.text);
+  let image = join(vecs.image);
+  const g = opts.gather;
+  if (g) {
+    // every rank's predictions, losses, scores and probe features, in rank order
+    const k = g(new Float64Array([probs[0]?.length ?? 0]), 1).reduce((a, b) => Math.max(a, b), 0);
+    const rows = g(Float64Array.from(labels.flatMap((y, i) => [y, ...probs[i]!])), k + 1);
+    labels.length = 0;
+    probs.length = 0;
+    for (let r = 0; r < rows.length; r += k + 1) {
+      labels.push(rows[r]!);
+      probs.push(Array.from(rows.subarray(r + 1, r + 1 + k)));
+    }
+    const sums = g(new Float64Array([lossSum, scores.text, scores.image]), 3);
+    lossSum = 0;
+    scores.text = 0;
+    scores.image = 0;
+    for (let r = 0; r < sums.length; r += 3) { lossSum += sums[r]!; scores.text += sums[r + 1]!; scores.image += sums[r + 2]!; }
+    if (modality) {
+      const widths = g(new Float64Array([vecs.Ct, vecs.Ci]), 2);
+      vecs.Ct = Math.max(...widths.filter((_, i) => i % 2 === 0));
+      vecs.Ci = Math.max(...widths.filter((_, i) => i % 2 === 1));
+      text = Float32Array.from(g(Float64Array.from(text), vecs.Ct));
+      image = Float32Array.from(g(Float64Array.from(image), vecs.Ci));
+    }
+  }
+  const m = computeMetrics(labels, probs, lossSum);
+  if (!modality || !labels.length) return m;
+  const k = probs[0]!.length;
   return {
     ...m,
     score_text: scores.text / labels.length,
     score_image: scores.image / labels.length,
-    probe_text_accuracy: linearProbeAccuracy(join(vecs.text), vecs.Ct, labels, k),
-    probe_image_accuracy: linearProbeAccuracy(join(vecs.image), vecs.Ci, labels, k),
+    probe_text_accuracy: linearProbeAccuracy(text, vecs.Ct, labels, k),
+    probe_image_accuracy: linearProbeAccuracy(image, vecs.Ci, labels, k),
   };
 }
 
@@ -265,19 +301,28 @@ function better(metric: string, a: number, b: number, minDelta: number): boolean
 /** Trains a fusion classifier as configured; returns the run directory and results. */
 export async function train(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const c = config;
-  const print = opts.print ?? console.log;
   const t0 = performance.now();
   if (c.train.threads) setNumThreads(c.train.threads);
   manualSeed(c.seed);
 
-  // ---- run directory ----
+  // ---- data-parallel: started by mmtrain launch, torchrun or Slurm (RANK / WORLD_SIZE ...) ----
+  const denv = distEnvFromProcess();
+  const pg = denv ? ProcessGroup.current ?? ProcessGroup.init(denv, c.distributed.timeoutS) : null;
+  const rank0 = !pg || pg.rank === 0;
+  const print = rank0 ? opts.print ?? console.log : () => {};
+
+  // ---- run directory (chosen by rank 0) ----
   const resumeFrom = opts.resume ? listCheckpoints(opts.resume).pop() : undefined;
   if (opts.resume && !resumeFrom) throw new MmtrainError(`${opts.resume}: no checkpoint to resume from (checkpoints/step-* with trainer_state.json)`);
-  if (opts.runDir && !opts.resume && existsSync(join(opts.runDir, 'config.json'))) {
+  if (rank0 && opts.runDir && !opts.resume && existsSync(join(opts.runDir, 'config.json'))) {
     throw new MmtrainError(`${opts.runDir} already holds a run; continue it with resume, or choose another directory`);
   }
-  const runDir = opts.resume ?? opts.runDir ?? uniqueRunDir(c.out, c.name);
-  mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+  const choose = () => {
+    const dir = opts.resume ?? opts.runDir ?? uniqueRunDir(c.out, c.name);
+    mkdirSync(join(dir, 'checkpoints'), { recursive: true });
+    return dir;
+  };
+  const runDir = pg ? pg.share(`run_dir/${++trainCalls}`, choose) : choose();
 
   // ---- data, then the model (its head needs the label count the manifest gives) ----
   const data = prepareData(c, imageSizeOf(c));
@@ -287,11 +332,13 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout, num_labels: data.labels.length,
   });
   try {
-    return await runTraining(c, model, data, runDir, resumeFrom, opts, print, t0);
+    return await runTraining(c, model, data, runDir, resumeFrom, opts, print, t0, pg);
   } finally {
     model.dispose();
   }
 }
+
+let trainCalls = 0;
 
 /** The image side the model expects: data.image.size, else the image encoder's image_size (preset, overrides or config.json). */
 function imageSizeOf(c: TrainConfig): number {
@@ -304,23 +351,34 @@ function imageSizeOf(c: TrainConfig): number {
 
 async function runTraining(
   c: TrainConfig, model: FusionClassifier, data: ReturnType<typeof prepareData>, runDir: string, resumeFrom: string | undefined,
-  opts: TrainOptions, print: (s: string) => void, t0: number,
+  opts: TrainOptions, print: (s: string) => void, t0: number, pg: ProcessGroup | null,
 ): Promise<TrainResult> {
+  const rank0 = !pg || pg.rank === 0;
   // (print is rebound to the progress reporter once the loop starts)
   if (c.model.freeze.text !== false) model.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
   if (c.model.freeze.image !== false) model.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
+  // every rank starts from rank 0's weights
+  if (pg) pg.broadcast(model.parameters(), 0, c.distributed.bucketMB);
   const groups = parameterGroups(model, c);
   const optimizer = new AdamW(groups, { betas: c.train.betas, eps: c.train.eps });
   const baseLrs = groups.map((g) => g.lr!);
   const names = new Map(model.namedParameters().map(([n, p]) => [p, n] as [Tensor, string]));
 
   const augment = Boolean(c.data.image.augment.randomResizedCrop || c.data.image.augment.horizontalFlip > 0 || c.data.image.augment.colorJitter);
-  const cache = c.data.cache === false ? null : new ImageCache(c.data.cache === true ? join(runDir, 'cache') : c.data.cache, data.image);
+  // each rank keeps its own image cache folder: no two processes write the same file
+  const cacheDir = c.data.cache === false ? null : c.data.cache === true ? join(runDir, 'cache') : c.data.cache;
+  const cache = cacheDir === null ? null : new ImageCache(pg ? join(cacheDir, `rank-${pg.rank}`) : cacheDir, data.image);
   const loaderOpts = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, onBadSample: c.data.onBadSample, cache } as const;
   const trainLoader = new DataLoader(data.train.samples, data.tokenizer, data.image, {
     ...loaderOpts, batchSize: c.train.batchSize, seed: c.seed, shuffle: true, bucketByLength: c.data.bucketByLength, augment, cache: augment ? null : cache,
+    shard: pg ? { rank: pg.rank, worldSize: pg.worldSize } : null,
   });
-  const evalLoader = (m: Manifest | null) => (m ? new DataLoader(m.samples, data.tokenizer, data.image, { ...loaderOpts, batchSize: c.eval.batchSize, shuffle: false }) : null);
+  // evaluation: rank r takes samples r, r + world, ...; results are gathered on every rank
+  const evalLoader = (m: Manifest | null) => {
+    if (!m) return null;
+    const samples = pg ? m.samples.filter((_, i) => i % pg.worldSize === pg.rank) : m.samples;
+    return { loader: samples.length ? new DataLoader(samples, data.tokenizer, data.image, { ...loaderOpts, batchSize: c.eval.batchSize, shuffle: false }) : null };
+  };
   const valLoader = evalLoader(data.val);
   const testLoader = evalLoader(data.test);
 
@@ -343,17 +401,21 @@ async function runTraining(
   if (resumeFrom) {
     restore(resumeFrom);
     print(`resuming ${runDir} from ${resumeFrom} (step ${state.step}, epoch ${state.epoch}, batch ${state.position})`);
-  } else {
+  } else if (rank0) {
     writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
     writeFileSync(join(runDir, 'labels.json'), `${JSON.stringify(data.labels)}\n`);
   }
 
   const metricsFile = join(runDir, 'metrics.jsonl');
-  const tb = c.log.tensorboard ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
+  const tb = c.log.tensorboard && rank0 ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
   const warned: Warning[] = [];
   const ctx: TrainContext = {
     config: c, model, optimizer, runDir, labels: data.labels, state,
+    rank: pg?.rank ?? 0,
+    worldSize: pg?.worldSize ?? 1,
+    allreduceSum: (values) => (pg ? pg.allreduceSum(values) : values),
     log: (r) => {
+      if (!rank0) return; // logs, metrics and events are rank 0's
       appendFileSync(metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...r })}\n`);
       if (tb && typeof r.step === 'number') tb.scalars(r.step, tensorboardScalars(r));
     },
@@ -375,21 +437,25 @@ async function runTraining(
   };
   emit('onTrainStart', ctx);
 
+  // rank 0 writes checkpoints; the others wait for it, so a rollback never reads a checkpoint being written
   const snapshot = (dir: string) => {
     state.rngState = rngToString();
     ctx.state = state;
-    saveCheckpoint({ dir, model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
+    if (rank0) saveCheckpoint({ dir, model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
   };
   const save = (reason: string) => {
     const dir = join(runDir, 'checkpoints', `step-${String(state.step).padStart(8, '0')}`);
     snapshot(dir);
-    pruneCheckpoints(runDir, c.checkpoint.keepLast);
+    if (rank0) pruneCheckpoints(runDir, c.checkpoint.keepLast);
     ctx.log({ event: 'checkpoint', step: state.step, reason, dir });
+    pg?.barrier();
     return dir;
   };
 
-  const evaluate = async (split: 'val' | 'test', loader: DataLoader): Promise<EvalMetrics> => {
-    const m = await evaluateLoader(model, loader, { precision: c.train.precision, modality: c.diagnostics.enabled && c.diagnostics.probe });
+  const evaluate = async (split: 'val' | 'test', shard: { loader: DataLoader | null }): Promise<EvalMetrics> => {
+    const m = await evaluateLoader(model, shard.loader, {
+      precision: c.train.precision, modality: c.diagnostics.enabled && c.diagnostics.probe, gather: pg ? (rows, w) => pg.gatherRows(rows, w) : undefined,
+    });
     ctx.log({ event: 'eval', split, step: state.step, epoch: state.epoch, ...m });
     emit('onEvaluate', ctx, split, m);
     print(`${split} step ${state.step}: loss ${m.loss.toFixed(4)} accuracy ${(m.accuracy * 100).toFixed(2)}% macro-F1 ${m.macro_f1.toFixed(4)}${m.auroc === null ? '' : ` AUROC ${m.auroc.toFixed(4)}`}`);
@@ -409,7 +475,10 @@ async function runTraining(
     if (!state.best || better(c.eval.metric, v, state.best.value, es?.minDelta ?? 0)) {
       state.best = { metric: c.eval.metric, value: v, step: state.step };
       state.staleEvals = 0;
-      if (c.checkpoint.saveBest) snapshot(join(runDir, 'best'));
+      if (c.checkpoint.saveBest) {
+        snapshot(join(runDir, 'best'));
+        pg?.barrier();
+      }
     } else {
       state.staleEvals++;
       if (es && state.staleEvals >= es.patience) stoppedEarly = true;
@@ -437,8 +506,13 @@ async function runTraining(
     if (features) {
       const plan = trainLoader.plan(epoch);
       for (let p = start; p < plan.length; p++) {
-        const fb = features.batch(plan[p]!);
+        const local = trainLoader.localSlice(plan[p]!);
         cursorPos = p + 1;
+        if (!local.length) { // data-parallel: this rank has no sample in this batch but still takes part in the step
+          yield { forward: () => { throw new Error('empty batch'); }, labels: null as never, attentionMask: null as never, size: 0, dispose: () => {} };
+          continue;
+        }
+        const fb = features.batch(local);
         yield { forward: (o) => model.forwardFeatures(fb, o), labels: fb.labels, attentionMask: fb.attentionMask, size: fb.indices.length, dispose: () => disposeFeatureBatch(fb) };
       }
       return;
@@ -449,7 +523,7 @@ async function runTraining(
     }
   }
 
-  const progress = createProgress(c.log.progress, totalSteps, state.step, print, c.log.every);
+  const progress = createProgress(rank0 ? c.log.progress : 'none', totalSteps, state.step, print, c.log.every);
   print = progress.line;
 
   // ---- the loop ----
@@ -463,13 +537,14 @@ async function runTraining(
     let micro = 0;
     let stepLoss = 0;
     let stepSamples = 0;
+    let stepLossSum = 0; // data-parallel: this rank's summed sample losses of the step
     for (;;) {
       const w0 = performance.now();
       const next = await it.next();
       window.wait += performance.now() - w0;
       if (next.done) break;
       const b = next.value;
-      const loss = tidy(() => {
+      const loss = b.size === 0 ? 0 : tidy(() => {
         const fo: ForwardOptions = { modalityDropout: c.balance.modalityDropout };
         for (const cb of callbacks) {
           const o = cb.forwardOptions?.(ctx, { step: state.step });
@@ -479,22 +554,34 @@ async function runTraining(
         const l = autocast({ enabled: c.train.precision === 'bf16' }, () => {
           const out = b.forward(fo);
           if (wantsOutputs) emit('onForward', ctx, { step: state.step, outputs: out, labels: b.labels, attentionMask: b.attentionMask });
-          return F.crossEntropy(out.logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing });
+          // data-parallel: summed here, divided by the step's global sample count when gradients are synchronized
+          return F.crossEntropy(out.logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing, reduction: pg ? 'sum' : 'mean' });
         });
-        l.div(accum).backward();
+        (pg ? l : l.div(accum)).backward();
         const v = l.item();
         b.dispose();
         return v;
       });
       micro++;
-      stepLoss += loss / accum;
+      if (pg) stepLossSum += loss;
+      else stepLoss += loss / accum;
       stepSamples += b.size;
       const lastOfEpoch = cursorPos >= trainLoader.length;
       if (micro < accum && !lastOfEpoch) continue;
       // one optimizer step
       const params = groups.flatMap((g) => g.params);
+      emit('onBeforeGradSync', ctx, { step: state.step });
+      let abortAll = false;
+      if (pg) {
+        // one small allreduce agrees on the step's loss, sample count and whether any rank was interrupted
+        const [lossSum, n, aborts] = pg.allreduceSum([stepLossSum, stepSamples, opts.signal?.aborted ? 1 : 0]);
+        pg.allreduceGrads(params, n! > 0 ? 1 / n! : 0, c.distributed.bucketMB);
+        stepLoss = n! > 0 ? lossSum! / n! : 0;
+        stepSamples = n!;
+        abortAll = aborts! > 0;
+      }
       emit('onAfterBackward', ctx, { step: state.step });
-      const gradNorm = clipGradNorm(params, c.train.clipGradNorm ?? Number.MAX_VALUE);
+      const gradNorm = clipGradNorm(params, c.train.clipGradNorm ?? Infinity); // null: measure the norm, never clip
       const finite = Number.isFinite(stepLoss) && Number.isFinite(gradNorm);
       const lrs: Record<string, number> = {};
       if (finite) {
@@ -526,6 +613,7 @@ async function runTraining(
       micro = 0;
       stepLoss = 0;
       stepSamples = 0;
+      stepLossSum = 0;
 
       if (consecutiveBad >= c.train.maxNonFinite) {
         if (!lastGood) throw new MmtrainError(`${c.train.maxNonFinite} non-finite steps in a row before any checkpoint: lower train.lr or enable warmup (train.schedule.warmupSteps)`);
@@ -553,7 +641,7 @@ async function runTraining(
         trainMode();
       }
       if (typeof c.checkpoint.every === 'number' && finite && state.step % c.checkpoint.every === 0) lastGood = save('every');
-      if (opts.signal?.aborted) {
+      if (pg ? abortAll : opts.signal?.aborted) {
         interrupted = true;
         lastGood = save('interrupt');
         print(`interrupted: saved ${lastGood}; continue with --resume ${runDir}`);
@@ -584,13 +672,12 @@ async function runTraining(
   let test: EvalMetrics | null = null;
   if (testLoader && !interrupted) {
     test = await evaluate('test', testLoader);
-    writeFileSync(join(runDir, 'test_metrics.json'), `${JSON.stringify(test, null, 2)}\n`);
+    if (rank0) writeFileSync(join(runDir, 'test_metrics.json'), `${JSON.stringify(test, null, 2)}\n`);
   }
   // warnings from the whole record (spikes were printed as they happened)
-  const records = readRecords(metricsFile);
-  const warnings = analyzeRun(records, c);
+  const warnings = rank0 ? analyzeRun(readRecords(metricsFile), c) : [];
   for (const w of warnings) if (w.kind !== 'loss-spike') print(`warning: ${w.message}`);
-  writeFileSync(join(runDir, 'warnings.json'), `${JSON.stringify(warnings, null, 2)}\n`);
+  if (rank0) writeFileSync(join(runDir, 'warnings.json'), `${JSON.stringify(warnings, null, 2)}\n`);
   for (const w of warnings) if (w.kind !== 'loss-spike') ctx.log({ event: 'warning', step: w.step ?? state.step, kind: w.kind, message: w.message });
   const result: TrainResult = {
     runDir, steps: state.step, epochs: state.epoch, best: state.best, finalVal: lastVal, test, nonFiniteSkipped: state.nonFiniteSkipped,
@@ -598,8 +685,8 @@ async function runTraining(
   };
   progress.stop();
   // result.json marks a run that ran to its end (a study skips such runs when resumed)
-  if (!interrupted) writeFileSync(join(runDir, 'result.json'), `${JSON.stringify({ ...result, warnings: warnings.length }, null, 2)}\n`);
-  if (c.log.report) {
+  if (!interrupted && rank0) writeFileSync(join(runDir, 'result.json'), `${JSON.stringify({ ...result, warnings: warnings.length }, null, 2)}\n`);
+  if (c.log.report && rank0) {
     // a report is a convenience: failing to write one never fails the training
     try {
       const { writeRunReport } = await import('../diagnostics/report.js');
