@@ -8,6 +8,7 @@ import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
+import { dataParallel } from './distributed.js';
 import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
@@ -110,6 +111,12 @@ table.push(['trainer step vs bare model step (demo model, cached images), s', ov
 const dg = await diagnosticsOverhead(join(ROOT, 'bench', '.data', 'diagnostics'), quick ? 100 : 200);
 results.diagnostics_overhead = dg;
 table.push([`trainer step with diagnostics (every ${dg.every} steps) vs off, demo model, s`, dg.step_s_on.toFixed(4), dg.step_s_off.toFixed(4), `overhead ${(dg.overhead * 100).toFixed(1)}%`]);
+
+const dp = await dataParallel(join(ROOT, 'bench', '.data', 'distributed'), ROOT, quick ? 60 : 120);
+if (dp) {
+  results.data_parallel = dp;
+  table.push(['data-parallel: 2 processes x 1 thread vs 1 process x 1 thread (demo model), samples/s', dp.samples_per_s_2.toFixed(1), dp.samples_per_s_1.toFixed(1), `${dp.speedup.toFixed(2)}x; allreduce ${dp.allreduce_ms.toFixed(1)} ms/step`]);
+}
 
 const fc = await featureCacheSpeedup(join(ROOT, 'bench', '.data', 'features'));
 results.feature_cache = fc;

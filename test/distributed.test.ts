@@ -171,3 +171,20 @@ test('the launcher reports a failing rank and exits non-zero', { skip }, () => {
     (e: { status: number; stderr: string }) => e.status !== 0 && /\[rank [01]\] mmtrain: \/nonexistent\.yaml: cannot read the config/.test(e.stderr) && /rank \d exited with code 1/.test(e.stderr),
   );
 });
+
+test('Ctrl-C to the launcher: every rank stops after its step, rank 0 checkpoints, and the run resumes', { skip }, async () => {
+  const { dir, cfg } = await setup();
+  const runDir = join(dir, 'interrupted');
+  const p = spawn(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'train', '--config', cfg, '--run-dir', runDir, '--set', 'train.maxSteps=100000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number>((res) => p.on('close', (code) => res(code ?? -1)));
+  await waitFor(() => existsSync(join(runDir, 'metrics.jsonl')) && records(runDir).filter((r) => r.event === 'train').length >= 3, 60000);
+  p.kill('SIGINT');
+  assert.equal(await exit, 0, stderr);
+  const ckpt = records(runDir).find((r) => r.event === 'checkpoint' && r.reason === 'interrupt');
+  assert.ok(ckpt, 'an interrupt checkpoint');
+  const target = ckpt.step + 3;
+  execFileSync(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'train', '--config', cfg, '--resume', runDir, '--set', `train.maxSteps=${target}`], { stdio: 'pipe' });
+  assert.equal(JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')).steps, target);
+});

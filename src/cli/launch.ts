@@ -55,7 +55,8 @@ export async function launch(o: LaunchOptions): Promise<number> {
       ...process.env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world), LOCAL_WORLD_SIZE: String(o.nproc),
       GROUP_RANK: String(nodeRank), MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
     };
-    const child = spawn(process.execPath, [CLI, '--threads', String(threads), ...o.args], { env, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'pipe'] });
+    // own process group: a terminal Ctrl-C reaches the launcher only, which forwards it once to every rank
+    const child = spawn(process.execPath, [CLI, '--threads', String(threads), ...o.args], { env, detached: true, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'pipe'] });
     children.push(child);
     let partial = '';
     child.stderr!.on('data', (d: Buffer) => {
@@ -82,9 +83,15 @@ export async function launch(o: LaunchOptions): Promise<number> {
     interrupts++;
     for (const ch of children) if (ch.exitCode === null) ch.kill(interrupts === 1 ? 'SIGINT' : 'SIGKILL');
   };
+  const onTerm = () => { for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM'); };
+  const onExit = () => { for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL'); };
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onTerm);
+  process.on('exit', onExit);
   await Promise.all(exits);
   process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onTerm);
+  process.off('exit', onExit);
   if (killTimer) clearTimeout(killTimer);
   const failure = firstFailure as { rank: number; code: number } | null;
   return failure ? failure.code : 0;

@@ -529,7 +529,7 @@ async function runTraining(
   // ---- the loop ----
   let consecutiveBad = 0;
   let lastGood: string | null = resumeFrom ?? null;
-  let window = { loss: 0, n: 0, samples: 0, wait: 0, t: performance.now() };
+  let window = { loss: 0, n: 0, samples: 0, wait: 0, allreduce: 0, t: performance.now() };
   const accum = c.train.gradAccumulation;
   training: while (state.step < totalSteps && state.epoch < c.train.epochs && !stoppedEarly) {
     trainMode();
@@ -575,7 +575,9 @@ async function runTraining(
       if (pg) {
         // one small allreduce agrees on the step's loss, sample count and whether any rank was interrupted
         const [lossSum, n, aborts] = pg.allreduceSum([stepLossSum, stepSamples, opts.signal?.aborted ? 1 : 0]);
+        const ar0 = performance.now();
         pg.allreduceGrads(params, n! > 0 ? 1 / n! : 0, c.distributed.bucketMB);
+        window.allreduce += performance.now() - ar0;
         stepLoss = n! > 0 ? lossSum! / n! : 0;
         stepSamples = n!;
         abortAll = aborts! > 0;
@@ -631,10 +633,11 @@ async function runTraining(
       }
       if (finite && state.step % c.log.every === 0) {
         const dt = (performance.now() - window.t) / 1000;
-        const rec = { event: 'train', step: state.step, epoch: state.epoch, loss: window.loss / Math.max(1, window.n), lr: lrs, grad_norm: gradNorm, samples_per_s: window.samples / dt, data_wait_s: window.wait / 1000 / Math.max(1, window.n) };
+        const rec = { event: 'train', step: state.step, epoch: state.epoch, loss: window.loss / Math.max(1, window.n), lr: lrs, grad_norm: gradNorm, samples_per_s: window.samples / dt, data_wait_s: window.wait / 1000 / Math.max(1, window.n),
+          ...(pg ? { allreduce_s: window.allreduce / 1000 / Math.max(1, window.n) } : {}) };
         ctx.log(rec);
         progress.update(state.step, { epoch: state.epoch, loss: rec.loss, lr: Object.values(lrs)[0] ?? 0, samplesPerS: rec.samples_per_s });
-        window = { loss: 0, n: 0, samples: 0, wait: 0, t: performance.now() };
+        window = { loss: 0, n: 0, samples: 0, wait: 0, allreduce: 0, t: performance.now() };
       }
       if (typeof c.eval.every === 'number' && finite && state.step % c.eval.every === 0) {
         await onVal();
