@@ -37,6 +37,11 @@ function fail(file: string, msg: string): never {
 /** Parses and validates the header of a safetensors buffer. */
 export function parseSafetensorsHeader(buf: Uint8Array, file = '<buffer>', totalSize = buf.byteLength): SafetensorsHeader {
   if (totalSize < 8 || buf.byteLength < 8) fail(file, `expected at least 8 bytes (the header length) but the file has ${totalSize}`);
+  // PyTorch's own formats are pickles (a bare pickle, or a zip holding one): name them, and never unpickle. A real
+  // safetensors header starts with "{" at byte 8, whatever its length bytes look like.
+  const notJson = buf.byteLength > 8 && buf[8] !== 0x7b;
+  if (notJson && buf[0] === 0x80 && buf[1]! >= 2 && buf[1]! <= 5) fail(file, 'this is a Python pickle (torch.save / pytorch_model.bin), which mmtrain never loads; convert it to safetensors (safetensors.torch.save_file)');
+  if (notJson && buf[0] === 0x50 && buf[1] === 0x4b && buf[2] === 0x03 && buf[3] === 0x04) fail(file, 'this is a zip archive (torch.save\'s format, holding a pickle), which mmtrain never loads; convert it to safetensors (safetensors.torch.save_file)');
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n = view.getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER)) fail(file, `header length ${n} is larger than the ${MAX_HEADER}-byte limit`);

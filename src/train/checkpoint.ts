@@ -114,9 +114,39 @@ export function saveCheckpoint(a: SaveCheckpointArgs): void {
     if (old) rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof MmtrainError) throw e;
+    if (e instanceof MmtrainError && /^refusing to save/.test(e.message)) throw e;
     throw new MmtrainError(`${a.dir}: cannot write the checkpoint (${(e as Error).message}); the previous checkpoint is intact`, { cause: e });
   }
+}
+
+/**
+ * Tidies what a process killed while saving can leave behind: a half-written `.tmp-*` folder is removed; a
+ * checkpoint moved aside to be replaced (`X.old-PID`) is put back when its replacement never arrived, else removed.
+ */
+export function recoverCheckpoints(runDir: string): string[] {
+  const done: string[] = [];
+  for (const parent of [join(runDir, 'checkpoints'), runDir]) {
+    if (!existsSync(parent)) continue;
+    for (const d of readdirSync(parent)) {
+      const full = join(parent, d);
+      if (/^\.tmp-.+-\d+$/.test(d)) {
+        rmSync(full, { recursive: true, force: true });
+        done.push(`removed the unfinished ${full}`);
+        continue;
+      }
+      const m = /^(.+)\.old-\d+$/.exec(d);
+      if (!m) continue;
+      const target = join(parent, m[1]!);
+      if (existsSync(join(target, 'trainer_state.json'))) {
+        rmSync(full, { recursive: true, force: true });
+      } else {
+        rmSync(target, { recursive: true, force: true });
+        renameSync(full, target);
+        done.push(`restored ${target}`);
+      }
+    }
+  }
+  return done;
 }
 
 /** Checkpoint directories of a run, oldest first (step-NNNNNNNN). */

@@ -1,5 +1,5 @@
 // metrics.jsonl: one JSON record per line, appended as training goes.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 /** The records of a metrics.jsonl file (a torn last line, from a crash mid-write, is ignored). */
 export function readRecords(file: string): Record<string, any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -14,4 +14,30 @@ export function readRecords(file: string): Record<string, any>[] { // eslint-dis
     }
   }
   return out;
+}
+
+/**
+ * On resume from the checkpoint of `step`: drops the records logged after it (they will be logged again as the
+ * steps are redone) and any torn last line, by an atomic rewrite. Returns how many records were dropped.
+ */
+export function truncateRecordsAfter(file: string, step: number): number {
+  if (!existsSync(file)) return 0;
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim());
+  const keep: string[] = [];
+  for (const line of lines) {
+    try {
+      const r = JSON.parse(line) as { step?: unknown };
+      if (typeof r.step === 'number' && r.step > step) continue;
+      keep.push(line);
+    } catch {
+      // a torn line from a killed process
+    }
+  }
+  const dropped = lines.length - keep.length;
+  if (dropped) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, keep.length ? `${keep.join('\n')}\n` : '');
+    renameSync(tmp, file);
+  }
+  return dropped;
 }

@@ -18,7 +18,7 @@ import { autocast, getRngState, manualSeed, noGrad, setNumThreads, setRngState }
 import { tidy } from '../tensor/scope.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 import {
-  type InferenceInfo, type TrainerState, listCheckpoints, loadOptimizerState, pruneCheckpoints, readTrainerState, saveCheckpoint,
+  type InferenceInfo, type TrainerState, listCheckpoints, loadOptimizerState, pruneCheckpoints, readTrainerState, recoverCheckpoints, saveCheckpoint,
 } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { type EvalMetrics, computeMetrics } from './metrics.js';
@@ -32,7 +32,7 @@ import { Diagnostics } from '../diagnostics/diagnostics.js';
 import { GradientModulation, modalityScores } from '../diagnostics/modality.js';
 import { linearProbeAccuracy } from '../diagnostics/probe.js';
 import { type Warning, analyzeRun } from '../diagnostics/warnings.js';
-import { readRecords } from './records.js';
+import { readRecords, truncateRecordsAfter } from './records.js';
 import { ProcessGroup, distEnvFromProcess } from './distributed.js';
 import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 
@@ -312,6 +312,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const print = rank0 ? opts.print ?? console.log : () => {};
 
   // ---- run directory (chosen by rank 0) ----
+  if (opts.resume && rank0) for (const line of recoverCheckpoints(opts.resume)) print(`resume: ${line} (left by an interrupted save)`);
+  pg?.barrier();
   const resumeFrom = opts.resume ? listCheckpoints(opts.resume).pop() : undefined;
   if (opts.resume && !resumeFrom) throw new MmtrainError(`${opts.resume}: no checkpoint to resume from (checkpoints/step-* with trainer_state.json)`);
   if (rank0 && opts.runDir && !opts.resume && existsSync(join(opts.runDir, 'config.json'))) {
@@ -407,6 +409,8 @@ async function runTraining(
   }
 
   const metricsFile = join(runDir, 'metrics.jsonl');
+  // steps after the checkpoint are redone: their old records go, so the log has each step once
+  if (resumeFrom && rank0) truncateRecordsAfter(metricsFile, state.step);
   const tb = c.log.tensorboard && rank0 ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
   const warned: Warning[] = [];
   const ctx: TrainContext = {
