@@ -172,14 +172,33 @@ test('the launcher reports a failing rank and exits non-zero', { skip }, () => {
   );
 });
 
-test('Ctrl-C to the launcher: every rank stops after its step, rank 0 checkpoints, and the run resumes', { skip }, async () => {
+/** TCP sockets listening on every interface (0.0.0.0 or ::), from /proc/net/tcp{,6}: "addr:port" strings. */
+function wildcardListeners(): Set<string> {
+  const out = new Set<string>();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(f)) continue;
+    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 4 || cols[3] !== '0A') continue; // 0A = LISTEN
+      const [addr, port] = cols[1]!.split(':');
+      if (/^0+$/.test(addr!)) out.add(`${addr}:${parseInt(port!, 16)}`);
+    }
+  }
+  return out;
+}
+
+test('Ctrl-C to the launcher: every rank stops after its step, rank 0 checkpoints, and the run resumes; nothing listens beyond loopback', { skip }, async () => {
   const { dir, cfg } = await setup();
+  const before = wildcardListeners();
   const runDir = join(dir, 'interrupted');
   const p = spawn(process.execPath, [CLI, 'launch', '--nproc', '2', '--', 'train', '--config', cfg, '--run-dir', runDir, '--set', 'train.maxSteps=100000'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<number>((res) => p.on('close', (code) => res(code ?? -1)));
   await waitFor(() => existsSync(join(runDir, 'metrics.jsonl')) && records(runDir).filter((r) => r.event === 'train').length >= 3, 60000);
+  // one machine: the ranks meet in a file store and Gloo binds to 127.0.0.1, so no new wildcard listener exists
+  const during = [...wildcardListeners()].filter((l) => !before.has(l));
+  assert.deepEqual(during, [], 'no socket listening on all interfaces');
   p.kill('SIGINT');
   assert.equal(await exit, 0, stderr);
   const ckpt = records(runDir).find((r) => r.event === 'checkpoint' && r.reason === 'interrupt');

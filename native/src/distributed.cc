@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
@@ -25,7 +26,7 @@ namespace mm {
 
 namespace {
 struct Dist {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   int rank = 0;
   int world = 1;
@@ -71,7 +72,9 @@ void forBuckets(std::vector<at::Tensor>& ts, int64_t bucketBytes, bool writeBack
 std::vector<uint8_t> bytesOf(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 }  // namespace
 
-// distInit(rank, world, masterAddr, masterPort, timeoutMs, ifname) — rank 0 hosts the TCPStore.
+// distInit(rank, world, masterAddr, masterPort, timeoutMs, ifname, storeFile) — rank 0 hosts the TCPStore, or, with
+// storeFile (processes of one machine), the ranks meet in a FileStore and nothing listens on a network port but
+// Gloo's own pairs on the loopback address.
 MM_FN(DistInit) {
   return guarded(info, "distInit", [&]() -> Napi::Value {
     Dist& d = dist();
@@ -82,13 +85,19 @@ MM_FN(DistInit) {
     auto port = static_cast<uint16_t>(I(info, 3));
     std::chrono::milliseconds timeout(I(info, 4));
     std::string ifname = info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "";
-    c10d::TCPStoreOptions so;
-    so.port = port;
-    so.isServer = rank == 0;
-    so.numWorkers = world;
-    so.waitWorkers = true;
-    so.timeout = timeout;
-    d.store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+    std::string storeFile = info[6].IsString() ? info[6].As<Napi::String>().Utf8Value() : "";
+    if (!storeFile.empty()) {
+      d.store = c10::make_intrusive<c10d::FileStore>(storeFile, world);
+      d.store->setTimeout(timeout);
+    } else {
+      c10d::TCPStoreOptions so;
+      so.port = port;
+      so.isServer = rank == 0;
+      so.numWorkers = world;
+      so.waitWorkers = true;
+      so.timeout = timeout;
+      d.store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+    }
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     if (!ifname.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
     else if (addr == "127.0.0.1" || addr == "localhost") opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));

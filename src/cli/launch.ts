@@ -3,7 +3,9 @@
 // fails: the others see the lost peer themselves within the timeout, and are killed after a grace period.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface LaunchOptions {
@@ -43,8 +45,10 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const world = o.nproc * nnodes;
   const masterAddr = o.masterAddr ?? '127.0.0.1';
   const masterPort = o.masterPort ?? (nnodes > 1 ? 29500 : await freePort());
+  // one machine: the ranks meet in a file store, so no rendezvous server listens on the network
+  const storeDir = nnodes === 1 ? mkdtempSync(join(tmpdir(), 'mmtrain-launch-')) : null;
   const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / o.nproc));
-  print(`mmtrain launch: ranks ${nodeRank * o.nproc}..${nodeRank * o.nproc + o.nproc - 1} of ${world} on this node, ${threads} thread(s) each, rendezvous ${masterAddr}:${masterPort}`);
+  print(`mmtrain launch: ranks ${nodeRank * o.nproc}..${nodeRank * o.nproc + o.nproc - 1} of ${world} on this node, ${threads} thread(s) each, rendezvous ${storeDir ? 'through a local file store' : `${masterAddr}:${masterPort}`}`);
   const children: ChildProcess[] = [];
   let firstFailure: { rank: number; code: number } | null = null;
   let killTimer: NodeJS.Timeout | null = null;
@@ -54,6 +58,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
     const env = {
       ...process.env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world), LOCAL_WORLD_SIZE: String(o.nproc),
       GROUP_RANK: String(nodeRank), MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
+      ...(storeDir ? { MMTRAIN_STORE_FILE: join(storeDir, 'store') } : {}),
     };
     // own process group: a terminal Ctrl-C reaches the launcher only, which forwards it once to every rank
     const child = spawn(process.execPath, [CLI, '--threads', String(threads), ...o.args], { env, detached: true, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'pipe'] });
@@ -93,6 +98,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   process.off('SIGTERM', onTerm);
   process.off('exit', onExit);
   if (killTimer) clearTimeout(killTimer);
+  if (storeDir) rmSync(storeDir, { recursive: true, force: true });
   const failure = firstFailure as { rank: number; code: number } | null;
   return failure ? failure.code : 0;
 }

@@ -121,7 +121,7 @@ export interface NativeBinding {
   clipGradNorm(params: Handle[], maxNorm: number, normType: number): number;
   // c10d (native/src/distributed.cc): one Gloo process group per process
   distAvailable: boolean;
-  distInit(rank: number, world: number, masterAddr: string, masterPort: number, timeoutMs: number, ifname: string | null): void;
+  distInit(rank: number, world: number, masterAddr: string, masterPort: number, timeoutMs: number, ifname: string | null, storeFile: string | null): void;
   distAllreduceGrads(params: Handle[], bucketBytes: number, scale: number): void;
   distBroadcast(tensors: Handle[], root: number, bucketBytes: number): void;
   distAllreduce(t: Handle): void;

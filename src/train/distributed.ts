@@ -17,6 +17,8 @@ export interface DistEnv {
   localWorldSize: number;
   masterAddr: string;
   masterPort: number;
+  /** ranks on one machine meet in this file (set by mmtrain launch) instead of a TCP store */
+  storeFile?: string;
 }
 
 function intVar(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -61,7 +63,7 @@ export function distEnvFromProcess(env: NodeJS.ProcessEnv = process.env): DistEn
   if (port < 1 || port > 65535) throw new MmtrainError(`MASTER_PORT: expected a port in 1..65535, received ${port}`);
   return {
     rank, worldSize: world, localRank: localRank ?? rank, localWorldSize: localWorld ?? world,
-    masterAddr: addr ?? '127.0.0.1', masterPort: port,
+    masterAddr: addr ?? '127.0.0.1', masterPort: port, ...(env.MMTRAIN_STORE_FILE ? { storeFile: env.MMTRAIN_STORE_FILE } : {}),
   };
 }
 
@@ -75,12 +77,13 @@ export class ProcessGroup {
 
   /** Joins the group: rank 0 hosts the TCP store; the others wait for it up to the timeout. */
   static init(env: DistEnv, timeoutS = 300): ProcessGroup {
-    if (!native.distAvailable) native.distInit(0, 1, '', 0, 0, null); // throws the "not in this build" message
+    if (!native.distAvailable) native.distInit(0, 1, '', 0, 0, null, null); // throws the "not in this build" message
     if (ProcessGroup.#current) throw new MmtrainError('a process group is already initialized in this process');
     try {
-      native.distInit(env.rank, env.worldSize, env.masterAddr, env.masterPort, Math.round(timeoutS * 1000), process.env.GLOO_SOCKET_IFNAME ?? null);
+      native.distInit(env.rank, env.worldSize, env.masterAddr, env.masterPort, Math.round(timeoutS * 1000), process.env.GLOO_SOCKET_IFNAME ?? null, env.storeFile ?? null);
     } catch (e) {
-      throw new MmtrainError(`distributed: rank ${env.rank} of ${env.worldSize} could not join the process group at ${env.masterAddr}:${env.masterPort} within ${timeoutS} s: ${(e as Error).message}`);
+      const where = env.storeFile ? `through ${env.storeFile}` : `at ${env.masterAddr}:${env.masterPort}`;
+      throw new MmtrainError(`distributed: rank ${env.rank} of ${env.worldSize} could not join the process group ${where} within ${timeoutS} s: ${(e as Error).message}`);
     }
     ProcessGroup.#current = new ProcessGroup(env, timeoutS);
     return ProcessGroup.#current;

@@ -3,7 +3,7 @@
 // checkpoint), aggregated per variant: best and final validation metric (mean ± std over seeds), steps to reach a
 // target, loss spikes, diverged runs and wall time.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -290,9 +290,15 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
 
   const runs = plan.map((r) => summarizeRun(runPath(dir, r), r, spec.metric, spec.target ?? null));
   const summary: StudySummary = { name: spec.name, dir, metric: spec.metric, target: spec.target ?? null, variants: aggregate(runs, plan), runs };
-  writeFileSync(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  writeFileSync(join(dir, 'table.md'), studyTable(summary));
+  writeAtomic(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeAtomic(join(dir, 'table.md'), studyTable(summary));
   return summary;
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
 }
 
 /** Runs `node args...`; an abort forwards SIGINT so the child checkpoints and stops. */
