@@ -36,19 +36,33 @@ function lineChart(id: string, title: string, points: Point[], o: { log?: boolea
   return { id, title, spec: { width: WIDTH, height: HEIGHT, layer: layers } };
 }
 
-/** value-vs-step with a band of ± one standard deviation over seeds and the mean line, one colour per variant. */
+/**
+ * value-vs-step per variant: the mean over seeds as a line and the seeds' range (min to max) as a band. Computed
+ * here rather than by Vega-Lite's errorband, whose ± std band can cross zero and break a log scale.
+ */
 function bandChart(id: string, title: string, points: Point[], yTitle: string, log = false): Chart | null {
   const pts = points.filter((p) => Number.isFinite(p.value) && (!log || p.value > 0));
   if (!pts.length) return null;
+  const groups = new Map<string, number[]>();
+  for (const p of pts) {
+    const k = `${p.series}\u0000${p.step}`;
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = []));
+    g.push(p.value);
+  }
+  const values = [...groups.entries()].map(([k, xs]) => {
+    const [series, step] = k.split('\u0000') as [string, string];
+    return { series, step: Number(step), mean: xs.reduce((a, b) => a + b, 0) / xs.length, lo: Math.min(...xs), hi: Math.max(...xs), seeds: xs.length };
+  });
   const x = { field: 'step', type: 'quantitative', title: 'step' };
   const color = { field: 'series', type: 'nominal', title: 'variant' };
   const scale = log ? { type: 'log' } : { zero: false };
   return {
-    id, title, spec: {
-      width: WIDTH, height: HEIGHT + 60, data: { values: pts },
+    id, title: `${title} (mean over seeds; band: min to max)`, spec: {
+      width: WIDTH, height: HEIGHT + 60, data: { values },
       layer: [
-        { mark: { type: 'errorband', extent: 'stdev', opacity: 0.18 }, encoding: { x, y: { field: 'value', type: 'quantitative', title: yTitle, scale }, color } },
-        { mark: { type: 'line', strokeWidth: 1.5, point: pts.length < 200 }, encoding: { x, y: { aggregate: 'mean', field: 'value', type: 'quantitative', title: yTitle, scale }, color } },
+        { mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: yTitle, scale }, y2: { field: 'hi' }, color } },
+        { mark: { type: 'line', strokeWidth: 1.5, point: values.length < 200 }, encoding: { x, y: { field: 'mean', type: 'quantitative', title: yTitle, scale }, color } },
       ],
     },
   };
