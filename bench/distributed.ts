@@ -4,13 +4,13 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSynthetic } from '../src/index.js';
-import { demoConfig } from '../src/cli/demo.js';
+import { DEMO_IMAGE_SIZE, demoConfig } from '../src/cli/demo.js';
 import { distributedAvailable } from '../src/train/distributed.js';
 
 export async function dataParallel(workDir: string, root: string, steps = 120): Promise<{ samples_per_s_1: number; samples_per_s_2: number; speedup: number; allreduce_ms: number } | null> {
   if (!distributedAvailable()) return null;
   const data = join(workDir, 'data');
-  await generateSynthetic({ out: data, n: 3000, seed: 1, imageSize: 64 });
+  await generateSynthetic({ out: data, n: 3000, seed: 1, imageSize: DEMO_IMAGE_SIZE });
   const base = demoConfig(data, { out: join(workDir, 'runs') });
   const cfg = join(workDir, 'cfg.json');
   writeFileSync(cfg, JSON.stringify({

@@ -4,7 +4,7 @@ import {
   AdamW, DataLoader, F, ImageCache, TextTokenizer, bundledTokenizer, clipGradNorm, createFusionModel, disposeBatch, generateSynthetic,
   imageConfig, keep, manualSeed, readManifest, resolveConfig, tidy, train, type Batch,
 } from '../src/index.js';
-import { demoConfig } from '../src/cli/demo.js';
+import { DEMO_IMAGE_SIZE, demoConfig } from '../src/cli/demo.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -13,11 +13,11 @@ function median(xs: number[]): number {
 
 export async function trainerOverhead(workDir: string, steps = 40): Promise<{ trainer_step_s: number; bare_step_s: number; overhead: number }> {
   const data = join(workDir, 'data');
-  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: 64 });
+  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: DEMO_IMAGE_SIZE });
   const cfgIn = demoConfig(data, { out: join(workDir, 'runs') });
   const cfg = resolveConfig({ ...cfgIn, data: { ...cfgIn.data, cache: join(workDir, 'cache') }, train: { ...cfgIn.train, maxSteps: steps + 5 }, log: { every: 1000, progress: 'none', tensorboard: true } });
   // warm the image cache so that neither side decodes
-  const img = imageConfig({ size: 64, resize: 'exact' });
+  const img = imageConfig({ size: DEMO_IMAGE_SIZE, resize: 'exact' });
   const tok = TextTokenizer.fromFile(bundledTokenizer());
   const cache = new ImageCache(join(workDir, 'cache'), img);
   const samples = readManifest(join(data, 'train.jsonl')).samples;
@@ -67,7 +67,7 @@ const NO_EVAL = { eval: { every: 100000 }, checkpoint: { every: 100000, keepLast
 /** Epoch time with both encoders frozen: training on cached encoder outputs vs running the encoders every step. */
 export async function featureCacheSpeedup(workDir: string): Promise<{ epoch_s_cached: number; epoch_s_plain: number; speedup: number }> {
   const data = join(workDir, 'data');
-  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: 64 });
+  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: DEMO_IMAGE_SIZE });
   const cfg = (featureCache: boolean) => {
     const base = demoConfig(data, { out: join(workDir, 'runs') });
     return resolveConfig({ ...base, ...NO_EVAL, name: featureCache ? 'cached' : 'plain', data: { ...base.data, cache: join(workDir, 'cache') },
@@ -99,7 +99,7 @@ export async function featureCacheSpeedupSmall(workDir: string): Promise<{ epoch
  */
 export async function diagnosticsOverhead(workDir: string, steps = 200): Promise<{ step_s_on: number; step_s_off: number; overhead: number; every: number }> {
   const data = join(workDir, 'data');
-  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: 64 });
+  await generateSynthetic({ out: data, n: 1000, seed: 1, imageSize: DEMO_IMAGE_SIZE });
   const cfg = (enabled: boolean, i: number) => {
     const base = demoConfig(data, { out: join(workDir, 'runs') });
     return resolveConfig({ ...base, ...NO_EVAL, name: `diag-${enabled}-${i}`, data: { ...base.data, cache: join(workDir, 'cache') },
