@@ -165,6 +165,33 @@ test('a killed rank makes the other exit non-zero with a clear message within th
   assert.doesNotMatch(stderr[0]!, /\n\s+at /, 'one clear line, no stack trace');
 });
 
+test('a hung rank (stopped) makes the other exit non-zero after distributed.timeoutS', { skip }, async () => {
+  const { dir, cfg } = await setup();
+  const port = await freePort();
+  const runDir = join(dir, 'hung');
+  const procs: ChildProcess[] = [];
+  let stderr0 = '';
+  for (const rank of [0, 1]) {
+    const env = { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
+    const p = spawn(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--run-dir', runDir, '--set', 'train.maxSteps=100000', '--set', 'distributed.timeoutS=6'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (rank === 0) p.stderr!.on('data', (d: Buffer) => (stderr0 += d.toString()));
+    procs.push(p);
+  }
+  const exit0 = new Promise<number>((res) => procs[0]!.on('close', (code) => res(code ?? -1)));
+  try {
+    await waitFor(() => existsSync(join(runDir, 'metrics.jsonl')) && readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length > 5, 60000);
+    const t0 = Date.now();
+    procs[1]!.kill('SIGSTOP');
+    const code = await exit0;
+    const elapsed = (Date.now() - t0) / 1000;
+    assert.notEqual(code, 0);
+    assert.ok(elapsed >= 3 && elapsed < 20, `rank 0 gave up after ${elapsed} s (timeout 6 s)`);
+    assert.match(stderr0, /distributed: rank 0 lost the other ranks during .*hung for over 6 s/);
+  } finally {
+    procs[1]!.kill('SIGKILL');
+  }
+});
+
 test('the launcher reports a failing rank and exits non-zero', { skip }, () => {
   assert.throws(
     () => execFileSync(process.execPath, [CLI, 'launch', '--nproc', '2', '--grace', '5', '--', 'train', '--config', '/nonexistent.yaml'], { stdio: 'pipe', encoding: 'utf8' }),

@@ -85,8 +85,8 @@ export async function killResumeTrial(s: FaultSetup, rnd: () => number, maxKills
     const resume = listCheckpoints(runDir).length > 0;
     if (!resume) rmSync(runDir, { recursive: true, force: true });
     else resumes++;
-    // node and LibTorch take a while to start: kill anywhere from start-up to past the reference's end
-    const killAt = kills < maxKills ? 200 + rnd() * s.referenceMs * 1.1 : null;
+    // start-up (node, LibTorch, data) takes about a third of the reference: kill anywhere in the rest, mostly mid-training
+    const killAt = kills < maxKills ? s.referenceMs * (0.3 + 0.75 * rnd()) : null;
     const r = await run(['train', '--config', s.cfg, ...(resume ? ['--resume', runDir] : ['--run-dir', runDir])], killAt);
     if (r.killed) kills++;
     else if (r.code !== 0) throw new Error(`training failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop()}`);

@@ -120,7 +120,8 @@ export function saveCheckpoint(a: SaveCheckpointArgs): void {
 }
 
 /**
- * Tidies what a process killed while saving can leave behind: a half-written `.tmp-*` folder is removed; a
+ * Tidies what a process killed while saving or pruning can leave behind: a half-written `.tmp-*` folder or a
+ * half-deleted `.trash-*` one is removed; a
  * checkpoint moved aside to be replaced (`X.old-PID`) is put back when its replacement never arrived, else removed.
  */
 export function recoverCheckpoints(runDir: string): string[] {
@@ -129,9 +130,9 @@ export function recoverCheckpoints(runDir: string): string[] {
     if (!existsSync(parent)) continue;
     for (const d of readdirSync(parent)) {
       const full = join(parent, d);
-      if (/^\.tmp-.+-\d+$/.test(d)) {
+      if (/^\.(tmp|trash)-.+-\d+$/.test(d)) {
         rmSync(full, { recursive: true, force: true });
-        done.push(`removed the unfinished ${full}`);
+        done.push(`removed ${d.startsWith('.tmp') ? 'the unfinished' : 'the pruned'} ${full}`);
         continue;
       }
       const m = /^(.+)\.old-\d+$/.exec(d);
@@ -192,5 +193,11 @@ export function loadOptimizerState(ckpt: string, opt: AdamW, names: Map<Tensor, 
 /** Deletes all but the newest `keep` step checkpoints. */
 export function pruneCheckpoints(runDir: string, keep: number): void {
   const all = listCheckpoints(runDir);
-  for (const d of all.slice(0, Math.max(0, all.length - keep))) rmSync(d, { recursive: true, force: true });
+  for (const d of all.slice(0, Math.max(0, all.length - keep))) {
+    // renamed out of the list first (atomic), then deleted: a process killed mid-delete never leaves a listed,
+    // half-deleted checkpoint behind
+    const trash = join(dirname(d), `.trash-${basename(d)}-${process.pid}`);
+    renameSync(d, trash);
+    rmSync(trash, { recursive: true, force: true });
+  }
 }
