@@ -1,5 +1,5 @@
 // Benchmark workloads on the mmtrain side, mirroring bench/pytorch_ref.py case by case.
-import { F, Tensor, arange, createFusionModel, manualSeed, nn, ones, randn, tensor, tidy } from '../src/index.js';
+import { F, Tensor, arange, autocast, createFusionModel, manualSeed, nn, ones, randn, tensor, tidy } from '../src/index.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -92,7 +92,7 @@ function fusionInputs(B: number, T: number) {
 }
 
 /** Fusion classifier (cross-attention) training step: forward, cross-entropy, backward, zero grad. */
-export function fusionStep(preset: string, B: number, T: number, warmup: number, steps: number) {
+export function fusionStep(preset: string, B: number, T: number, warmup: number, steps: number, bf16 = false) {
   manualSeed(0);
   const { model } = createFusionModel({ preset });
   model.train();
@@ -101,7 +101,9 @@ export function fusionStep(preset: string, B: number, T: number, warmup: number,
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
     tidy(() => {
-      F.crossEntropy(model.forward(x).logits, x.labels).backward();
+      // bf16: CPU autocast over fp32 master weights, the loss in fp32 (as the trainer does)
+      const logits = autocast({ enabled: bf16, dtype: 'bfloat16' }, () => model.forward(x).logits);
+      F.crossEntropy(logits.float(), x.labels).backward();
       model.zeroGrad();
     });
     if (i >= warmup) times.push((performance.now() - t0) / 1000);
@@ -109,5 +111,5 @@ export function fusionStep(preset: string, B: number, T: number, warmup: number,
   model.dispose();
   for (const t of Object.values(x)) t.dispose();
   const med = median(times);
-  return { preset, B, T, median_s: med, samples_per_s: B / med, times };
+  return { preset, B, T, bf16, median_s: med, samples_per_s: B / med, times };
 }

@@ -75,7 +75,7 @@ def fusion_inputs(B, T):
     return ids, mask, px, labels
 
 
-def fusion(preset, B, T, warmup, steps):
+def fusion(preset, B, T, warmup, steps, bf16=False):
     from pytorch_models import Fusion
     torch.manual_seed(0)
     model = Fusion(preset).train()
@@ -83,13 +83,16 @@ def fusion(preset, B, T, warmup, steps):
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(ids, mask, px), labels)
+        # bf16: CPU autocast over fp32 master weights, the loss in fp32 (as mmtrain's trainer does)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(ids, mask, px)
+        loss = F.cross_entropy(logits.float(), labels)
         loss.backward()
         model.zero_grad(set_to_none=True)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    return {"case": "fusion", "preset": preset, "B": B, "T": T, "median_s": med, "samples_per_s": B / med, "times": times}
+    return {"case": "fusion", "preset": preset, "B": B, "T": T, "bf16": bf16, "median_s": med, "samples_per_s": B / med, "times": times}
 
 
 def decode(manifest):
@@ -120,6 +123,7 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument("--manifest")
+    p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.case == "op_overhead":
@@ -129,7 +133,7 @@ def main():
     elif a.case == "decode":
         r = decode(a.manifest)
     elif a.case == "fusion":
-        r = fusion(a.preset, a.batch, a.tokens, a.warmup, a.steps)
+        r = fusion(a.preset, a.batch, a.tokens, a.warmup, a.steps, a.bf16)
     else:
         raise SystemExit(f"unknown case {a.case}")
     r["torch"] = torch.__version__

@@ -65,19 +65,25 @@ if (process.env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) {
   table.push(['  same, PyTorch with default OpenMP spin-waiting, steps/s', mmRate.toFixed(2), ptDefault.steps_per_s.toFixed(2), (mmRate / ptDefault.steps_per_s).toFixed(3)]);
 }
 
-// 3. fusion classifier training step (forward + backward), cross-attention variant, B=8, T=32, 224x224 images
-for (const preset of ['tiny', 'small']) {
-  const fsteps = quick ? 3 : preset === 'tiny' ? 10 : 5;
-  const mm: ReturnType<typeof fusionStep>[] = [];
-  const pt: any[] = [];
-  for (let r = 0; r < rounds; r++) {
-    mm.push(fusionStep(preset, 8, 32, 2, fsteps));
-    pt.push(torchRef(['--case', 'fusion', '--preset', preset, '--batch', '8', '--tokens', '32', '--steps', String(fsteps), '--warmup', '2']));
+// 3. fusion classifier training step (forward + backward), cross-attention variant, B=8, T=32, 224x224 images, in
+// fp32 and under bf16 autocast (PyTorch: torch.autocast('cpu', torch.bfloat16)); base in the full run only
+const presets = quick ? ['tiny', 'small'] : ['tiny', 'small', 'base'];
+for (const preset of presets) {
+  for (const bf16 of [false, true]) {
+    const fsteps = quick ? 3 : preset === 'tiny' ? 10 : preset === 'small' ? 5 : 2;
+    const nRounds = preset === 'base' ? 1 : rounds;
+    const mm: ReturnType<typeof fusionStep>[] = [];
+    const pt: any[] = [];
+    for (let r = 0; r < nRounds; r++) {
+      mm.push(fusionStep(preset, 8, 32, preset === 'base' ? 1 : 2, fsteps, bf16));
+      pt.push(torchRef(['--case', 'fusion', '--preset', preset, '--batch', '8', '--tokens', '32', '--steps', String(fsteps), '--warmup', preset === 'base' ? '1' : '2', ...(bf16 ? ['--bf16'] : [])]));
+    }
+    const a = Math.max(...mm.map((r) => r.samples_per_s));
+    const b = Math.max(...pt.map((r) => r.samples_per_s));
+    const key = `fusion_${preset}${bf16 ? '_bf16' : ''}`;
+    results[key] = { mmtrain: mm, pytorch: pt, ratio_samples_per_s: a / b };
+    table.push([`fusion ${preset} fwd+bwd (B8 T32 224px)${bf16 ? ', bf16 autocast' : ''}, samples/s`, a.toFixed(2), b.toFixed(2), (a / b).toFixed(3)]);
   }
-  const a = Math.max(...mm.map((r) => r.samples_per_s));
-  const b = Math.max(...pt.map((r) => r.samples_per_s));
-  results[`fusion_${preset}`] = { mmtrain: mm, pytorch: pt, ratio_samples_per_s: a / b };
-  table.push([`fusion ${preset} fwd+bwd (B8 T32 224px), samples/s`, a.toFixed(2), b.toFixed(2), (a / b).toFixed(3)]);
 }
 
 // 4. data: decode + resize + normalise of JPEGs (400 synthetic 320px images) vs PIL + torchvision, and the share of
