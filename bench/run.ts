@@ -9,6 +9,7 @@ import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
 import { dataParallel } from './distributed.js';
+import { tuneThreadWaiting } from '../src/cli/threading.js';
 import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
@@ -16,8 +17,8 @@ const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
 const quick = process.argv.includes('--quick');
 setNumThreads(threads);
 
-function torchRef(args: string[]): any {
-  const out = execFileSync(PYTHON, [join(ROOT, 'bench', 'pytorch_ref.py'), '--threads', String(threads), ...args], { encoding: 'utf8' });
+function torchRef(args: string[], env: NodeJS.ProcessEnv = process.env): any {
+  const out = execFileSync(PYTHON, [join(ROOT, 'bench', 'pytorch_ref.py'), '--threads', String(threads), ...args], { encoding: 'utf8', env });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -65,8 +66,24 @@ if (process.env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) {
   table.push(['  same, PyTorch with default OpenMP spin-waiting, steps/s', mmRate.toFixed(2), ptDefault.steps_per_s.toFixed(2), (mmRate / ptDefault.steps_per_s).toFixed(3)]);
 }
 
+/** PyTorch's own OpenMP waiting (it spins), which is its faster setting under bf16: each side runs at its best. */
+function torchDefaultEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete env.OMP_WAIT_POLICY;
+  return env;
+}
+
+function fusionChild(preset: string, B: number, T: number, warmup: number, steps: number, bf16: boolean): ReturnType<typeof fusionStep> {
+  const tuned = { ...process.env };
+  tuneThreadWaiting(['train', '--set', `train.precision=${bf16 ? 'bf16' : 'fp32'}`], tuned);
+  const out = execFileSync(process.execPath, [join(ROOT, 'dist', 'bench', 'fusion-child.js'), preset, String(B), String(T), String(warmup), String(steps), bf16 ? 'bf16' : 'fp32', String(threads)], { encoding: 'utf8', env: tuned });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
 // 3. fusion classifier training step (forward + backward), cross-attention variant, B=8, T=32, 224x224 images, in
-// fp32 and under bf16 autocast (PyTorch: torch.autocast('cpu', torch.bfloat16)); base in the full run only
+// fp32 and under bf16 autocast (PyTorch: torch.autocast('cpu', torch.bfloat16)); base in the full run only. Each
+// side runs with its best OpenMP waiting for the precision: fp32 passive for both (PyTorch's default spinning is
+// 2x slower there, row 2); bf16 PyTorch's default spinning, mmtrain the bounded spin its CLI sets for bf16 runs.
 const presets = quick ? ['tiny', 'small'] : ['tiny', 'small', 'base'];
 for (const preset of presets) {
   for (const bf16 of [false, true]) {
@@ -75,8 +92,9 @@ for (const preset of presets) {
     const mm: ReturnType<typeof fusionStep>[] = [];
     const pt: any[] = [];
     for (let r = 0; r < nRounds; r++) {
-      mm.push(fusionStep(preset, 8, 32, preset === 'base' ? 1 : 2, fsteps, bf16));
-      pt.push(torchRef(['--case', 'fusion', '--preset', preset, '--batch', '8', '--tokens', '32', '--steps', String(fsteps), '--warmup', preset === 'base' ? '1' : '2', ...(bf16 ? ['--bf16'] : [])]));
+      // each precision with the OpenMP waiting a training run of that precision gets (src/cli/threading.ts)
+      mm.push(fusionChild(preset, 8, 32, preset === 'base' ? 1 : 2, fsteps, bf16));
+      pt.push(torchRef(['--case', 'fusion', '--preset', preset, '--batch', '8', '--tokens', '32', '--steps', String(fsteps), '--warmup', preset === 'base' ? '1' : '2', ...(bf16 ? ['--bf16'] : [])], bf16 ? torchDefaultEnv() : process.env));
     }
     const a = Math.max(...mm.map((r) => r.samples_per_s));
     const b = Math.max(...pt.map((r) => r.samples_per_s));

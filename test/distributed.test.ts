@@ -141,55 +141,47 @@ function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
   });
 }
 
-test('a killed rank makes the other exit non-zero with a clear message within the timeout', { skip }, async () => {
+/**
+ * Two ranks started directly with the torchrun variables (TCP store), a long run; once rank 0 has logged a few
+ * steps, `fault` is sent to rank 1. Resolves with rank 0's exit code, stderr and the seconds it took to stop.
+ */
+async function faultRank1(fault: NodeJS.Signals, timeoutS: number): Promise<{ code: number; stderr: string; elapsed: number }> {
   const { dir, cfg } = await setup();
   const port = await freePort();
-  const runDir = join(dir, 'killed');
+  const runDir = join(dir, `fault-${fault}`);
   const procs: ChildProcess[] = [];
-  const stderr = ['', ''];
+  let stderr = '';
   for (const rank of [0, 1]) {
     const env = { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
-    const p = spawn(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--run-dir', runDir, '--set', 'train.maxSteps=100000', '--set', 'distributed.timeoutS=20'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    p.stderr!.on('data', (d: Buffer) => (stderr[rank] += d.toString()));
-    procs.push(p);
-  }
-  const exit0 = new Promise<number>((res) => procs[0]!.on('close', (code) => res(code ?? -1)));
-  await waitFor(() => existsSync(join(runDir, 'metrics.jsonl')) && readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length > 5, 60000);
-  const t0 = Date.now();
-  procs[1]!.kill('SIGKILL');
-  const code = await exit0;
-  const elapsed = (Date.now() - t0) / 1000;
-  assert.notEqual(code, 0);
-  assert.ok(elapsed < 25, `rank 0 stopped after ${elapsed} s`);
-  assert.match(stderr[0]!, /distributed: rank 0 lost the other ranks during/);
-  assert.doesNotMatch(stderr[0]!, /\n\s+at /, 'one clear line, no stack trace');
-});
-
-test('a hung rank (stopped) makes the other exit non-zero after distributed.timeoutS', { skip }, async () => {
-  const { dir, cfg } = await setup();
-  const port = await freePort();
-  const runDir = join(dir, 'hung');
-  const procs: ChildProcess[] = [];
-  let stderr0 = '';
-  for (const rank of [0, 1]) {
-    const env = { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
-    const p = spawn(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--run-dir', runDir, '--set', 'train.maxSteps=100000', '--set', 'distributed.timeoutS=6'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    if (rank === 0) p.stderr!.on('data', (d: Buffer) => (stderr0 += d.toString()));
+    const p = spawn(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--run-dir', runDir, '--set', 'train.maxSteps=100000', '--set', `distributed.timeoutS=${timeoutS}`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (rank === 0) p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     procs.push(p);
   }
   const exit0 = new Promise<number>((res) => procs[0]!.on('close', (code) => res(code ?? -1)));
   try {
     await waitFor(() => existsSync(join(runDir, 'metrics.jsonl')) && readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length > 5, 60000);
     const t0 = Date.now();
-    procs[1]!.kill('SIGSTOP');
+    procs[1]!.kill(fault);
     const code = await exit0;
-    const elapsed = (Date.now() - t0) / 1000;
-    assert.notEqual(code, 0);
-    assert.ok(elapsed >= 3 && elapsed < 20, `rank 0 gave up after ${elapsed} s (timeout 6 s)`);
-    assert.match(stderr0, /distributed: rank 0 lost the other ranks during .*hung for over 6 s/);
+    return { code, stderr, elapsed: (Date.now() - t0) / 1000 };
   } finally {
     procs[1]!.kill('SIGKILL');
   }
+}
+
+test('a killed rank makes the other exit non-zero with a clear message within the timeout', { skip }, async () => {
+  const r = await faultRank1('SIGKILL', 20);
+  assert.notEqual(r.code, 0);
+  assert.ok(r.elapsed < 25, `rank 0 stopped after ${r.elapsed} s`);
+  assert.match(r.stderr, /distributed: rank 0 lost the other ranks during/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'one clear line, no stack trace');
+});
+
+test('a hung rank (stopped) makes the other exit non-zero after distributed.timeoutS', { skip }, async () => {
+  const r = await faultRank1('SIGSTOP', 6);
+  assert.notEqual(r.code, 0);
+  assert.ok(r.elapsed >= 3 && r.elapsed < 20, `rank 0 gave up after ${r.elapsed} s (timeout 6 s)`);
+  assert.match(r.stderr, /distributed: rank 0 lost the other ranks during .*hung for over 6 s/);
 });
 
 test('the launcher reports a failing rank and exits non-zero', { skip }, () => {

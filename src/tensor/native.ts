@@ -148,8 +148,9 @@ function findAddon(): string {
 
 // LibTorch's OpenMP workers spin while waiting by default; with OpenBLAS's own pthreads beside them that
 // oversubscribes the cores (measured: a GELU MLP fwd+bwd on 2 cores took 49 ms spinning, 17 ms passive).
-// libgomp reads this when it loads, which is when the addon loads, so it is set just before. A user's value wins.
-if (process.env.OMP_WAIT_POLICY === undefined) {
+// libgomp reads this when it loads, which is when the addon loads, so it is set just before. A user's value wins,
+// and so does GOMP_SPINCOUNT (set by the CLI for bf16 runs, whose matmuls use oneDNN's OpenMP kernels, not OpenBLAS).
+if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
   process.env.OMP_WAIT_POLICY = 'PASSIVE';
 } else {
   process.env.MMTRAIN_USER_OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY;

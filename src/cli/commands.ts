@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+// The mmtrain command line.
+import { Command, InvalidArgumentError } from 'commander';
+import { buildInfo, getNumThreads, setNumThreads } from '../index.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { generateSynthetic } from '../data/synth.js';
+import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
+import { evaluate, loadPredictor, predict } from '../train/inference.js';
+import { train } from '../train/trainer.js';
+import { DEMO_EPOCHS, DEMO_SAMPLES, runDemo } from './demo.js';
+import { type StudySpec, loadStudy, parseStudy, runStudy, studyTable } from '../train/study.js';
+import { BUILTIN_STUDIES } from '../train/studies.js';
+import { writeRunReport, writeStudyReport } from '../diagnostics/report.js';
+import { launch } from './launch.js';
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer (received "${v}")`);
+    return n;
+  };
+}
+
+const program = new Command();
+program.enablePositionalOptions();
+program.name('mmtrain').description('Image-text joint training on LibTorch, with convergence diagnostics').version('0.1.0');
+program.option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'));
+program.hook('preAction', (cmd) => {
+  const t = cmd.opts().threads as number | undefined;
+  if (t) setNumThreads(t);
+});
+
+program
+  .command('demo')
+  .description('synthesize the built-in image-text data set, train the tiny preset on it, evaluate on test (no download)')
+  .option('--out <dir>', 'folder for the data and the run directory', 'runs')
+  .option('--n <count>', 'samples to synthesize', positiveInt('--n'), DEMO_SAMPLES)
+  .option('--epochs <n>', 'training epochs', positiveInt('--epochs'), DEMO_EPOCHS)
+  .option('--difficulty <level>', 'easy | medium | hard', (v: string) => oneOf('--difficulty', ['easy', 'medium', 'hard'] as const)(v), 'easy')
+  .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
+  .action(async (o: { out: string; n: number; epochs: number; difficulty: 'easy' | 'medium' | 'hard'; seed: number }) => {
+    const info = buildInfo();
+    console.log(`mmtrain demo: LibTorch ${info.libtorch}, ${getNumThreads()} threads; task: does the caption match the image?`);
+    const ac = new AbortController();
+    process.once('SIGINT', () => ac.abort());
+    const r = await runDemo({ ...o, signal: ac.signal });
+    const acc = r.test ? `${(r.test.accuracy * 100).toFixed(1)}%` : 'n/a';
+    console.log(`test accuracy: ${acc} on ${r.test?.n ?? 0} pairs (chance 50%) after ${r.steps} steps in ${Math.round(r.wallS)} s`);
+    console.log(`run directory: ${r.runDir} (config.json, metrics.jsonl, tensorboard/, checkpoints/, best/, test_metrics.json)`);
+  });
+
+function oneOf<T extends string>(name: string, values: readonly T[]) {
+  return (v: string): T => {
+    if (!values.includes(v as T)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')} (received "${v}")`);
+    return v as T;
+  };
+}
+
+program
+  .command('synth')
+  .description('write the built-in synthetic image-text data set (JPEG images, train/val/test JSONL manifests)')
+  .requiredOption('--out <dir>', 'output folder')
+  .option('--n <count>', 'samples in all', positiveInt('--n'), 4000)
+  .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
+  .option('--task <task>', 'match | imbalanced', oneOf('--task', ['match', 'imbalanced'] as const), 'match')
+  .option('--difficulty <level>', 'easy | medium | hard', oneOf('--difficulty', ['easy', 'medium', 'hard'] as const), 'easy')
+  .option('--image-size <px>', 'rendered image side', positiveInt('--image-size'), 64)
+  .action(async (o: { out: string; n: number; seed: number; task: 'match' | 'imbalanced'; difficulty: 'easy' | 'medium' | 'hard'; imageSize: number }) => {
+    const t0 = performance.now();
+    const r = await generateSynthetic(o);
+    console.log(`wrote ${o.n} samples (${o.task}, ${o.difficulty}, ${o.imageSize}px) to ${o.out}: train ${r.train.length}, val ${r.val.length}, test ${r.test.length} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  });
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+program
+  .command('train')
+  .description('train a fusion classifier from a config file (JSON or YAML)')
+  .requiredOption('--config <file>', 'configuration file (mmtrain init writes an example)')
+  .option('--set <key=value>', 'override a config key, e.g. --set train.lr=3e-4 (repeatable)', collect, [])
+  .option('--resume <runDir>', 'continue a run from its newest checkpoint')
+  .option('--run-dir <dir>', 'write the run to this directory instead of out/name')
+  .action(async (o: { config: string; set: string[]; resume?: string; runDir?: string }) => {
+    const config = o.resume && !existsSync(o.config) ? loadConfig(join(o.resume, 'config.json'), o.set) : loadConfig(o.config, o.set);
+    const ac = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      interrupts++;
+      if (interrupts === 1) {
+        console.error('\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)');
+        ac.abort();
+      } else {
+        console.error('aborted');
+        process.exit(130);
+      }
+    };
+    process.on('SIGINT', onSigint);
+    const r = await train(config, { resume: o.resume, runDir: o.runDir, signal: ac.signal });
+    process.off('SIGINT', onSigint);
+    console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
+  });
+
+program
+  .command('launch')
+  .description('data-parallel training: start --nproc processes on this node (torchrun environment) running the command after --')
+  .requiredOption('--nproc <n>', 'processes on this node', positiveInt('--nproc'))
+  .option('--nnodes <n>', 'nodes in all', positiveInt('--nnodes'), 1)
+  .option('--node-rank <r>', 'this node\'s index (0 hosts the rendezvous)', (v: string) => nonNegativeInt('--node-rank', v), 0)
+  .option('--master-addr <host>', 'address of node 0', '127.0.0.1')
+  .option('--master-port <port>', 'rendezvous port (default: 29500 with several nodes, a free port on one)', positiveInt('--master-port'))
+  .option('--grace <s>', 'after a rank fails, seconds before the others are killed', positiveInt('--grace'), 30)
+  .argument('<command...>', 'the mmtrain command each process runs, e.g. -- train --config f.yaml')
+  .passThroughOptions()
+  .action(async (command: string[], o: { nproc: number; nnodes: number; nodeRank: number; masterAddr: string; masterPort?: number; grace: number }, cmd: Command) => {
+    if (o.nodeRank >= o.nnodes) throw new InvalidArgumentError(`--node-rank ${o.nodeRank} must be below --nnodes ${o.nnodes}`);
+    const threads = cmd.parent?.opts().threads as number | undefined;
+    const code = await launch({ ...o, graceS: o.grace, threads, args: command });
+    process.exit(code);
+  });
+
+function nonNegativeInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer (received "${v}")`);
+  return n;
+}
+
+program
+  .command('study')
+  .description('run a grid of config overrides x seeds and aggregate it (resumable: finished runs are skipped)')
+  .option('--config <file>', 'study file (YAML or JSON)')
+  .option('--builtin <name>', `a built-in study: ${Object.keys(BUILTIN_STUDIES).join(', ')}`)
+  .option('--out <dir>', 'folder for the study directory (default: the study\'s out, "studies")')
+  .option('--parallel <n>', 'runs at a time, as separate processes', positiveInt('--parallel'))
+  .option('--seeds <list>', 'comma-separated seeds (overrides the study\'s)')
+  .option('--no-report', 'skip report.html')
+  .action(async (o: { config?: string; builtin?: string; out?: string; parallel?: number; seeds?: string; report: boolean }) => {
+    if (Boolean(o.config) === Boolean(o.builtin)) throw new Error('give --config FILE or --builtin NAME');
+    let loaded: { spec: StudySpec; baseDir: string };
+    if (o.builtin) {
+      const make = BUILTIN_STUDIES[o.builtin];
+      if (!make) throw new Error(`--builtin: no study "${o.builtin}"; built-in studies: ${Object.keys(BUILTIN_STUDIES).join(', ')}`);
+      loaded = { spec: parseStudy(make(), `built-in study ${o.builtin}`), baseDir: process.cwd() };
+    } else {
+      loaded = loadStudy(o.config!);
+    }
+    if (o.seeds) {
+      const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
+      if (!seeds.length || seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError(`--seeds must be comma-separated non-negative integers (received "${o.seeds}")`);
+      loaded.spec.seeds = seeds;
+    }
+    const ac = new AbortController();
+    const onSigint = () => {
+      console.error('\ninterrupt: the running trainings checkpoint and stop; run the same command again to resume');
+      ac.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const t0 = performance.now();
+    const s = await runStudy(loaded.spec, loaded.baseDir, { parallel: o.parallel, out: o.out, signal: ac.signal });
+    process.off('SIGINT', onSigint);
+    console.log(studyTable(s));
+    if (o.report) console.log(`report: ${await writeStudyReport(s.dir)}`);
+    console.log(`study ${s.name}: ${s.runs.filter((r) => r.status === 'finished').length}/${s.runs.length} runs finished in ${((performance.now() - t0) / 1000 / 60).toFixed(1)} min; ${s.dir}`);
+  });
+
+program
+  .command('report')
+  .description('write report.html for a run directory or a study directory (self-contained; charts also as SVG/PNG with --export)')
+  .argument('<dir>', 'a run directory (metrics.jsonl) or a study directory (summary.json)')
+  .option('--export', 'also write every chart as SVG and PNG into DIR/plots')
+  .action(async (dir: string, o: { export?: boolean }) => {
+    const file = existsSync(join(dir, 'summary.json')) ? await writeStudyReport(dir, { exportPlots: o.export }) : await writeRunReport(dir, { exportPlots: o.export });
+    console.log(`wrote ${file}`);
+  });
+
+program
+  .command('eval')
+  .description('evaluate a checkpoint on a manifest; prints JSON metrics')
+  .requiredOption('--checkpoint <dir>', 'a checkpoint directory (e.g. runs/NAME/best)')
+  .requiredOption('--data <manifest>', 'JSONL or CSV manifest')
+  .option('--batch <n>', 'batch size', positiveInt('--batch'), 64)
+  .action(async (o: { checkpoint: string; data: string; batch: number }) => {
+    const m = await evaluate(o.checkpoint, o.data, { batchSize: o.batch });
+    console.log(JSON.stringify(m));
+  });
+
+program
+  .command('predict')
+  .description('predict the label of an image-text pair, or of every line of a manifest')
+  .requiredOption('--checkpoint <dir>', 'a checkpoint directory')
+  .option('--image <file>', 'an image')
+  .option('--text <text>', 'its text')
+  .option('--data <manifest>', 'predict every line of a manifest (labels optional)')
+  .option('--out <file>', 'with --data: write JSONL predictions here')
+  .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string }) => {
+    if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data MANIFEST');
+    const p = loadPredictor(o.checkpoint);
+    try {
+      if (o.data) {
+        const rows = readFileSync(o.data, 'utf8').split('\n').filter((l) => l.trim()).map((l, i) => {
+          try {
+            return JSON.parse(l) as { image: string; text: string };
+          } catch {
+            throw new Error(`${o.data}:${i + 1}: invalid JSON`);
+          }
+        });
+        const base = dirname(resolve(o.data));
+        const out: string[] = [];
+        for (let i = 0; i < rows.length; i += 64) {
+          const chunk = rows.slice(i, i + 64);
+          const preds = await predict(p, chunk.map((r) => ({ image: resolve(base, r.image), text: r.text })));
+          preds.forEach((pr, j) => out.push(JSON.stringify({ image: chunk[j]!.image, text: chunk[j]!.text, ...pr })));
+        }
+        if (o.out) writeFileSync(o.out, `${out.join('\n')}\n`);
+        else console.log(out.join('\n'));
+      } else {
+        const [pr] = await predict(p, [{ image: o.image!, text: o.text! }]);
+        console.log(JSON.stringify(pr));
+      }
+    } finally {
+      p.dispose();
+    }
+  });
+
+program
+  .command('init')
+  .description('write a commented example configuration')
+  .argument('[file]', 'where to write it', 'mmtrain.yaml')
+  .action((file: string) => {
+    if (existsSync(file)) throw new Error(`${file} exists; choose another name`);
+    writeFileSync(file, EXAMPLE_CONFIG);
+    console.log(`wrote ${file}`);
+  });
+
+program
+  .command('info')
+  .description('print the LibTorch build, threads and devices')
+  .action(() => {
+    const info = buildInfo();
+    console.log(JSON.stringify({ ...info, threads: getNumThreads(), node: process.version }, null, 2));
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  console.error(`mmtrain: ${(e as Error).message}`);
+  process.exit(1);
+});
