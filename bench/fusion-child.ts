@@ -6,4 +6,6 @@ import { fusionStep } from './blocks.js';
 
 const [preset, B, T, warmup, steps, precision, threads] = process.argv.slice(2);
 setNumThreads(Number(threads));
-console.log(JSON.stringify(fusionStep(preset!, Number(B), Number(T), Number(warmup), Number(steps), precision === 'bf16')));
+const r = fusionStep(preset!, Number(B), Number(T), Number(warmup), Number(steps), precision === 'bf16');
+// peak resident memory of this whole process (maxRSS is in KiB), as the PyTorch side reports its own
+console.log(JSON.stringify({ ...r, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }));

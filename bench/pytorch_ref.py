@@ -136,6 +136,8 @@ def main():
         r = fusion(a.preset, a.batch, a.tokens, a.warmup, a.steps, a.bf16)
     else:
         raise SystemExit(f"unknown case {a.case}")
+    import resource
+    r["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     r["torch"] = torch.__version__
     r["threads"] = torch.get_num_threads()
     print(json.dumps(r))

@@ -66,7 +66,7 @@ if (process.env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) {
   table.push(['  same, PyTorch with default OpenMP spin-waiting, steps/s', mmRate.toFixed(2), ptDefault.steps_per_s.toFixed(2), (mmRate / ptDefault.steps_per_s).toFixed(3)]);
 }
 
-/** PyTorch's own OpenMP waiting (it spins), which is its faster setting under bf16: each side runs at its best. */
+/** The environment without the OMP_WAIT_POLICY mmtrain set for this process (a user's own value is kept). */
 function torchDefaultEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   if (env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete env.OMP_WAIT_POLICY;
@@ -74,7 +74,7 @@ function torchDefaultEnv(): NodeJS.ProcessEnv {
 }
 
 function fusionChild(preset: string, B: number, T: number, warmup: number, steps: number, bf16: boolean): ReturnType<typeof fusionStep> {
-  const tuned = { ...process.env };
+  const tuned = torchDefaultEnv(); // without the PASSIVE this process set for itself, as a fresh CLI process starts
   tuneThreadWaiting(['train', '--set', `train.precision=${bf16 ? 'bf16' : 'fp32'}`], tuned);
   const out = execFileSync(process.execPath, [join(ROOT, 'dist', 'bench', 'fusion-child.js'), preset, String(B), String(T), String(warmup), String(steps), bf16 ? 'bf16' : 'fp32', String(threads)], { encoding: 'utf8', env: tuned });
   return JSON.parse(out.trim().split('\n').pop()!);
@@ -101,6 +101,10 @@ for (const preset of presets) {
     const key = `fusion_${preset}${bf16 ? '_bf16' : ''}`;
     results[key] = { mmtrain: mm, pytorch: pt, ratio_samples_per_s: a / b };
     table.push([`fusion ${preset} fwd+bwd (B8 T32 224px)${bf16 ? ', bf16 autocast' : ''}, samples/s`, a.toFixed(2), b.toFixed(2), (a / b).toFixed(3)]);
+    const rssA = Math.max(...mm.map((r) => (r as { peak_rss_mib?: number }).peak_rss_mib ?? NaN));
+    const rssB = Math.max(...pt.map((r) => r.peak_rss_mib ?? NaN));
+    (results[key] as Record<string, unknown>).peak_rss_mib = { mmtrain: rssA, pytorch: rssB };
+    table.push([`  peak RSS of that process, MiB`, rssA.toFixed(0), rssB.toFixed(0), `${(rssA / rssB).toFixed(2)}x PyTorch's`]);
   }
 }
 
