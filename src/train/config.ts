@@ -323,5 +323,7 @@ balance:                       # modality balancing
   alpha: 0.5
   modalityDropout: 0           # probability of dropping one modality per training sample
 
+distributed: { timeoutS: 300, bucketMB: 25 }   # used under mmtrain launch, torchrun or Slurm (docs/distributed.md)
+
 log: { every: 10, tensorboard: true, progress: auto, report: true }   # report: report.html at the end
 `;
