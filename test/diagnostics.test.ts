@@ -71,7 +71,7 @@ test('attention entropy per query, masked queries left out', () => {
   });
 });
 
-test('spike detector: robust z over the window, a ratio floor, non-finite ignored', () => {
+test('spike detector: robust z over the window, ratio and absolute floors, non-finite ignored', () => {
   const d = new SpikeDetector(20, 6, 1.5);
   const base = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97, 1.0, 1.01, 0.99, 1.02];
   for (const x of base) assert.equal(d.push(x), null);
@@ -87,6 +87,11 @@ test('spike detector: robust z over the window, a ratio floor, non-finite ignore
   const flat = new SpikeDetector(20, 6, 1.5);
   for (let i = 0; i < 12; i++) flat.push(1 + (i % 2) * 1e-4);
   assert.equal(flat.push(1.3), null);
+  // late in a run: 8x a near-zero median, but only 0.14 nats above it: no spike
+  const late = new SpikeDetector(20, 6, 1.5, 0.3);
+  for (let i = 0; i < 12; i++) late.push(0.02 + (i % 3) * 0.001);
+  assert.equal(late.push(0.16), null);
+  assert.ok(late.push(0.9), 'a real jump still counts');
 });
 
 test('OGM-GE coefficients: the dominant modality is slowed by 1 - tanh(alpha (ratio - 1))', () => {

@@ -29,6 +29,12 @@ test('bf16 runs get a bounded OpenMP spin; fp32 runs and user settings are left 
   const env2: NodeJS.ProcessEnv = {};
   tuneThreadWaiting(['train', '--config', join(dir, 'bf16.yaml'), '--set', 'train.precision=fp32'], env2);
   assert.equal(env2.GOMP_SPINCOUNT, undefined);
+  const env4: NodeJS.ProcessEnv = {};
+  tuneThreadWaiting(['demo', '--precision', 'bf16'], env4);
+  assert.equal(env4.GOMP_SPINCOUNT, '10000');
+  const env5: NodeJS.ProcessEnv = {};
+  tuneThreadWaiting(['demo', '--precision', 'fp32'], env5);
+  assert.equal(env5.GOMP_SPINCOUNT, undefined);
   const env3: NodeJS.ProcessEnv = { OMP_WAIT_POLICY: 'PASSIVE' };
   tuneThreadWaiting(bf, env3);
   assert.equal(env3.GOMP_SPINCOUNT, undefined);

@@ -8,7 +8,7 @@ import { generateSynthetic } from '../data/synth.js';
 import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
 import { evaluate, loadPredictor, predict } from '../train/inference.js';
 import { train } from '../train/trainer.js';
-import { DEMO_EPOCHS, DEMO_SAMPLES, runDemo } from './demo.js';
+import { DEMO_SAMPLES, runDemo } from './demo.js';
 import { type StudySpec, loadStudy, parseStudy, runStudy, studyTable } from '../train/study.js';
 import { BUILTIN_STUDIES } from '../train/studies.js';
 import { writeRunReport, writeStudyReport } from '../diagnostics/report.js';
@@ -36,10 +36,11 @@ program
   .description('synthesize the built-in image-text data set, train the tiny preset on it, evaluate on test (no download)')
   .option('--out <dir>', 'folder for the data and the run directory', 'runs')
   .option('--n <count>', 'samples to synthesize', positiveInt('--n'), DEMO_SAMPLES)
-  .option('--epochs <n>', 'training epochs', positiveInt('--epochs'), DEMO_EPOCHS)
+  .option('--epochs <n>', 'training epochs (default: 28 in bf16, 15 in fp32)', positiveInt('--epochs'))
+  .option('--precision <p>', 'fp32 | bf16 (default: bf16 where the CPU has it natively)', (v: string) => oneOf('--precision', ['fp32', 'bf16'] as const)(v))
   .option('--difficulty <level>', 'easy | medium | hard', (v: string) => oneOf('--difficulty', ['easy', 'medium', 'hard'] as const)(v), 'easy')
   .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
-  .action(async (o: { out: string; n: number; epochs: number; difficulty: 'easy' | 'medium' | 'hard'; seed: number }) => {
+  .action(async (o: { out: string; n: number; epochs?: number; precision?: 'fp32' | 'bf16'; difficulty: 'easy' | 'medium' | 'hard'; seed: number }) => {
     const info = buildInfo();
     console.log(`mmtrain demo: LibTorch ${info.libtorch}, ${getNumThreads()} threads; task: does the caption match the image?`);
     const ac = new AbortController();

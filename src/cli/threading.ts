@@ -33,7 +33,25 @@ export function trainPrecision(argv: string[]): string | null {
   }
 }
 
+/** Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), where bf16 autocast pays on CPU. */
+export function nativeBf16(): boolean {
+  try {
+    const flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+    return /\b(avx512_bf16|amx_bf16)\b/.test(flags);
+  } catch {
+    return false;
+  }
+}
+
+/** The precision the `demo` command will use: its --precision, else bf16 where the CPU has it natively. */
+export function demoPrecision(argv: string[]): string | null {
+  const i = argv.indexOf('demo');
+  if (i < 0) return null;
+  const j = argv.indexOf('--precision', i);
+  return j >= 0 ? argv[j + 1] ?? null : nativeBf16() ? 'bf16' : 'fp32';
+}
+
 export function tuneThreadWaiting(argv: string[], env: NodeJS.ProcessEnv = process.env): void {
   if (env.OMP_WAIT_POLICY !== undefined || env.GOMP_SPINCOUNT !== undefined) return;
-  if (trainPrecision(argv) === 'bf16') env.GOMP_SPINCOUNT = '10000';
+  if ((trainPrecision(argv) ?? demoPrecision(argv)) === 'bf16') env.GOMP_SPINCOUNT = '10000';
 }

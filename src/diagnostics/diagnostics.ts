@@ -96,7 +96,7 @@ export function attentionEntropy(weights: Tensor, queryMask: Tensor | null): num
 /** Robust z-score spike detection over a sliding window of step losses (median and MAD). */
 export class SpikeDetector {
   readonly #losses: number[] = [];
-  constructor(readonly window = 50, readonly z = 6, readonly minRatio = 1.5) {}
+  constructor(readonly window = 50, readonly z = 6, readonly minRatio = 1.5, readonly minDelta = 0.3) {}
   /** Adds a step loss; returns the spike when this loss is one. */
   push(loss: number): { median: number; z: number; ratio: number } | null {
     if (!Number.isFinite(loss)) return null;
@@ -110,7 +110,8 @@ export class SpikeDetector {
       const scale = 1.4826 * mad || Math.max(1e-8, 0.01 * Math.abs(median));
       const zScore = (loss - median) / scale;
       const ratio = median > 0 ? loss / median : Infinity;
-      if (zScore > this.z && ratio >= this.minRatio) spike = { median, z: zScore, ratio };
+      // the absolute floor keeps a near-zero late-training loss from flagging one misclassified sample as a spike
+      if (zScore > this.z && ratio >= this.minRatio && loss - median >= this.minDelta) spike = { median, z: zScore, ratio };
     }
     w.push(loss);
     if (w.length > this.window) w.shift();
@@ -140,7 +141,7 @@ export class Diagnostics implements Callback {
   #spikes: SpikeDetector;
   #clipped = { over: 0, steps: 0 };
   constructor(readonly config: DiagnosticsConfig, readonly emaBeta = 0.98) {
-    this.#spikes = new SpikeDetector(config.spike.window, config.spike.z, config.spike.minRatio);
+    this.#spikes = new SpikeDetector(config.spike.window, config.spike.z, config.spike.minRatio, config.spike.minDelta);
   }
 
   /** Whether the optimizer step with index `step` (0-based, before it runs) records diagnostics. */

@@ -122,9 +122,12 @@ export const ConfigSchema = z.strictObject({
     attentionEntropy: z.boolean().default(true),
     /** unimodal linear-probe accuracy at each validation */
     probe: z.boolean().default(true),
-    /** loss spikes: a step loss more than z robust standard deviations and minRatio times above the median of the last window steps */
-    spike: z.strictObject({ window: z.number().int().min(5).default(50), z: z.number().positive().default(6), minRatio: z.number().min(1).default(1.5) })
-      .default({ window: 50, z: 6, minRatio: 1.5 }),
+    /**
+     * loss spikes: a step loss more than z robust standard deviations, minRatio times and minDelta (nats) above the
+     * median of the last window steps
+     */
+    spike: z.strictObject({ window: z.number().int().min(5).default(50), z: z.number().positive().default(6), minRatio: z.number().min(1).default(1.5), minDelta: z.number().min(0).default(0.3) })
+      .default({ window: 50, z: 6, minRatio: 1.5, minDelta: 0.3 }),
   }).prefault({}),
   balance: z.strictObject({
     /** gradient modulation of the dominant modality's encoder: OGM, or OGM-GE (with Gaussian enhancement) */
@@ -316,7 +319,7 @@ diagnostics:                   # grad norms per module/layer, update ratios, att
   enabled: true
   every: 50                    # steps between records; loss spikes are checked every step
   probe: true                  # unimodal linear-probe accuracy at each validation
-  spike: { window: 50, z: 6, minRatio: 1.5 }
+  spike: { window: 50, z: 6, minRatio: 1.5, minDelta: 0.3 }
 
 balance:                       # modality balancing
   method: none                 # none | ogm | ogm-ge (Peng et al., CVPR 2022)
