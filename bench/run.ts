@@ -1,7 +1,7 @@
 // `npm run bench`: mmtrain and the PyTorch eager reference (bench/pytorch_ref.py, Debian's torch) side by side in
 // the same run, same shapes, threads and steps. Writes bench/results/<timestamp>.json and prints ratios.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
@@ -9,7 +9,7 @@ import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
 import { dataParallel } from './distributed.js';
-import { tuneThreadWaiting } from '../src/cli/threading.js';
+import { cpuFlags, tuneThreadWaiting } from '../src/cli/threading.js';
 import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
@@ -22,14 +22,6 @@ function torchRef(args: string[], env: NodeJS.ProcessEnv = process.env): any {
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
-function cpuFlags(): string[] {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
-    return (line ?? '').split(':')[1]!.trim().split(/\s+/).filter((f) => /avx|amx|fma|sse4/.test(f));
-  } catch {
-    return [];
-  }
-}
 
 const results: Record<string, unknown> = {};
 const table: [string, string, string, string][] = [];
@@ -158,7 +150,7 @@ if (!quick) {
 const info = buildInfo();
 const record = {
   date: new Date().toISOString(),
-  machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), flags: cpuFlags() },
+  machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), flags: cpuFlags().filter((f) => /avx|amx|fma|sse4/.test(f)) },
   threads: getNumThreads(),
   libtorch: info.libtorch,
   torch: ptOp.torch,

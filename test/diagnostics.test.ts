@@ -12,7 +12,7 @@ import {
   parameterGroups, randn, resolveConfig, spikeMessage, tensor, tidy, train, updateRatios, zeros, type Tensor, type TrainConfigInput,
 } from '../src/index.js';
 import * as F from '../src/tensor/functional.js';
-import { settleGarbage } from './helpers.js';
+import { settleGarbage, tinyModel as tinyTrainModel } from './helpers.js';
 
 const close = (a: number, b: number, tol = 1e-6, what = 'value') => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
 
@@ -272,11 +272,7 @@ test('warnings: each kind from the records that show it, with evidence and a sug
 function runConfig(dir: string, extra: Partial<TrainConfigInput> = {}): TrainConfigInput {
   return {
     name: 'diag', out: join(dir, 'runs'), seed: 5,
-    model: {
-      text: { preset: 'bert-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32 } },
-      image: { preset: 'vit-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 } },
-      fusion_num_heads: 2, head_hidden_size: 16,
-    },
+    model: tinyTrainModel(),
     data: { train: join(dir, 'data', 'train.jsonl'), val: join(dir, 'data', 'val.jsonl') },
     train: { epochs: 2, batchSize: 8, lr: 1e-3, clipGradNorm: 1 },
     diagnostics: { every: 2 },

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DataLoader, cat, generateSynthetic, loadSafetensors, readManifest, TextTokenizer, bundledTokenizer, imageConfig, tidy } from '../src/index.js';
 import { distEnvFromProcess, distributedAvailable, firstSlurmHost } from '../src/train/distributed.js';
 import { freePort } from '../src/cli/launch.js';
-import { ROOT } from './helpers.js';
+import { ROOT, tinyModel } from './helpers.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const skip = distributedAvailable() ? false : 'this build has no c10d Gloo (apt-get install libgloo-dev, then npm run build:native)';
@@ -56,12 +56,7 @@ async function setup(): Promise<{ dir: string; cfg: string }> {
   const cfg = join(dir, 'cfg.yaml');
   writeFileSync(cfg, [
     'seed: 4',
-    'model:',
-    '  text: { preset: bert-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 } }',
-    '  image: { preset: vit-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 } }',
-    '  fusion_num_heads: 2',
-    '  head_hidden_size: 16',
-    '  head_dropout: 0',
+    `model: ${JSON.stringify(tinyModel({ dropout: false }))}`,
     'data: { train: data/train.jsonl, val: data/val.jsonl }',
     'train: { epochs: 100, maxSteps: 20, batchSize: 9, lr: 1.0e-3, schedule: { type: constant, warmupSteps: 0 } }',
     'eval: { every: 10 }',

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FusionClassifier, generateSynthetic, listCheckpoints, loadSafetensors, readTrainerState } from '../src/index.js';
-import { ROOT } from './helpers.js';
+import { ROOT, tinyModel } from './helpers.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -26,11 +26,7 @@ export async function faultSetup(steps = 30): Promise<FaultSetup> {
   const cfg = join(dir, 'cfg.yaml');
   writeFileSync(cfg, [
     'seed: 9',
-    'model:',
-    '  text: { preset: bert-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32 } }',
-    '  image: { preset: vit-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 } }',
-    '  fusion_num_heads: 2',
-    '  head_hidden_size: 16',
+    `model: ${JSON.stringify(tinyModel())}`,
     'data: { train: data/train.jsonl, val: data/val.jsonl, cache: true }',
     `train: { epochs: 100, maxSteps: ${steps}, batchSize: 8, lr: 1.0e-3 }`,
     'eval: { every: 10 }',
@@ -97,13 +93,5 @@ export async function killResumeTrial(s: FaultSetup, rnd: () => number, maxKills
   return { kills, resumes, checkpointsChecked: checked, identical: final.equals(s.reference) };
 }
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded generator (the data loader's), for kill moments that repeat with a seed. */
+export { mulberry32 as prng } from '../src/data/image.js';

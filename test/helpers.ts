@@ -52,3 +52,16 @@ export async function settleGarbage(): Promise<void> {
     await new Promise((r) => setImmediate(r));
   }
 }
+
+/**
+ * The tests' tiny fusion model for training runs: width 16, 2 heads, 16px images in 8px patches. With
+ * `dropout: false` every dropout is off (runs that must match bit for bit across processes).
+ */
+export function tinyModel(opts: { dropout?: boolean } = {}): Record<string, unknown> {
+  const off = opts.dropout === false ? { hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 } : {};
+  return {
+    text: { preset: 'bert-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, ...off } },
+    image: { preset: 'vit-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8, ...off } },
+    fusion_num_heads: 2, head_hidden_size: 16, ...(opts.dropout === false ? { head_dropout: 0 } : {}),
+  };
+}

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { generateSynthetic, resolveConfig, train } from '../src/index.js';
 import { runCharts, writeRunReport, writeStudyReport } from '../src/diagnostics/report.js';
-import { ROOT } from './helpers.js';
+import { ROOT, tinyModel } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // CI installs Chromium and sets CI=1: there a missing browser fails the test instead of skipping it
@@ -34,11 +34,7 @@ async function tinyRun(): Promise<string> {
   await generateSynthetic({ out: join(dir, 'data'), n: 120, seed: 6, imageSize: 16 });
   const r = await train(resolveConfig({
     name: 'report', out: join(dir, 'runs'), seed: 2,
-    model: {
-      text: { preset: 'bert-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32 } },
-      image: { preset: 'vit-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 } },
-      fusion_num_heads: 2, head_hidden_size: 16,
-    },
+    model: tinyModel(),
     data: { train: join(dir, 'data', 'train.jsonl'), val: join(dir, 'data', 'val.jsonl'), test: join(dir, 'data', 'test.jsonl') },
     train: { epochs: 3, batchSize: 8, lr: 1e-3 }, diagnostics: { every: 3 }, balance: { method: 'ogm-ge' }, log: { every: 3, progress: 'none' },
   }), { print: () => {} });

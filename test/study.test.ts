@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSynthetic } from '../src/index.js';
 import { BUILTIN_STUDIES } from '../src/train/studies.js';
+import { tinyModel } from './helpers.js';
 import { type RunSummary, aggregate, expandStudy, parseStudy, runStudy, summarizeRun } from '../src/train/study.js';
 
 test('grid expansion: variants x grid x seeds, named by their overrides', () => {
@@ -76,11 +77,7 @@ test('a study runs, stops when interrupted, resumes skipping finished runs (two 
   await generateSynthetic({ out: join(dir, 'data'), n: 80, seed: 3, imageSize: 16 });
   mkdirSync(join(dir, 'cfg'));
   writeFileSync(join(dir, 'cfg', 'base.yaml'), [
-    'model:',
-    '  text: { preset: bert-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32 } }',
-    '  image: { preset: vit-tiny, config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 } }',
-    '  fusion_num_heads: 2',
-    '  head_hidden_size: 16',
+    `model: ${JSON.stringify(tinyModel())}`,
     'data: { train: ../data/train.jsonl, val: ../data/val.jsonl }',
     'train: { epochs: 2, batchSize: 16, lr: 1.0e-3 }',
     'diagnostics: { every: 2 }',

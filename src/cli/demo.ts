@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { type Difficulty, generateSynthetic } from '../data/synth.js';
 import { resolveConfig, type TrainConfigInput } from '../train/config.js';
 import { type TrainResult, train } from '../train/trainer.js';
-import { nativeBf16 } from './threading.js';
+import { preferredPrecision } from './threading.js';
 
 export interface DemoOptions {
   out?: string;
@@ -66,7 +66,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<TrainResult & { data
   const t0 = performance.now();
   await generateSynthetic({ out: dataDir, n: o.n ?? DEMO_SAMPLES, seed: o.seed ?? 1, difficulty: o.difficulty ?? 'easy', imageSize: o.imageSize ?? DEMO_IMAGE_SIZE });
   print(`synthesized ${o.n ?? DEMO_SAMPLES} image-caption pairs (${o.difficulty ?? 'easy'}) in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${dataDir}`);
-  const precision = o.precision ?? (nativeBf16() ? 'bf16' : 'fp32');
+  const precision = o.precision ?? preferredPrecision();
   print(`training in ${precision}${precision === 'bf16' ? ' (autocast; this CPU computes bf16 natively)' : ''}`);
   const config = resolveConfig(demoConfig(dataDir, { ...o, out, precision }), 'demo config');
   const r = await train(config, { print, signal: o.signal });

@@ -33,22 +33,27 @@ export function trainPrecision(argv: string[]): string | null {
   }
 }
 
-/** Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), where bf16 autocast pays on CPU. */
-export function nativeBf16(): boolean {
+/** The CPU's feature flags from /proc/cpuinfo (empty where there is none). */
+export function cpuFlags(): string[] {
   try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
-    return /\b(avx512_bf16|amx_bf16)\b/.test(flags);
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+    return (line.split(':')[1] ?? '').trim().split(/\s+/).filter(Boolean);
   } catch {
-    return false;
+    return [];
   }
 }
 
-/** The precision the `demo` command will use: its --precision, else bf16 where the CPU has it natively. */
+/** bf16 where the CPU computes it natively (AVX-512 BF16 or AMX), the only CPUs where bf16 autocast pays; else fp32. */
+export function preferredPrecision(): 'fp32' | 'bf16' {
+  return cpuFlags().some((f) => f === 'avx512_bf16' || f === 'amx_bf16') ? 'bf16' : 'fp32';
+}
+
+/** The precision the `demo` command will use: its --precision, else the preferred one. */
 export function demoPrecision(argv: string[]): string | null {
   const i = argv.indexOf('demo');
   if (i < 0) return null;
   const j = argv.indexOf('--precision', i);
-  return j >= 0 ? argv[j + 1] ?? null : nativeBf16() ? 'bf16' : 'fp32';
+  return j >= 0 ? argv[j + 1] ?? null : preferredPrecision();
 }
 
 export function tuneThreadWaiting(argv: string[], env: NodeJS.ProcessEnv = process.env): void {

@@ -2,9 +2,10 @@
 // one index per preprocessing setting; the data file is read in one go when opened. An entry is used only while
 // its source file has the same size and modification time; new settings get a new file.
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DecodedImage, ImageConfig } from './image.js';
+import { writeFileAtomic } from '../files.js';
 
 interface Entry {
   offset: number;
@@ -91,8 +92,6 @@ export class ImageCache {
 
   /** Writes the index (atomically). Call at the end of an epoch. */
   flush(): void {
-    const tmp = `${this.indexFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.#entries)));
-    renameSync(tmp, this.indexFile);
+    writeFileAtomic(this.indexFile, JSON.stringify(Object.fromEntries(this.#entries)));
   }
 }

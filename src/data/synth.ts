@@ -3,11 +3,12 @@
 // image is drawn before the label is chosen and the changed caption has the same distribution as a true one, so
 // neither modality alone predicts the label. Task "imbalanced": a cue phrase in the caption agrees with the label
 // 80% of the time, so text alone reaches about 80% and the image carries the rest.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { checkInt, invalid } from '../errors.js';
 import { mulberry32 } from './image.js';
+import { writeFileAtomic } from '../files.js';
 
 export const COLORS: Record<string, string> = {
   red: '#d62728', green: '#2ca02c', blue: '#1f77b4', yellow: '#f5d000', purple: '#9467bd', orange: '#ff7f0e',
@@ -189,9 +190,7 @@ export async function generateSynthetic(opts: SynthOptions): Promise<{ train: Sy
   const nVal = Math.round(n * fVal);
   const parts = { train: records.slice(0, nTrain), val: records.slice(nTrain, nTrain + nVal), test: records.slice(nTrain + nVal) };
   for (const [split, recs] of Object.entries(parts)) {
-    const tmp = join(out, `.${split}.jsonl.tmp`);
-    writeFileSync(tmp, recs.map((r) => JSON.stringify({ image: r.image, text: r.text, label: r.label })).join('\n') + '\n');
-    renameSync(tmp, join(out, `${split}.jsonl`));
+    writeFileAtomic(join(out, `${split}.jsonl`), recs.map((r) => JSON.stringify({ image: r.image, text: r.text, label: r.label })).join('\n') + '\n');
   }
   const info = { task, difficulty, n, seed, imageSize: S, labels: ['mismatch', 'match'], generator: 'mmtrain synth' };
   writeFileSync(join(out, 'dataset.json'), `${JSON.stringify(info, null, 2)}\n`);

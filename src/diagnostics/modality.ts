@@ -16,10 +16,8 @@ export function modalityScores(model: FusionClassifier, textVector: Tensor, imag
   return noGrad(() => tidy(() => {
     const u = model.unimodalLogits(textVector.detach(), imageVector.detach());
     const y = labels.unsqueeze(1); // (B) -> (B, 1)
-    const st = F.softmax(u.text.float(), -1).gather(1, y).sum();
-    const si = F.softmax(u.image.float(), -1).gather(1, y).sum();
-    const [text, image] = [st.item(), si.item()];
-    return { text: text!, image: image!, n: labels.size(0) };
+    const score = (logits: Tensor) => F.softmax(logits.float(), -1).gather(1, y).sum().item();
+    return { text: score(u.text), image: score(u.image), n: labels.size(0) };
   }));
 }
 

@@ -1,13 +1,14 @@
 // report.html for a run or a study: one self-contained file (no network; styles, script and charts inlined). Charts
 // are Vega-Lite specifications rendered to SVG in Node by the `vega` runtime; each can be downloaded as SVG or PNG
 // from the page, and `--export` writes them as files too (PNG through sharp).
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { readRecords } from '../train/records.js';
-import { type StudySummary, readStudySummary } from '../train/study.js';
+import { type StudySummary, readStudySummary, runPath, studyTableCells } from '../train/study.js';
 import { resolveConfig } from '../train/config.js';
 import { type Warning, analyzeRun } from './warnings.js';
+import { writeFileAtomic } from '../files.js';
 
 type Rec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 interface Point { step: number; value: number; series: string; seed?: number }
@@ -167,13 +168,6 @@ function warningsHtml(ws: Warning[]): string {
   return ws.map((w) => `<div class="warn"><b>${esc(w.kind)}</b>${w.step !== undefined ? ` (step ${esc(w.step)})` : ''}: ${esc(w.message)}</div>`).join('\n');
 }
 
-/** Atomic write: a report being regenerated is never seen half-written. */
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
-
 async function exportPlots(dir: string, charts: Chart[], svgs: string[]): Promise<void> {
   const sharp = (await import('sharp')).default;
   const plots = join(dir, 'plots');
@@ -217,18 +211,18 @@ export async function writeRunReport(runDir: string, opts: ReportOptions = {}): 
   const body = `<h2>Summary</h2><table>${facts.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>\n` +
     `<h2>Warnings</h2>${warningsHtml(warnings)}\n<h2>Charts</h2>${chartsHtml(charts, svgs)}`;
   const file = join(runDir, 'report.html');
-  writeAtomic(file, page(`mmtrain run ${basename(runDir)}`, `${esc(runDir)} · generated ${esc(new Date().toISOString())}`, body));
+  writeFileAtomic(file, page(`mmtrain run ${basename(runDir)}`, `${esc(runDir)} · generated ${esc(new Date().toISOString())}`, body));
   if (opts.exportPlots) await exportPlots(runDir, charts, svgs);
   return file;
 }
 
 /** The charts of a study: per-variant curves with seed bands, and the best metric per variant. */
-export function studyCharts(s: StudySummary, recordsOf: (runId: string) => Rec[]): Chart[] {
+export function studyCharts(s: StudySummary, recordsOf: (run: StudySummary['runs'][number]) => Rec[]): Chart[] {
   const val: Point[] = [];
   const loss: Point[] = [];
   const grad: Point[] = [];
   for (const r of s.runs) {
-    const recs = recordsOf(r.id);
+    const recs = recordsOf(r);
     for (const e of recs) {
       if (e.event === 'eval' && e.split === 'val' && typeof e[s.metric] === 'number') val.push({ step: e.step, value: e[s.metric], series: r.variant, seed: r.seed });
       else if (e.event === 'train' && Number.isFinite(e.loss)) loss.push({ step: e.step, value: e.loss, series: r.variant, seed: r.seed });
@@ -257,29 +251,24 @@ export function studyCharts(s: StudySummary, recordsOf: (runId: string) => Rec[]
 /** Writes <studyDir>/report.html (and a report for each finished run); returns its path. */
 export async function writeStudyReport(studyDir: string, opts: ReportOptions = {}): Promise<string> {
   const s = readStudySummary(studyDir);
-  const runDir = (id: string) => join(studyDir, 'runs', ...id.split('/').map((p) => p.replace(/[^\w.=,+-]/g, '_')));
-  const charts = studyCharts(s, (id) => readRecords(join(runDir(id), 'metrics.jsonl')));
+  const charts = studyCharts(s, (r) => readRecords(join(runPath(studyDir, r), 'metrics.jsonl')));
   const svgs = await renderSvg(charts);
   const links: string[] = [];
   for (const r of s.runs) {
-    const d = runDir(r.id);
+    const d = runPath(studyDir, r);
     if (r.status === 'pending' || !existsSync(join(d, 'metrics.jsonl'))) continue;
     await writeRunReport(d);
     links.push(`<a href="${esc(relative(studyDir, join(d, 'report.html')))}">${esc(r.id)}</a>`);
   }
-  const f = (v: { mean: number; std: number } | null) => (v ? (s.metric === 'loss' ? `${v.mean.toFixed(4)} ± ${v.std.toFixed(4)}` : `${(v.mean * 100).toFixed(1)} ± ${(v.std * 100).toFixed(1)}`) : 'n/a');
-  const rows = s.variants.map((v) => `<tr><td>${esc(v.variant)}</td><td>${v.finished}/${v.runs}</td><td>${f(v.best)}</td><td>${f(v.final)}</td>` +
-    `<td>${s.target === null ? 'n/a' : v.stepsToTarget ? `${Math.round(v.stepsToTarget.mean)} (${v.stepsToTarget.reached}/${v.finished})` : `never (0/${v.finished})`}</td>` +
-    `<td>${v.spikes.toFixed(1)}</td><td>${v.diverged}</td><td>${v.wallS === null ? 'n/a' : v.wallS.toFixed(0)}</td></tr>`).join('\n');
-  const unit = s.metric === 'loss' ? '' : ' (%)';
-  const table = `<table><tr><th>variant</th><th>runs</th><th>best val ${esc(s.metric)}${unit}</th><th>final val ${esc(s.metric)}${unit}</th>` +
-    `<th>steps to ${s.target ?? 'target'}</th><th>loss spikes / run</th><th>diverged</th><th>wall s / run</th></tr>\n${rows}</table>`;
+  const { head, rows } = studyTableCells(s, true);
+  const table = `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>\n` +
+    `${rows.map((cells) => `<tr>${cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n')}</table>`;
   const failed = s.runs.filter((r) => r.status === 'failed');
   const body = `<h2>Results</h2><p>Mean ± standard deviation over seeds ${esc([...new Set(s.runs.map((r) => r.seed))].join(', '))}.</p>${table}\n` +
     (failed.length ? `<h2>Failed runs</h2>${failed.map((r) => `<div class="warn"><b>${esc(r.id)}</b>: ${esc(r.error ?? '')}</div>`).join('')}` : '') +
     `<h2>Charts</h2>${chartsHtml(charts, svgs)}\n<h2>Runs</h2><p>${links.join(' · ') || 'none finished yet'}</p>`;
   const file = join(studyDir, 'report.html');
-  writeAtomic(file, page(`mmtrain study ${s.name}`, `${esc(studyDir)} · ${s.runs.length} runs · generated ${esc(new Date().toISOString())}`, body));
+  writeFileAtomic(file, page(`mmtrain study ${s.name}`, `${esc(studyDir)} · ${s.runs.length} runs · generated ${esc(new Date().toISOString())}`, body));
   if (opts.exportPlots) await exportPlots(studyDir, charts, svgs);
   return file;
 }

@@ -1,7 +1,7 @@
 // The image-text fusion classifier: a BERT text encoder, a ViT image encoder, a fusion module and an MLP head
 // (Linear(2C, 512) -> ReLU -> Dropout(0.1) -> Linear(512, num_labels)). Checkpoint keys: `text_encoder.*`,
 // `image_encoder.*`, `fusion.*`, `classifier.*`.
-import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError, invalid } from '../errors.js';
 import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
@@ -10,6 +10,7 @@ import { Tensor, cat, rand, zerosLike } from '../tensor/tensor.js';
 import { BERT_PRESETS, BertModel, type BertConfig, bertConfig } from './bert.js';
 import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
 import { VIT_PRESETS, ViTModel, type ViTConfig, vitConfig } from './vit.js';
+import { writeFileAtomic } from '../files.js';
 
 // ---- config ----
 
@@ -342,16 +343,7 @@ export class FusionClassifier extends Module {
   /** Writes config.json and model.safetensors (each atomically) into dir. */
   save(dir: string): void {
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, 'config.json');
-    const tmp = join(dir, `.config.json.${process.pid}.tmp`);
-    const fd = openSync(tmp, 'w');
-    try {
-      writeFileSync(fd, `${JSON.stringify({ ...this.config, mmtrain_version: '0.1.0' }, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify({ ...this.config, mmtrain_version: '0.1.0' }, null, 2)}\n`);
     saveSafetensors(join(dir, 'model.safetensors'), this.stateDict(), { format: 'pt', model_type: 'mmtrain-fusion' });
   }
 

@@ -2,11 +2,12 @@
 // length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {str: str}}, then
 // the data. The header is validated in full before any tensor is made, so a malformed file gives an error that
 // names the file and the field, never a crash.
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { type DType, BYTES_PER_ELEMENT } from './dtype.js';
 import { Tensor, fromBuffer, tensor } from './tensor.js';
+import { writeFileAtomic } from '../files.js';
 
 const ST_TO_DTYPE: Record<string, DType> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16',
@@ -218,25 +219,9 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
  */
 export function saveSafetensors(path: string, tensors: TensorMap, metadata?: Record<string, string>): void {
   const chunks = encodeSafetensors(tensors, metadata);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, 'w');
-    for (const c of chunks) {
-      let off = 0;
-      while (off < c.length) off += writeSync(fd, c, off, c.length - off);
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    writeFileAtomic(path, chunks);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* nothing to remove */
-    }
     throw new MmtrainError(`${path}: cannot write safetensors file (${(e as Error).message})`, { cause: e });
   }
   // Make the rename itself durable.

@@ -127,7 +127,7 @@ export const ConfigSchema = z.strictObject({
      * median of the last window steps
      */
     spike: z.strictObject({ window: z.number().int().min(5).default(50), z: z.number().positive().default(6), minRatio: z.number().min(1).default(1.5), minDelta: z.number().min(0).default(0.3) })
-      .default({ window: 50, z: 6, minRatio: 1.5, minDelta: 0.3 }),
+      .prefault({}),
   }).prefault({}),
   balance: z.strictObject({
     /** gradient modulation of the dominant modality's encoder: OGM, or OGM-GE (with Gaussian enhancement) */

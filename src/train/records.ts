@@ -1,5 +1,6 @@
 // metrics.jsonl: one JSON record per line, appended as training goes.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../files.js';
 
 /** The records of a metrics.jsonl file (a torn last line, from a crash mid-write, is ignored). */
 export function readRecords(file: string): Record<string, any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -35,9 +36,7 @@ export function truncateRecordsAfter(file: string, step: number): number {
   }
   const dropped = lines.length - keep.length;
   if (dropped) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, keep.length ? `${keep.join('\n')}\n` : '');
-    renameSync(tmp, file);
+    writeFileAtomic(file, keep.length ? `${keep.join('\n')}\n` : '');
   }
   return dropped;
 }

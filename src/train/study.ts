@@ -3,7 +3,7 @@
 // checkpoint), aggregated per variant: best and final validation metric (mean ± std over seeds), steps to reach a
 // target, loss spikes, diverged runs and wall time.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { generateSynthetic } from '../data/synth.js';
 import { applyOverrides, resolveConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
 import { readRecords } from './records.js';
+import { writeFileAtomic } from '../files.js';
 
 const METRICS = ['accuracy', 'macro_f1', 'auroc', 'loss'] as const;
 
@@ -76,8 +77,8 @@ function formatValue(v: unknown): string {
   return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v);
 }
 
-/** A run's directory name: the variant name made safe for file systems. */
-function runPath(studyDir: string, r: StudyRun): string {
+/** A run's directory: runs/<the variant name made safe for file systems>/seed-<seed>. */
+export function runPath(studyDir: string, r: { variant: string; seed: number }): string {
   return join(studyDir, 'runs', r.variant.replace(/[^\w.=,+-]/g, '_'), `seed-${r.seed}`);
 }
 
@@ -196,13 +197,26 @@ export function aggregate(runs: RunSummary[], plan: StudyRun[]): VariantSummary[
   });
 }
 
+/**
+ * The summary table's cells, shared by table.md and report.html: headers (with the metric's unit when `unit`) and a
+ * row per variant.
+ */
+export function studyTableCells(s: StudySummary, unit = false): { head: string[]; rows: string[][] } {
+  const u = unit && s.metric !== 'loss' ? ' (%)' : '';
+  const pm = (v: { mean: number; std: number } | null) => (v ? (s.metric === 'loss' ? `${v.mean.toFixed(4)} ± ${v.std.toFixed(4)}` : `${(v.mean * 100).toFixed(1)} ± ${(v.std * 100).toFixed(1)}`) : 'n/a');
+  const steps = (v: VariantSummary) => (s.target === null ? 'n/a' : v.stepsToTarget ? `${Math.round(v.stepsToTarget.mean)} (${v.stepsToTarget.reached}/${v.finished})` : `never (0/${v.finished})`);
+  return {
+    head: ['variant', 'runs', `best val ${s.metric}${u}`, `final val ${s.metric}${u}`, `steps to ${s.target ?? 'target'}`, 'loss spikes / run', 'diverged', 'wall s / run'],
+    rows: s.variants.map((v) => [v.variant, `${v.finished}/${v.runs}`, pm(v.best), pm(v.final), steps(v), v.spikes.toFixed(1), String(v.diverged), v.wallS === null ? 'n/a' : v.wallS.toFixed(0)]),
+  };
+}
+
 /** The summary table in Markdown. */
 export function studyTable(s: StudySummary): string {
-  const pm = (v: { mean: number; std: number } | null) => (v ? (s.metric === 'loss' ? `${v.mean.toFixed(4)} ± ${v.std.toFixed(4)}` : `${(v.mean * 100).toFixed(1)} ± ${(v.std * 100).toFixed(1)}`) : 'n/a');
-  const head = `| variant | runs | best val ${s.metric} | final val ${s.metric} | steps to ${s.target ?? 'target'} | loss spikes / run | diverged | wall s / run |`;
-  const rows = s.variants.map((v) => `| ${v.variant} | ${v.finished}/${v.runs} | ${pm(v.best)} | ${pm(v.final)} | ${s.target === null ? 'n/a' : v.stepsToTarget ? `${Math.round(v.stepsToTarget.mean)} (${v.stepsToTarget.reached}/${v.finished})` : `never (0/${v.finished})`} | ${v.spikes.toFixed(1)} | ${v.diverged} | ${v.wallS === null ? 'n/a' : v.wallS.toFixed(0)} |`);
+  const { head, rows } = studyTableCells(s);
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const unit = s.metric === 'loss' ? '' : ' (%, mean ± std over seeds)';
-  return `# Study ${s.name}\n\nValidation ${s.metric}${unit}.\n\n${head}\n|${'---|'.repeat(8)}\n${rows.join('\n')}\n`;
+  return `# Study ${s.name}\n\nValidation ${s.metric}${unit}.\n\n${line(head)}\n|${'---|'.repeat(head.length)}\n${rows.map(line).join('\n')}\n`;
 }
 
 export interface StudyOptions {
@@ -290,15 +304,9 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
 
   const runs = plan.map((r) => summarizeRun(runPath(dir, r), r, spec.metric, spec.target ?? null));
   const summary: StudySummary = { name: spec.name, dir, metric: spec.metric, target: spec.target ?? null, variants: aggregate(runs, plan), runs };
-  writeAtomic(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  writeAtomic(join(dir, 'table.md'), studyTable(summary));
+  writeFileAtomic(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileAtomic(join(dir, 'table.md'), studyTable(summary));
   return summary;
-}
-
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
 }
 
 /** Runs `node args...`; an abort forwards SIGINT so the child checkpoints and stops. */
