@@ -1,5 +1,5 @@
 // Benchmark workloads on the mmtrain side, mirroring bench/pytorch_ref.py case by case.
-import { F, Tensor, arange, autocast, createFusionModel, manualSeed, nn, ones, randn, tensor, tidy } from '../src/index.js';
+import { AdamW, F, Tensor, arange, autocast, clipGradNorm, createFusionModel, manualSeed, nn, ones, randn, tensor, tidy } from '../src/index.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -91,11 +91,15 @@ function fusionInputs(B: number, T: number) {
   };
 }
 
-/** Fusion classifier (cross-attention) training step: forward, cross-entropy, backward, zero grad. */
+/**
+ * Fusion classifier (cross-attention) training step: forward, cross-entropy, backward, clipping at global norm 1,
+ * AdamW step (one native call for all parameters), gradients released.
+ */
 export function fusionStep(preset: string, B: number, T: number, warmup: number, steps: number, bf16 = false) {
   manualSeed(0);
   const { model } = createFusionModel({ preset });
   model.train();
+  const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
   const x = fusionInputs(B, T);
   const times: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
@@ -104,12 +108,35 @@ export function fusionStep(preset: string, B: number, T: number, warmup: number,
       // bf16: CPU autocast over fp32 master weights, the loss in fp32 (as the trainer does)
       const logits = autocast({ enabled: bf16, dtype: 'bfloat16' }, () => model.forward(x).logits);
       F.crossEntropy(logits.float(), x.labels).backward();
-      model.zeroGrad();
+      clipGradNorm(model.parameters(), 1);
+      opt.step();
+      opt.zeroGrad();
     });
     if (i >= warmup) times.push((performance.now() - t0) / 1000);
   }
   model.dispose();
+  opt.dispose();
   for (const t of Object.values(x)) t.dispose();
   const med = median(times);
   return { preset, B, T, bf16, median_s: med, samples_per_s: B / med, times };
+}
+
+/**
+ * Matrix-multiply rate in GFLOP/s: an (n x n) @ (n x n) product in fp32 or bf16, median over repetitions; the
+ * denominator of MFU. The same case in bench/pytorch_ref.py measures PyTorch's.
+ */
+export function matmulRate(dtype: 'float32' | 'bfloat16', n = 1024, reps = 20): { dtype: string; n: number; gflops: number } {
+  manualSeed(0);
+  const a = randn([n, n]).to(dtype);
+  const b = randn([n, n]).to(dtype);
+  for (let i = 0; i < 3; i++) tidy(() => { a.matmul(b); });
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    tidy(() => { a.matmul(b); });
+    times.push((performance.now() - t0) / 1000);
+  }
+  a.dispose();
+  b.dispose();
+  return { dtype, n, gflops: (2 * n ** 3) / median(times) / 1e9 };
 }

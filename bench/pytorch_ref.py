@@ -79,6 +79,8 @@ def fusion(preset, B, T, warmup, steps, bf16=False):
     from pytorch_models import Fusion
     torch.manual_seed(0)
     model = Fusion(preset).train()
+    # torch.optim.AdamW as users get it (PyTorch 1.13: the per-tensor loop), clip_grad_norm_ over every parameter
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     ids, mask, px, labels = fusion_inputs(B, T)
     times = []
     for i in range(warmup + steps):
@@ -88,7 +90,9 @@ def fusion(preset, B, T, warmup, steps, bf16=False):
             logits = model(ids, mask, px)
         loss = F.cross_entropy(logits.float(), labels)
         loss.backward()
-        model.zero_grad(set_to_none=True)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
@@ -112,6 +116,21 @@ def decode(manifest):
     return {"case": "decode", "images_per_s": best, "n": len(files)}
 
 
+def matmul_rate(dtype, n=1024, reps=20):
+    """GFLOP/s of an (n x n) @ (n x n) product in fp32 or bf16, median over repetitions (bench/blocks.ts matmulRate)."""
+    torch.manual_seed(0)
+    dt = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return {"case": "matmul", "dtype": dtype, "n": n, "gflops": 2 * n ** 3 / statistics.median(times) / 1e9}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, required=True)
@@ -124,6 +143,7 @@ def main():
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument("--manifest")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--dtype", default="float32")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.case == "op_overhead":
@@ -132,6 +152,8 @@ def main():
         r = block(8, 128, 256, 4, 4, a.warmup, a.steps)
     elif a.case == "decode":
         r = decode(a.manifest)
+    elif a.case == "matmul":
+        r = matmul_rate(a.dtype)
     elif a.case == "fusion":
         r = fusion(a.preset, a.batch, a.tokens, a.warmup, a.steps, a.bf16)
     else:

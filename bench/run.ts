@@ -4,17 +4,24 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildInfo, getNumThreads, setNumThreads } from '../src/index.js';
+import { buildInfo, createFusionModel, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
 import { dataParallel } from './distributed.js';
+import { type E2ESide, endToEnd, epochSeconds } from './e2e.js';
 import { cpuFlags, tuneThreadWaiting } from '../src/cli/threading.js';
 import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
 const quick = process.argv.includes('--quick');
+// --only op,block,fusion,mfu,data,trainer,diagnostics,distributed,features,e2e runs those cases alone
+const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'e2e'] as const;
+const onlyArg = process.argv.find((a, i) => process.argv[i - 1] === '--only');
+const only = onlyArg ? new Set(onlyArg.split(',')) : null;
+for (const c of only ?? []) if (!(CASES as readonly string[]).includes(c)) throw new Error(`--only: unknown case "${c}"; expected some of ${CASES.join(', ')}`);
+const want = (c: (typeof CASES)[number]) => (only ? only.has(c) : c !== 'e2e' || !quick);
 setNumThreads(threads);
 
 function torchRef(args: string[], env: NodeJS.ProcessEnv = process.env): any {
@@ -25,44 +32,47 @@ function torchRef(args: string[], env: NodeJS.ProcessEnv = process.env): any {
 
 const results: Record<string, unknown> = {};
 const table: [string, string, string, string][] = [];
-
-// 1. per-op call overhead
-const n = quick ? 20000 : 200000;
-const mmOp = opOverhead(n);
-const ptOp = torchRef(['--case', 'op_overhead', '--n', String(n)]);
-results.op_overhead = { mmtrain: mmOp, pytorch: ptOp, ratio_mmtrain_over_pytorch_time: mmOp.us_per_op / ptOp.us_per_op };
-table.push(['tiny op call (1-element add), µs', mmOp.us_per_op.toFixed(3), ptOp.us_per_op.toFixed(3), (ptOp.us_per_op / mmOp.us_per_op).toFixed(2)]);
-table.push(['tiny op call inside tidy(), µs', mmOp.us_per_op_tidy.toFixed(3), ptOp.us_per_op.toFixed(3), (ptOp.us_per_op / mmOp.us_per_op_tidy).toFixed(2)]);
-
-// 2. transformer block forward + backward, B=8 T=128 C=256, 4 layers. Rounds alternate between the two sides so
-// that both see the same machine noise; each side's best round counts.
-const steps = quick ? 5 : 15;
-const rounds = quick ? 1 : 3;
-const mmB: ReturnType<typeof transformerBlock>[] = [];
-const ptB: any[] = [];
-for (let r = 0; r < rounds; r++) {
-  mmB.push(transformerBlock(8, 128, 256, 4, 4, 3, steps));
-  ptB.push(torchRef(['--case', 'transformer_block', '--steps', String(steps)]));
-}
-const mmRate = Math.max(...mmB.map((r) => r.steps_per_s));
-const ptRate = Math.max(...ptB.map((r) => r.steps_per_s));
-results.transformer_block = { mmtrain: mmB, pytorch: ptB, ratio_steps_per_s: mmRate / ptRate };
-table.push(['4-layer block fwd+bwd (B8 T128 C256), steps/s', mmRate.toFixed(2), ptRate.toFixed(2), (mmRate / ptRate).toFixed(3)]);
-// PyTorch as users get it by default: OpenMP workers spin-wait (mmtrain sets them passive; see docs/performance.md).
-if (process.env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) {
-  const env = { ...process.env };
-  delete env.OMP_WAIT_POLICY;
-  const out = execFileSync(PYTHON, [join(ROOT, 'bench', 'pytorch_ref.py'), '--threads', String(threads), '--case', 'transformer_block', '--steps', String(steps)], { encoding: 'utf8', env });
-  const ptDefault = JSON.parse(out.trim().split('\n').pop()!);
-  (results.transformer_block as Record<string, unknown>).pytorch_default_env = ptDefault;
-  table.push(['  same, PyTorch with default OpenMP spin-waiting, steps/s', mmRate.toFixed(2), ptDefault.steps_per_s.toFixed(2), (mmRate / ptDefault.steps_per_s).toFixed(3)]);
-}
+let torchVersion = '';
 
 /** The environment without the OMP_WAIT_POLICY mmtrain set for this process (a user's own value is kept). */
 function torchDefaultEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   if (env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete env.OMP_WAIT_POLICY;
   return env;
+}
+
+// 1. per-op call overhead
+if (want('op')) {
+  const n = quick ? 20000 : 200000;
+  const mmOp = opOverhead(n);
+  const ptOp = torchRef(['--case', 'op_overhead', '--n', String(n)]);
+  torchVersion = ptOp.torch;
+  results.op_overhead = { mmtrain: mmOp, pytorch: ptOp, ratio_mmtrain_over_pytorch_time: mmOp.us_per_op / ptOp.us_per_op };
+  table.push(['tiny op call (1-element add), µs', mmOp.us_per_op.toFixed(3), ptOp.us_per_op.toFixed(3), (ptOp.us_per_op / mmOp.us_per_op).toFixed(2)]);
+  table.push(['tiny op call inside tidy(), µs', mmOp.us_per_op_tidy.toFixed(3), ptOp.us_per_op.toFixed(3), (ptOp.us_per_op / mmOp.us_per_op_tidy).toFixed(2)]);
+}
+
+// 2. transformer block forward + backward, B=8 T=128 C=256, 4 layers. Rounds alternate between the two sides so
+// that both see the same machine noise; each side's best round counts.
+const rounds = quick ? 1 : 3;
+if (want('block')) {
+  const steps = quick ? 5 : 15;
+  const mmB: ReturnType<typeof transformerBlock>[] = [];
+  const ptB: any[] = [];
+  for (let r = 0; r < rounds; r++) {
+    mmB.push(transformerBlock(8, 128, 256, 4, 4, 3, steps));
+    ptB.push(torchRef(['--case', 'transformer_block', '--steps', String(steps)]));
+  }
+  const mmRate = Math.max(...mmB.map((r) => r.steps_per_s));
+  const ptRate = Math.max(...ptB.map((r) => r.steps_per_s));
+  results.transformer_block = { mmtrain: mmB, pytorch: ptB, ratio_steps_per_s: mmRate / ptRate };
+  table.push(['4-layer block fwd+bwd (B8 T128 C256), steps/s', mmRate.toFixed(2), ptRate.toFixed(2), (mmRate / ptRate).toFixed(3)]);
+  // PyTorch as users get it by default: OpenMP workers spin-wait (mmtrain sets them passive; see docs/performance.md).
+  if (process.env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) {
+    const ptDefault = torchRef(['--case', 'transformer_block', '--steps', String(steps)], torchDefaultEnv());
+    (results.transformer_block as Record<string, unknown>).pytorch_default_env = ptDefault;
+    table.push(['  same, PyTorch with default OpenMP spin-waiting, steps/s', mmRate.toFixed(2), ptDefault.steps_per_s.toFixed(2), (mmRate / ptDefault.steps_per_s).toFixed(3)]);
+  }
 }
 
 function fusionChild(preset: string, B: number, T: number, warmup: number, steps: number, bf16: boolean): ReturnType<typeof fusionStep> {
@@ -72,79 +82,140 @@ function fusionChild(preset: string, B: number, T: number, warmup: number, steps
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
-// 3. fusion classifier training step (forward + backward), cross-attention variant, B=8, T=32, 224x224 images, in
-// fp32 and under bf16 autocast (PyTorch: torch.autocast('cpu', torch.bfloat16)); base in the full run only. Each
-// side runs with its best OpenMP waiting for the precision: fp32 passive for both (PyTorch's default spinning is
-// 2x slower there, row 2); bf16 PyTorch's default spinning, mmtrain the bounded spin its CLI sets for bf16 runs.
-const presets = quick ? ['tiny', 'small'] : ['tiny', 'small', 'base'];
-for (const preset of presets) {
-  for (const bf16 of [false, true]) {
-    const fsteps = quick ? 3 : preset === 'tiny' ? 10 : preset === 'small' ? 5 : 2;
-    const nRounds = preset === 'base' ? 1 : rounds;
-    const mm: ReturnType<typeof fusionStep>[] = [];
-    const pt: any[] = [];
-    for (let r = 0; r < nRounds; r++) {
-      // each precision with the OpenMP waiting a training run of that precision gets (src/cli/threading.ts)
-      mm.push(fusionChild(preset, 8, 32, preset === 'base' ? 1 : 2, fsteps, bf16));
-      pt.push(torchRef(['--case', 'fusion', '--preset', preset, '--batch', '8', '--tokens', '32', '--steps', String(fsteps), '--warmup', preset === 'base' ? '1' : '2', ...(bf16 ? ['--bf16'] : [])], bf16 ? torchDefaultEnv() : process.env));
-    }
-    const a = Math.max(...mm.map((r) => r.samples_per_s));
-    const b = Math.max(...pt.map((r) => r.samples_per_s));
-    const key = `fusion_${preset}${bf16 ? '_bf16' : ''}`;
-    results[key] = { mmtrain: mm, pytorch: pt, ratio_samples_per_s: a / b };
-    table.push([`fusion ${preset} fwd+bwd (B8 T32 224px)${bf16 ? ', bf16 autocast' : ''}, samples/s`, a.toFixed(2), b.toFixed(2), (a / b).toFixed(3)]);
-    const rssA = Math.max(...mm.map((r) => (r as { peak_rss_mib?: number }).peak_rss_mib ?? NaN));
-    const rssB = Math.max(...pt.map((r) => r.peak_rss_mib ?? NaN));
-    (results[key] as Record<string, unknown>).peak_rss_mib = { mmtrain: rssA, pytorch: rssB };
-    table.push([`  peak RSS of that process, MiB`, rssA.toFixed(0), rssB.toFixed(0), `${(rssA / rssB).toFixed(2)}x PyTorch's`]);
+// 3. fusion classifier training step (forward, cross-entropy, backward, clipping, AdamW), cross-attention variant,
+// B=8, T=32, 224x224 images, in fp32 and under bf16 autocast (PyTorch: torch.autocast('cpu', torch.bfloat16)); base
+// in the full run only. Each side runs with its best OpenMP waiting for the precision: fp32 passive for both
+// (PyTorch's default spinning is 2x slower there, row 2); bf16 PyTorch's default spinning, mmtrain the bounded spin
+// its CLI sets for bf16 runs.
+const fusionRates: Record<string, { mmtrain: number; pytorch: number; preset: string; bf16: boolean }> = {};
+function fusionCase(preset: string, bf16: boolean, nRounds: number): void {
+  const fsteps = quick ? 3 : preset === 'tiny' ? 10 : preset === 'small' ? 5 : 2;
+  const mm: ReturnType<typeof fusionStep>[] = [];
+  const pt: any[] = [];
+  for (let r = 0; r < nRounds; r++) {
+    // each precision with the OpenMP waiting a training run of that precision gets (src/cli/threading.ts)
+    mm.push(fusionChild(preset, 8, 32, preset === 'base' ? 1 : 2, fsteps, bf16));
+    pt.push(torchRef(['--case', 'fusion', '--preset', preset, '--batch', '8', '--tokens', '32', '--steps', String(fsteps), '--warmup', preset === 'base' ? '1' : '2', ...(bf16 ? ['--bf16'] : [])], bf16 ? torchDefaultEnv() : process.env));
   }
+  const a = Math.max(...mm.map((r) => r.samples_per_s));
+  const b = Math.max(...pt.map((r) => r.samples_per_s));
+  const key = `fusion_${preset}${bf16 ? '_bf16' : ''}`;
+  fusionRates[key] = { mmtrain: a, pytorch: b, preset, bf16 };
+  const rssA = Math.max(...mm.map((r) => (r as { peak_rss_mib?: number }).peak_rss_mib ?? NaN));
+  const rssB = Math.max(...pt.map((r) => r.peak_rss_mib ?? NaN));
+  results[key] = { mmtrain: mm, pytorch: pt, ratio_samples_per_s: a / b, peak_rss_mib: { mmtrain: rssA, pytorch: rssB } };
+  table.push([`fusion ${preset} train step (B8 T32 224px, AdamW)${bf16 ? ', bf16 autocast' : ''}, samples/s`, a.toFixed(2), b.toFixed(2), (a / b).toFixed(3)]);
+  table.push([`  peak RSS of that process, MiB`, rssA.toFixed(0), rssB.toFixed(0), `${(rssA / rssB).toFixed(2)}x PyTorch's`]);
+}
+if (want('fusion')) {
+  for (const preset of quick ? ['tiny', 'small'] : ['tiny', 'small', 'base']) {
+    for (const bf16 of [false, true]) fusionCase(preset, bf16, preset === 'base' ? 1 : rounds);
+  }
+}
+
+// MFU: model FLOPs per second of each fusion case (src/models/flops.ts: matrix products only, training = 3x forward)
+// over the machine's measured matrix-multiply rate at that precision: the higher of the two sides' measurements of
+// a 1024x1024 product, each side with its OpenMP waiting for that precision.
+if (want('mfu')) {
+  if (!fusionRates.fusion_small_bf16) for (const bf16 of [false, true]) fusionCase('small', bf16, 1);
+  const rates: Record<string, { mmtrain: number; pytorch: number; peak: number }> = {};
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const bf16 = dtype === 'bfloat16';
+    const env = torchDefaultEnv();
+    tuneThreadWaiting(['train', '--set', `train.precision=${bf16 ? 'bf16' : 'fp32'}`], env);
+    const mm = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'dist', 'bench', 'matmul-child.js'), dtype, String(threads)], { encoding: 'utf8', env }).trim().split('\n').pop()!).gflops as number;
+    const pt = torchRef(['--case', 'matmul', '--dtype', dtype], bf16 ? torchDefaultEnv() : process.env).gflops as number;
+    rates[dtype] = { mmtrain: mm, pytorch: pt, peak: Math.max(mm, pt) };
+    table.push([`${dtype} 1024x1024 matrix multiply, GFLOP/s`, mm.toFixed(0), pt.toFixed(0), (mm / pt).toFixed(3)]);
+  }
+  const mfu: Record<string, unknown> = { matmul_gflops: rates };
+  for (const [key, r] of Object.entries(fusionRates)) {
+    const { model } = createFusionModel({ preset: r.preset });
+    const flopsPerSample = fusionTrainingFlops(model.config, 1, 32);
+    model.dispose();
+    const peak = rates[r.bf16 ? 'bfloat16' : 'float32']!.peak * 1e9;
+    const a = (r.mmtrain * flopsPerSample) / peak;
+    const b = (r.pytorch * flopsPerSample) / peak;
+    mfu[key] = { gflop_per_sample: flopsPerSample / 1e9, mfu_mmtrain: a, mfu_pytorch: b };
+    table.push([`MFU, fusion ${r.preset}${r.bf16 ? ' bf16' : ' fp32'} (${(flopsPerSample / 1e9).toFixed(2)} GFLOP/sample)`, `${(a * 100).toFixed(0)}%`, `${(b * 100).toFixed(0)}%`, (a / b).toFixed(3)]);
+  }
+  results.mfu = mfu;
 }
 
 // 4. data: decode + resize + normalise of JPEGs (400 synthetic 320px images) vs PIL + torchvision, and the share of
 // a tiny-preset training step spent waiting for data with prefetch
-const imgDir = join(ROOT, 'bench', '.data', 'jpeg320');
-await ensureImages(imgDir, quick ? 100 : 400, 320);
-const dec = await decodeThroughput(imgDir);
-const decPt = torchRef(['--case', 'decode', '--manifest', join(imgDir, 'train.jsonl')]);
-results.decode = { mmtrain: dec, pytorch: decPt, ratio_images_per_s: dec.images_per_s / decPt.images_per_s };
-table.push(['320px synthetic JPEGs: decode+resize 224+normalise, images/s', dec.images_per_s.toFixed(0), decPt.images_per_s.toFixed(0), (dec.images_per_s / decPt.images_per_s).toFixed(2)]);
-const photoDir = join(ROOT, 'bench', '.data', 'photos640');
-await ensurePhotos(photoDir, quick ? 60 : 200);
-const decP = await decodeThroughput(photoDir);
-const decPtP = torchRef(['--case', 'decode', '--manifest', join(photoDir, 'train.jsonl')]);
-results.decode_photos = { mmtrain: decP, pytorch: decPtP, ratio_images_per_s: decP.images_per_s / decPtP.images_per_s };
-table.push(['640x480 photo-like JPEGs: same, images/s', decP.images_per_s.toFixed(0), decPtP.images_per_s.toFixed(0), (decP.images_per_s / decPtP.images_per_s).toFixed(2)]);
-const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');
-await ensureImages(waitDir, 400, 224);
-const tokPath = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
-const dw = await dataWait(waitDir, tokPath, quick ? 10 : 30);
-const dwc = await dataWait(waitDir, tokPath, quick ? 10 : 30, true);
-results.data_wait = { decoding: dw, cached: dwc };
-table.push(['data wait per step, tiny preset, prefetch 2, decoding JPEGs (share of step)', `${(dw.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
-table.push(['data wait per step, same, images from the cache (later epochs)', `${(dwc.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
-
-// 5. trainer overhead over a bare loop (same model step, batches in memory)
-const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40);
-results.trainer_overhead = ov;
-table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
-
-const dg = await diagnosticsOverhead(join(ROOT, 'bench', '.data', 'diagnostics'), quick ? 100 : 200);
-results.diagnostics_overhead = dg;
-table.push([`trainer step with diagnostics (every ${dg.every} steps) vs off, demo model, s`, dg.step_s_on.toFixed(4), dg.step_s_off.toFixed(4), `overhead ${(dg.overhead * 100).toFixed(1)}%`]);
-
-const dp = await dataParallel(join(ROOT, 'bench', '.data', 'distributed'), ROOT, quick ? 60 : 120);
-if (dp) {
-  results.data_parallel = dp;
-  table.push(['data-parallel: 2 processes x 1 thread vs 1 process x 1 thread (demo model), samples/s', dp.samples_per_s_2.toFixed(1), dp.samples_per_s_1.toFixed(1), `${dp.speedup.toFixed(2)}x; allreduce ${dp.allreduce_ms.toFixed(1)} ms/step`]);
+if (want('data')) {
+  const imgDir = join(ROOT, 'bench', '.data', 'jpeg320');
+  await ensureImages(imgDir, quick ? 100 : 400, 320);
+  const dec = await decodeThroughput(imgDir);
+  const decPt = torchRef(['--case', 'decode', '--manifest', join(imgDir, 'train.jsonl')]);
+  results.decode = { mmtrain: dec, pytorch: decPt, ratio_images_per_s: dec.images_per_s / decPt.images_per_s };
+  table.push(['320px synthetic JPEGs: decode+resize 224+normalise, images/s', dec.images_per_s.toFixed(0), decPt.images_per_s.toFixed(0), (dec.images_per_s / decPt.images_per_s).toFixed(2)]);
+  const photoDir = join(ROOT, 'bench', '.data', 'photos640');
+  await ensurePhotos(photoDir, quick ? 60 : 200);
+  const decP = await decodeThroughput(photoDir);
+  const decPtP = torchRef(['--case', 'decode', '--manifest', join(photoDir, 'train.jsonl')]);
+  results.decode_photos = { mmtrain: decP, pytorch: decPtP, ratio_images_per_s: decP.images_per_s / decPtP.images_per_s };
+  table.push(['640x480 photo-like JPEGs: same, images/s', decP.images_per_s.toFixed(0), decPtP.images_per_s.toFixed(0), (decP.images_per_s / decPtP.images_per_s).toFixed(2)]);
+  const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');
+  await ensureImages(waitDir, 400, 224);
+  const tokPath = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
+  const dw = await dataWait(waitDir, tokPath, quick ? 10 : 30);
+  const dwc = await dataWait(waitDir, tokPath, quick ? 10 : 30, true);
+  results.data_wait = { decoding: dw, cached: dwc };
+  table.push(['data wait per step, tiny preset, prefetch 2, decoding JPEGs (share of step)', `${(dw.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
+  table.push(['data wait per step, same, images from the cache (later epochs)', `${(dwc.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
 }
 
-const fc = await featureCacheSpeedup(join(ROOT, 'bench', '.data', 'features'));
-results.feature_cache = fc;
-table.push(['epoch with frozen encoders: feature cache vs running them, s', fc.epoch_s_cached.toFixed(2), fc.epoch_s_plain.toFixed(2), `${fc.speedup.toFixed(1)}x faster`]);
-if (!quick) {
-  const fcs = await featureCacheSpeedupSmall(join(ROOT, 'bench', '.data', 'features-small'));
-  results.feature_cache_small = fcs;
-  table.push(['  same at the small preset, 224px images, s', fcs.epoch_s_cached.toFixed(2), fcs.epoch_s_plain.toFixed(2), `${fcs.speedup.toFixed(1)}x faster`]);
+// 5. trainer overhead over a bare loop (same model step, batches in memory)
+if (want('trainer')) {
+  const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40);
+  results.trainer_overhead = ov;
+  table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
+}
+
+if (want('diagnostics')) {
+  const dg = await diagnosticsOverhead(join(ROOT, 'bench', '.data', 'diagnostics'), quick ? 100 : 200);
+  results.diagnostics_overhead = dg;
+  table.push([`trainer step with diagnostics (every ${dg.every} steps) vs off, demo model, s`, dg.step_s_on.toFixed(4), dg.step_s_off.toFixed(4), `overhead ${(dg.overhead * 100).toFixed(1)}%`]);
+}
+
+if (want('distributed')) {
+  const dp = await dataParallel(join(ROOT, 'bench', '.data', 'distributed'), ROOT, quick ? 60 : 120);
+  if (dp) {
+    results.data_parallel = dp;
+    table.push(['data-parallel: 2 processes x 1 thread vs 1 process x 1 thread (demo model), samples/s', dp.samples_per_s_2.toFixed(1), dp.samples_per_s_1.toFixed(1), `${dp.speedup.toFixed(2)}x; allreduce ${dp.allreduce_ms.toFixed(1)} ms/step`]);
+  }
+}
+
+if (want('features')) {
+  const fc = await featureCacheSpeedup(join(ROOT, 'bench', '.data', 'features'));
+  results.feature_cache = fc;
+  table.push(['epoch with frozen encoders: feature cache vs running them, s', fc.epoch_s_cached.toFixed(2), fc.epoch_s_plain.toFixed(2), `${fc.speedup.toFixed(1)}x faster`]);
+  if (!quick) {
+    const fcs = await featureCacheSpeedupSmall(join(ROOT, 'bench', '.data', 'features-small'));
+    results.feature_cache_small = fcs;
+    table.push(['  same at the small preset, 224px images, s', fcs.epoch_s_cached.toFixed(2), fcs.epoch_s_plain.toFixed(2), `${fcs.speedup.toFixed(1)}x faster`]);
+  }
+}
+
+// 6. end to end on 4,000 synthetic JPEGs: mmtrain's defaults vs the original design's PyTorch pipeline and a tuned
+// PyTorch pipeline, same model, initial weights, hyperparameters and batch order (bench/e2e.ts)
+if (want('e2e')) {
+  const e = await endToEnd(ROOT, PYTHON, threads);
+  results.end_to_end = e;
+  const t = (s: E2ESide) => (s.time_to_target_s === null ? `not reached in ${s.epochs.length} epochs (${s.epochs[s.epochs.length - 1]!.elapsed_s.toFixed(0)} s)` : `${s.time_to_target_s.toFixed(1)} s (epoch ${s.epochs.length})`);
+  const ratio = (s: E2ESide) => {
+    if (e.mmtrain.time_to_target_s === null) return 'mmtrain did not reach it';
+    if (s.time_to_target_s === null) return `>= ${(s.epochs[s.epochs.length - 1]!.elapsed_s / e.mmtrain.time_to_target_s).toFixed(2)}x`;
+    return `${(s.time_to_target_s / e.mmtrain.time_to_target_s).toFixed(2)}x`;
+  };
+  const pct = `${Math.round(e.target * 100)}%`;
+  for (const [name, s] of [['original design pipeline (PIL, pad 128, fp32)', e.original], [`tuned PyTorch (bf16 autocast, dynamic padding, DataLoader workers)`, e.tuned]] as const) {
+    table.push([`end to end vs ${name}: time to ${pct} val accuracy`, t(e.mmtrain), t(s), `${ratio(s)} faster`]);
+    table.push([`  seconds per epoch (training + evaluation)`, epochSeconds(e.mmtrain).toFixed(2), epochSeconds(s).toFixed(2), (epochSeconds(s) / epochSeconds(e.mmtrain)).toFixed(2)]);
+    table.push([`  peak RSS, MiB`, e.mmtrain.peak_rss_mib.toFixed(0), s.peak_rss_mib.toFixed(0), `${(e.mmtrain.peak_rss_mib / s.peak_rss_mib).toFixed(2)}x PyTorch's`]);
+  }
 }
 
 const info = buildInfo();
@@ -153,7 +224,7 @@ const record = {
   machine: { cores: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), flags: cpuFlags().filter((f) => /avx|amx|fma|sse4/.test(f)) },
   threads: getNumThreads(),
   libtorch: info.libtorch,
-  torch: ptOp.torch,
+  torch: torchVersion || torchRef(['--case', 'op_overhead', '--n', '10']).torch,
   node: process.version,
   results,
 };
@@ -161,7 +232,7 @@ mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 const file = join(ROOT, 'bench', 'results', `${record.date.replace(/[:.]/g, '-')}.json`);
 writeFileSync(file, JSON.stringify(record, null, 2));
 
-console.log(`mmtrain vs PyTorch ${ptOp.torch} eager, ${threads} threads, LibTorch ${info.libtorch}`);
+console.log(`mmtrain vs PyTorch ${record.torch} eager, ${threads} threads, LibTorch ${info.libtorch}`);
 console.log('| case | mmtrain | PyTorch | speed ratio (mmtrain/PyTorch, >1 = mmtrain faster) |');
 console.log('| --- | --- | --- | --- |');
 for (const r of table) console.log(`| ${r.join(' | ')} |`);

@@ -1,0 +1,83 @@
+// End to end: time per epoch and time to a validation accuracy on the same 4,000 synthetic training JPEGs, for
+// mmtrain's defaults (the demo's settings), the original design's pipeline in PyTorch and a tuned PyTorch pipeline.
+// All three train the same model from the same initial weights (mmtrain's, exported at the start of its run) with
+// the same hyperparameters and schedule; what differs is the pipeline around the model.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataLoader, TextTokenizer, bundledTokenizer, generateSynthetic, imageConfig, readManifest, resolveConfig } from '../src/index.js';
+import { DEMO_IMAGE_SIZE, demoConfig } from '../src/cli/demo.js';
+import { preferredPrecision, tuneThreadWaiting } from '../src/cli/threading.js';
+
+export interface E2ESide {
+  time_to_target_s: number | null;
+  epochs: { epoch: number; val_accuracy: number; elapsed_s: number }[];
+  peak_rss_mib: number;
+  [k: string]: unknown;
+}
+
+/** Seconds per epoch, evaluation included: the median gap between consecutive evaluations (the first from 0). */
+export function epochSeconds(s: E2ESide): number {
+  const gaps = s.epochs.map((e, i) => e.elapsed_s - (i ? s.epochs[i - 1]!.elapsed_s : 0)).sort((a, b) => a - b);
+  return gaps[gaps.length >> 1]!;
+}
+
+export async function endToEnd(root: string, python: string, threads: number, opts: { target?: number; originalBudgetS?: number } = {}) {
+  const workDir = join(root, 'bench', '.data', 'e2e');
+  const dataDir = join(workDir, 'data');
+  mkdirSync(workDir, { recursive: true });
+  // 5,000 pairs: 4,000 train, 500 validation, 500 test
+  await generateSynthetic({ out: dataDir, n: 5000, seed: 1, imageSize: DEMO_IMAGE_SIZE });
+  const precision = preferredPrecision();
+  const cfg = resolveConfig(demoConfig(dataDir, { out: join(workDir, 'runs'), precision }), 'e2e config');
+  const target = opts.target ?? 0.95;
+
+  // the PyTorch sides read the same token ids (Debian has no Python tokenizers package)
+  const tok = TextTokenizer.fromFile(bundledTokenizer());
+  const ids = (split: string) => readManifest(join(dataDir, `${split}.jsonl`)).samples.map((s) => tok.encode(s.text, 128).ids);
+  const tokens = join(workDir, 'tokens.json');
+  // ... and the same batches in the same order: mmtrain's seeded plan of every epoch, so that the three runs differ
+  // in their pipelines and numerics, not in the luck of the data order
+  const trainSamples = readManifest(join(dataDir, 'train.jsonl')).samples;
+  const loader = new DataLoader(trainSamples, tok, imageConfig({ size: DEMO_IMAGE_SIZE }), { batchSize: cfg.train.batchSize, seed: cfg.seed, shuffle: true });
+  const plans = Array.from({ length: cfg.train.epochs }, (_, e) => loader.plan(e));
+  writeFileSync(tokens, JSON.stringify({ train: ids('train'), val: ids('val'), plans }));
+
+  const init = join(workDir, 'init.safetensors');
+  const specPath = join(workDir, 'spec.json');
+  const m = cfg.model;
+  writeFileSync(specPath, JSON.stringify({
+    workDir, dataDir, init, target, precision, tokens, seed: cfg.seed,
+    train: join(dataDir, 'train.jsonl'), val: join(dataDir, 'val.jsonl'),
+    model: {
+      // the original pads to 128 positions: the PyTorch sides extend mmtrain's 64-row table (rows past a caption only
+      // ever meet masked padding, so they never reach the loss)
+      text: { ...m.text!.config, max_position_embeddings: 128 },
+      image: m.image!.config, fusion_num_heads: m.fusion_num_heads, head_hidden_size: m.head_hidden_size, head_dropout: m.head_dropout, num_labels: 2,
+    },
+    train_args: {
+      epochs: cfg.train.epochs, batch_size: cfg.train.batchSize, eval_batch_size: cfg.eval.batchSize, lr: cfg.train.lr, weight_decay: cfg.train.weightDecay,
+      betas: cfg.train.betas, eps: cfg.train.eps, warmup_ratio: cfg.train.schedule.warmupRatio ?? 0, clip_grad_norm: cfg.train.clipGradNorm,
+    },
+  }, null, 2));
+
+  // mmtrain first: it writes the initial weights
+  const env = { ...process.env };
+  if (env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete env.OMP_WAIT_POLICY;
+  tuneThreadWaiting(['train', '--set', `train.precision=${precision}`], env);
+  const run = (cmd: string, args: string[], e: NodeJS.ProcessEnv) => {
+    const out = execFileSync(cmd, args, { encoding: 'utf8', env: e, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+    return JSON.parse(out.trim().split('\n').pop()!) as E2ESide;
+  };
+  const mmtrain = run(process.execPath, [join(root, 'dist', 'bench', 'e2e-child.js'), specPath, String(threads)], env);
+
+  // PyTorch: the original pipeline in fp32 with passive OpenMP waiting (its faster setting in fp32), the tuned one
+  // in bf16 with PyTorch's default spinning (its faster setting under bf16), as in the fusion cases
+  const pyEnv = { ...process.env };
+  if (pyEnv.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete pyEnv.OMP_WAIT_POLICY;
+  const script = join(root, 'bench', 'e2e_pytorch.py');
+  const tuned = run(python, [script, '--mode', 'tuned', '--spec', specPath, '--threads', String(threads)], pyEnv);
+  const original = run(python, [script, '--mode', 'original', '--spec', specPath, '--threads', String(threads), '--budget-s', String(opts.originalBudgetS ?? 900)],
+    { ...pyEnv, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' });
+  return { target, precision, epochs_planned: cfg.train.epochs, train_samples: 4000, mmtrain, tuned, original };
+}

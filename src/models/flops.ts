@@ -1,0 +1,45 @@
+// Model FLOPs of a fusion classifier's training step, counted from its config: the numerator of MFU (model FLOPs
+// utilization, PaLM's definition). Only matrix products count (linear layers, the patch-embedding convolution,
+// attention scores and their weighted sums), 2 FLOPs per multiply-add; a training step is 3x the forward pass
+// (the backward pass computes gradients of inputs and of weights, each as costly as the forward). Embedding
+// lookups, norms, softmax and activations are left out, as is usual.
+import type { FusionConfig } from './fusion.js';
+
+interface EncoderShape { hidden_size: number; num_hidden_layers: number; intermediate_size: number }
+
+/** Forward FLOPs of one transformer encoder over T tokens of one sample. */
+function encoderForward(c: EncoderShape, T: number): number {
+  const C = c.hidden_size;
+  const perToken = 2 * (4 * C * C + 2 * C * c.intermediate_size); // q, k, v, out projections + the MLP
+  const attention = 2 * 2 * T * T * C; // scores q·k and the weighted sum over values, all heads together
+  return c.num_hidden_layers * (T * perToken + attention);
+}
+
+/**
+ * Forward FLOPs of one sample: text of Tt tokens, the image as the config's patches (plus [CLS]).
+ * The poolers' (B, C) products are included when the fusion reads them.
+ */
+export function fusionForwardFlops(config: FusionConfig, Tt: number): number {
+  const t = config.text_config;
+  const v = config.image_config;
+  const patches = (v.image_size / v.patch_size) ** 2;
+  const N = patches + 1;
+  const C = t.hidden_size;
+  const Ci = v.hidden_size;
+  let f = encoderForward(t, Tt) + encoderForward(v, N);
+  f += 2 * patches * (v.num_channels * v.patch_size * v.patch_size) * Ci; // patch embedding
+  if (Ci !== C) f += 2 * N * Ci * C; // image projection
+  const cross = (Tq: number, Tk: number) => 2 * (Tq * C * C + 2 * Tk * C * C + Tq * C * C) + 2 * 2 * Tq * Tk * C;
+  switch (config.fusion_type) {
+    case 'cross-attention': f += cross(Tt, N) + cross(N, Tt); break;
+    case 'cls-cross-attention': case 'shared-cls-cross-attention': f += 2 * cross(1, 1) + 2 * C * C; break; // + image pooler
+    case 'concat': break;
+  }
+  f += 2 * (2 * C * config.head_hidden_size + config.head_hidden_size * config.num_labels);
+  return f;
+}
+
+/** Model FLOPs of one training step (forward + backward) over a batch of B samples with Tt text tokens each. */
+export function fusionTrainingFlops(config: FusionConfig, B: number, Tt: number): number {
+  return 3 * B * fusionForwardFlops(config, Tt);
+}
