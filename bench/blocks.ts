@@ -1,4 +1,5 @@
 // Benchmark workloads on the mmtrain side, mirroring bench/pytorch_ref.py case by case.
+import { readFileSync } from 'node:fs';
 import { AdamW, F, Tensor, arange, autocast, clipGradNorm, createFusionModel, manualSeed, nn, ones, randn, tensor, tidy } from '../src/index.js';
 
 function median(xs: number[]): number {
@@ -139,4 +140,13 @@ export function matmulRate(dtype: 'float32' | 'bfloat16', n = 1024, reps = 20): 
   a.dispose();
   b.dispose();
   return { dtype, n, gflops: (2 * n ** 3) / median(times) / 1e9 };
+}
+
+/**
+ * Peak resident memory of this process in MiB: VmHWM from /proc/self/status, which starts afresh at exec.
+ * (getrusage's maxrss does not: a child forked from a large parent reports the parent's peak.)
+ */
+export function peakRssMiB(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
 }

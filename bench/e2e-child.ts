@@ -6,6 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, saveSafetensors, setNumThreads, train } from '../src/index.js';
 import { demoConfig } from '../src/cli/demo.js';
+import { peakRssMiB } from './blocks.js';
 
 const [specPath, threads] = process.argv.slice(2);
 setNumThreads(Number(threads));
@@ -38,4 +39,4 @@ await train(config, {
     },
   }],
 });
-console.log(JSON.stringify({ time_to_target_s: reached, target: spec.target, precision: spec.precision, epochs, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }));
+console.log(JSON.stringify({ time_to_target_s: reached, target: spec.target, precision: spec.precision, epochs, peak_rss_mib: peakRssMiB() }));

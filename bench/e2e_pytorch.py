@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import sys
 import time
 
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from pytorch_models import Fusion, parameter_groups
+from pytorch_ref import peak_rss_mib
 from safetensors_io import read_safetensors
 
 
@@ -176,11 +176,14 @@ def main():
             break
         if elapsed > a.budget_s:
             break
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss = peak_rss_mib()
+    # the tuned side's persistent workers, still alive: each one's own peak (pages shared with the main process
+    # count in both, so their sum overstates; the ratio in the table uses the main process alone)
+    it = getattr(train_dl, "_iterator", None)
+    rss_workers = sum(peak_rss_mib(w.pid) for w in getattr(it, "_workers", []) if w.is_alive())
     print(json.dumps({"mode": a.mode, "bf16": bf16, "time_to_target_s": reached, "target": spec["target"], "epochs": epochs,
                       "median_train_epoch_s": sorted(e["train_s"] for e in epochs)[len(epochs) // 2],
-                      "peak_rss_mib": rss, "peak_rss_worker_mib": rss_children, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+                      "peak_rss_mib": rss, "peak_rss_workers_mib": rss_workers, "torch": torch.__version__, "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def peak_rss_mib(pid="self"):
+    """Peak resident memory in MiB: VmHWM from /proc, which starts afresh at exec (getrusage's maxrss does not: a
+    child forked from a large parent reports the parent's peak)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def op_overhead(n):
     a = torch.ones(1)
     b = torch.ones(1)
@@ -158,8 +168,7 @@ def main():
         r = fusion(a.preset, a.batch, a.tokens, a.warmup, a.steps, a.bf16)
     else:
         raise SystemExit(f"unknown case {a.case}")
-    import resource
-    r["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    r["peak_rss_mib"] = peak_rss_mib()
     r["torch"] = torch.__version__
     r["threads"] = torch.get_num_threads()
     print(json.dumps(r))
