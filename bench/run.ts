@@ -11,7 +11,7 @@ import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.j
 import { dataParallel } from './distributed.js';
 import { type E2ESide, endToEnd, epochSeconds } from './e2e.js';
 import { cpuFlags, tuneThreadWaiting } from '../src/cli/threading.js';
-import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupSmall, trainerOverhead } from './trainer.js';
+import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupPreset, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
@@ -169,7 +169,7 @@ if (want('data')) {
 
 // 5. trainer overhead over a bare loop (same model step, batches in memory)
 if (want('trainer')) {
-  const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40);
+  const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40, quick ? 1 : 3);
   results.trainer_overhead = ov;
   table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
 }
@@ -193,9 +193,11 @@ if (want('features')) {
   results.feature_cache = fc;
   table.push(['epoch with frozen encoders: feature cache vs running them, s', fc.epoch_s_cached.toFixed(2), fc.epoch_s_plain.toFixed(2), `${fc.speedup.toFixed(1)}x faster`]);
   if (!quick) {
-    const fcs = await featureCacheSpeedupSmall(join(ROOT, 'bench', '.data', 'features-small'));
-    results.feature_cache_small = fcs;
-    table.push(['  same at the small preset, 224px images, s', fcs.epoch_s_cached.toFixed(2), fcs.epoch_s_plain.toFixed(2), `${fcs.speedup.toFixed(1)}x faster`]);
+    for (const [preset, n] of [['small', 200], ['base', 120]] as const) {
+      const f = await featureCacheSpeedupPreset(join(ROOT, 'bench', '.data', `features-${preset}`), preset, n);
+      results[`feature_cache_${preset}`] = f;
+      table.push([`  same at the ${preset} preset, 224px images, ${f.train_samples} samples, s`, f.epoch_s_cached.toFixed(2), f.epoch_s_plain.toFixed(2), `${f.speedup.toFixed(1)}x faster`]);
+    }
   }
 }
 
