@@ -169,7 +169,7 @@ if (want('data')) {
 
 // 5. trainer overhead over a bare loop (same model step, batches in memory)
 if (want('trainer')) {
-  const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 40, quick ? 1 : 3);
+  const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 100, quick ? 1 : 3);
   results.trainer_overhead = ov;
   table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
 }
