@@ -6,7 +6,7 @@ initial weights (mmtrain's, from safetensors), hyperparameters, schedule and JPE
             Resize -> ToTensor -> Normalize per sample in the training process (DataLoader without workers), text
             padded to 128 tokens, fp32; its defects fixed: labels returned, the schedule stepped once per step.
   tuned     what a PyTorch user tuning for speed does: bf16 autocast (fp32 master weights), dynamic padding to the
-            longest caption of the batch, a DataLoader with persistent workers.
+            longest caption of the batch, a DataLoader with persistent workers; --fp32: the same without autocast.
 
 Both evaluate validation accuracy after every epoch and stop at the first epoch that reaches --target (or after
 --epochs, or when --budget-s has passed). Token ids come pre-tokenized from mmtrain's run (the bert-base-uncased
@@ -109,11 +109,12 @@ def main():
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--budget-s", type=float, default=1e9)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--fp32", action="store_true", help="tuned: without autocast")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     spec = json.load(open(a.spec))
     tokens = json.load(open(spec["tokens"]))
-    bf16 = a.mode == "tuned" and spec["precision"] == "bf16"
+    bf16 = a.mode == "tuned" and spec["precision"] == "bf16" and not a.fp32
     pad_to = 128 if a.mode == "original" else None
     torch.manual_seed(spec["seed"])
 

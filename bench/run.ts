@@ -213,7 +213,7 @@ if (want('e2e')) {
     return `${(s.time_to_target_s / e.mmtrain.time_to_target_s).toFixed(2)}x`;
   };
   const pct = `${Math.round(e.target * 100)}%`;
-  for (const [name, s] of [['original design pipeline (PIL, pad 128, fp32)', e.original], [`tuned PyTorch (bf16 autocast, dynamic padding, DataLoader workers)`, e.tuned]] as const) {
+  for (const [name, s] of [['original design pipeline (PIL, pad 128, fp32)', e.original], [`tuned PyTorch (bf16 autocast, dynamic padding, DataLoader workers)`, e.tuned], ['the same tuned PyTorch pipeline in fp32', e.tuned_fp32]] as const) {
     table.push([`end to end vs ${name}: time to ${pct} val accuracy`, t(e.mmtrain), t(s), `${ratio(s)} faster`]);
     table.push([`  seconds per epoch (training + evaluation)`, epochSeconds(e.mmtrain).toFixed(2), epochSeconds(s).toFixed(2), (epochSeconds(s) / epochSeconds(e.mmtrain)).toFixed(2)]);
     table.push([`  peak RSS, MiB`, e.mmtrain.peak_rss_mib.toFixed(0), s.peak_rss_mib.toFixed(0), `${(e.mmtrain.peak_rss_mib / s.peak_rss_mib).toFixed(2)}x PyTorch's`]);
