@@ -20,7 +20,12 @@ const quick = process.argv.includes('--quick');
 const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'e2e'] as const;
 const onlyArg = process.argv.find((a, i) => process.argv[i - 1] === '--only');
 const only = onlyArg ? new Set(onlyArg.split(',')) : null;
-for (const c of only ?? []) if (!(CASES as readonly string[]).includes(c)) throw new Error(`--only: unknown case "${c}"; expected some of ${CASES.join(', ')}`);
+for (const c of only ?? []) {
+  if (!(CASES as readonly string[]).includes(c)) {
+    console.error(`--only: unknown case "${c}"; expected some of ${CASES.join(', ')}`);
+    process.exit(2);
+  }
+}
 const want = (c: (typeof CASES)[number]) => (only ? only.has(c) : c !== 'e2e' || !quick);
 setNumThreads(threads);
 
