@@ -2,12 +2,12 @@
 // mmtrain's defaults (the demo's settings), the original design's pipeline in PyTorch and a tuned PyTorch pipeline.
 // All three train the same model from the same initial weights (mmtrain's, exported at the start of its run) with
 // the same hyperparameters and schedule; what differs is the pipeline around the model.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataLoader, TextTokenizer, bundledTokenizer, generateSynthetic, imageConfig, readManifest, resolveConfig } from '../src/index.js';
 import { DEMO_IMAGE_SIZE, demoConfig } from '../src/cli/demo.js';
-import { preferredPrecision, tuneThreadWaiting } from '../src/cli/threading.js';
+import { preferredPrecision } from '../src/cli/threading.js';
+import { cliEnv, runJson, torchDefaultEnv } from './env.js';
 
 export interface E2ESide {
   time_to_target_s: number | null;
@@ -62,24 +62,15 @@ export async function endToEnd(root: string, python: string, threads: number, op
   }, null, 2));
 
   // mmtrain first: it writes the initial weights
-  const env = { ...process.env };
-  if (env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete env.OMP_WAIT_POLICY;
-  tuneThreadWaiting(['train', '--set', `train.precision=${precision}`], env);
-  const run = (cmd: string, args: string[], e: NodeJS.ProcessEnv) => {
-    const out = execFileSync(cmd, args, { encoding: 'utf8', env: e, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
-    return JSON.parse(out.trim().split('\n').pop()!) as E2ESide;
-  };
-  const mmtrain = run(process.execPath, [join(root, 'dist', 'bench', 'e2e-child.js'), specPath, String(threads)], env);
+  const mmtrain: E2ESide = runJson(process.execPath, [join(root, 'dist', 'bench', 'e2e-child.js'), specPath, String(threads)], cliEnv(precision));
 
-  // PyTorch: the original pipeline in fp32 with passive OpenMP waiting (its faster setting in fp32), the tuned one
-  // in bf16 with PyTorch's default spinning (its faster setting under bf16), as in the fusion cases
-  const pyEnv = { ...process.env };
-  if (pyEnv.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete pyEnv.OMP_WAIT_POLICY;
+  // PyTorch: the original pipeline and the tuned one without autocast in fp32 with passive OpenMP waiting (its faster
+  // setting in fp32), the tuned one under bf16 with PyTorch's default spinning (its faster setting there), as in the
+  // fusion cases
   const script = join(root, 'bench', 'e2e_pytorch.py');
-  const tuned = run(python, [script, '--mode', 'tuned', '--spec', specPath, '--threads', String(threads)], pyEnv);
-  const fp32Env = { ...pyEnv, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' };
+  const tuned: E2ESide = runJson(python, [script, '--mode', 'tuned', '--spec', specPath, '--threads', String(threads)], torchDefaultEnv());
   // the tuned pipeline without autocast too: its bf16 run converges more slowly on these batches (docs/performance.md)
-  const tunedFp32 = run(python, [script, '--mode', 'tuned', '--fp32', '--spec', specPath, '--threads', String(threads)], fp32Env);
-  const original = run(python, [script, '--mode', 'original', '--spec', specPath, '--threads', String(threads), '--budget-s', String(opts.originalBudgetS ?? 600)], fp32Env);
+  const tunedFp32: E2ESide = runJson(python, [script, '--mode', 'tuned', '--fp32', '--spec', specPath, '--threads', String(threads)], process.env);
+  const original: E2ESide = runJson(python, [script, '--mode', 'original', '--spec', specPath, '--threads', String(threads), '--budget-s', String(opts.originalBudgetS ?? 600)], process.env);
   return { target, precision, epochs_planned: cfg.train.epochs, train_samples: 4000, mmtrain, tuned, tuned_fp32: tunedFp32, original };
 }

@@ -1,16 +1,16 @@
 // `npm run bench`: mmtrain and the PyTorch eager reference (bench/pytorch_ref.py, Debian's torch) side by side in
 // the same run, same shapes, threads and steps. Writes bench/results/<timestamp>.json and prints ratios.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildInfo, createFusionModel, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
+import { BERT_PRESETS, FUSION_PRESETS, VIT_PRESETS, buildInfo, fusionConfig, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
 import { dataParallel } from './distributed.js';
 import { type E2ESide, endToEnd, epochSeconds } from './e2e.js';
-import { cpuFlags, tuneThreadWaiting } from '../src/cli/threading.js';
+import { cpuFlags } from '../src/cli/threading.js';
+import { cliEnv, runJson, torchDefaultEnv } from './env.js';
 import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupPreset, trainerOverhead } from './trainer.js';
 
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
@@ -30,21 +30,13 @@ const want = (c: (typeof CASES)[number]) => (only ? only.has(c) : c !== 'e2e' ||
 setNumThreads(threads);
 
 function torchRef(args: string[], env: NodeJS.ProcessEnv = process.env): any {
-  const out = execFileSync(PYTHON, [join(ROOT, 'bench', 'pytorch_ref.py'), '--threads', String(threads), ...args], { encoding: 'utf8', env });
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return runJson(PYTHON, [join(ROOT, 'bench', 'pytorch_ref.py'), '--threads', String(threads), ...args], env);
 }
 
 
 const results: Record<string, unknown> = {};
 const table: [string, string, string, string][] = [];
 let torchVersion = '';
-
-/** The environment without the OMP_WAIT_POLICY mmtrain set for this process (a user's own value is kept). */
-function torchDefaultEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  if (env.MMTRAIN_USER_OMP_WAIT_POLICY === undefined) delete env.OMP_WAIT_POLICY;
-  return env;
-}
 
 // 1. per-op call overhead
 if (want('op')) {
@@ -81,10 +73,7 @@ if (want('block')) {
 }
 
 function fusionChild(preset: string, B: number, T: number, warmup: number, steps: number, bf16: boolean): ReturnType<typeof fusionStep> {
-  const tuned = torchDefaultEnv(); // without the PASSIVE this process set for itself, as a fresh CLI process starts
-  tuneThreadWaiting(['train', '--set', `train.precision=${bf16 ? 'bf16' : 'fp32'}`], tuned);
-  const out = execFileSync(process.execPath, [join(ROOT, 'dist', 'bench', 'fusion-child.js'), preset, String(B), String(T), String(warmup), String(steps), bf16 ? 'bf16' : 'fp32', String(threads)], { encoding: 'utf8', env: tuned });
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return runJson(process.execPath, [join(ROOT, 'dist', 'bench', 'fusion-child.js'), preset, String(B), String(T), String(warmup), String(steps), bf16 ? 'bf16' : 'fp32', String(threads)], cliEnv(bf16 ? 'bf16' : 'fp32'));
 }
 
 // 3. fusion classifier training step (forward, cross-entropy, backward, clipping, AdamW), cross-attention variant,
@@ -126,18 +115,15 @@ if (want('mfu')) {
   const rates: Record<string, { mmtrain: number; pytorch: number; peak: number }> = {};
   for (const dtype of ['float32', 'bfloat16'] as const) {
     const bf16 = dtype === 'bfloat16';
-    const env = torchDefaultEnv();
-    tuneThreadWaiting(['train', '--set', `train.precision=${bf16 ? 'bf16' : 'fp32'}`], env);
-    const mm = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'dist', 'bench', 'matmul-child.js'), dtype, String(threads)], { encoding: 'utf8', env }).trim().split('\n').pop()!).gflops as number;
+    const mm = runJson(process.execPath, [join(ROOT, 'dist', 'bench', 'matmul-child.js'), dtype, String(threads)], cliEnv(bf16 ? 'bf16' : 'fp32')).gflops as number;
     const pt = torchRef(['--case', 'matmul', '--dtype', dtype], bf16 ? torchDefaultEnv() : process.env).gflops as number;
     rates[dtype] = { mmtrain: mm, pytorch: pt, peak: Math.max(mm, pt) };
     table.push([`${dtype} 1024x1024 matrix multiply, GFLOP/s`, mm.toFixed(0), pt.toFixed(0), (mm / pt).toFixed(3)]);
   }
   const mfu: Record<string, unknown> = { matmul_gflops: rates };
   for (const [key, r] of Object.entries(fusionRates)) {
-    const { model } = createFusionModel({ preset: r.preset });
-    const flopsPerSample = fusionTrainingFlops(model.config, 1, 32);
-    model.dispose();
+    const pair = FUSION_PRESETS[r.preset]!; // the config alone: building the model would allocate its weights
+    const flopsPerSample = fusionTrainingFlops(fusionConfig({ text_config: BERT_PRESETS[pair.text], image_config: VIT_PRESETS[pair.image] }), 1, 32);
     const peak = rates[r.bf16 ? 'bfloat16' : 'float32']!.peak * 1e9;
     const a = (r.mmtrain * flopsPerSample) / peak;
     const b = (r.pytorch * flopsPerSample) / peak;
