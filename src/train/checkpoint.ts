@@ -3,6 +3,7 @@
 // checkpoint where a loader would look. A checkpoint is also a model directory (`mmtrain eval/predict --checkpoint`).
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { collectGarbage } from './heap.js';
 import { MmtrainError } from '../errors.js';
 import { FusionClassifier } from '../models/fusion.js';
 import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
@@ -116,6 +117,8 @@ export function saveCheckpoint(a: SaveCheckpointArgs): void {
     rmSync(tmp, { recursive: true, force: true });
     if (e instanceof MmtrainError && /^refusing to save/.test(e.message)) throw e;
     throw new MmtrainError(`${a.dir}: cannot write the checkpoint (${(e as Error).message}); the previous checkpoint is intact`, { cause: e });
+  } finally {
+    collectGarbage(); // the checkpoint's byte buffers, now garbage, would fragment the heap until collected (heap.ts)
   }
 }
 

@@ -25,7 +25,6 @@ import { type EvalMetrics, computeMetrics } from './metrics.js';
 import { AdamW, clipGradNorm, type ParamGroup } from './optim.js';
 import { FeatureStore, disposeFeatureBatch } from './features.js';
 import { lrFactor } from './schedule.js';
-import { collectGarbage } from './heap.js';
 import { createProgress } from './progress.js';
 import { checkpointStateDict, readConfigJson } from '../models/loading.js';
 import { TensorBoardWriter } from '../diagnostics/tensorboard.js';
@@ -446,10 +445,7 @@ async function runTraining(
   const snapshot = (dir: string) => {
     state.rngState = rngToString();
     ctx.state = state;
-    if (rank0) {
-      saveCheckpoint({ dir, model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
-      collectGarbage(); // the checkpoint's byte buffers, now garbage, would fragment the heap until collected (heap.ts)
-    }
+    if (rank0) saveCheckpoint({ dir, model, optimizer, state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
   };
   const save = (reason: string) => {
     const dir = join(runDir, 'checkpoints', `step-${String(state.step).padStart(8, '0')}`);
