@@ -1,12 +1,7 @@
 // Benchmark workloads on the mmtrain side, mirroring bench/pytorch_ref.py case by case.
 import { readFileSync } from 'node:fs';
 import { AdamW, F, Tensor, arange, autocast, clipGradNorm, createFusionModel, manualSeed, nn, ones, randn, tensor, tidy } from '../src/index.js';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+import { median } from './stats.js';
 
 /** µs per call of a tiny op (1-element add) including its release: with dispose(), and inside one tidy per 100. */
 export function opOverhead(n: number): { us_per_op: number; us_per_op_tidy: number; runs: number[] } {

@@ -8,6 +8,7 @@ import { DataLoader, TextTokenizer, bundledTokenizer, generateSynthetic, imageCo
 import { DEMO_IMAGE_SIZE, demoConfig } from '../src/cli/demo.js';
 import { preferredPrecision } from '../src/cli/threading.js';
 import { cliEnv, runJson, torchDefaultEnv } from './env.js';
+import { median } from './stats.js';
 
 export interface E2ESide {
   time_to_target_s: number | null;
@@ -18,8 +19,7 @@ export interface E2ESide {
 
 /** Seconds per epoch, evaluation included: the median gap between consecutive evaluations (the first from 0). */
 export function epochSeconds(s: E2ESide): number {
-  const gaps = s.epochs.map((e, i) => e.elapsed_s - (i ? s.epochs[i - 1]!.elapsed_s : 0)).sort((a, b) => a - b);
-  return gaps[gaps.length >> 1]!;
+  return median(s.epochs.map((e, i) => e.elapsed_s - (i ? s.epochs[i - 1]!.elapsed_s : 0)));
 }
 
 export async function endToEnd(root: string, python: string, threads: number, opts: { target?: number; originalBudgetS?: number } = {}) {

@@ -160,7 +160,7 @@ if (want('data')) {
 
 // 5. trainer overhead over a bare loop (same model step, batches in memory)
 if (want('trainer')) {
-  const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 100, quick ? 1 : 3);
+  const ov = await trainerOverhead(join(ROOT, 'bench', '.data', 'trainer'), quick ? 15 : 50, quick ? 1 : 6);
   results.trainer_overhead = ov;
   table.push(['trainer step vs bare model step (demo model, cached images), s', ov.trainer_step_s.toFixed(4), ov.bare_step_s.toFixed(4), `overhead ${(ov.overhead * 100).toFixed(1)}%`]);
 }
@@ -182,12 +182,12 @@ if (want('distributed')) {
 if (want('features')) {
   const fc = await featureCacheSpeedup(join(ROOT, 'bench', '.data', 'features'));
   results.feature_cache = fc;
-  table.push(['epoch with frozen encoders: feature cache vs running them, s', fc.epoch_s_cached.toFixed(2), fc.epoch_s_plain.toFixed(2), `${fc.speedup.toFixed(1)}x faster`]);
+  table.push(['epoch with frozen encoders: feature cache vs running them, s', fc.epoch_s_cached.toFixed(2), fc.epoch_s_plain.toFixed(2), `${fc.speedup.toFixed(1)}x faster (FLOPs allow ${fc.flop_bound.toFixed(1)}x)`]);
   if (!quick) {
     for (const [preset, n] of [['small', 200], ['base', 120]] as const) {
       const f = await featureCacheSpeedupPreset(join(ROOT, 'bench', '.data', `features-${preset}`), preset, n);
       results[`feature_cache_${preset}`] = f;
-      table.push([`  same at the ${preset} preset, 224px images, ${f.train_samples} samples, s`, f.epoch_s_cached.toFixed(2), f.epoch_s_plain.toFixed(2), `${f.speedup.toFixed(1)}x faster`]);
+      table.push([`  same at the ${preset} preset, 224px images, ${f.train_samples} samples, s`, f.epoch_s_cached.toFixed(2), f.epoch_s_plain.toFixed(2), `${f.speedup.toFixed(1)}x faster (FLOPs allow ${f.flop_bound.toFixed(1)}x)`]);
     }
   }
 }

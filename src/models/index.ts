@@ -5,4 +5,4 @@ export {
   type FusionType, type FusionInputs, type FusionOutputs, type CreateFusionOptions, type EncoderSpec,
 } from './fusion.js';
 export { readConfigJson, checkpointFile, checkpointStateDict, type PretrainedLoad } from './loading.js';
-export { fusionForwardFlops, fusionTrainingFlops } from './flops.js';
+export { featureCacheFlopBound, fusionForwardFlopParts, fusionForwardFlops, fusionTrainingFlops } from './flops.js';
