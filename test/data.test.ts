@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import {
   DataLoader, ImageCache, disposeBatch, type Batch, TextTokenizer, imageConfig, imagesToTensor, loadImage, loadSafetensors, memory, readManifest,
-  tidy, type Sample,
+  F, fromBuffer, tidy, type Sample,
 } from '../src/index.js';
 import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
 
@@ -42,6 +42,27 @@ for (const name of ['rgb.jpg', 'rgb.png', 'gray.png', 'rgba.png', 'palette.png',
     });
   }
 }
+
+test('normalizeImages: one pass equals transpose, widen, subtract, divide (tolerance 1e-6); bad input is named', () => {
+  const B = 2, H = 3, W = 5;
+  const px = Uint8Array.from({ length: B * H * W * 3 }, (_, i) => (i * 37) % 256);
+  const mean = [0.485, 0.456, 0.406];
+  const std = [0.229, 0.224, 0.225];
+  tidy(() => {
+    const u8 = fromBuffer(px, [B, H, W, 3]);
+    const ours = F.normalizeImages(u8, mean, std);
+    assert.deepEqual(ours.shape, [B, 3, H, W]);
+    assert.equal(ours.dtype, 'float32');
+    const got = ours.toFloat32Array();
+    for (let b = 0; b < B; b++) for (let c = 0; c < 3; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const want = (px[((b * H + y) * W + x) * 3 + c]! / 255 - mean[c]!) / std[c]!;
+      const v = got[((b * 3 + c) * H + y) * W + x]!;
+      assert.ok(Math.abs(v - want) <= 1e-6 * Math.max(1, Math.abs(want)), `(${b}, ${c}, ${y}, ${x}): ${v} vs ${want}`);
+    }
+    assert.throws(() => F.normalizeImages(u8.float(), mean, std), /Expected a uint8 tensor of shape \(B, H, W, 3\) for images but received "float32 \(2, 3, 5, 3\)"/);
+    assert.throws(() => F.normalizeImages(u8, mean, [0.2, 0, 0.2]), /Expected three positive numbers for std/);
+  });
+});
 
 test('colour modes decode to the right RGB: CMYK, animated GIF first frame, EXIF orientation', async () => {
   const cfg = imageConfig({ size: 16, resize: 'exact' });

@@ -115,6 +115,13 @@ std::vector<int64_t> intList(const Napi::Value& v) {
   return out;
 }
 
+std::vector<double> doubleList(const Napi::Value& v) {
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<double> out(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) out[i] = arr.Get(i).As<Napi::Number>().DoubleValue();
+  return out;
+}
+
 Napi::Array toJsShape(Napi::Env env, at::IntArrayRef sizes) {
   Napi::Array out = Napi::Array::New(env, sizes.size());
   for (size_t i = 0; i < sizes.size(); i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));

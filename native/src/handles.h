@@ -51,6 +51,7 @@ void release(Napi::Env env, double handle);
 void drainPending(Napi::Env env);
 
 std::vector<int64_t> intList(const Napi::Value& v);
+std::vector<double> doubleList(const Napi::Value& v);
 Napi::Array toJsShape(Napi::Env env, at::IntArrayRef sizes);
 std::string shapeString(const at::Tensor& t);
 

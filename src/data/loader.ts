@@ -2,6 +2,7 @@
 // optional length bucketing, a resumable cursor (epoch, batch position), image decoding in libuv's thread pool
 // overlapping model compute (prefetch), and an optional on-disk cache of preprocessed images.
 import { MmtrainError, checkInt } from '../errors.js';
+import { normalizeImages } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
 import { ImageCache } from './cache.js';
@@ -213,13 +214,7 @@ export function imagesToTensor(images: DecodedImage[], cfg: ImageConfig): Tensor
   const B = images.length;
   const buf = new Uint8Array(B * S * S * 3);
   images.forEach((im, b) => buf.set(im.data, b * S * S * 3));
-  return tidy(() => {
-    const u8 = fromBuffer(buf, [B, S, S, 3]); // no copy: the batch buffer is ours
-    const mean = tensor(cfg.mean.map((m) => m * 255), { shape: [1, 3, 1, 1] });
-    const scale = tensor(cfg.std.map((s) => 1 / (255 * s)), { shape: [1, 3, 1, 1] });
-    // transpose the bytes, widen once, then normalise in place: two float passes, no temporaries
-    return u8.permute(0, 3, 1, 2).contiguous().float().sub_(mean).mul_(scale); // (B, S, S, 3) -> (B, 3, S, S)
-  });
+  return tidy(() => normalizeImages(fromBuffer(buf, [B, S, S, 3]), cfg.mean, cfg.std)); // no copy: the batch buffer is ours
 }
 
 /** Frees the tensors of a batch (when it was not taken inside a tidy() scope). */

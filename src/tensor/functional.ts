@@ -119,3 +119,17 @@ export function interpolate(x: Tensor, size: [number, number], mode: keyof typeo
   if (m === undefined) invalid('mode', '"bilinear", "bicubic" or "nearest"', mode);
   return new Tensor(native.interpolate(x.handle, pair('size', size), m, alignCorners));
 }
+
+/**
+ * uint8 images (B, H, W, 3) -> float32 (B, 3, H, W) normalised per channel: (x / 255 - mean) / std, in one pass
+ * (torchvision's ToTensor + Normalize on a batch).
+ */
+export function normalizeImages(u8: Tensor, mean: readonly number[], std: readonly number[]): Tensor {
+  const shape = u8.shape;
+  if (u8.dtype !== 'uint8' || shape.length !== 4 || shape[3] !== 3) invalid('images', 'a uint8 tensor of shape (B, H, W, 3)', `${u8.dtype} (${shape.join(', ')})`);
+  for (const [name, v] of [['mean', mean], ['std', std]] as const) {
+    if (v.length !== 3 || !v.every((x) => Number.isFinite(x))) invalid(name, 'three finite numbers (R, G, B)', v);
+  }
+  if (std.some((s) => s <= 0)) invalid('std', 'three positive numbers', std);
+  return new Tensor(native.normalizeImages(u8.handle, [...mean], [...std]));
+}

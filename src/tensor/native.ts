@@ -93,6 +93,7 @@ export interface NativeBinding {
   mseLoss(a: Handle, b: Handle, reduction: number): Handle;
   bceWithLogits(logits: Handle, target: Handle, reduction: number): Handle;
   interpolate(x: Handle, size: number[], mode: number, alignCorners: boolean): Handle;
+  normalizeImages(u8: Handle, mean: number[], std: number[]): Handle;
   // autograd, modes, in-place updates
   backward(h: Handle, grad: Handle, retainGraph: boolean): void;
   grad(h: Handle): Handle;
