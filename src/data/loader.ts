@@ -147,29 +147,32 @@ export class DataLoader {
   async #load(indices: number[], epoch: number): Promise<RawBatch> {
     const skipped: Problem[] = [];
     const aug = this.options.augment;
-    const results = await mapLimit(indices, this.options.concurrency, async (i) => {
+    const cache = aug ? null : this.options.cache;
+    // Cache hits are read synchronously first: a batch that is all hits (every epoch after the first) costs no
+    // promise per image on the JS thread, which runs the training step too.
+    const results: (DecodedImage | null | undefined)[] = cache ? indices.map((i) => cache.get(this.samples[i]!.image) ?? undefined) : new Array(indices.length);
+    const todo = indices.map((_, k) => k).filter((k) => results[k] === undefined);
+    await mapLimit(todo, this.options.concurrency, async (k) => {
+      const i = indices[k]!;
       const s = this.samples[i]!;
       try {
-        if (aug) return await loadImage(s.image, this.image, mulberry32(hashSeed(this.options.seed, epoch, i)));
-        const cache = this.options.cache;
-        if (cache) {
-          const hit = cache.get(s.image);
-          if (hit) return hit;
+        if (aug) results[k] = await loadImage(s.image, this.image, mulberry32(hashSeed(this.options.seed, epoch, i)));
+        else {
           const img = await loadImage(s.image, this.image);
-          cache.put(s.image, img);
-          return img;
+          cache?.put(s.image, img);
+          results[k] = img;
         }
-        return await loadImage(s.image, this.image);
       } catch (e) {
         if (this.options.onBadSample === 'skip') {
           skipped.push({ where: s.where, message: (e as Error).message });
-          return null;
+          results[k] = null;
+          return;
         }
         throw new MmtrainError(`${s.where}: ${(e as Error).message}\nSet data.onBadSample: "skip" to train without such samples.`);
       }
     });
     const keep = indices.filter((_, k) => results[k] !== null);
-    return { indices: keep, images: results.filter((r): r is DecodedImage => r !== null), skipped };
+    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null), skipped };
   }
 
   /** This rank's part of a global batch (all of it without sharding): contiguous, sizes differ by at most one. */
