@@ -50,6 +50,9 @@ std::vector<at::Tensor> unwrapList(Napi::Env env, const Napi::Value& v, int argI
 void release(Napi::Env env, double handle);
 void drainPending(Napi::Env env);
 
+/** how the process's allocator was set up at load (addon.cc) */
+extern std::string allocatorTuning;
+
 std::vector<int64_t> intList(const Napi::Value& v);
 std::vector<double> doubleList(const Napi::Value& v);
 Napi::Array toJsShape(Napi::Env env, at::IntArrayRef sizes);

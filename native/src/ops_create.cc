@@ -212,6 +212,7 @@ MM_FN(BuildInfo) {
   o.Set("cudaDeviceCount", Napi::Number::New(env, at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0));
   o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
   o.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI == 1));
+  o.Set("allocator", Napi::String::New(env, allocatorTuning));
   return o;
 }
 

@@ -13,6 +13,8 @@ export interface BuildInfo {
   cudaDeviceCount: number;
   parallelInfo: string;
   cxx11Abi: boolean;
+  /** how mmtrain set up the C allocator at load (glibc thresholds), or "default" */
+  allocator: string;
 }
 
 export interface NativeBinding {
