@@ -15,7 +15,8 @@ std::string allocatorTuning = "default";
 // came back as fresh pages every step: 8,700 page faults per demo step and ~40% of the process's time in the
 // kernel. Up to 32 MiB (glibc's ceiling) allocations now come from the heap, and up to 256 MiB of freed heap is
 // kept for the next step: page faults fell 17x and the demo's fp32 step took 10-20% less. The peak RSS stays
-// (+2-3% here); MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment keep glibc's own choice.
+// (+2-3% here); MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment, or MMTRAIN_MALLOC=default,
+// keep glibc's own choice.
 static void tuneAllocator() {
 #if defined(__GLIBC__)
   static bool done = false;
@@ -25,6 +26,8 @@ static void tuneAllocator() {
     allocatorTuning = "glibc, from the environment";
     return;
   }
+  const char* choice = std::getenv("MMTRAIN_MALLOC");
+  if (choice && std::string(choice) == "default") return;
   if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1) {
     allocatorTuning = "glibc: mmap threshold 32 MiB, trim threshold 256 MiB";
   }

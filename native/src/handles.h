@@ -19,7 +19,8 @@ namespace mm {
 struct Slot {
   at::Tensor tensor;
   uint32_t generation = 0;
-  int64_t reportedBytes = 0;  // bytes reported to V8 via AdjustExternalMemory for this handle
+  int64_t reportedBytes = 0;  // bytes of this handle's storage (0 for views), counted in State::liveBytes
+  int64_t externalBytes = 0;  // bytes reported to V8 via AdjustExternalMemory (only for GC-managed tensors)
   bool live = false;
 };
 
@@ -48,6 +49,8 @@ Napi::Value wrapOptional(Napi::Env env, const at::Tensor& t);
 Napi::Array wrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
 std::vector<at::Tensor> unwrapList(Napi::Env env, const Napi::Value& v, int argIndex = 0);
 void release(Napi::Env env, double handle);
+// Reports a handle's bytes to V8 once it is left to the garbage collector (see scope.ts).
+void reportExternal(Napi::Env env, double handle);
 void drainPending(Napi::Env env);
 
 /** how the process's allocator was set up at load (addon.cc) */

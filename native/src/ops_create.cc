@@ -159,6 +159,12 @@ MM_FN(FreeMany) {
   return env.Undefined();
 }
 
+MM_FN(ReportExternal) {
+  Napi::Env env = info.Env();
+  if (info[0].IsNumber()) reportExternal(env, info[0].As<Napi::Number>().DoubleValue());
+  return env.Undefined();
+}
+
 MM_FN(IsLive) {
   Napi::Env env = info.Env();
   try {
@@ -250,6 +256,7 @@ void registerCreate(Napi::Env env, Napi::Object exports) {
   MM_EXPORT(exports, "isContiguous", IsContiguous);
   MM_EXPORT(exports, "free", Free);
   MM_EXPORT(exports, "freeMany", FreeMany);
+  MM_EXPORT(exports, "reportExternal", ReportExternal);
   MM_EXPORT(exports, "isLive", IsLive);
   MM_EXPORT(exports, "memoryStats", MemoryStats);
   MM_EXPORT(exports, "manualSeed", ManualSeed);

@@ -33,6 +33,8 @@ export interface NativeBinding {
   isContiguous(h: Handle): boolean;
   free(h: Handle): void;
   freeMany(hs: Handle[]): void;
+  /** reports a tensor's bytes to V8 once the garbage collector is left to free it */
+  reportExternal(h: Handle): void;
   isLive(h: Handle): boolean;
   memoryStats(): { liveTensors: number; liveBytes: number; slots: number };
   // process-wide controls

@@ -42,6 +42,9 @@ function register(t: Tracked): void {
   if (!t.registered && !t.isDisposed) {
     finalizer.register(t, t.handle, t);
     t.registered = true;
+    // Only now is the tensor's memory V8's concern: it tells V8's heuristics when a collection would free native
+    // memory. Scoped tensors are freed by their scope and are not reported.
+    native.reportExternal(t.handle);
   }
 }
 
