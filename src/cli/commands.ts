@@ -36,7 +36,7 @@ program
   .description('synthesize the built-in image-text data set, train the tiny preset on it, evaluate on test (no download)')
   .option('--out <dir>', 'folder for the data and the run directory', 'runs')
   .option('--n <count>', 'samples to synthesize', positiveInt('--n'), DEMO_SAMPLES)
-  .option('--epochs <n>', 'training epochs (default: 28 in bf16, 15 in fp32)', positiveInt('--epochs'))
+  .option('--epochs <n>', 'training epochs (default: 27 in bf16, 15 in fp32)', positiveInt('--epochs'))
   .option('--precision <p>', 'fp32 | bf16 (default: bf16 where the CPU has it natively)', (v: string) => oneOf('--precision', ['fp32', 'bf16'] as const)(v))
   .option('--difficulty <level>', 'easy | medium | hard', (v: string) => oneOf('--difficulty', ['easy', 'medium', 'hard'] as const)(v), 'easy')
   .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
