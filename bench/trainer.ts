@@ -131,7 +131,7 @@ export async function featureCacheSpeedupPreset(workDir: string, preset: 'small'
     data: { train: join(data, 'train.jsonl'), val: join(data, 'val.jsonl'), labels: ['mismatch', 'match'], cache: join(workDir, 'cache'), image: { resize: 'exact' } },
     train: { epochs: 3, batchSize: 16, lr: 1e-4, featureCache },
   }));
-  return { ...r, preset, train_samples: Math.round(n * 0.8) };
+  return { ...r, preset, train_samples: readManifest(join(data, 'train.jsonl'), { checkFiles: false }).samples.length };
 }
 
 /**

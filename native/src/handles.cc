@@ -33,7 +33,7 @@ double wrap(Napi::Env env, at::Tensor t) {
   if (t.defined() && !t.is_view() && t.has_storage()) bytes = static_cast<int64_t>(t.storage().nbytes());
   slot.tensor = std::move(t);
   slot.live = true;
-  slot.reportedBytes = bytes;
+  slot.storageBytes = bytes;
   s.liveCount++;
   s.liveBytes += bytes;
   // Not reported to V8 here: most tensors live in tidy() scopes and are freed when they close. Reporting them
@@ -88,11 +88,11 @@ void release(Napi::Env env, double handle) {
   Slot* slot = lookup(env, handle);
   if (!slot) return;  // idempotent: a second dispose or a late finalizer is a no-op
   State& s = state(env);
-  int64_t bytes = slot->reportedBytes;
+  int64_t bytes = slot->storageBytes;
   int64_t external = slot->externalBytes;
   slot->tensor = at::Tensor();
   slot->live = false;
-  slot->reportedBytes = 0;
+  slot->storageBytes = 0;
   slot->externalBytes = 0;
   slot->generation = (slot->generation + 1) % (1u << 30);
   s.liveCount--;
@@ -103,8 +103,8 @@ void release(Napi::Env env, double handle) {
 
 void reportExternal(Napi::Env env, double handle) {
   Slot* slot = lookup(env, handle);
-  if (!slot || slot->externalBytes > 0 || slot->reportedBytes <= 0) return;
-  slot->externalBytes = slot->reportedBytes;
+  if (!slot || slot->externalBytes > 0 || slot->storageBytes <= 0) return;
+  slot->externalBytes = slot->storageBytes;
   Napi::MemoryManagement::AdjustExternalMemory(env, slot->externalBytes);
 }
 

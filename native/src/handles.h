@@ -19,7 +19,7 @@ namespace mm {
 struct Slot {
   at::Tensor tensor;
   uint32_t generation = 0;
-  int64_t reportedBytes = 0;  // bytes of this handle's storage (0 for views), counted in State::liveBytes
+  int64_t storageBytes = 0;  // bytes of this handle's storage (0 for views), counted in State::liveBytes
   int64_t externalBytes = 0;  // bytes reported to V8 via AdjustExternalMemory (only for GC-managed tensors)
   bool live = false;
 };
