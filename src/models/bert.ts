@@ -259,11 +259,12 @@ export class BertModel extends Module {
     if (attentionMask && (attentionMask.ndim !== 2 || attentionMask.size(0) !== B || attentionMask.size(1) !== T)) {
       invalid('attentionMask', `shape [${B}, ${T}] like inputIds`, `shape [${attentionMask.shape.join(', ')}]`);
     }
-    const h = this.embeddings.forward(inputIds, tokenTypeIds); // (B, T, C)
     // HF's extended mask: (1 - mask) * finfo(float32).min, added to the scores of padded keys.
     const mask = attentionMask ? attentionMask.float().rsub(1).mul(-3.4028234663852886e38).view(B, 1, 1, T) : null; // (B, T) -> (B, 1, 1, T)
-    let x = h.transpose(0, 1).contiguous(); // (B, T, C) -> (T, B, C)
-    for (const layer of this.encoder.layer) x = layer.forward(x, mask);
+    // One scope per stage: a stage's intermediates are freed as soon as it returns, so only what autograd saved
+    // stays alive, and backward frees that as it goes (as Python's reference counting does for PyTorch).
+    let x = tidy(() => this.embeddings.forward(inputIds, tokenTypeIds).transpose(0, 1).contiguous()); // (B, T, C) -> (T, B, C)
+    for (const layer of this.encoder.layer) x = tidy(() => layer.forward(x, mask));
     const lastHiddenState = x.transpose(0, 1); // (T, B, C) -> (B, T, C)
     return { lastHiddenState, poolerOutput: this.pooler ? this.pooler.forward(lastHiddenState) : null };
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { MmtrainError, invalid } from '../errors.js';
 import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
 import { saveSafetensors } from '../tensor/safetensors.js';
+import { tidy } from '../tensor/scope.js';
 import { Tensor, cat, rand, zerosLike } from '../tensor/tensor.js';
 import { BERT_PRESETS, BertModel, type BertConfig, bertConfig } from './bert.js';
 import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
@@ -238,8 +239,9 @@ export class FusionClassifier extends Module {
   }
 
   forward(x: FusionInputs, opts: ForwardOptions = {}): FusionOutputs {
-    const text = this.text_encoder.forward(x.inputIds, x.attentionMask, x.tokenTypeIds ?? null);
-    const image = this.image_encoder.forward(x.pixelValues);
+    // Scopes free each encoder's intermediates (masks, views) as it returns; the encoders scope their layers too.
+    const text = tidy(() => this.text_encoder.forward(x.inputIds, x.attentionMask, x.tokenTypeIds ?? null));
+    const image = tidy(() => this.image_encoder.forward(x.pixelValues));
     return this.forwardFeatures({
       textHidden: text.lastHiddenState, attentionMask: x.attentionMask, imageHidden: image.lastHiddenState,
       imagePooled: image.poolerOutput,

@@ -274,8 +274,10 @@ export class ViTModel extends Module {
     if (pixelValues.ndim !== 4 || pixelValues.size(1) !== this.config.num_channels) {
       invalid('pixelValues', `a (batch, ${this.config.num_channels}, height, width) tensor`, `shape [${pixelValues.shape.join(', ')}]`);
     }
-    let x = this.embeddings.forward(pixelValues).transpose(0, 1).contiguous(); // (B, T, C) -> (T, B, C)
-    for (const layer of this.encoder.layer) x = layer.forward(x);
+    // One scope per stage: a stage's intermediates are freed as soon as it returns, so only what autograd saved
+    // stays alive, and backward frees that as it goes (as Python's reference counting does for PyTorch).
+    let x = tidy(() => this.embeddings.forward(pixelValues).transpose(0, 1).contiguous()); // (B, T, C) -> (T, B, C)
+    for (const layer of this.encoder.layer) x = tidy(() => layer.forward(x));
     const lastHiddenState = this.layernorm.forward(x).transpose(0, 1); // (T, B, C) -> (B, T, C)
     return { lastHiddenState, poolerOutput: this.pooler ? this.pooler.forward(lastHiddenState) : null };
   }
