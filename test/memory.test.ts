@@ -1,10 +1,11 @@
 // Memory: a training loop of 10,000 steps on a small model keeps native tensors and RSS flat; the GC finalizer
 // frees tensors that were dropped without dispose (a safety net, not the main mechanism).
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { F, Tensor, manualSeed, memory, nn, noGrad, randn, randint, tidy, zerosLike, keep } from '../src/index.js';
+import { F, Tensor, manualSeed, memory, nn, noGrad, randn, randint, releaseFreeMemory, tidy, zerosLike, keep, zeros } from '../src/index.js';
 
 // JS garbage (Tensor wrappers awaiting a major GC) is not a leak: collect it before each RSS reading so that
 // the reading shows what is really retained.
@@ -67,4 +68,17 @@ test('the finalizer frees tensors dropped without dispose', async () => {
     await new Promise((r) => setImmediate(r));
   }
   assert.ok(memory().liveTensors <= before + 100, `still ${memory().liveTensors - before} live after GC`);
+});
+
+test('releaseFreeMemory hands freed heap back to the kernel', () => {
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+  releaseFreeMemory();
+  const rss0 = rss();
+  // 96 MiB in 1 MiB tensors: heap allocations that the tuned allocator keeps after they are freed
+  tidy(() => {
+    for (let i = 0; i < 96; i++) zeros([256, 1024]);
+  });
+  releaseFreeMemory();
+  const grown = rss() - rss0;
+  assert.ok(grown < 24, `RSS is still ${grown.toFixed(1)} MiB above where it started`);
 });

@@ -34,6 +34,17 @@ static void tuneAllocator() {
 #endif
 }
 
+// releaseFreeMemory() -> whether pages went back: hands the heap's free pages (the top and whole free pages inside
+// it) back to the kernel, for the moments the retained heap is no longer worth its RSS: after a training loop,
+// before work of another shape (a report, a test pass).
+MM_FN(ReleaseFreeMemory) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Process-global tensors are leaked on purpose at exit (static-destructor order, pytorch#46171); the
   // per-environment table is freed with the environment.
@@ -45,6 +56,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerTrain(env, exports);
   registerOptim(env, exports);
   registerDistributed(env, exports);
+  MM_EXPORT(exports, "releaseFreeMemory", ReleaseFreeMemory);
   return exports;
 }
 

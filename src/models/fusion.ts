@@ -268,7 +268,7 @@ export class FusionClassifier extends Module {
     let attention: FusionOutputs['attention'];
     const f = this.fusion;
     if (f instanceof CrossAttentionFusion) {
-      const r = f.forward(x.textHidden, project(x.imageHidden), x.attentionMask, needWeights);
+      const r = tidy(() => f.forward(x.textHidden, project(x.imageHidden), x.attentionMask, needWeights)); // frees its intermediates
       textVector = this.config.pooling === 'cls' ? r.text.select(1, 0) : maskedMean(r.text, x.attentionMask);
       imageVector = this.config.pooling === 'cls' ? r.image.select(1, 0) : r.image.mean(1);
       attention = r.weights;

@@ -3,7 +3,7 @@ export {
   randint, cat, stack, where, isTensor, type TensorOptions, type NestedArray, type Scalar,
 } from './tensor.js';
 export { type DType, type Device, DTYPES, isFloating } from './dtype.js';
-export { tidy, keep, memory, scopeDepth } from './scope.js';
+export { tidy, keep, memory, releaseFreeMemory, scopeDepth } from './scope.js';
 export {
   noGrad, enableGrad, isGradEnabled, autocast, manualSeed, setNumThreads, getNumThreads, buildInfo, libtorchVersion,
   cudaAvailable, getRngState, setRngState, type AutocastOptions,

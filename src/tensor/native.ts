@@ -37,6 +37,8 @@ export interface NativeBinding {
   reportExternal(h: Handle): void;
   isLive(h: Handle): boolean;
   memoryStats(): { liveTensors: number; liveBytes: number; slots: number };
+  /** glibc's malloc_trim(0): free heap pages back to the kernel; false when none went back or not glibc */
+  releaseFreeMemory(): boolean;
   // process-wide controls
   manualSeed(seed: number): void;
   setNumThreads(n: number): void;

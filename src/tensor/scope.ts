@@ -138,3 +138,12 @@ export function memory(): { liveTensors: number; liveBytes: number } {
   const s = native.memoryStats();
   return { liveTensors: s.liveTensors, liveBytes: s.liveBytes };
 }
+
+/**
+ * Returns the C heap's free pages to the kernel. mmtrain keeps up to 256 MiB of freed heap between training steps
+ * (native/src/addon.cc); after a training loop that memory only inflates RSS for what follows. Returns whether
+ * any pages went back (always false where the C library is not glibc).
+ */
+export function releaseFreeMemory(): boolean {
+  return native.releaseFreeMemory();
+}

@@ -15,7 +15,7 @@ import { VIT_PRESETS, type ViTConfig, vitConfig } from '../models/vit.js';
 import { LayerNorm } from '../nn/layers.js';
 import * as F from '../tensor/functional.js';
 import { autocast, getRngState, manualSeed, noGrad, setNumThreads, setRngState } from '../tensor/modes.js';
-import { tidy } from '../tensor/scope.js';
+import { releaseFreeMemory, tidy } from '../tensor/scope.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 import {
   type InferenceInfo, type TrainerState, listCheckpoints, loadOptimizerState, pruneCheckpoints, readTrainerState, recoverCheckpoints, saveCheckpoint,
@@ -676,6 +676,8 @@ async function runTraining(
     lastGood = save('end');
   }
   cache?.flush();
+  // The heap kept for the training steps' activations is of no use to the test pass and the report: hand it back.
+  releaseFreeMemory();
   let test: EvalMetrics | null = null;
   if (testLoader && !interrupted) {
     test = await evaluate('test', testLoader);
