@@ -136,21 +136,21 @@ if (want('mfu')) {
 // 4. data: decode + resize + normalise of JPEGs (400 synthetic 320px images) vs PIL + torchvision, and the share of
 // a tiny-preset training step spent waiting for data with prefetch
 if (want('data')) {
+  const tokPath = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
   const imgDir = join(ROOT, 'bench', '.data', 'jpeg320');
   await ensureImages(imgDir, quick ? 100 : 400, 320);
-  const dec = await decodeThroughput(imgDir);
+  const dec = await decodeThroughput(imgDir, tokPath);
   const decPt = torchRef(['--case', 'decode', '--manifest', join(imgDir, 'train.jsonl')]);
   results.decode = { mmtrain: dec, pytorch: decPt, ratio_images_per_s: dec.images_per_s / decPt.images_per_s };
   table.push(['320px synthetic JPEGs: decode+resize 224+normalise, images/s', dec.images_per_s.toFixed(0), decPt.images_per_s.toFixed(0), (dec.images_per_s / decPt.images_per_s).toFixed(2)]);
   const photoDir = join(ROOT, 'bench', '.data', 'photos640');
   await ensurePhotos(photoDir, quick ? 60 : 200);
-  const decP = await decodeThroughput(photoDir);
+  const decP = await decodeThroughput(photoDir, tokPath);
   const decPtP = torchRef(['--case', 'decode', '--manifest', join(photoDir, 'train.jsonl')]);
   results.decode_photos = { mmtrain: decP, pytorch: decPtP, ratio_images_per_s: decP.images_per_s / decPtP.images_per_s };
   table.push(['640x480 photo-like JPEGs: same, images/s', decP.images_per_s.toFixed(0), decPtP.images_per_s.toFixed(0), (decP.images_per_s / decPtP.images_per_s).toFixed(2)]);
   const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');
   await ensureImages(waitDir, 400, 224);
-  const tokPath = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
   const dw = await dataWait(waitDir, tokPath, quick ? 10 : 30);
   const dwc = await dataWait(waitDir, tokPath, quick ? 10 : 30, true);
   results.data_wait = { decoding: dw, cached: dwc };

@@ -11,6 +11,7 @@ import {
   F, fromBuffer, tidy, type Sample,
 } from '../src/index.js';
 import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
+import { prepareOnThread } from '../src/data/batch-thread.js';
 
 const IMG = join(FIXTURES, 'images');
 const TOKENIZER = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
@@ -296,16 +297,82 @@ test('image cache: later epochs read cached pixels; a changed file or setting is
   rmSync(dir, { recursive: true });
 });
 
-test('loader: a bad image stops the epoch with its manifest line, or is skipped and counted', async () => {
-  const { dir } = dataDir(6);
-  writeFileSync(join(dir, 'img', '2.png'), 'not an image at all');
-  const l = loaderFor(dir);
-  await assert.rejects(collectIndices(l, 0), /train\.jsonl:3: .*2\.png: not an image[\s\S]*onBadSample: "skip"/);
-  const s = loaderFor(dir, { onBadSample: 'skip' });
-  const got = await collectIndices(s, 0);
-  assert.equal(got.flat().length, 5);
-  assert.equal(s.skipped.length, 1);
-  assert.match(s.skipped[0]!.where, /train\.jsonl:3$/);
+for (const decodeThread of [true, false]) {
+  test(`loader: a bad image stops the epoch with its manifest line, or is skipped and counted (decodeThread: ${decodeThread})`, async () => {
+    const { dir } = dataDir(6);
+    writeFileSync(join(dir, 'img', '2.png'), 'not an image at all');
+    const l = loaderFor(dir, { decodeThread });
+    await assert.rejects(collectIndices(l, 0), /train\.jsonl:3: .*2\.png: not an image[\s\S]*onBadSample: "skip"/);
+    writeFileSync(join(dir, 'img', '4.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0])); // a cut PNG
+    const s = loaderFor(dir, { onBadSample: 'skip', decodeThread });
+    const got = await collectIndices(s, 0);
+    assert.equal(got.flat().length, 4);
+    assert.deepEqual(s.skipped.map((p) => p.where.replace(/.*train\.jsonl/, 'train.jsonl')).sort(), ['train.jsonl:3', 'train.jsonl:5']);
+    assert.match(s.skipped.find((p) => p.where.endsWith(':5'))!.message, /4\.png: (image data is truncated or corrupt|not an image|cannot decode image)/);
+    rmSync(dir, { recursive: true });
+  });
+}
+
+test('the batch thread decodes files, takes given pixels, reports errors by file, and normalises like LibTorch', async () => {
+  const cfg = imageConfig({ size: 16, resize: 'exact', mean: [0.5, 0.4, 0.3], std: [0.2, 0.3, 0.25] });
+  const decoded = await loadImage(join(IMG, 'rgb.jpg'), cfg);
+  const given = await loadImage(join(IMG, 'rgb.png'), cfg);
+  const out = await prepareOnThread([{ file: join(IMG, 'rgb.jpg'), seed: null }, { file: join(IMG, 'nope.jpg'), seed: null }, { data: given.data }], cfg);
+  assert.deepEqual(Buffer.from((out.results[0] as { data: Uint8Array }).data), Buffer.from(decoded.data));
+  assert.match((out.results[1] as Error).message, /nope\.jpg: cannot read image \(file not found\)/);
+  assert.equal(out.results[2], null);
+  tidy(() => {
+    const want = imagesToTensor([decoded, given], cfg);
+    const got = fromBuffer(out.pixels, [2, 3, 16, 16]);
+    assert.ok(want.sub(got).abs().max().item() < 1e-6);
+  });
+});
+
+test('the batch thread prepares the same batches as the main thread: plain, augmented, skipping, from the cache', async () => {
+  const { dir } = dataDir(8);
+  writeFileSync(join(dir, 'img', '5.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])); // a truncated JPEG
+  const augment = { randomResizedCrop: { scale: [0.3, 1] as [number, number], ratio: [0.75, 1.33] as [number, number] }, horizontalFlip: 0.5, colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 } };
+  const batches = async (opts: Partial<ConstructorParameters<typeof DataLoader>[3]>, epoch = 0) => {
+    const m = readManifest(join(dir, 'train.jsonl'));
+    const img = imageConfig({ size: 16, augment: opts.augment ? augment : undefined });
+    const l = new DataLoader(m.samples, TextTokenizer.fromFile(TOKENIZER), img, { batchSize: 3, seed: 7, onBadSample: 'skip', ...opts });
+    const out: { indices: number[]; pixels: number[]; ids: number[] }[] = [];
+    for await (const b of l.epoch(epoch)) {
+      out.push({ indices: b.indices, pixels: b.pixelValues.toNumbers(), ids: b.inputIds.toNumbers() });
+      disposeBatch(b);
+    }
+    return { out, skipped: l.skipped.length };
+  };
+  const same = (a: Awaited<ReturnType<typeof batches>>, b: Awaited<ReturnType<typeof batches>>, what: string) => {
+    assert.equal(a.skipped, b.skipped, `${what}: skipped`);
+    assert.deepEqual(a.out.map((x) => x.indices), b.out.map((x) => x.indices), `${what}: indices`);
+    assert.deepEqual(a.out.map((x) => x.ids), b.out.map((x) => x.ids), `${what}: token ids`);
+    let worst = 0;
+    a.out.forEach((x, i) => x.pixels.forEach((v, k) => { worst = Math.max(worst, Math.abs(v - b.out[i]!.pixels[k]!)); }));
+    assert.ok(worst < 1e-5, `${what}: pixels differ by ${worst}`);
+  };
+  for (const augmented of [false, true]) {
+    const t = await batches({ decodeThread: true, augment: augmented }, 1);
+    const m = await batches({ decodeThread: false, augment: augmented }, 1);
+    assert.equal(t.skipped, 1);
+    assert.equal(t.out.flat().length, 3);
+    same(t, m, augmented ? 'augmented' : 'plain');
+  }
+  // a cache filled by the thread, read by both; then a batch mixing hits and misses
+  const cfg = imageConfig({ size: 16 });
+  const filling = new ImageCache(join(dir, 'cache'), cfg);
+  const first = await batches({ decodeThread: true, cache: filling });
+  assert.equal(filling.misses, 8);
+  const viaThread = await batches({ decodeThread: true, cache: filling });
+  const viaMain = await batches({ decodeThread: false, cache: filling });
+  assert.equal(filling.hits, 14);
+  same(viaThread, viaMain, 'cached');
+  same(viaThread, first, 'cached vs decoded');
+  filling.flush();
+  utimesSync(join(dir, 'img', '0.png'), new Date(), new Date(Date.now() + 5000));
+  const mixedCache = new ImageCache(join(dir, 'cache'), cfg);
+  same(await batches({ decodeThread: true, cache: mixedCache }), first, 'mixed hits and misses');
+  assert.equal(mixedCache.misses, 2); // the touched file and the broken one
   rmSync(dir, { recursive: true });
 });
 

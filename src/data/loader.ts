@@ -1,11 +1,12 @@
 // The DataLoader: seeded shuffling (the same order for the same seed and epoch), batching with dynamic padding and
-// optional length bucketing, a resumable cursor (epoch, batch position), image decoding in libuv's thread pool
-// overlapping model compute (prefetch), and an optional on-disk cache of preprocessed images.
+// optional length bucketing, a resumable cursor (epoch, batch position), image decoding dispatched from a worker
+// thread into libuv's pool, overlapping model compute (prefetch), and an optional on-disk cache of preprocessed images.
 import { MmtrainError, checkInt } from '../errors.js';
 import { normalizeImages } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
 import { ImageCache } from './cache.js';
+import { prepareOnThread } from './batch-thread.js';
 import { type DecodedImage, type ImageConfig, loadImage, mulberry32 } from './image.js';
 import type { Problem, Sample } from './manifest.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
@@ -30,6 +31,11 @@ export interface LoaderOptions {
   /** images decoded at once per batch (default: the batch size) */
   concurrency?: number;
   /**
+   * Prepare batches on a worker thread (default true): decoding is dispatched and the batch normalised there, so
+   * that this work does not wait for the training step on the main thread. false does both on the main thread.
+   */
+  decodeThread?: boolean;
+  /**
    * Data-parallel sharding: every rank plans the same global batches and takes its contiguous slice of each, so a
    * sample is seen once per epoch across ranks. A rank whose slice is empty still gets the (empty) batch, to stay
    * in step with the others.
@@ -47,6 +53,8 @@ export interface Cursor {
 interface RawBatch {
   indices: number[];
   images: DecodedImage[];
+  /** the images already normalised to (B, 3, S, S) by the decoding thread, or null */
+  pixels: Float32Array | null;
   skipped: Problem[];
 }
 
@@ -77,7 +85,7 @@ export class DataLoader {
     if (!samples.length) throw new MmtrainError('DataLoader: no samples');
     this.options = {
       shuffle: true, seed: 0, dropLast: false, maxLength: 128, padding: 'longest', bucketByLength: false, prefetch: 2,
-      augment: false, onBadSample: 'error', concurrency: opts.batchSize, ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null,
+      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null,
     };
     checkInt('batchSize', this.options.batchSize, 1);
     checkInt('prefetch', this.options.prefetch, 0, 64);
@@ -148,31 +156,47 @@ export class DataLoader {
     const skipped: Problem[] = [];
     const aug = this.options.augment;
     const cache = aug ? null : this.options.cache;
-    // Cache hits are read synchronously first: a batch that is all hits (every epoch after the first) costs no
-    // promise per image on the JS thread, which runs the training step too.
+    // Cache hits are read synchronously first (a view into the cache, no copy); only the misses are decoded.
     const results: (DecodedImage | null | undefined)[] = cache ? indices.map((i) => cache.get(this.samples[i]!.image) ?? undefined) : new Array(indices.length);
     const todo = indices.map((_, k) => k).filter((k) => results[k] === undefined);
-    await mapLimit(todo, this.options.concurrency, async (k) => {
-      const i = indices[k]!;
-      const s = this.samples[i]!;
-      try {
-        if (aug) results[k] = await loadImage(s.image, this.image, mulberry32(hashSeed(this.options.seed, epoch, i)));
-        else {
-          const img = await loadImage(s.image, this.image);
-          cache?.put(s.image, img);
-          results[k] = img;
-        }
-      } catch (e) {
-        if (this.options.onBadSample === 'skip') {
-          skipped.push({ where: s.where, message: (e as Error).message });
-          results[k] = null;
-          return;
-        }
-        throw new MmtrainError(`${s.where}: ${(e as Error).message}\nSet data.onBadSample: "skip" to train without such samples.`);
+    const seedOf = (i: number) => (aug ? hashSeed(this.options.seed, epoch, i) : null);
+    const settle = (k: number, img: DecodedImage | Error) => {
+      const s = this.samples[indices[k]!]!;
+      if (!(img instanceof Error)) {
+        if (!aug) cache?.put(s.image, img);
+        results[k] = img;
+      } else if (this.options.onBadSample === 'skip') {
+        skipped.push({ where: s.where, message: img.message });
+        results[k] = null;
+      } else {
+        throw new MmtrainError(`${s.where}: ${img.message}\nSet data.onBadSample: "skip" to train without such samples.`);
       }
-    });
+    };
+    let pixels: Float32Array | null = null;
+    if (this.options.decodeThread && indices.length) {
+      // the whole batch goes to the batch thread, cache hits as pixels, to come back normalised
+      const items = indices.map((i, k) => {
+        const hit = results[k];
+        return hit ? { data: hit.data } : { file: this.samples[i]!.image, seed: seedOf(i) };
+      });
+      const out = await prepareOnThread(items, this.image);
+      for (const k of todo) settle(k, out.results[k]!);
+      pixels = out.pixels;
+    } else {
+      await mapLimit(todo, this.options.concurrency, async (k) => {
+        const i = indices[k]!;
+        const seed = seedOf(i);
+        let img: DecodedImage | Error;
+        try {
+          img = await loadImage(this.samples[i]!.image, this.image, seed === null ? undefined : mulberry32(seed));
+        } catch (e) {
+          img = e as Error;
+        }
+        settle(k, img);
+      });
+    }
     const keep = indices.filter((_, k) => results[k] !== null);
-    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null), skipped };
+    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null), pixels, skipped };
   }
 
   /** This rank's part of a global batch (all of it without sharding): contiguous, sizes differ by at most one. */
@@ -204,7 +228,7 @@ export class DataLoader {
       inputIds: tensor(ids, { shape: [B, T], dtype: 'int64' }),
       attentionMask: tensor(mask, { shape: [B, T], dtype: 'int64' }),
       tokenTypeIds: tensor(types, { shape: [B, T], dtype: 'int64' }),
-      pixelValues: imagesToTensor(raw.images, this.image),
+      pixelValues: raw.pixels ? fromBuffer(raw.pixels, [B, 3, this.image.size, this.image.size]) : imagesToTensor(raw.images, this.image),
       labels: tensor(new Int32Array(raw.indices.map((i) => this.samples[i]!.label)), { dtype: 'int64' }),
       indices: raw.indices,
     };

@@ -370,7 +370,7 @@ async function runTraining(
   // each rank keeps its own image cache folder: no two processes write the same file
   const cacheDir = c.data.cache === false ? null : c.data.cache === true ? join(runDir, 'cache') : c.data.cache;
   const cache = cacheDir === null ? null : new ImageCache(pg ? join(cacheDir, `rank-${pg.rank}`) : cacheDir, data.image);
-  const loaderOpts = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, onBadSample: c.data.onBadSample, cache } as const;
+  const loaderOpts = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, decodeThread: c.data.decodeThread, onBadSample: c.data.onBadSample, cache } as const;
   const trainLoader = new DataLoader(data.train.samples, data.tokenizer, data.image, {
     ...loaderOpts, batchSize: c.train.batchSize, seed: c.seed, shuffle: true, bucketByLength: c.data.bucketByLength, augment, cache: augment ? null : cache,
     shard: pg ? { rank: pg.rank, worldSize: pg.worldSize } : null,
