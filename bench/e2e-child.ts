@@ -10,10 +10,10 @@ import { peakRssMiB } from './blocks.js';
 
 const [specPath, threads] = process.argv.slice(2);
 setNumThreads(Number(threads));
-const spec = JSON.parse(readFileSync(specPath!, 'utf8')) as { dataDir: string; workDir: string; init: string; target: number; precision: 'fp32' | 'bf16' };
+const spec = JSON.parse(readFileSync(specPath!, 'utf8')) as { dataDir: string; workDir: string; init: string; target: number; precision: 'fp32' | 'bf16'; train_args: { epochs: number } };
 const runs = join(spec.workDir, 'runs');
 rmSync(runs, { recursive: true, force: true }); // a fresh image cache: the first epoch decodes, as on the other sides
-const config = resolveConfig(demoConfig(spec.dataDir, { out: runs, precision: spec.precision }), 'e2e config');
+const config = resolveConfig(demoConfig(spec.dataDir, { out: runs, precision: spec.precision, epochs: spec.train_args.epochs }), 'e2e config');
 
 const abort = new AbortController();
 const epochs: { epoch: number; val_accuracy: number; elapsed_s: number }[] = [];

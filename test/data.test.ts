@@ -317,7 +317,11 @@ test('the batch thread decodes files, takes given pixels, reports errors by file
   const cfg = imageConfig({ size: 16, resize: 'exact', mean: [0.5, 0.4, 0.3], std: [0.2, 0.3, 0.25] });
   const decoded = await loadImage(join(IMG, 'rgb.jpg'), cfg);
   const given = await loadImage(join(IMG, 'rgb.png'), cfg);
-  const out = await prepareOnThread([{ file: join(IMG, 'rgb.jpg'), seed: null }, { file: join(IMG, 'nope.jpg'), seed: null }, { data: given.data }], cfg);
+  const items = [{ file: join(IMG, 'rgb.jpg'), seed: null }, { file: join(IMG, 'nope.jpg'), seed: null }, { data: given.data }];
+  const out = await prepareOnThread(items, cfg, { wantPixels: true });
+  const lean = await prepareOnThread(items, cfg); // decoded pixels stay on the thread unless asked for
+  assert.equal(lean.results[0], null);
+  assert.deepEqual(Buffer.from(lean.pixels.buffer), Buffer.from(out.pixels.buffer));
   assert.deepEqual(Buffer.from((out.results[0] as { data: Uint8Array }).data), Buffer.from(decoded.data));
   assert.match((out.results[1] as Error).message, /nope\.jpg: cannot read image \(file not found\)/);
   assert.equal(out.results[2], null);

@@ -23,7 +23,7 @@ parentPort!.on('message', async (r: BatchRequest) => {
       }
       const img = await decodeImage(buf, item.file, r.cfg, item.seed === null ? undefined : mulberry32(item.seed));
       images[k] = img;
-      return { data: img.data, width: img.width, height: img.height };
+      return r.wantPixels ? { data: img.data, width: img.width, height: img.height } : null;
     } catch (e) {
       images[k] = null;
       return { error: (e as Error).message };

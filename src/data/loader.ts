@@ -6,7 +6,7 @@ import { normalizeImages } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
 import { ImageCache } from './cache.js';
-import { prepareOnThread } from './batch-thread.js';
+import { prepareOnThread, takeBatchPixels } from './batch-thread.js';
 import { type DecodedImage, type ImageConfig, loadImage, mulberry32 } from './image.js';
 import type { Problem, Sample } from './manifest.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
@@ -157,13 +157,14 @@ export class DataLoader {
     const aug = this.options.augment;
     const cache = aug ? null : this.options.cache;
     // Cache hits are read synchronously first (a view into the cache, no copy); only the misses are decoded.
-    const results: (DecodedImage | null | undefined)[] = cache ? indices.map((i) => cache.get(this.samples[i]!.image) ?? undefined) : new Array(indices.length);
+    // per sample: its pixels, "thread" (decoded; only the batch thread has its pixels), null (skipped), undefined (to do)
+    const results: (DecodedImage | 'thread' | null | undefined)[] = cache ? indices.map((i) => cache.get(this.samples[i]!.image) ?? undefined) : new Array(indices.length);
     const todo = indices.map((_, k) => k).filter((k) => results[k] === undefined);
     const seedOf = (i: number) => (aug ? hashSeed(this.options.seed, epoch, i) : null);
-    const settle = (k: number, img: DecodedImage | Error) => {
+    const settle = (k: number, img: DecodedImage | 'thread' | Error) => {
       const s = this.samples[indices[k]!]!;
       if (!(img instanceof Error)) {
-        if (!aug) cache?.put(s.image, img);
+        if (!aug && img !== 'thread') cache?.put(s.image, img);
         results[k] = img;
       } else if (this.options.onBadSample === 'skip') {
         skipped.push({ where: s.where, message: img.message });
@@ -177,10 +178,11 @@ export class DataLoader {
       // the whole batch goes to the batch thread, cache hits as pixels, to come back normalised
       const items = indices.map((i, k) => {
         const hit = results[k];
-        return hit ? { data: hit.data } : { file: this.samples[i]!.image, seed: seedOf(i) };
+        return hit && hit !== 'thread' ? { data: hit.data } : { file: this.samples[i]!.image, seed: seedOf(i) };
       });
-      const out = await prepareOnThread(items, this.image);
-      for (const k of todo) settle(k, out.results[k]!);
+      const out = await prepareOnThread(items, this.image, { wantPixels: cache !== null });
+      // without a cache the thread keeps decoded pixels to itself: only the normalised batch comes back
+      for (const k of todo) settle(k, out.results[k] ?? 'thread');
       pixels = out.pixels;
     } else {
       await mapLimit(todo, this.options.concurrency, async (k) => {
@@ -196,7 +198,7 @@ export class DataLoader {
       });
     }
     const keep = indices.filter((_, k) => results[k] !== null);
-    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null), pixels, skipped };
+    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null && r !== 'thread'), pixels, skipped };
   }
 
   /** This rank's part of a global batch (all of it without sharding): contiguous, sizes differ by at most one. */
@@ -228,7 +230,7 @@ export class DataLoader {
       inputIds: tensor(ids, { shape: [B, T], dtype: 'int64' }),
       attentionMask: tensor(mask, { shape: [B, T], dtype: 'int64' }),
       tokenTypeIds: tensor(types, { shape: [B, T], dtype: 'int64' }),
-      pixelValues: raw.pixels ? fromBuffer(raw.pixels, [B, 3, this.image.size, this.image.size]) : imagesToTensor(raw.images, this.image),
+      pixelValues: raw.pixels ? takeBatchPixels(raw.pixels, [B, 3, this.image.size, this.image.size]) : imagesToTensor(raw.images, this.image),
       labels: tensor(new Int32Array(raw.indices.map((i) => this.samples[i]!.label)), { dtype: 'int64' }),
       indices: raw.indices,
     };

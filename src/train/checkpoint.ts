@@ -3,7 +3,7 @@
 // checkpoint where a loader would look. A checkpoint is also a model directory (`mmtrain eval/predict --checkpoint`).
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { collectGarbage } from './heap.js';
+import { collectGarbage } from '../heap.js';
 import { MmtrainError } from '../errors.js';
 import { FusionClassifier } from '../models/fusion.js';
 import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
