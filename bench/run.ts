@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { BERT_PRESETS, FUSION_PRESETS, VIT_PRESETS, buildInfo, fusionConfig, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
+import { buildInfo, fusionPresetConfig, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
@@ -122,8 +122,7 @@ if (want('mfu')) {
   }
   const mfu: Record<string, unknown> = { matmul_gflops: rates };
   for (const [key, r] of Object.entries(fusionRates)) {
-    const pair = FUSION_PRESETS[r.preset]!; // the config alone: building the model would allocate its weights
-    const flopsPerSample = fusionTrainingFlops(fusionConfig({ text_config: BERT_PRESETS[pair.text], image_config: VIT_PRESETS[pair.image] }), 1, 32);
+    const flopsPerSample = fusionTrainingFlops(fusionPresetConfig(r.preset), 1, 32); // the config alone, no weights
     const peak = rates[r.bf16 ? 'bfloat16' : 'float32']!.peak * 1e9;
     const a = (r.mmtrain * flopsPerSample) / peak;
     const b = (r.pytorch * flopsPerSample) / peak;

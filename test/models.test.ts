@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, readFileSync, writeFileSync, mkdirSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BertModel, FUSION_TYPES, FusionClassifier, Tensor, ViTModel, createFusionModel, fusionConfig, loadSafetensors,
+  BertModel, FUSION_TYPES, FusionClassifier, Tensor, ViTModel, createFusionModel, fusionConfig, fusionPresetConfig, loadSafetensors,
   manualSeed, memory, noGrad, randn, saveSafetensors, tensor, tidy, type FusionType,
 } from '../src/index.js';
 import { FIXTURES } from './helpers.js';
@@ -222,6 +222,10 @@ test('config validation names the field and the fix', () => {
   assert.throws(() => fusionConfig({ text_config: { hidden_size: 100, num_attention_heads: 3 } }), /text_config: hidden_size \(100\) must be a multiple of num_attention_heads \(3\)/);
   assert.throws(() => fusionConfig({ fusion_num_heads: 3 }), /fusion_num_heads \(3\) must divide the text hidden_size \(128\); set fusion_num_heads to a divisor such as 8/);
   assert.throws(() => createFusionModel({ preset: 'huge' }), /Expected one of tiny, mini, small, medium, base, large for preset but received "huge"/);
+  assert.throws(() => fusionPresetConfig('huge'), /Expected one of tiny, mini, small, medium, base, large for preset but received "huge"/);
+  const { model } = createFusionModel({ preset: 'tiny' });
+  assert.deepEqual(fusionPresetConfig('tiny'), model.config); // the config without building the model
+  model.dispose();
 });
 
 test('presets use Hugging Face initialisation; freezing whole encoders or lower layers', () => {

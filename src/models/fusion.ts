@@ -380,10 +380,21 @@ export interface CreateFusionOptions extends Omit<ConfigInput, 'text_config' | '
 }
 
 /** Builds a fusion classifier from presets and/or local pretrained encoders; reports what loading skipped. */
-export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoad<FusionClassifier> {
-  const { preset, text, image, ...rest } = opts;
+function presetPair(preset: string | undefined): { text: string; image: string } {
   const pair = preset === undefined ? FUSION_PRESETS.tiny! : FUSION_PRESETS[preset];
   if (!pair) invalid('preset', `one of ${Object.keys(FUSION_PRESETS).join(', ')}`, preset);
+  return pair;
+}
+
+/** The configuration a fusion preset gives (its BERT and ViT presets, default fusion and head), without weights. */
+export function fusionPresetConfig(preset?: string): FusionConfig {
+  const pair = presetPair(preset);
+  return fusionConfig({ text_config: BERT_PRESETS[pair.text], image_config: VIT_PRESETS[pair.image] });
+}
+
+export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoad<FusionClassifier> {
+  const { preset, text, image, ...rest } = opts;
+  const pair = presetPair(preset);
   const report = { missing: [] as string[], unexpected: [] as string[], mismatched: [] as { key: string; expected: number[]; received: number[] }[] };
   let textModel: BertModel | undefined;
   let imageModel: ViTModel | undefined;
