@@ -7,6 +7,9 @@
 // buffers transferred, and wraps each in a tensor. Tiny-preset data wait while decoding fell from 5-9% of a step
 // to ~1-2%.
 import { Worker } from 'node:worker_threads';
+// sharp's native library is loaded by this (main) thread before any worker, so that no worker's exit unloads it
+// (lovell/sharp#2263).
+import 'sharp';
 import { MmtrainError } from '../errors.js';
 import { collectYoungGarbage } from '../heap.js';
 import { type Tensor, fromBuffer } from '../tensor/tensor.js';
@@ -53,7 +56,7 @@ class BatchThread {
   #failed: Error | null = null;
 
   constructor() {
-    this.#worker = new Worker(new URL('./batch-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+    this.#worker = new Worker(new URL('./batch-worker.js', import.meta.url));
     // An idle worker must not keep the process alive; one with work in flight must (see #settle).
     this.#worker.unref();
     this.#worker.on('message', (m: BatchReply) => {
@@ -116,8 +119,8 @@ let receivedBytes = 0;
  * Wraps a batch buffer received from the thread in a tensor (no copy; a copy cost the step 2-4 ms of data wait at
  * 8 x 224 px), and runs a young-generation collection after every 32 MiB received, so that dead batch buffers are
  * freed on a schedule instead of waiting for V8's: with few JS allocations per step that could take many batches,
- * and meanwhile dead buffers split the C heap. Buffers still in use when it runs survive one collection, not two,
- * so they are not promoted to the old generation.
+ * and meanwhile dead buffers split the C heap. With 32 MiB between collections, a buffer still in flight usually
+ * meets one collection before it dies, so few are promoted to the old generation.
  */
 export function takeBatchPixels(pixels: Float32Array, shape: number[]): Tensor {
   const t = fromBuffer(pixels, shape);

@@ -379,7 +379,6 @@ export interface CreateFusionOptions extends Omit<ConfigInput, 'text_config' | '
   image?: EncoderSpec;
 }
 
-/** Builds a fusion classifier from presets and/or local pretrained encoders; reports what loading skipped. */
 function presetPair(preset: string | undefined): { text: string; image: string } {
   const pair = preset === undefined ? FUSION_PRESETS.tiny! : FUSION_PRESETS[preset];
   if (!pair) invalid('preset', `one of ${Object.keys(FUSION_PRESETS).join(', ')}`, preset);
@@ -392,6 +391,7 @@ export function fusionPresetConfig(preset?: string): FusionConfig {
   return fusionConfig({ text_config: BERT_PRESETS[pair.text], image_config: VIT_PRESETS[pair.image] });
 }
 
+/** Builds a fusion classifier from presets and/or local pretrained encoders; reports what loading skipped. */
 export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoad<FusionClassifier> {
   const { preset, text, image, ...rest } = opts;
   const pair = presetPair(preset);
