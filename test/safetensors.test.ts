@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   MmtrainError, decodeSafetensors, encodeSafetensors, loadSafetensors, readSafetensorsHeader, saveSafetensors, tensor,
-  tidy, memory, randn,
+  tidy, memory, randn, type Tensor,
 } from '../src/index.js';
 
 function file(header: unknown, data = Buffer.alloc(0), rawHeader?: string): Buffer {
@@ -153,5 +153,18 @@ test('atomic save: an error while encoding leaves the previous file intact', () 
   assert.deepEqual(readFileSync(path), before);
   assert.ok(!existsSync(sub));
   assert.deepEqual(readdirSync(dir).sort(), ['keep', 'w.safetensors']);
+  rmSync(dir, { recursive: true });
+});
+
+test('a bad entry is refused before the file is touched; tensors are written one at a time in name order', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-st-'));
+  const path = join(dir, 'm.safetensors');
+  tidy(() => saveSafetensors(path, { b: tensor([1, 2, 3]), a: tensor([[4, 5]], { dtype: 'int64' }) }));
+  const before = readFileSync(path);
+  assert.throws(() => tidy(() => saveSafetensors(path, { a: tensor([9]), b: 3 as unknown as Tensor })), /^MmtrainError: Expected a Tensor for safetensors entry "b" but received number$/);
+  assert.deepEqual(readFileSync(path), before);
+  assert.deepEqual(readdirSync(dir), ['m.safetensors']);
+  // the streamed file equals the in-memory encoding, byte for byte
+  tidy(() => assert.deepEqual(Buffer.concat(encodeSafetensors({ b: tensor([1, 2, 3]), a: tensor([[4, 5]], { dtype: 'int64' }) })), before));
   rmSync(dir, { recursive: true });
 });

@@ -8,6 +8,7 @@ import { MmtrainError } from '../errors.js';
 import { type DType, BYTES_PER_ELEMENT } from './dtype.js';
 import { Tensor, fromBuffer, tensor } from './tensor.js';
 import { writeFileAtomic } from '../files.js';
+import { collectYoungGarbage } from '../heap.js';
 
 const ST_TO_DTYPE: Record<string, DType> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16',
@@ -192,17 +193,23 @@ export type TensorMap = Map<string, Tensor> | Record<string, Tensor>;
 
 /** Encodes tensors (sorted by name) with optional string metadata. */
 export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, string>): Buffer[] {
+  return [...safetensorsChunks(tensors, metadata)];
+}
+
+/**
+ * The bytes of a safetensors file as chunks, each tensor's made only when it is reached: the header comes from
+ * shapes and dtypes alone, so a writer holds one tensor's copy at a time instead of the whole model's.
+ */
+function safetensorsChunks(tensors: TensorMap, metadata?: Record<string, string>): Iterable<Buffer> {
   const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
-  const chunks: Buffer[] = [];
   let offset = 0;
   for (const [name, t] of entries) {
     if (!(t instanceof Tensor)) throw new MmtrainError(`Expected a Tensor for safetensors entry "${name}" but received ${typeof t}`);
-    const data = t.device === 'cpu' ? t.toBuffer() : t.cpu().toBuffer();
-    header[name] = { dtype: DTYPE_TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + data.length] };
-    offset += data.length;
-    chunks.push(data);
+    const bytes = t.numel * BYTES_PER_ELEMENT[t.dtype];
+    header[name] = { dtype: DTYPE_TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   // Pad the header with spaces so the data starts 8-byte aligned (zero-copy views on load).
@@ -210,7 +217,24 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
-  return [len, json, ...chunks];
+  // The header is checked and built above, before anything is written; the tensors' bytes follow one at a time.
+  return (function* () {
+    yield len;
+    yield json;
+    let sinceCollection = 0;
+    for (const [name, t] of entries) {
+      const data = (t as Tensor).device === 'cpu' ? (t as Tensor).toBuffer() : (t as Tensor).cpu().toBuffer();
+      const want = (header[name] as { data_offsets: [number, number] }).data_offsets;
+      if (data.length !== want[1] - want[0]) throw new MmtrainError(`safetensors entry "${name}": ${data.length} bytes, expected ${want[1] - want[0]}`);
+      yield data;
+      // Written copies are dead and young: a scavenge frees them, so the copies never add up to the whole model.
+      sinceCollection += data.length;
+      if (sinceCollection >= 32 << 20) {
+        sinceCollection = 0;
+        collectYoungGarbage();
+      }
+    }
+  })();
 }
 
 /**
@@ -218,7 +242,7 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
  * or a failing disk leaves the previous file intact.
  */
 export function saveSafetensors(path: string, tensors: TensorMap, metadata?: Record<string, string>): void {
-  const chunks = encodeSafetensors(tensors, metadata);
+  const chunks = safetensorsChunks(tensors, metadata); // a bad entry is refused here, before the file is touched
   try {
     writeFileAtomic(path, chunks);
   } catch (e) {
