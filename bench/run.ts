@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildInfo, fusionPresetConfig, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
+import { buildInfo, bundledTokenizer, fusionPresetConfig, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
@@ -135,7 +135,7 @@ if (want('mfu')) {
 // 4. data: decode + resize + normalise of JPEGs (400 synthetic 320px images) vs PIL + torchvision, and the share of
 // a tiny-preset training step spent waiting for data with prefetch
 if (want('data')) {
-  const tokPath = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
+  const tokPath = bundledTokenizer();
   const imgDir = join(ROOT, 'bench', '.data', 'jpeg320');
   await ensureImages(imgDir, quick ? 100 : 400, 320);
   const dec = await decodeThroughput(imgDir, tokPath);

@@ -22,11 +22,18 @@ export function collectGarbage(): void {
   v8Gc()();
 }
 
+let droppedYoungBytes = 0;
+
 /**
- * A young-generation collection (a scavenge: a fraction of a millisecond with few live young objects). It frees the
- * memory of ArrayBuffers that died young, such as batch buffers received from the batch thread and already copied
- * into tensors, which would otherwise wait for V8's own schedule and fragment the C heap meanwhile.
+ * Counts bytes of ArrayBuffers that die young (batch buffers from the batch thread once their step is done, a
+ * checkpoint's per-tensor copies once written) and runs a young-generation collection (a scavenge: a fraction of a
+ * millisecond with few live young objects) after every 32 MiB. With few JS allocations per step, V8's own schedule
+ * leaves such buffers for many steps, and meanwhile they split the C heap so that later tensors take fresh memory.
  */
-export function collectYoungGarbage(): void {
-  v8Gc()({ type: 'minor', execution: 'sync' });
+export function dropYoungBuffer(bytes: number): void {
+  droppedYoungBytes += bytes;
+  if (droppedYoungBytes >= 32 << 20) {
+    droppedYoungBytes = 0;
+    v8Gc()({ type: 'minor', execution: 'sync' });
+  }
 }

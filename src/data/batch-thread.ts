@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 // (lovell/sharp#2263).
 import 'sharp';
 import { MmtrainError } from '../errors.js';
-import { collectYoungGarbage } from '../heap.js';
+import { dropYoungBuffer } from '../heap.js';
 import { type Tensor, fromBuffer } from '../tensor/tensor.js';
 import type { DecodedImage, ImageConfig } from './image.js';
 
@@ -113,21 +113,14 @@ export function prepareOnThread(items: BatchItem[], cfg: ImageConfig, opts: { wa
   return shared.prepare(items, cfg, opts.wantPixels ?? false);
 }
 
-let receivedBytes = 0;
-
 /**
  * Wraps a batch buffer received from the thread in a tensor (no copy; a copy cost the step 2-4 ms of data wait at
- * 8 x 224 px), and runs a young-generation collection after every 32 MiB received, so that dead batch buffers are
- * freed on a schedule instead of waiting for V8's: with few JS allocations per step that could take many batches,
- * and meanwhile dead buffers split the C heap. With 32 MiB between collections, a buffer still in flight usually
- * meets one collection before it dies, so few are promoted to the old generation.
+ * 8 x 224 px) and counts it for a scheduled young-generation collection (dropYoungBuffer). With 32 MiB between
+ * collections, a buffer still in flight usually meets one collection before it dies, so few are promoted to the old
+ * generation.
  */
 export function takeBatchPixels(pixels: Float32Array, shape: number[]): Tensor {
   const t = fromBuffer(pixels, shape);
-  receivedBytes += pixels.byteLength;
-  if (receivedBytes >= 32 << 20) {
-    receivedBytes = 0;
-    collectYoungGarbage();
-  }
+  dropYoungBuffer(pixels.byteLength);
   return t;
 }

@@ -8,7 +8,7 @@ import { MmtrainError } from '../errors.js';
 import { type DType, BYTES_PER_ELEMENT } from './dtype.js';
 import { Tensor, fromBuffer, tensor } from './tensor.js';
 import { writeFileAtomic } from '../files.js';
-import { collectYoungGarbage } from '../heap.js';
+import { dropYoungBuffer } from '../heap.js';
 
 const ST_TO_DTYPE: Record<string, DType> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16',
@@ -205,10 +205,12 @@ function safetensorsChunks(tensors: TensorMap, metadata?: Record<string, string>
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
+  const sizes: number[] = [];
   for (const [name, t] of entries) {
     if (!(t instanceof Tensor)) throw new MmtrainError(`Expected a Tensor for safetensors entry "${name}" but received ${typeof t}`);
     const bytes = t.numel * BYTES_PER_ELEMENT[t.dtype];
     header[name] = { dtype: DTYPE_TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
+    sizes.push(bytes);
     offset += bytes;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -221,18 +223,12 @@ function safetensorsChunks(tensors: TensorMap, metadata?: Record<string, string>
   return (function* () {
     yield len;
     yield json;
-    let sinceCollection = 0;
-    for (const [name, t] of entries) {
-      const data = (t as Tensor).device === 'cpu' ? (t as Tensor).toBuffer() : (t as Tensor).cpu().toBuffer();
-      const want = (header[name] as { data_offsets: [number, number] }).data_offsets;
-      if (data.length !== want[1] - want[0]) throw new MmtrainError(`safetensors entry "${name}": ${data.length} bytes, expected ${want[1] - want[0]}`);
+    for (const [k, [name, t]] of entries.entries()) {
+      const data = t.device === 'cpu' ? t.toBuffer() : t.cpu().toBuffer();
+      if (data.length !== sizes[k]) throw new MmtrainError(`safetensors entry "${name}": ${data.length} bytes, expected ${sizes[k]}`);
       yield data;
-      // Written copies are dead and young: a scavenge frees them, so the copies never add up to the whole model.
-      sinceCollection += data.length;
-      if (sinceCollection >= 32 << 20) {
-        sinceCollection = 0;
-        collectYoungGarbage();
-      }
+      // A written copy is dead and young: counted for a scheduled scavenge, so the copies never add up to the model.
+      dropYoungBuffer(data.length);
     }
   })();
 }
