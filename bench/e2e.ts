@@ -20,6 +20,14 @@ export interface E2ESide {
   [k: string]: unknown;
 }
 
+/** Median milliseconds per phase of one training step of the e2e model (bench/e2e-phases.ts, e2e_pytorch.py --mode phases). */
+export interface StepPhases {
+  precision: string;
+  batch: number;
+  median_ms: { forward: number; backward: number; clip: number; optimizer: number };
+  step_ms: number;
+}
+
 /** Seconds per epoch, evaluation included: the median gap between consecutive evaluations (the first from 0). */
 export function epochSeconds(s: E2ESide): number {
   return median(s.epochs.map((e, i) => e.elapsed_s - (i ? s.epochs[i - 1]!.elapsed_s : 0)));
@@ -78,5 +86,11 @@ export async function endToEnd(root: string, python: string, threads: number, op
   // the tuned pipeline without autocast too: its bf16 run converges more slowly on these batches (docs/performance.md)
   const tunedFp32: E2ESide = runJson(python, [script, '--mode', 'tuned', '--fp32', '--spec', specPath, '--threads', String(threads)], process.env);
   const original: E2ESide = runJson(python, [script, '--mode', 'original', '--spec', specPath, '--threads', String(threads), '--budget-s', String(opts.originalBudgetS ?? 600)], process.env);
-  return { target, precision, epochs_planned: cfg.train.epochs, train_samples: 4000, mmtrain, tuned, tuned_fp32: tunedFp32, original };
+  // where a step of this model goes on each side, at the run's precision: the part of the time no pipeline can save
+  const phases = {
+    mmtrain: runJson(process.execPath, [join(root, 'dist', 'bench', 'e2e-phases.js'), specPath, String(threads)], cliEnv(precision)) as StepPhases,
+    pytorch: runJson(python, [script, '--mode', 'phases', '--spec', specPath, '--threads', String(threads), ...(precision === 'bf16' ? [] : ['--fp32'])],
+      precision === 'bf16' ? torchDefaultEnv() : process.env) as StepPhases,
+  };
+  return { target, precision, epochs_planned: cfg.train.epochs, train_samples: 4000, steps_per_epoch: plans[0]!.length, mmtrain, tuned, tuned_fp32: tunedFp32, original, phases };
 }

@@ -157,23 +157,8 @@ class Footprint:
         return max(self.peak_kib / 1024, peak_rss_mib()), self.workers_peak_kib / 1024
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=["original", "tuned"], required=True)
-    p.add_argument("--spec", required=True, help="JSON written by bench/e2e.ts: data, model, init, hyperparameters")
-    p.add_argument("--threads", type=int, required=True)
-    p.add_argument("--budget-s", type=float, default=1e9)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--fp32", action="store_true", help="tuned: without autocast")
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    footprint = Footprint()
-    spec = json.load(open(a.spec))
-    tokens = json.load(open(spec["tokens"]))
-    bf16 = a.mode == "tuned" and spec["precision"] == "bf16" and not a.fp32
-    pad_to = 128 if a.mode == "original" else None
-    torch.manual_seed(spec["seed"])
-
+def build_model(spec):
+    """The run's model with mmtrain's initial weights, in training mode."""
     m = spec["model"]
     model = Fusion(text=m["text"], image=m["image"], fusion_num_heads=m["fusion_num_heads"], head_hidden_size=m["head_hidden_size"],
                    head_dropout=m["head_dropout"], num_labels=m["num_labels"])
@@ -190,6 +175,81 @@ def main():
     if missing or unexpected:
         raise SystemExit(f"{spec['init']}: missing {missing}, unexpected {unexpected}")
     model.train()
+    return model
+
+
+def phases(spec, bf16):
+    """Median milliseconds of each phase of a training step (forward with the loss, backward, clip_grad_norm_, AdamW
+    step with zero_grad) on the first batches of the run's plan: their token ids dynamically padded, random pixels.
+    bench/e2e-phases.ts times the same on mmtrain's side."""
+    import statistics
+    tokens = json.load(open(spec["tokens"]))
+    ids, plan = tokens["train"], tokens["plans"][0]
+    labels = [int(json.loads(l)["label"]) for l in open(spec["train"]) if l.strip()]
+    torch.manual_seed(0)
+    model = build_model(spec)
+    h = spec["train_args"]
+    opt = torch.optim.AdamW(parameter_groups(model, h["weight_decay"]), lr=h["lr"], betas=tuple(h["betas"]), eps=h["eps"])
+    params = [q for q in model.parameters() if q.requires_grad]
+    S = spec["model"]["image"]["image_size"]
+    times = {k: [] for k in ("forward", "backward", "clip", "optimizer")}
+    for i in range(PHASE_WARMUP + PHASE_STEPS):
+        rows = plan[i % len(plan)]
+        T_ = max(len(ids[r]) for r in rows)
+        x = torch.zeros(len(rows), T_, dtype=torch.long)
+        mask = torch.zeros(len(rows), T_, dtype=torch.long)
+        for b, r in enumerate(rows):
+            x[b, : len(ids[r])] = torch.tensor(ids[r])
+            mask[b, : len(ids[r])] = 1
+        px = torch.randn(len(rows), 3, S, S)
+        y = torch.tensor([labels[r] for r in rows])
+        t = [time.perf_counter()]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x, mask, px)
+        loss = F.cross_entropy(logits.float(), y)
+        loss.item()
+        t.append(time.perf_counter())
+        loss.backward()
+        t.append(time.perf_counter())
+        torch.nn.utils.clip_grad_norm_(params, h["clip_grad_norm"])
+        t.append(time.perf_counter())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t.append(time.perf_counter())
+        if i >= PHASE_WARMUP:
+            for k, name in enumerate(times):
+                times[name].append((t[k + 1] - t[k]) * 1000)
+    ms = {k: statistics.median(v) for k, v in times.items()}
+    return {"precision": "bf16" if bf16 else "fp32", "steps": PHASE_STEPS, "batch": len(plan[0]), "median_ms": ms, "step_ms": sum(ms.values())}
+
+
+# the same counts as bench/e2e-phases.ts
+PHASE_WARMUP = 10
+PHASE_STEPS = 60
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", choices=["original", "tuned", "phases"], required=True)
+    p.add_argument("--spec", required=True, help="JSON written by bench/e2e.ts: data, model, init, hyperparameters")
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--budget-s", type=float, default=1e9)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--fp32", action="store_true", help="tuned: without autocast")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    spec = json.load(open(a.spec))
+    if a.mode == "phases":
+        print(json.dumps(phases(spec, spec["precision"] == "bf16" and not a.fp32)))
+        return
+    footprint = Footprint()
+    tokens = json.load(open(spec["tokens"]))
+    bf16 = a.mode == "tuned" and spec["precision"] == "bf16" and not a.fp32
+    pad_to = 128 if a.mode == "original" else None
+    torch.manual_seed(spec["seed"])
+
+    m = spec["model"]
+    model = build_model(spec)
 
     size = m["image"]["image_size"]
     train_ds = Pairs(spec["train"], tokens["train"], size, pad_to)

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { buildInfo, bundledTokenizer, fusionPresetConfig, fusionTrainingFlops, getNumThreads, setNumThreads } from '../src/index.js';
 import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
-import { dataWait, decodeThroughput, ensureImages, ensurePhotos } from './data.js';
+import { dataWait, decodeThroughput, ensureImages, ensurePhotos, sharpCeiling } from './data.js';
 import { dataParallel } from './distributed.js';
-import { type E2ESide, endToEnd, epochSeconds } from './e2e.js';
+import { type E2ESide, type StepPhases, endToEnd, epochSeconds } from './e2e.js';
 import { cpuFlags } from '../src/cli/threading.js';
 import { cliEnv, runJson, torchDefaultEnv } from './env.js';
 import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupPreset, trainerOverhead } from './trainer.js';
@@ -148,6 +148,12 @@ if (want('data')) {
   const decPtP = torchRef(['--case', 'decode', '--manifest', join(photoDir, 'train.jsonl')]);
   results.decode_photos = { mmtrain: decP, pytorch: decPtP, ratio_images_per_s: decP.images_per_s / decPtP.images_per_s };
   table.push(['640x480 photo-like JPEGs: same, images/s', decP.images_per_s.toFixed(0), decPtP.images_per_s.toFixed(0), (decP.images_per_s / decPtP.images_per_s).toFixed(2)]);
+  // sharp's own ceiling on the same files against the same PIL runs: what no loader built on sharp can exceed
+  const ceil = { decode_only: await sharpCeiling(imgDir, false), decode_resize: await sharpCeiling(imgDir, true), photos_decode_resize: await sharpCeiling(photoDir, true) };
+  results.sharp_ceiling = ceil;
+  table.push(['320px: sharp alone, files in memory, JPEG decode only (no resize, no normalise), images/s', ceil.decode_only.images_per_s.toFixed(0), decPt.images_per_s.toFixed(0), (ceil.decode_only.images_per_s / decPt.images_per_s).toFixed(2)]);
+  table.push(['320px: sharp alone, files in memory, decode+resize 224 (no normalise), images/s', ceil.decode_resize.images_per_s.toFixed(0), decPt.images_per_s.toFixed(0), (ceil.decode_resize.images_per_s / decPt.images_per_s).toFixed(2)]);
+  table.push(['640x480: sharp alone, files in memory, decode+resize 224 (no normalise), images/s', ceil.photos_decode_resize.images_per_s.toFixed(0), decPtP.images_per_s.toFixed(0), (ceil.photos_decode_resize.images_per_s / decPtP.images_per_s).toFixed(2)]);
   const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');
   await ensureImages(waitDir, 400, 224);
   const dw = await dataWait(waitDir, tokPath, quick ? 10 : 30);
@@ -208,6 +214,15 @@ if (want('e2e')) {
     table.push([`  seconds per epoch (training + evaluation)`, epochSeconds(e.mmtrain).toFixed(2), epochSeconds(s).toFixed(2), (epochSeconds(s) / epochSeconds(e.mmtrain)).toFixed(2)]);
     // PyTorch's figure counts its DataLoader workers' private pages too (bench/e2e_pytorch.py Footprint)
     table.push([`  peak memory of the run (RSS; PyTorch: main process + workers' private pages), MiB`, e.mmtrain.peak_rss_mib.toFixed(0), s.peak_rss_mib.toFixed(0), `${(e.mmtrain.peak_rss_mib / s.peak_rss_mib).toFixed(2)}x PyTorch's`]);
+  }
+  // the model's own step, phase by phase, on both sides: what is left once the pipeline costs nothing
+  const ph = e.phases;
+  const fmt = (p: StepPhases) => `${p.median_ms.forward.toFixed(1)} / ${p.median_ms.backward.toFixed(1)} / ${p.median_ms.clip.toFixed(1)} / ${p.median_ms.optimizer.toFixed(1)}`;
+  table.push([`model step alone (${ph.mmtrain.precision}, batch ${ph.mmtrain.batch}, the run's batches): forward / backward / clip / AdamW, ms`, fmt(ph.mmtrain), fmt(ph.pytorch), (ph.pytorch.step_ms / ph.mmtrain.step_ms).toFixed(2)]);
+  if (e.mmtrain.time_to_target_s !== null && e.original.time_to_target_s !== null) {
+    // mmtrain's epochs to the target times its steps at the model step's own speed: no data, no evaluation
+    const floor = (e.mmtrain.epochs.length * e.steps_per_epoch * ph.mmtrain.step_ms) / 1000;
+    table.push([`  mmtrain's time to ${pct} if only those steps ran (${e.mmtrain.epochs.length} epochs x ${e.steps_per_epoch} steps), s; original pipeline's time`, floor.toFixed(1), e.original.time_to_target_s.toFixed(1), `at most ${(e.original.time_to_target_s / floor).toFixed(2)}x`]);
   }
 }
 
