@@ -21,7 +21,7 @@ const labels = readFileSync(config.data.train!, 'utf8').split('\n').filter((l) =
 
 manualSeed(0);
 const { model } = createFusionModel(config.model);
-model.loadStateDict(loadSafetensors(spec.init).tensors, { strict: false });
+model.loadStateDict(loadSafetensors(spec.init).tensors); // the run's initial weights, every key
 model.train();
 const groups = parameterGroups(model, config);
 const params = groups.flatMap((g) => g.params);
