@@ -1,51 +1,40 @@
-// Batch preparation on a worker thread. sharp's decoding already runs in libuv's thread pool, but the JS work
-// around each image (reading the file, building the libvips pipeline, resolving its promise: ~0.5 ms an image)
-// needs a JS thread between stages; on the main thread that work waits for the synchronous training step, so each
-// step let the prefetched batches advance one stage only. A worker thread's event loop keeps them moving while
-// the model computes. It also normalises every batch, decoded or from the image cache (~3-4 ms of the main
-// thread between two steps at 8 x 224 px, with its caches cold); the main thread receives finished batches, their
-// buffers transferred, and wraps each in a tensor. Tiny-preset data wait while decoding fell from 5-9% of a step
-// to ~1-2%.
+// Image decoding on a worker thread. sharp's decoding already runs in libuv's thread pool, but the JS work around
+// each image (reading the file, building the libvips pipeline, resolving its promise: ~0.5 ms an image) needs a JS
+// thread between stages; on the main thread that work waits for the synchronous training step, so each step let the
+// prefetched batches advance one stage only. A worker thread's event loop keeps them moving while the model
+// computes. Only decoding moves: cache hits and the normalisation stay on the main thread, in LibTorch, where one
+// vectorised call normalises a batch in a fraction of what JS takes; normalising in the thread (an earlier version)
+// took CPU from the training step on a machine whose cores the step already uses, and epochs ran 5-20% slower
+// (docs/performance.md).
 import { Worker } from 'node:worker_threads';
 // sharp's native library is loaded by this (main) thread before any worker, so that no worker's exit unloads it
 // (lovell/sharp#2263).
 import 'sharp';
 import { MmtrainError } from '../errors.js';
-import { dropYoungBuffer } from '../heap.js';
-import { type Tensor, fromBuffer } from '../tensor/tensor.js';
 import type { DecodedImage, ImageConfig } from './image.js';
 
-/** An image to decode (a seed turns augmentation on for it), or pixels already decoded (an image-cache hit). */
-export type BatchItem = { file: string; seed: number | null } | { data: Uint8Array };
+/** An image to decode (a seed turns augmentation on for it). */
+export interface BatchItem {
+  file: string;
+  seed: number | null;
+}
 
 export interface BatchRequest {
   id: number;
   cfg: ImageConfig;
   items: BatchItem[];
-  /** send each decoded image's uint8 pixels back too (for the image cache) */
-  wantPixels: boolean;
 }
 
-/** Per item: the decoded pixels (when asked for), the decoding error's message (it names the file), or null. */
-export type ItemResult = { data: Uint8Array; width: number; height: number } | { error: string } | null;
+/** Per item: the decoded 8-bit pixels, or the decoding error's message (it names the file). */
+export type ItemResult = { data: Uint8Array; width: number; height: number } | { error: string };
 
 export interface BatchReply {
   id: number;
   results: ItemResult[];
-  /** every item's image but the failed ones, in order, normalised to one float32 (B, 3, S, S) buffer */
-  pixels: Float32Array;
-}
-
-/** What the thread gives the loader for a batch. */
-export interface PreparedBatch {
-  /** per item: the decoded pixels (when asked for, for the image cache), the error, or null */
-  results: (DecodedImage | Error | null)[];
-  /** the images that did not fail, in order, normalised (B, 3, S, S) */
-  pixels: Float32Array;
 }
 
 interface Pending {
-  resolve: (r: PreparedBatch) => void;
+  resolve: (r: (DecodedImage | Error)[]) => void;
   reject: (e: Error) => void;
 }
 
@@ -63,10 +52,7 @@ class BatchThread {
       const p = this.#pending.get(m.id);
       if (!p) return;
       this.#settle(m.id);
-      p.resolve({
-        results: m.results.map((r) => (r === null ? null : 'error' in r ? new MmtrainError(r.error) : { data: r.data, width: r.width, height: r.height })),
-        pixels: m.pixels,
-      });
+      p.resolve(m.results.map((r) => ('error' in r ? new MmtrainError(r.error) : r)));
     });
     const fail = (e: Error) => {
       if (this.#failed) return;
@@ -81,17 +67,13 @@ class BatchThread {
     this.#worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
   }
 
-  prepare(items: BatchItem[], cfg: ImageConfig, wantPixels: boolean): Promise<PreparedBatch> {
+  decode(items: BatchItem[], cfg: ImageConfig): Promise<(DecodedImage | Error)[]> {
     if (this.#failed) return Promise.reject(this.#failed);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#pending.size === 0) this.#worker.ref();
       this.#pending.set(id, { resolve, reject });
-      // Given pixels are copied out of whatever buffer holds them (a view would send its whole buffer: for a cache
-      // hit, the whole cache file), and the copies are transferred.
-      const own = items.map((it) => ('data' in it ? { data: it.data.slice() } : it));
-      const transfer = own.flatMap((it) => ('data' in it ? [it.data.buffer as ArrayBuffer] : []));
-      this.#worker.postMessage({ id, cfg, items: own, wantPixels } satisfies BatchRequest, transfer);
+      this.#worker.postMessage({ id, cfg, items } satisfies BatchRequest);
     });
   }
 
@@ -104,23 +86,10 @@ class BatchThread {
 let shared: BatchThread | null = null;
 
 /**
- * Decodes and resizes the batch's image files (as loadImage does) and normalises the whole batch on the process's
- * batch thread, started on first use and shared by every DataLoader. Resolves to one result per item and the
- * normalised batch buffer, so that the main thread only wraps it in a tensor.
+ * Decodes and resizes image files (as loadImage does) on the process's batch thread, started on first use and
+ * shared by every DataLoader. Resolves to one result per item: its 8-bit pixels, or the error naming its file.
  */
-export function prepareOnThread(items: BatchItem[], cfg: ImageConfig, opts: { wantPixels?: boolean } = {}): Promise<PreparedBatch> {
+export function decodeOnThread(items: BatchItem[], cfg: ImageConfig): Promise<(DecodedImage | Error)[]> {
   shared ??= new BatchThread();
-  return shared.prepare(items, cfg, opts.wantPixels ?? false);
-}
-
-/**
- * Wraps a batch buffer received from the thread in a tensor (no copy; a copy cost the step 2-4 ms of data wait at
- * 8 x 224 px) and counts it for a scheduled young-generation collection (dropYoungBuffer). With 32 MiB between
- * collections, a buffer still in flight usually meets one collection before it dies, so few are promoted to the old
- * generation.
- */
-export function takeBatchPixels(pixels: Float32Array, shape: number[]): Tensor {
-  const t = fromBuffer(pixels, shape);
-  dropYoungBuffer(pixels.byteLength);
-  return t;
+  return shared.decode(items, cfg);
 }

@@ -1,18 +1,12 @@
 // The batch thread's entry (see batch-thread.ts): decodes every file of a request at once (sharp runs them in
-// libuv's pool), normalises the batch with the given pixels, and sends it back, transferring the buffers.
+// libuv's pool) and sends the 8-bit pixels back, transferring their buffers.
 import { readFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { type DecodedImage, decodeImage, imageReadError, mulberry32, normalizeToCHW } from './image.js';
+import { decodeImage, imageReadError, mulberry32 } from './image.js';
 import type { BatchReply, BatchRequest, ItemResult } from './batch-thread.js';
 
 parentPort!.on('message', async (r: BatchRequest) => {
-  const S = r.cfg.size;
-  const images: (DecodedImage | null)[] = [];
-  const results = await Promise.all(r.items.map(async (item, k): Promise<ItemResult> => {
-    if ('data' in item) {
-      images[k] = { data: item.data, width: S, height: S };
-      return null;
-    }
+  const results = await Promise.all(r.items.map(async (item): Promise<ItemResult> => {
     try {
       // A synchronous read blocks only this thread, and saves the four event-loop turns of an async one.
       let buf: Buffer;
@@ -22,14 +16,11 @@ parentPort!.on('message', async (r: BatchRequest) => {
         throw imageReadError(item.file, e);
       }
       const img = await decodeImage(buf, item.file, r.cfg, item.seed === null ? undefined : mulberry32(item.seed));
-      images[k] = img;
-      return r.wantPixels ? { data: img.data, width: img.width, height: img.height } : null;
+      return { data: img.data, width: img.width, height: img.height };
     } catch (e) {
-      images[k] = null;
       return { error: (e as Error).message };
     }
   }));
-  const pixels = normalizeToCHW(images.filter((im): im is DecodedImage => im !== null), r.cfg);
-  const transfer = [pixels.buffer as ArrayBuffer, ...results.flatMap((x) => (x && 'data' in x ? [x.data.buffer as ArrayBuffer] : []))];
-  parentPort!.postMessage({ id: r.id, results, pixels } satisfies BatchReply, transfer);
+  const transfer = results.flatMap((x) => ('data' in x ? [x.data.buffer as ArrayBuffer] : []));
+  parentPort!.postMessage({ id: r.id, results } satisfies BatchReply, transfer);
 });

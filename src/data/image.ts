@@ -178,31 +178,6 @@ function describeSharpError(e: unknown, file: string, cfg: ImageConfig): Mmtrain
   return new MmtrainError(`${file}: cannot decode image (${msg.split('\n')[0]})`);
 }
 
-/**
- * uint8 HWC images -> one normalised float32 (B, 3, S, S) buffer, (x / 255 - mean) / std, in plain JS: what
- * imagesToTensor computes in LibTorch, for the decoding thread, which has no LibTorch. Agrees with it to 1 ulp.
- */
-export function normalizeToCHW(images: DecodedImage[], cfg: ImageConfig): Float32Array {
-  const HW = cfg.size * cfg.size;
-  const out = new Float32Array(images.length * 3 * HW);
-  const scale = cfg.std.map((s) => Math.fround(1 / (255 * s)));
-  const bias = cfg.mean.map((m, c) => Math.fround(-m / cfg.std[c]!));
-  const [s0, s1, s2] = scale as [number, number, number];
-  const [b0, b1, b2] = bias as [number, number, number];
-  images.forEach((im, b) => {
-    const d = im.data;
-    const r = b * 3 * HW; // (B, 3, S, S): channel planes of image b
-    const g = r + HW;
-    const bl = g + HW;
-    for (let p = 0, q = 0; p < HW; p++, q += 3) {
-      out[r + p] = d[q]! * s0 + b0;
-      out[g + p] = d[q + 1]! * s1 + b1;
-      out[bl + p] = d[q + 2]! * s2 + b2;
-    }
-  });
-  return out;
-}
-
 /** torchvision RandomResizedCrop.get_params: 10 tries for an area/ratio box inside the image, else a center crop. */
 export function randomResizedCropBox(W: number, H: number, p: { scale: [number, number]; ratio: [number, number] }, rnd: () => number): [number, number, number, number] {
   const area = W * H;

@@ -6,7 +6,7 @@ import { normalizeImages } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
 import { ImageCache } from './cache.js';
-import { prepareOnThread, takeBatchPixels } from './batch-thread.js';
+import { decodeOnThread } from './batch-thread.js';
 import { type DecodedImage, type ImageConfig, loadImage, mulberry32 } from './image.js';
 import type { Problem, Sample } from './manifest.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
@@ -53,8 +53,6 @@ export interface Cursor {
 interface RawBatch {
   indices: number[];
   images: DecodedImage[];
-  /** the images already normalised to (B, 3, S, S) by the decoding thread, or null */
-  pixels: Float32Array | null;
   skipped: Problem[];
 }
 
@@ -157,14 +155,14 @@ export class DataLoader {
     const aug = this.options.augment;
     const cache = aug ? null : this.options.cache;
     // Cache hits are read synchronously first (a view into the cache, no copy); only the misses are decoded.
-    // per sample: its pixels, "thread" (decoded; only the batch thread has its pixels), null (skipped), undefined (to do)
-    const results: (DecodedImage | 'thread' | null | undefined)[] = cache ? indices.map((i) => cache.get(this.samples[i]!.image) ?? undefined) : new Array(indices.length);
+    // per sample: its pixels, null (skipped), undefined (to do)
+    const results: (DecodedImage | null | undefined)[] = cache ? indices.map((i) => cache.get(this.samples[i]!.image) ?? undefined) : new Array(indices.length);
     const todo = indices.map((_, k) => k).filter((k) => results[k] === undefined);
     const seedOf = (i: number) => (aug ? hashSeed(this.options.seed, epoch, i) : null);
-    const settle = (k: number, img: DecodedImage | 'thread' | Error) => {
+    const settle = (k: number, img: DecodedImage | Error) => {
       const s = this.samples[indices[k]!]!;
       if (!(img instanceof Error)) {
-        if (!aug && img !== 'thread') cache?.put(s.image, img);
+        if (!aug) cache?.put(s.image, img);
         results[k] = img;
       } else if (this.options.onBadSample === 'skip') {
         skipped.push({ where: s.where, message: img.message });
@@ -173,17 +171,10 @@ export class DataLoader {
         throw new MmtrainError(`${s.where}: ${img.message}\nSet data.onBadSample: "skip" to train without such samples.`);
       }
     };
-    let pixels: Float32Array | null = null;
-    if (this.options.decodeThread && indices.length) {
-      // the whole batch goes to the batch thread, cache hits as pixels, to come back normalised
-      const items = indices.map((i, k) => {
-        const hit = results[k];
-        return hit && hit !== 'thread' ? { data: hit.data } : { file: this.samples[i]!.image, seed: seedOf(i) };
-      });
-      const out = await prepareOnThread(items, this.image, { wantPixels: cache !== null });
-      // without a cache the thread keeps decoded pixels to itself: only the normalised batch comes back
-      for (const k of todo) settle(k, out.results[k] ?? 'thread');
-      pixels = out.pixels;
+    if (this.options.decodeThread && todo.length) {
+      // the misses go to the batch thread and come back as 8-bit pixels
+      const out = await decodeOnThread(todo.map((k) => ({ file: this.samples[indices[k]!]!.image, seed: seedOf(indices[k]!) })), this.image);
+      todo.forEach((k, j) => settle(k, out[j]!));
     } else {
       await mapLimit(todo, this.options.concurrency, async (k) => {
         const i = indices[k]!;
@@ -198,7 +189,7 @@ export class DataLoader {
       });
     }
     const keep = indices.filter((_, k) => results[k] !== null);
-    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null && r !== 'thread'), pixels, skipped };
+    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null), skipped };
   }
 
   /** This rank's part of a global batch (all of it without sharding): contiguous, sizes differ by at most one. */
@@ -230,7 +221,7 @@ export class DataLoader {
       inputIds: tensor(ids, { shape: [B, T], dtype: 'int64' }),
       attentionMask: tensor(mask, { shape: [B, T], dtype: 'int64' }),
       tokenTypeIds: tensor(types, { shape: [B, T], dtype: 'int64' }),
-      pixelValues: raw.pixels ? takeBatchPixels(raw.pixels, [B, 3, this.image.size, this.image.size]) : imagesToTensor(raw.images, this.image),
+      pixelValues: imagesToTensor(raw.images, this.image),
       labels: tensor(new Int32Array(raw.indices.map((i) => this.samples[i]!.label)), { dtype: 'int64' }),
       indices: raw.indices,
     };
