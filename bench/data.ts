@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { join } from 'node:path';
 import {
-  AdamW, DataLoader, F, ImageCache, TextTokenizer, createFusionModel, disposeBatch, generateSynthetic, imageConfig, manualSeed,
+  AdamW, DataLoader, F, ImageCache, TextTokenizer, createFusionModel, decodeImage, disposeBatch, generateSynthetic, imageConfig, manualSeed,
   readManifest, tidy,
 } from '../src/index.js';
 
@@ -48,24 +48,26 @@ export async function decodeThroughput(dir: string, tokenizerPath: string, round
 }
 
 /**
- * The most any sharp-based pipeline can deliver on these files: sharp alone, every file already in memory, 4 images
- * in flight (measured best here), no normalisation and no batching. `resize` false: JPEG decode only; true: the
- * loader's libvips pipeline (decode, sRGB, linear resize to 224x224, raw 8-bit RGB). Ratios of these to PIL bound
- * what mmtrain's loader can reach while sharp is its decoder (docs/performance.md).
+ * The most any sharp-based pipeline can deliver on these files: every file already in memory, 4 images in flight
+ * (measured best here), no normalisation and no batching. `resize` true: the loader's own libvips pipeline
+ * (decodeImage: decode, sRGB, linear resize to 224x224, raw 8-bit RGB); false: sharp's JPEG decode alone. Ratios of
+ * these to PIL bound what mmtrain's loader can reach while sharp is its decoder (docs/performance.md).
  */
 export async function sharpCeiling(dir: string, resize: boolean, rounds = 2): Promise<{ images_per_s: number; n: number }> {
   const samples = readManifest(join(dir, 'train.jsonl'), { checkFiles: false }).samples;
   const bufs = samples.map((s) => readFileSync(s.image));
-  const one = (buf: Buffer) => {
-    const img = sharp(buf, { limitInputPixels: 100_000_000, failOn: 'error', autoOrient: true }).toColourspace('srgb');
-    return (resize ? img.resize(224, 224, { fit: 'fill', kernel: 'linear' }) : img).raw().toBuffer();
-  };
+  const cfg = imageConfig({ size: 224, resize: 'exact' });
+  const one = (buf: Buffer, k: number) =>
+    resize ? decodeImage(buf, samples[k]!.image, cfg) : sharp(buf, { limitInputPixels: cfg.maxPixels, failOn: 'error', autoOrient: true }).toColourspace('srgb').raw().toBuffer();
   let best = 0;
   for (let r = 0; r < rounds; r++) {
     let next = 0;
     const t0 = performance.now();
     await Promise.all(Array.from({ length: 4 }, async () => {
-      while (next < bufs.length) await one(bufs[next++]!);
+      while (next < bufs.length) {
+        const k = next++;
+        await one(bufs[k]!, k);
+      }
     }));
     best = Math.max(best, bufs.length / ((performance.now() - t0) / 1000));
   }

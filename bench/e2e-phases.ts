@@ -9,8 +9,8 @@ import {
 import { demoConfig } from '../src/cli/demo.js';
 import { median } from './stats.js';
 
-export const PHASE_WARMUP = 10;
-export const PHASE_STEPS = 60;
+const PHASE_WARMUP = 10; // the same counts as bench/e2e_pytorch.py
+const PHASE_STEPS = 60;
 
 const [specPath, threads] = process.argv.slice(2);
 setNumThreads(Number(threads));

@@ -25,8 +25,9 @@ export function collectGarbage(): void {
 let droppedYoungBytes = 0;
 
 /**
- * Counts bytes of ArrayBuffers that die young (a checkpoint's per-tensor copies once written) and runs a young-generation collection (a scavenge: a fraction of a
- * millisecond with few live young objects) after every 32 MiB. With few JS allocations per step, V8's own schedule
+ * Counts bytes of ArrayBuffers that die young (a checkpoint's per-tensor copies once written) and runs a
+ * young-generation collection (a scavenge: a fraction of a millisecond with few live young objects) after every
+ * 32 MiB. With few JS allocations per step, V8's own schedule
  * leaves such buffers for many steps, and meanwhile they split the C heap so that later tensors take fresh memory.
  */
 export function dropYoungBuffer(bytes: number): void {
