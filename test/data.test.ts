@@ -44,7 +44,7 @@ for (const name of ['rgb.jpg', 'rgb.png', 'gray.png', 'rgba.png', 'palette.png',
   }
 }
 
-test('normalizeImages: one pass equals transpose, widen, subtract, divide (tolerance 1e-6); bad input is named', () => {
+test('normalizeImages equals transpose, widen, subtract, divide (tolerance 1e-6); bad input is named', () => {
   const B = 2, H = 3, W = 5;
   const px = Uint8Array.from({ length: B * H * W * 3 }, (_, i) => (i * 37) % 256);
   const mean = [0.485, 0.456, 0.406];
@@ -316,10 +316,29 @@ for (const decodeThread of [true, false]) {
 test('the batch thread decodes files to the same pixels as the main thread and reports errors by file', async () => {
   const cfg = imageConfig({ size: 16, resize: 'exact' });
   const decoded = await loadImage(join(IMG, 'rgb.jpg'), cfg);
-  const out = await decodeOnThread([{ file: join(IMG, 'rgb.jpg'), seed: null }, { file: join(IMG, 'nope.jpg'), seed: null }], cfg);
+  const { images: out } = await decodeOnThread([{ file: join(IMG, 'rgb.jpg'), seed: null }, { file: join(IMG, 'nope.jpg'), seed: null }], cfg, { background: 2, concurrency: 2 }).results;
   assert.deepEqual(Buffer.from((out[0] as { data: Uint8Array }).data), Buffer.from(decoded.data));
   assert.equal((out[0] as { width: number }).width, 16);
   assert.match((out[1] as Error).message, /nope\.jpg: cannot read image \(file not found\)/);
+});
+
+test('the batch thread decodes ahead `background` images at a time, and a hurried batch up to its concurrency', async () => {
+  const cfg = imageConfig({ size: 16, resize: 'exact' });
+  const items = Array.from({ length: 6 }, () => ({ file: join(IMG, 'rgb.jpg'), seed: null }));
+  const ahead = decodeOnThread(items, cfg, { background: 1, concurrency: 6 });
+  const a = await ahead.results;
+  assert.equal(a.peak, 1);
+  assert.equal(a.images.filter((x) => !(x instanceof Error)).length, 6);
+  const waited = decodeOnThread(items, cfg, { background: 1, concurrency: 6 });
+  waited.hurry(1);
+  assert.ok((await waited.results).peak >= 5, 'a hurried batch starts its images at once');
+  const capped = decodeOnThread(items, cfg, { background: 1, concurrency: 2 });
+  capped.hurry(1);
+  assert.equal((await capped.results).peak, 2);
+  const late = decodeOnThread(items.slice(0, 1), cfg, { background: 1, concurrency: 6 });
+  await late.results;
+  late.hurry(3); // a batch already answered: nothing to do, nothing breaks
+  assert.equal((await decodeOnThread(items, cfg, { background: 3, concurrency: 6 }).results).peak, 3);
 });
 
 test('the batch thread prepares the same batches as the main thread: plain, augmented, skipping, from the cache', async () => {

@@ -131,10 +131,10 @@ MM_FN(Interpolate) {
 }
 
 // normalizeImages(u8 (B, H, W, 3), mean[3], std[3]) -> float32 (B, 3, H, W) = (x - 255 mean) / (255 std).
-// Two passes: the transpose as a copy of the 8-bit pixels, then x * scale + bias over contiguous planes, which
-// vectorises. Reading the transpose through strides inside the arithmetic made that one pass 4x slower (2.9 ms
-// against 0.65 ms for 8 x 224 x 224, the same values), and a separate widen, subtract and multiply would each wake
-// the OpenMP pool for little work.
+// Three passes: the copy kernel widens and transposes in one (it handles the transposed read well), then x * scale
+// and + bias in place over contiguous planes. Measured here, 8 x 224 x 224 with 20 ms between calls: 1.6 ms against
+// 2.5 ms for a transposing 8-bit copy followed by addcmul (which widened the 8-bit input into a temporary first),
+// and 3-4x that for arithmetic reading the transpose through strides.
 MM_FN(NormalizeImages) {
   return guarded(info, "normalizeImages", [&]() -> Napi::Value {
     const at::Tensor& x = T(info, 0);
@@ -148,7 +148,8 @@ MM_FN(NormalizeImages) {
     at::Tensor s = at::tensor(scale).view({1, 3, 1, 1});
     at::Tensor b = at::tensor(bias).view({1, 3, 1, 1});
     at::Tensor y = at::empty({x.size(0), 3, x.size(1), x.size(2)}, x.options().dtype(at::kFloat));
-    at::addcmul_out(y, b, x.permute({0, 3, 1, 2}).contiguous(), s);  // (B, H, W, 3) -> (B, 3, H, W)
+    y.copy_(x.permute({0, 3, 1, 2}));  // (B, H, W, 3) -> (B, 3, H, W), widened to float
+    y.mul_(s).add_(b);
     return out(info, y);
   });
 }

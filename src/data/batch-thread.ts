@@ -5,8 +5,9 @@
 // computes. Only decoding moves: cache hits and the normalisation stay on the main thread, in LibTorch, where one
 // vectorised call normalises a batch in a fraction of what JS takes; normalising in the thread (an earlier version)
 // took CPU from the training step on a machine whose cores the step already uses, and epochs ran 5-20% slower
-// (docs/performance.md).
-import { Worker } from 'node:worker_threads';
+// (docs/performance.md). For the same reason the thread decodes ahead with few images at once, and widens only for
+// a batch the training loop is waiting for (see batch-worker.ts and DataLoader.epoch).
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 // sharp's native library is loaded by this (main) thread before any worker, so that no worker's exit unloads it
 // (lovell/sharp#2263).
 import 'sharp';
@@ -19,10 +20,35 @@ export interface BatchItem {
   seed: number | null;
 }
 
-export interface BatchRequest {
+/** How many images the thread decodes at once. */
+export interface DecodeWidth {
+  /** for batches the training loop is not waiting for yet (the latest value sent applies to all of them) */
+  background: number;
+  /** for this batch once it is hurried */
+  concurrency: number;
+}
+
+export interface BatchRequest extends DecodeWidth {
+  kind: 'decode';
   id: number;
   cfg: ImageConfig;
   items: BatchItem[];
+}
+
+/** The training loop waits for this request: start all of its images (up to its concurrency). */
+export interface HurryMessage {
+  kind: 'hurry';
+  id: number;
+  background: number;
+}
+
+/** A request in flight: its results, whether they are in, and a way to hurry it. */
+export interface DecodeTicket {
+  results: Promise<Decoded>;
+  /** whether the answer has arrived (its promise is then settled), taking in any answers already sent */
+  arrived(): boolean;
+  /** the loop is waiting for this batch; `background` is the new width for those it is not waiting for */
+  hurry(background: number): void;
 }
 
 /** Per item: the decoded 8-bit pixels, or the decoding error's message (it names the file). */
@@ -31,33 +57,44 @@ export type ItemResult = { data: Uint8Array; width: number; height: number } | {
 export interface BatchReply {
   id: number;
   results: ItemResult[];
+  /** the most images the thread was decoding at once while this request was open */
+  peak: number;
+}
+
+/** A request's answer: one result per item, its 8-bit pixels or the error naming its file. */
+export interface Decoded {
+  images: (DecodedImage | Error)[];
+  /** the most images the thread was decoding at once while this request was open */
+  peak: number;
 }
 
 interface Pending {
-  resolve: (r: (DecodedImage | Error)[]) => void;
+  resolve: (r: Decoded) => void;
   reject: (e: Error) => void;
 }
 
 class BatchThread {
   readonly #worker: Worker;
+  // Answers come on a port of their own, so that they can also be taken synchronously (receiveMessageOnPort): one
+  // that arrived during a training step is then used without waiting for a turn of the event loop.
+  readonly #replies: MessagePort;
   readonly #pending = new Map<number, Pending>();
   #nextId = 0;
   #failed: Error | null = null;
 
   constructor() {
-    this.#worker = new Worker(new URL('./batch-worker.js', import.meta.url));
+    const { port1, port2 } = new MessageChannel();
+    this.#worker = new Worker(new URL('./batch-worker.js', import.meta.url), { workerData: { replies: port2 }, transferList: [port2] });
+    this.#replies = port1;
     // An idle worker must not keep the process alive; one with work in flight must (see #settle).
     this.#worker.unref();
-    this.#worker.on('message', (m: BatchReply) => {
-      const p = this.#pending.get(m.id);
-      if (!p) return;
-      this.#settle(m.id);
-      p.resolve(m.results.map((r) => ('error' in r ? new MmtrainError(r.error) : r)));
-    });
+    this.#replies.on('message', (m: BatchReply) => this.#answer(m));
+    this.#replies.unref();
     const fail = (e: Error) => {
       if (this.#failed) return;
       this.#failed = new MmtrainError(`the image decoding thread stopped: ${e.message}; set data.decodeThread: false to decode on the main thread`);
       if (shared === this) shared = null;
+      this.#replies.close();
       for (const [id, p] of [...this.#pending]) {
         this.#settle(id);
         p.reject(this.#failed);
@@ -67,14 +104,29 @@ class BatchThread {
     this.#worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
   }
 
-  decode(items: BatchItem[], cfg: ImageConfig): Promise<(DecodedImage | Error)[]> {
-    if (this.#failed) return Promise.reject(this.#failed);
+  decode(items: BatchItem[], cfg: ImageConfig, width: DecodeWidth): DecodeTicket {
+    if (this.#failed) return { results: Promise.reject(this.#failed), arrived: () => true, hurry: () => {} };
     const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
+    const results = new Promise<Decoded>((resolve, reject) => {
       if (this.#pending.size === 0) this.#worker.ref();
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, cfg, items } satisfies BatchRequest);
+      this.#worker.postMessage({ kind: 'decode', id, cfg, items, ...width } satisfies BatchRequest);
     });
+    const arrived = () => {
+      for (let m; this.#pending.has(id) && (m = receiveMessageOnPort(this.#replies)); ) this.#answer(m.message as BatchReply);
+      return !this.#pending.has(id);
+    };
+    const hurry = (background: number) => {
+      if (this.#pending.has(id)) this.#worker.postMessage({ kind: 'hurry', id, background } satisfies HurryMessage);
+    };
+    return { results, arrived, hurry };
+  }
+
+  #answer(m: BatchReply): void {
+    const p = this.#pending.get(m.id);
+    if (!p) return;
+    this.#settle(m.id);
+    p.resolve({ images: m.results.map((r) => ('error' in r ? new MmtrainError(r.error) : r)), peak: m.peak });
   }
 
   #settle(id: number): void {
@@ -87,9 +139,9 @@ let shared: BatchThread | null = null;
 
 /**
  * Decodes and resizes image files (as loadImage does) on the process's batch thread, started on first use and
- * shared by every DataLoader. Resolves to one result per item: its 8-bit pixels, or the error naming its file.
+ * shared by every DataLoader. Its images start `width.background` at a time until the ticket is hurried.
  */
-export function decodeOnThread(items: BatchItem[], cfg: ImageConfig): Promise<(DecodedImage | Error)[]> {
+export function decodeOnThread(items: BatchItem[], cfg: ImageConfig, width: DecodeWidth): DecodeTicket {
   shared ??= new BatchThread();
-  return shared.decode(items, cfg);
+  return shared.decode(items, cfg, width);
 }

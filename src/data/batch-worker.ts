@@ -1,26 +1,78 @@
-// The batch thread's entry (see batch-thread.ts): decodes every file of a request at once (sharp runs them in
+// The batch thread's entry (see batch-thread.ts): reads and decodes the files of each request (sharp runs them in
 // libuv's pool) and sends the 8-bit pixels back, transferring their buffers.
+//
+// Images are started oldest request first. Those of a batch the training loop is not waiting for yet start
+// `background` at a time, so that decoding ahead takes as little CPU as it can from a step that already uses every
+// core; those of a batch the loop waits for (hurried) start up to the request's `concurrency` at once.
 import { readFileSync } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { decodeImage, imageReadError, mulberry32 } from './image.js';
-import type { BatchReply, BatchRequest, ItemResult } from './batch-thread.js';
+import type { BatchItem, BatchReply, BatchRequest, HurryMessage, ItemResult } from './batch-thread.js';
 
-parentPort!.on('message', async (r: BatchRequest) => {
-  const results = await Promise.all(r.items.map(async (item): Promise<ItemResult> => {
+interface Job {
+  request: BatchRequest;
+  item: BatchItem;
+  done: (r: ItemResult) => void;
+}
+
+// answers go back on their own port (see batch-thread.ts)
+const replies = (workerData as { replies: MessagePort }).replies;
+const queue: Job[] = [];
+/** open requests, each with the most images decoding at once while it was open */
+const open = new Map<number, number>();
+const hurried = new Set<number>();
+let active = 0;
+let background = 1;
+
+async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
+  try {
+    // A synchronous read blocks only this thread, and saves the four event-loop turns of an async one.
+    let buf: Buffer;
     try {
-      // A synchronous read blocks only this thread, and saves the four event-loop turns of an async one.
-      let buf: Buffer;
-      try {
-        buf = readFileSync(item.file);
-      } catch (e) {
-        throw imageReadError(item.file, e);
-      }
-      const img = await decodeImage(buf, item.file, r.cfg, item.seed === null ? undefined : mulberry32(item.seed));
-      return { data: img.data, width: img.width, height: img.height };
+      buf = readFileSync(item.file);
     } catch (e) {
-      return { error: (e as Error).message };
+      throw imageReadError(item.file, e);
     }
-  }));
+    const img = await decodeImage(buf, item.file, r.cfg, item.seed === null ? undefined : mulberry32(item.seed));
+    return { data: img.data, width: img.width, height: img.height };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+function pump(): void {
+  for (let i = 0; i < queue.length; ) {
+    const job = queue[i]!;
+    const limit = hurried.has(job.request.id) ? job.request.concurrency : background;
+    if (active >= limit) {
+      i++;
+      continue;
+    }
+    queue.splice(i, 1);
+    active++;
+    for (const [id, peak] of open) open.set(id, Math.max(peak, active));
+    void decode(job.item, job.request).then((r) => {
+      active--;
+      job.done(r);
+      pump();
+    });
+  }
+}
+
+parentPort!.on('message', async (m: BatchRequest | HurryMessage) => {
+  background = m.background;
+  if (m.kind === 'hurry') {
+    if (open.has(m.id)) hurried.add(m.id); // one already answered has nothing left to hurry
+    pump();
+    return;
+  }
+  open.set(m.id, 0);
+  const pending = m.items.map((item) => new Promise<ItemResult>((done) => queue.push({ request: m, item, done })));
+  pump();
+  const results = await Promise.all(pending);
+  const peak = open.get(m.id)!;
+  open.delete(m.id);
+  hurried.delete(m.id);
   const transfer = results.flatMap((x) => ('data' in x ? [x.data.buffer as ArrayBuffer] : []));
-  parentPort!.postMessage({ id: r.id, results } satisfies BatchReply, transfer);
+  replies.postMessage({ id: m.id, results, peak } satisfies BatchReply, transfer);
 });

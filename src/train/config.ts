@@ -50,7 +50,7 @@ export const ConfigSchema = z.strictObject({
     bucketByLength: z.boolean().default(false),
     onBadSample: z.enum(['error', 'skip']).default('error'),
     prefetch: z.number().int().min(0).max(64).default(2),
-    /** prepare batches (decode, normalise) on a worker thread, off the training thread; false: on the main thread */
+    /** decode images on a worker thread, off the training thread (normalisation stays there); false: all on it */
     decodeThread: z.boolean().default(true),
     /** on-disk cache of preprocessed images (used when augmentation is off): a folder, or true for <run>/cache */
     cache: z.union([z.boolean(), z.string()]).default(false),
