@@ -18,9 +18,8 @@ interface Job {
 // answers go back on their own port (see batch-thread.ts)
 const replies = (workerData as { replies: MessagePort }).replies;
 const queue: Job[] = [];
-/** open requests, each with the most images decoding at once while it was open */
-const open = new Map<number, number>();
-const hurried = new Set<number>();
+/** open requests: whether the loop waits for it, and the most images decoding at once while it was open */
+const open = new Map<number, { hurried: boolean; peak: number }>();
 let active = 0;
 let background = 1;
 
@@ -43,14 +42,14 @@ async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
 function pump(): void {
   for (let i = 0; i < queue.length; ) {
     const job = queue[i]!;
-    const limit = hurried.has(job.request.id) ? job.request.concurrency : background;
+    const limit = open.get(job.request.id)!.hurried ? job.request.concurrency : background;
     if (active >= limit) {
       i++;
       continue;
     }
     queue.splice(i, 1);
     active++;
-    for (const [id, peak] of open) open.set(id, Math.max(peak, active));
+    for (const r of open.values()) r.peak = Math.max(r.peak, active);
     void decode(job.item, job.request).then((r) => {
       active--;
       job.done(r);
@@ -62,17 +61,17 @@ function pump(): void {
 parentPort!.on('message', async (m: BatchRequest | HurryMessage) => {
   background = m.background;
   if (m.kind === 'hurry') {
-    if (open.has(m.id)) hurried.add(m.id); // one already answered has nothing left to hurry
+    const r = open.get(m.id); // one already answered has nothing left to hurry
+    if (r) r.hurried = true;
     pump();
     return;
   }
-  open.set(m.id, 0);
+  open.set(m.id, { hurried: false, peak: 0 });
   const pending = m.items.map((item) => new Promise<ItemResult>((done) => queue.push({ request: m, item, done })));
   pump();
   const results = await Promise.all(pending);
-  const peak = open.get(m.id)!;
+  const { peak } = open.get(m.id)!;
   open.delete(m.id);
-  hurried.delete(m.id);
   const transfer = results.flatMap((x) => ('data' in x ? [x.data.buffer as ArrayBuffer] : []));
   replies.postMessage({ id: m.id, results, peak } satisfies BatchReply, transfer);
 });

@@ -155,10 +155,10 @@ export class DataLoader {
     let next = startPosition;
     const fill = () => {
       while (inflight.length < depth && next < plan.length) {
-        const f: InFlight = { raw: null as unknown as Promise<RawBatch>, ticket: null };
-        f.raw = this.#load(plan[next++]!, epoch, f); // sets f.ticket before its first await
-        f.raw.catch(() => {}); // a failure surfaces when this batch is awaited; never as an unhandled rejection
-        inflight.push(f);
+        let ticket: DecodeTicket | null = null;
+        const raw = this.#load(plan[next++]!, epoch, (t) => (ticket = t)); // dispatches before its first await
+        raw.catch(() => {}); // a failure surfaces when this batch is awaited; never as an unhandled rejection
+        inflight.push({ raw, ticket });
       }
     };
     this.cursor = { epoch, position: startPosition };
@@ -183,7 +183,7 @@ export class DataLoader {
     }
   }
 
-  async #load(indices: number[], epoch: number, flight: InFlight): Promise<RawBatch> {
+  async #load(indices: number[], epoch: number, onDispatch: (t: DecodeTicket) => void): Promise<RawBatch> {
     const skipped: Problem[] = [];
     const aug = this.options.augment;
     const cache = aug ? null : this.options.cache;
@@ -208,7 +208,7 @@ export class DataLoader {
       // the misses go to the batch thread and come back as 8-bit pixels
       const items = todo.map((k) => ({ file: this.samples[indices[k]!]!.image, seed: seedOf(indices[k]!) }));
       const ticket = decodeOnThread(items, this.image, { background: this.#width, concurrency: this.options.concurrency });
-      flight.ticket = ticket;
+      onDispatch(ticket);
       const { images } = await ticket.results;
       todo.forEach((k, j) => settle(k, images[j]!));
     } else {
@@ -294,7 +294,8 @@ function shuffleInPlace<T>(a: T[], rnd: () => number): void {
   }
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+/** fn over items, at most `limit` calls in flight; results in item order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
