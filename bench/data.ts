@@ -7,6 +7,7 @@ import {
   AdamW, DataLoader, F, ImageCache, TextTokenizer, createFusionModel, decodeImage, disposeBatch, generateSynthetic, imageConfig, manualSeed,
   readManifest, tidy,
 } from '../src/index.js';
+import { mapLimit } from '../src/data/loader.js';
 
 export async function ensureImages(dir: string, n: number, size: number): Promise<void> {
   if (!existsSync(join(dir, 'train.jsonl'))) await generateSynthetic({ out: dir, n, seed: 1, imageSize: size, split: [1, 0] });
@@ -57,18 +58,14 @@ export async function sharpCeiling(dir: string, resize: boolean, rounds = 2): Pr
   const samples = readManifest(join(dir, 'train.jsonl'), { checkFiles: false }).samples;
   const bufs = samples.map((s) => readFileSync(s.image));
   const cfg = imageConfig({ size: 224, resize: 'exact' });
-  const one = (buf: Buffer, k: number) =>
-    resize ? decodeImage(buf, samples[k]!.image, cfg) : sharp(buf, { limitInputPixels: cfg.maxPixels, failOn: 'error', autoOrient: true }).toColourspace('srgb').raw().toBuffer();
+  const one = async (k: number): Promise<void> => {
+    if (resize) await decodeImage(bufs[k]!, samples[k]!.image, cfg);
+    else await sharp(bufs[k]!, { limitInputPixels: cfg.maxPixels, failOn: 'error', autoOrient: true }).toColourspace('srgb').raw().toBuffer();
+  };
   let best = 0;
   for (let r = 0; r < rounds; r++) {
-    let next = 0;
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (next < bufs.length) {
-        const k = next++;
-        await one(bufs[k]!, k);
-      }
-    }));
+    await mapLimit(bufs.map((_, k) => k), 4, one);
     best = Math.max(best, bufs.length / ((performance.now() - t0) / 1000));
   }
   return { images_per_s: best, n: bufs.length };
