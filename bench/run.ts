@@ -9,7 +9,7 @@ import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos, sharpCeiling } from './data.js';
 import { dataParallel } from './distributed.js';
 import { type E2ESide, type StepPhases, endToEnd, epochSeconds } from './e2e.js';
-import { cpuFlags } from '../src/cli/threading.js';
+import { cpuFlags } from '../src/cpu.js';
 import { cliEnv, runJson, torchDefaultEnv } from './env.js';
 import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupPreset, trainerOverhead } from './trainer.js';
 

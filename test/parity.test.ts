@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { F, Tensor, cat, loadSafetensors, nn, noGrad, stack, tidy, where } from '../src/index.js';
+import { F, Tensor, autocast, cat, loadSafetensors, nn, noGrad, stack, tidy, where } from '../src/index.js';
 import { FIXTURES, type Tol, assertClose } from './helpers.js';
 
 type Args = Record<string, any>;
@@ -41,7 +41,7 @@ const OPS: Record<string, OpFn> = {
   softmax: ([a], o) => F.softmax(a!, o.dim), log_softmax: ([a], o) => F.logSoftmax(a!, o.dim),
   layer_norm: ([x, w, b], o) => F.layerNorm(x!, [x!.size(-1)], w, b, o.eps),
   embedding: ([w, i], o) => F.embedding(i!, w!, o.padding_idx),
-  conv2d: ([x, w, b], o) => F.conv2d(x!, w!, b, { stride: o.stride, padding: o.padding }),
+  conv2d: ([x, w, b], o) => F.conv2d(x!, w!, b, { stride: o.stride, padding: o.padding, dilation: o.dilation ?? 1, groups: o.groups ?? 1 }),
   masked_fill: ([a, m], o) => a!.maskedFill(m!, o.value), where: ([c, a, b]) => where(c!, a!, b!),
   sdpa: ([q, k, v, m], o) => F.scaledDotProductAttention(q!, k!, v!, { attnMask: m ?? null, isCausal: o.causal ?? false }),
   cross_entropy: ([x, t, w], o) => F.crossEntropy(x!, t!, { weight: w ?? null, reduction: o.reduction ?? 'mean', labelSmoothing: o.label_smoothing ?? 0 }),
@@ -129,3 +129,26 @@ for (const c of meta.cases) {
     });
   });
 }
+
+// conv2d on the CPU runs LibTorch's own kernels instead of oneDNN's (see native/src/ops_nn.cc), so the addon applies
+// autocast's cast itself: under bf16 autocast the output is bf16, as PyTorch's autocast conv2d gives, and equals the
+// fp32 convolution of the bf16-rounded inputs within bf16 rounding, on the patch path and the general one.
+test('conv2d under bf16 autocast computes in bf16 like autocast conv2d, with gradients in the inputs\' dtype', () => {
+  for (const [name, opts] of [['conv2d_patch', { stride: 4 }], ['conv2d_same', { stride: 1, padding: 1 }]] as const) {
+    tidy(() => {
+      const x = fx.get(`${name}.in0`)!.clone();
+      const w = fx.get(`${name}.in1`)!.clone();
+      const b = fx.get(`${name}.in2`)!.clone();
+      x.requiresGrad = true;
+      w.requiresGrad = true;
+      const y = autocast({ dtype: 'bfloat16' }, () => F.conv2d(x, w, b, opts));
+      assert.equal(y.dtype, 'bfloat16', `${name}: autocast output dtype`);
+      const round = (t: Tensor) => t.to('bfloat16').to('float32');
+      const ref = F.conv2d(round(x), round(w), round(b), opts);
+      assertClose(y.to('float32'), ref, { atol: 0.08, rtol: 0.02 }, `${name}: bf16 output`);
+      y.to('float32').sum().backward();
+      assert.equal(x.grad!.dtype, 'float32', `${name}: input grad dtype`);
+      assert.equal(w.grad!.dtype, 'float32', `${name}: weight grad dtype`);
+    });
+  }
+});

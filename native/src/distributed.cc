@@ -2,6 +2,7 @@
 // group on CPU. One process group per process. Gradients and parameters travel in flat buckets (one collective
 // per bucket instead of one per tensor).
 #include "handles.h"
+#include "torch_compat.h"
 
 // Built with distributed support when c10d's Gloo headers are there (Debian: libgloo-dev).
 #if __has_include(<gloo/algorithm.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
@@ -96,7 +97,12 @@ MM_FN(DistInit) {
       so.numWorkers = world;
       so.waitWorkers = true;
       so.timeout = timeout;
-      d.store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+      try {
+        d.store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+      } catch (const std::exception&) {
+        if (!compat::tcpStoreWithoutLibuv(so)) throw;
+        d.store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+      }
     }
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     if (!ifname.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));

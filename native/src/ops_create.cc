@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <ATen/Version.h>
 #include <torch/version.h>
 
 #include <cstring>
@@ -219,6 +220,21 @@ MM_FN(BuildInfo) {
   o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
   o.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI == 1));
   o.Set("allocator", Napi::String::New(env, allocatorTuning));
+  // LibTorch's build configuration (torch.__config__.show()): BLAS, CPU capability, CUDA/cuDNN/NCCL settings.
+  o.Set("config", Napi::String::New(env, at::show_config()));
+#ifdef MMTRAIN_WITH_CUDA
+  o.Set("cudaBuild", Napi::Boolean::New(env, true));
+#else
+  o.Set("cudaBuild", Napi::Boolean::New(env, false));
+#endif
+  // cuDNN as LibTorch's CUDA hooks see it (the stub hooks of a CPU build say no); its version is compiled in.
+  const auto& hooks = at::detail::getCUDAHooks();
+  bool cudnn = false;
+  try { cudnn = hooks.compiledWithCuDNN(); } catch (...) {}
+  o.Set("cudnnCompiled", Napi::Boolean::New(env, cudnn));
+  long cudnnVersion = 0;
+  if (cudnn) try { cudnnVersion = hooks.versionCuDNN(); } catch (...) {}
+  o.Set("cudnnVersion", Napi::Number::New(env, static_cast<double>(cudnnVersion)));
   return o;
 }
 

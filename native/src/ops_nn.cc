@@ -1,9 +1,10 @@
 // Neural-network functional ops: linear, normalisation, activations with options, dropout, embedding,
 // convolution, attention and losses.
 #include "handles.h"
+#include "torch_compat.h"
 
 #include <ATen/ATen.h>
-#include <torch/version.h>
+#include <ATen/autocast_mode.h>
 
 #include <cmath>
 #include <limits>
@@ -51,10 +52,49 @@ MM_FN(Embedding) {
   return guarded(info, "embedding", [&]() -> Napi::Value { return out(info, at::embedding(T(info, 0), T(info, 1), I(info, 2))); });
 }
 
+// Convolution on the CPU avoids LibTorch's oneDNN (mkldnn) kernels. Debian 13's LibTorch 2.6 is linked against the
+// system's oneDNN 3.7 instead of the 3.5 it was written for, and there the oneDNN convolution's input gradient is
+// wrong for most shapes (and its output for some): measured against the same LibTorch with mkldnn disabled, 110
+// of 288 small configurations differ by up to 20 (e.g. 2x3x8x8 input, 6 filters of 4x4, stride 4: 24 elements of
+// the input gradient are 0). Debian's python3-torch 2.6 computes the same wrong numbers. LibTorch's own kernels are
+// right on every version, and they do not depend on a process-wide switch (turning mkldnn off would also take
+// away the bf16 matmul kernels, which are right):
+//  - a patch embedding (kernel == stride, no padding, dilation 1: ViT's) is one matmul over the unfolded patches;
+//  - any other ungrouped convolution runs LibTorch's im2col + GEMM kernels (thnn_conv2d, slow_conv_dilated2d).
+// Those ops are not on autocast's list as conv2d is, so the autocast cast (lower precision for conv) is done here.
+static at::Tensor conv2dCpu(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> b, const std::vector<int64_t>& stride,
+                            const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation) {
+  if (compat::autocastEnabled(false) && at::isFloatingType(x.scalar_type())) {
+    at::ScalarType dt = compat::autocastDtype(false);
+    x = at::autocast::cached_cast(dt, x, c10::DeviceType::CPU);
+    w = at::autocast::cached_cast(dt, w, c10::DeviceType::CPU);
+    if (b) b = at::autocast::cached_cast(dt, *b, c10::DeviceType::CPU);
+  }
+  const int64_t kh = w.size(2), kw = w.size(3);
+  const bool unit = dilation[0] == 1 && dilation[1] == 1;
+  if (unit && stride[0] == kh && stride[1] == kw && padding[0] == 0 && padding[1] == 0 && x.dim() == 4) {
+    const int64_t B = x.size(0), C = x.size(1), nh = x.size(2) / kh, nw = x.size(3) / kw, O = w.size(0);
+    // (B, C, H, W) -> (B, C, nh, kh, nw, kw) -> (B, nh, nw, C, kh, kw) -> (B, nh*nw, C*kh*kw): one row per patch
+    at::Tensor patches = x.narrow(2, 0, nh * kh).narrow(3, 0, nw * kw).reshape({B, C, nh, kh, nw, kw})
+                             .permute({0, 2, 4, 1, 3, 5}).reshape({B, nh * nw, C * kh * kw});
+    // (O, C, kh, kw) -> (O, C*kh*kw); y (B, nh*nw, O) -> (B, nh, nw, O) -> (B, O, nh, nw)
+    at::Tensor y = at::linear(patches, w.reshape({O, C * kh * kw}), b);
+    return y.reshape({B, nh, nw, O}).permute({0, 3, 1, 2});
+  }
+  if (unit) return at::thnn_conv2d(x, w, {kh, kw}, b, stride, padding);
+  return at::slow_conv_dilated2d(x, w, {kh, kw}, b, stride, padding, dilation);
+}
+
 // conv2d(x, w, b|-1, stride[2], padding[2], dilation[2], groups)
 MM_FN(Conv2d) {
   return guarded(info, "conv2d", [&]() -> Napi::Value {
-    return out(info, at::conv2d(T(info, 0), T(info, 1), OT(info, 2), intList(info[3]), intList(info[4]), intList(info[5]), I(info, 6)));
+    const at::Tensor& x = T(info, 0);
+    const at::Tensor& w = T(info, 1);
+    c10::optional<at::Tensor> b = OT(info, 2);
+    std::vector<int64_t> stride = intList(info[3]), padding = intList(info[4]), dilation = intList(info[5]);
+    int64_t groups = I(info, 6);
+    if (x.is_cpu() && groups == 1 && x.dim() == 4) return out(info, conv2dCpu(x, w, b, stride, padding, dilation));
+    return out(info, at::conv2d(x, w, b, stride, padding, dilation, groups));
   });
 }
 
@@ -77,21 +117,9 @@ MM_FN(Sdpa) {
     double p = D(info, 4);
     bool causal = B(info, 5);
     if (mask) mask = additiveMask(*mask, q);
-#if TORCH_VERSION_MAJOR >= 2
-#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1
     c10::optional<double> scale;
     if (info[6].IsNumber()) scale = D(info, 6);
-    return out(info, at::scaled_dot_product_attention(q, k, v, mask, p, causal, scale));
-#else
-    if (info[6].IsNumber()) q = q * (D(info, 6) * std::sqrt(static_cast<double>(q.size(-1))));
-    return out(info, at::scaled_dot_product_attention(q, k, v, mask, p, causal));
-#endif
-#else
-    // LibTorch 1.13 has no fused CPU kernel; its composite form is used (softmax(q k^T / sqrt(hs) + mask) v).
-    if (info[6].IsNumber()) q = q * (D(info, 6) * std::sqrt(static_cast<double>(q.size(-1))));
-    auto r = at::_scaled_dot_product_attention(q, k, v, mask, p, /*need_attn_weights=*/false, causal);
-    return out(info, std::get<0>(r));
-#endif
+    return out(info, compat::scaledDotProductAttention(q, k, v, mask, p, causal, scale));
   });
 }
 

@@ -2,11 +2,10 @@
 // Grad mode and autocast are thread-local in LibTorch: every call here runs on the JS thread, and TypeScript
 // never holds a mode across an await.
 #include "handles.h"
+#include "torch_compat.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
-#include <torch/version.h>
 
 namespace mm {
 
@@ -66,35 +65,10 @@ MM_FN(SetGradEnabled) {
 
 MM_FN(IsGradEnabled) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
 
-// ---- autocast ----
-static bool autocastEnabled(bool cuda) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
-#else
-  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-#endif
-}
-static at::ScalarType autocastDtype(bool cuda) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
-#else
-  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
-#endif
-}
-static void setAutocast(bool cuda, bool enabled, at::ScalarType dtype) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, enabled);
-  at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, dtype);
-#else
-  if (cuda) {
-    at::autocast::set_enabled(enabled);
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  } else {
-    at::autocast::set_cpu_enabled(enabled);
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  }
-#endif
-}
+// ---- autocast (version differences in torch_compat.h) ----
+using compat::autocastEnabled;
+using compat::autocastDtype;
+using compat::setAutocast;
 
 // autocastEnter(cuda, dtype) -> [prevEnabled, prevDtype]
 MM_FN(AutocastEnter) {

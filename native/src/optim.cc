@@ -1,6 +1,7 @@
 // LibTorch's own optimizer and gradient clipping (torch::optim::AdamW, torch::nn::utils::clip_grad_norm_), so the
 // optimizer math is LibTorch's and one native call steps every parameter.
 #include "handles.h"
+#include "torch_compat.h"
 
 #include <torch/optim/adamw.h>
 #include <torch/types.h>
@@ -75,7 +76,7 @@ MM_FN(AdamWGetState) {
     auto& opt = getAdamW(env, info[0]);
     auto& group = opt.param_groups().at(info[1].As<Napi::Number>().Uint32Value());
     const at::Tensor& p = group.params().at(info[2].As<Napi::Number>().Uint32Value());
-    auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    auto it = opt.state().find(compat::paramStateKey(opt, p));
     if (it == opt.state().end()) return env.Null();
     auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
     Napi::Array out = Napi::Array::New(env, 4);
@@ -100,7 +101,7 @@ MM_FN(AdamWSetState) {
     st->exp_avg_sq(unwrap(env, info[5], 5).detach().clone());
     c10::optional<at::Tensor> mx = unwrapOptional(env, info[6], 6);
     if (mx) st->max_exp_avg_sq(mx->detach().clone());
-    opt.state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
+    opt.state()[compat::paramStateKey(opt, p)] = std::move(st);
     return env.Undefined();
   });
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The mmtrain command line.
 import { Command, InvalidArgumentError } from 'commander';
-import { buildInfo, getNumThreads, setNumThreads } from '../index.js';
+import { buildInfo, buildReport, getNumThreads, setNumThreads } from '../index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { generateSynthetic } from '../data/synth.js';
@@ -237,10 +237,27 @@ program
 
 program
   .command('info')
-  .description('print the LibTorch build, threads and devices')
-  .action(() => {
-    const info = buildInfo();
-    console.log(JSON.stringify({ ...info, threads: getNumThreads(), node: process.version }, null, 2));
+  .description('print what this build runs on: LibTorch, CUDA, cuDNN, NCCL, BLAS, CPU bf16 support, threads')
+  .option('--json', 'print it as JSON (with LibTorch\'s full build configuration)')
+  .action((o: { json?: boolean }) => {
+    const r = buildReport();
+    if (o.json) {
+      console.log(JSON.stringify({ ...r, node: process.version, torchConfig: buildInfo().config }, null, 2));
+      return;
+    }
+    const rows: [string, string][] = [
+      ['mmtrain', `${program.version()} on Node ${process.version}`],
+      ['LibTorch', `${r.libtorch} (C++11 ABI ${r.cxx11Abi ? 'on' : 'off'})`],
+      ['CUDA', r.cuda.build ? `${r.cuda.build} build${r.cuda.linked ? '' : ' (the addon was not linked against libtorch_cuda)'}, ` +
+        (r.cuda.available ? `${r.cuda.devices} device(s)` : 'no device visible') : 'none (CPU build)'],
+      ['cuDNN', r.cudnn ?? 'none'],
+      ['NCCL', r.nccl ? 'built in' : 'none'],
+      ['BLAS', r.blas],
+      ['CPU', `${r.cpu.capability ?? 'unknown'} kernels; bf16 ${r.cpu.bf16}`],
+      ['threads', r.threads],
+      ['allocator', r.allocator],
+    ];
+    for (const [k, v] of rows) console.log(`${k.padEnd(10)} ${v}`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
+import { nativeBf16Flags } from '../cpu.js';
 
 /** The precision a `train` command line will use, or null when it cannot tell (the real parse reports errors). */
 export function trainPrecision(argv: string[]): string | null {
@@ -33,19 +34,9 @@ export function trainPrecision(argv: string[]): string | null {
   }
 }
 
-/** The CPU's feature flags from /proc/cpuinfo (empty where there is none). */
-export function cpuFlags(): string[] {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
-    return (line.split(':')[1] ?? '').trim().split(/\s+/).filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
 /** bf16 where the CPU computes it natively (AVX-512 BF16 or AMX), the only CPUs where bf16 autocast pays; else fp32. */
 export function preferredPrecision(): 'fp32' | 'bf16' {
-  return cpuFlags().some((f) => f === 'avx512_bf16' || f === 'amx_bf16') ? 'bf16' : 'fp32';
+  return nativeBf16Flags().length ? 'bf16' : 'fp32';
 }
 
 /** The precision the `demo` command will use: its --precision, else the preferred one. */

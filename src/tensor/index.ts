@@ -8,6 +8,7 @@ export {
   noGrad, enableGrad, isGradEnabled, autocast, manualSeed, setNumThreads, getNumThreads, buildInfo, libtorchVersion,
   cudaAvailable, getRngState, setRngState, type AutocastOptions,
 } from './modes.js';
+export { buildReport, parseTorchConfig, describeBlas, loadedBlasLibraries, type BuildReport, type TorchConfig } from './build-info.js';
 export * as F from './functional.js';
 export {
   loadSafetensors, saveSafetensors, decodeSafetensors, encodeSafetensors, parseSafetensorsHeader, readSafetensorsHeader,

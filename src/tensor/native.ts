@@ -15,6 +15,13 @@ export interface BuildInfo {
   cxx11Abi: boolean;
   /** how mmtrain set up the C allocator at load (glibc thresholds), or "default" */
   allocator: string;
+  /** LibTorch's build configuration text (at::show_config()) */
+  config: string;
+  /** the addon was linked against libtorch_cuda (a CUDA build of LibTorch) */
+  cudaBuild: boolean;
+  /** LibTorch's CUDA hooks report cuDNN compiled in, and its version number (0 when not) */
+  cudnnCompiled: boolean;
+  cudnnVersion: number;
 }
 
 export interface NativeBinding {
