@@ -107,8 +107,26 @@ step_cpu() {
   in_root sh -c 'cd /work/mmtrain && node dist/src/cli/main.js info && npm test' || die "npm test failed on Debian 13 (see above)"
 }
 
+# Debian's nvidia-cudnn (contrib) is an installer that downloads cuDNN from outside, which fails here and leaves
+# libtorch-cuda unconfigured. A stand-in package of the same version satisfies the dependency; cuDNN itself stays
+# missing, which is why the CUDA build is compiled and linked here, never loaded.
+stub_cudnn() {
+  local v arch
+  v=$(in_root apt-cache policy nvidia-cudnn | awk '/Candidate:/ {print $2}')
+  [ -n "$v" ] && [ "$v" != "(none)" ] || die "Debian 13 has no nvidia-cudnn package (contrib), which libtorch-cuda-2.6 needs"
+  in_root dpkg-query -W -f='${Description}' nvidia-cudnn 2>/dev/null | grep -q 'mmtrain stand-in' && return 0
+  arch=$(in_root dpkg --print-architecture)
+  mkdir -p "$root/tmp/cudnn-stub/DEBIAN"
+  printf 'Package: nvidia-cudnn\nVersion: %s\nArchitecture: %s\nMaintainer: mmtrain <ci@localhost>\nDescription: mmtrain stand-in for nvidia-cudnn\n its installer downloads cuDNN from outside, which cannot be reached here\n' "$v" "$arch" \
+    > "$root/tmp/cudnn-stub/DEBIAN/control"
+  in_root dpkg-deb --build /tmp/cudnn-stub /tmp/nvidia-cudnn-stub.deb >/dev/null && in_root dpkg -i /tmp/nvidia-cudnn-stub.deb \
+    && in_root apt-mark hold nvidia-cudnn >/dev/null || die "could not install the nvidia-cudnn stand-in"
+}
+
 step_cuda() {
   say "installing ${cuda_packages[*]} (they replace libtorch-dev and libgloo-dev)"
+  in_root apt-get update -q >/dev/null || die "apt-get update inside the Debian 13 root failed"
+  stub_cudnn
   apt_install "${cuda_packages[@]}"
   if [ "$what" = cuda ]; then # alone: this checkout, its packages without their build (the CPU step did it in "all")
     copy_checkout

@@ -97,12 +97,7 @@ MM_FN(DistInit) {
       so.numWorkers = world;
       so.waitWorkers = true;
       so.timeout = timeout;
-      try {
-        d.store = c10::make_intrusive<c10d::TCPStore>(addr, so);
-      } catch (const std::exception&) {
-        if (!compat::tcpStoreWithoutLibuv(so)) throw;
-        d.store = c10::make_intrusive<c10d::TCPStore>(addr, so);
-      }
+      d.store = compat::makeTcpStore<c10d::TCPStore>(addr, so);
     }
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     if (!ifname.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));

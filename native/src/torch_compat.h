@@ -86,24 +86,28 @@ auto paramStateKey(Optimizer& opt, const at::Tensor& p) {
   }
 }
 
-// ---- c10d TCPStore: from 2.4 its server runs on libuv unless told otherwise (TCPStoreOptions::useLibUV defaults to
-// true), and a LibTorch built without libuv (Debian 13's 2.6) refuses to start such a server ("use_libuv was
-// requested but PyTorch was build without libuv support"). 1.13 has no such option. A server whose libuv start
-// failed is started again on the classic backend; the option's presence is read from the type.
+// ---- c10d TCPStore: from 2.4 it runs on libuv unless told otherwise (TCPStoreOptions::useLibUV defaults to true),
+// and a LibTorch built without libuv (Debian 13's 2.6) refuses to make such a store, server or client ("use_libuv
+// was requested but PyTorch was build without libuv support"); the function that would tell beforehand is not
+// exported. 1.13 has no such option. So: the library's default first, and where that is refused for want of libuv,
+// the classic backend. Whether the option exists is read from the type.
 template <typename T, typename = void>
 struct HasUseLibUV : std::false_type {};
 template <typename T>
 struct HasUseLibUV<T, std::void_t<decltype(std::declval<T&>().useLibUV)>> : std::true_type {};
 
-// Switches a server's options to the classic backend; false when there is nothing to switch (retrying cannot help).
-template <typename StoreOptions>
-bool tcpStoreWithoutLibuv(StoreOptions& opts) {
-  if constexpr (HasUseLibUV<StoreOptions>::value) {
-    if (!opts.isServer || !opts.useLibUV) return false;
-    opts.useLibUV = false;
-    return true;
-  } else {
-    return false;
+template <typename Store, typename StoreOptions>
+c10::intrusive_ptr<Store> makeTcpStore(const std::string& addr, StoreOptions opts) {
+  try {
+    return c10::make_intrusive<Store>(addr, opts);
+  } catch (const std::exception& e) {
+    if constexpr (HasUseLibUV<StoreOptions>::value) {
+      if (opts.useLibUV && std::string(e.what()).find("libuv") != std::string::npos) {
+        opts.useLibUV = false;
+        return c10::make_intrusive<Store>(addr, opts);
+      }
+    }
+    throw;
   }
 }
 
