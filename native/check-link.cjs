@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Checks a built addon's link without loading it (a CUDA build cannot be loaded on a machine without the CUDA
 // libraries' full set): `node native/check-link.cjs build/Release/mmtrain_native.node [libname ...]`.
-//  - each libname given (e.g. libtorch_cuda.so) must be among the addon's DT_NEEDED entries;
+//  - each libname given (e.g. libtorch_cuda.so) must be among the addon's DT_NEEDED entries (any soname version);
 //  - every undefined symbol of the addon, except Node's own (napi_*, node_api_*), must be defined by one of the
 //    libraries it needs or theirs, found as the dynamic loader would (the addon's RUNPATH, then the system's).
 // A library that cannot be found on this machine is listed; its symbols count as missing.
@@ -60,8 +60,9 @@ if (!addon) fail('usage: node native/check-link.cjs <addon.node> [libname ...]')
 if (!fs.existsSync(addon)) fail(`${addon} does not exist: build the addon first (npm run build:native)`);
 
 const top = dynamicSection(addon);
+// libtorch_cuda.so matches Debian's versioned soname libtorch_cuda.so.2.6 too
 for (const lib of mustNeed) {
-  if (!top.needed.includes(lib)) fail(`${addon} does not need ${lib}; it needs: ${top.needed.join(', ')}`);
+  if (!top.needed.some((n) => n === lib || n.startsWith(`${lib}.`))) fail(`${addon} does not need ${lib}; it needs: ${top.needed.join(', ')}`);
 }
 
 const sys = systemDirs();
