@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { generateSynthetic, resolveConfig, train } from '../src/index.js';
-import { runCharts, writeRunReport, writeStudyReport } from '../src/diagnostics/report.js';
+import { reportTrainedRun, runCharts, writeRunReport, writeStudyReport } from '../src/diagnostics/report.js';
 import { ROOT, tinyModel } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -32,12 +32,16 @@ async function tinyRun(): Promise<string> {
   if (runDir) return runDir;
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-report-'));
   await generateSynthetic({ out: join(dir, 'data'), n: 120, seed: 6, imageSize: 16 });
-  const r = await train(resolveConfig({
+  const config = resolveConfig({
     name: 'report', out: join(dir, 'runs'), seed: 2,
     model: tinyModel(),
     data: { train: join(dir, 'data', 'train.jsonl'), val: join(dir, 'data', 'val.jsonl'), test: join(dir, 'data', 'test.jsonl') },
     train: { epochs: 3, batchSize: 8, lr: 1e-3 }, diagnostics: { every: 3 }, balance: { method: 'ogm-ge' }, log: { every: 3, progress: 'none' },
-  }), { print: () => {} });
+  });
+  const r = await train(config, { print: () => {} });
+  // the trainer writes no report: whoever runs the training does (the CLI's train and demo, a study's runs)
+  assert.ok(!existsSync(join(r.runDir, 'report.html')));
+  await reportTrainedRun(r, config, () => {});
   runDir = r.runDir;
   return runDir;
 }

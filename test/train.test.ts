@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import {
   AdamW, MmtrainError, clipGradNorm, computeMetrics, generateSynthetic, listCheckpoints, loadSafetensors, lrFactor, memory,
   noGrad, resolveConfig, saveCheckpoint, tensor, tidy, train, type ScheduleConfig, type TrainConfigInput, FusionClassifier,
+  evaluate, loadPredictor, predict,
 } from '../src/index.js';
+import { predictManifest } from '../src/train/inference.js';
 import { FIXTURES, settleGarbage } from './helpers.js';
 
 const ref = loadSafetensors(join(FIXTURES, 'train_ref.safetensors')).tensors;
@@ -257,4 +259,36 @@ test('parameter groups: encoder lr, layer-wise decay, no weight decay on biases 
   model.freeze('image');
   assert.ok(!parameterGroups(model, cfg).some((g) => g.params.some((p) => model.image_encoder.parameters().includes(p))));
   model.dispose();
+});
+
+test('one route from file to batch: predict reads JSONL and CSV manifests without labels through the loader, and matches single predictions and eval', async () => {
+  const dir = await dataDir();
+  const r = await train(resolveConfig(tinyConfig(dir, { train: { maxSteps: 4 } })), { print: () => {} });
+  const p = loadPredictor(join(r.runDir, 'best'));
+  try {
+    const rows = readFileSync(join(dir, 'data', 'val.jsonl'), 'utf8').trim().split('\n').slice(0, 5).map((l) => JSON.parse(l) as { image: string; text: string });
+    // labels optional: JSONL without a label, CSV without a label column
+    writeFileSync(join(dir, 'data', 'unlabelled.jsonl'), rows.map((x) => JSON.stringify({ image: x.image, text: x.text })).join('\n'));
+    writeFileSync(join(dir, 'data', 'unlabelled.csv'), `image,text\n${rows.map((x) => `${x.image},"${x.text}"`).join('\n')}\n`);
+    const fromJsonl = await predictManifest(p, join(dir, 'data', 'unlabelled.jsonl'));
+    const fromCsv = await predictManifest(p, join(dir, 'data', 'unlabelled.csv'));
+    const single = await predict(p, rows.map((x) => ({ image: join(dir, 'data', x.image), text: x.text })));
+    assert.equal(fromJsonl.length, 5);
+    for (let i = 0; i < 5; i++) {
+      assert.equal(fromJsonl[i]!.image, rows[i]!.image);
+      assert.deepEqual(fromCsv[i], fromJsonl[i]);
+      for (const [k, v] of Object.entries(single[i]!.probabilities)) assert.ok(Math.abs(v - fromJsonl[i]!.probabilities[k]!) < 1e-6, `row ${i} ${k}`);
+    }
+    // a label that is given is still checked, and image paths may not leave the manifest's folder
+    writeFileSync(join(dir, 'data', 'bad.jsonl'), `${JSON.stringify({ image: rows[0]!.image, text: 'x', label: 'nope' })}\n${JSON.stringify({ image: '../../etc/passwd', text: 'x' })}\n`);
+    await assert.rejects(predictManifest(p, join(dir, 'data', 'bad.jsonl')), /bad\.jsonl:1: unknown label "nope"[\s\S]*bad\.jsonl:2: image path "\.\.\/\.\.\/etc\/passwd" escapes the data root/);
+    // the labelled val manifest through eval: the same probabilities give the same accuracy
+    const labelled = await predictManifest(p, join(dir, 'data', 'val.jsonl'));
+    const m = await evaluate(join(r.runDir, 'best'), join(dir, 'data', 'val.jsonl'));
+    const truth = readFileSync(join(dir, 'data', 'val.jsonl'), 'utf8').trim().split('\n').map((l) => String((JSON.parse(l) as { label: unknown }).label));
+    const acc = labelled.filter((x, i) => x.label === truth[i]).length / labelled.length;
+    assert.ok(Math.abs(acc - m.accuracy) < 1e-12, `predict accuracy ${acc} vs eval ${m.accuracy}`);
+  } finally {
+    p.dispose();
+  }
 });

@@ -2,16 +2,17 @@
 // The mmtrain command line.
 import { Command, InvalidArgumentError } from 'commander';
 import { buildInfo, buildReport, getNumThreads, setNumThreads } from '../index.js';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { generateSynthetic } from '../data/synth.js';
 import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
-import { evaluate, loadPredictor, predict } from '../train/inference.js';
+import { evaluate, loadPredictor, predict, predictManifest } from '../train/inference.js';
+import { writeFileAtomic } from '../files.js';
 import { train } from '../train/trainer.js';
 import { DEMO_SAMPLES, runDemo } from './demo.js';
 import { type StudySpec, loadStudy, parseStudy, runStudy, studyTable } from '../train/study.js';
 import { BUILTIN_STUDIES } from '../train/studies.js';
-import { writeRunReport, writeStudyReport } from '../diagnostics/report.js';
+import { reportTrainedRun, writeRunReport, writeStudyReport } from '../diagnostics/report.js';
 import { launch } from './launch.js';
 
 function positiveInt(name: string) {
@@ -101,6 +102,7 @@ program
     process.on('SIGINT', onSigint);
     const r = await train(config, { resume: o.resume, runDir: o.runDir, signal: ac.signal });
     process.off('SIGINT', onSigint);
+    await reportTrainedRun(r, config);
     console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
   });
 
@@ -200,21 +202,8 @@ program
     const p = loadPredictor(o.checkpoint);
     try {
       if (o.data) {
-        const rows = readFileSync(o.data, 'utf8').split('\n').filter((l) => l.trim()).map((l, i) => {
-          try {
-            return JSON.parse(l) as { image: string; text: string };
-          } catch {
-            throw new Error(`${o.data}:${i + 1}: invalid JSON`);
-          }
-        });
-        const base = dirname(resolve(o.data));
-        const out: string[] = [];
-        for (let i = 0; i < rows.length; i += 64) {
-          const chunk = rows.slice(i, i + 64);
-          const preds = await predict(p, chunk.map((r) => ({ image: resolve(base, r.image), text: r.text })));
-          preds.forEach((pr, j) => out.push(JSON.stringify({ image: chunk[j]!.image, text: chunk[j]!.text, ...pr })));
-        }
-        if (o.out) writeFileSync(o.out, `${out.join('\n')}\n`);
+        const out = (await predictManifest(p, o.data)).map((r) => JSON.stringify(r));
+        if (o.out) writeFileAtomic(o.out, `${out.join('\n')}\n`);
         else console.log(out.join('\n'));
       } else {
         const [pr] = await predict(p, [{ image: o.image!, text: o.text! }]);

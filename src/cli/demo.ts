@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { type Difficulty, generateSynthetic } from '../data/synth.js';
 import { resolveConfig, type TrainConfigInput } from '../train/config.js';
 import { type TrainResult, train } from '../train/trainer.js';
+import { reportTrainedRun } from '../diagnostics/report.js';
 import { preferredPrecision } from './threading.js';
 
 export interface DemoOptions {
@@ -70,5 +71,6 @@ export async function runDemo(o: DemoOptions = {}): Promise<TrainResult & { data
   print(`training in ${precision}${precision === 'bf16' ? ' (autocast; this CPU computes bf16 natively)' : ''}`);
   const config = resolveConfig(demoConfig(dataDir, { ...o, out, precision }), 'demo config');
   const r = await train(config, { print, signal: o.signal });
+  await reportTrainedRun(r, config, print);
   return { ...r, dataDir };
 }

@@ -11,7 +11,7 @@ export interface Sample {
   /** absolute image path */
   image: string;
   text: string;
-  /** class index into the label list */
+  /** class index into the label list; -1 for an unlabelled sample (prediction, label: "optional") */
   label: number;
   /** where the sample came from, for messages: "file:line" */
   where: string;
@@ -30,6 +30,8 @@ export interface ManifestOptions {
   root?: string;
   /** check that every image exists and is not empty (default true) */
   checkFiles?: boolean;
+  /** "optional" for prediction: a line without a label is a sample with label -1; a label given is still checked */
+  label?: 'required' | 'optional';
 }
 
 export interface Manifest {
@@ -53,7 +55,7 @@ export function formatProblems(file: string, problems: Problem[], max = 20): str
   return `${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the manifest:\n${lines.join('\n')}`;
 }
 
-function readRows(file: string, problems: Problem[]): RawRow[] {
+function readRows(file: string, problems: Problem[], labelOptional: boolean): RawRow[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -76,9 +78,10 @@ function readRows(file: string, problems: Problem[]): RawRow[] {
       throw new MmtrainError(`${file}${m.lines ? `:${m.lines}` : ''}: malformed CSV (${m.message})`);
     }
     const header = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0]!.split(',').map((h) => h.trim());
-    const missing = ['image', 'text', 'label'].filter((c) => !header.includes(c));
+    const required = labelOptional ? ['image', 'text'] : ['image', 'text', 'label'];
+    const missing = required.filter((c) => !header.includes(c));
     if (missing.length) {
-      throw new MmtrainError(`${file}:1: the CSV header lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (header: ${header.join(',')}; expected image,text,label)`);
+      throw new MmtrainError(`${file}:1: the CSV header lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (header: ${header.join(',')}; expected ${required.join(',')})`);
     }
     for (const { record, info } of records) {
       const where = `${file}:${info.lines}`;
@@ -116,7 +119,7 @@ export function readManifest(file: string, opts: ManifestOptions = {}): Manifest
   const base = dirname(path);
   const root = resolve(opts.root ?? base);
   const problems: Problem[] = [];
-  const rows = readRows(path, problems);
+  const rows = readRows(path, problems, opts.label === 'optional');
   const badLines = new Set(problems.map((p) => p.where));
 
   // Labels: integers index directly; names go through the label list (given, or discovered and sorted).
@@ -142,7 +145,9 @@ export function readManifest(file: string, opts: ManifestOptions = {}): Manifest
     if (typeof r.text !== 'string') report('"text" must be a string');
     else if (!r.text.trim()) report('"text" is empty');
     let label = -1;
-    if (r.label === undefined || r.label === null || r.label === '') report('"label" is missing');
+    if (r.label === undefined || r.label === null || r.label === '') {
+      if (opts.label !== 'optional') report('"label" is missing');
+    }
     else if (typeof r.label === 'number') {
       if (!Number.isInteger(r.label) || r.label < 0 || r.label >= labels.length) report(`label ${r.label} is not a class index in [0, ${labels.length - 1}]`);
       else label = r.label;

@@ -7,7 +7,7 @@ import { noGrad } from '../tensor/modes.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { Tensor, stack } from '../tensor/tensor.js';
 import type { TrainConfig } from '../train/config.js';
-import type { Callback, StepInfo, TrainContext } from '../train/trainer.js';
+import type { Callback, StepInfo, TrainContext } from '../train/callbacks.js';
 import { modalityScores } from './modality.js';
 import { spikeMessage } from './warnings.js';
 

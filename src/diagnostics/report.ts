@@ -183,6 +183,19 @@ export interface ReportOptions {
   exportPlots?: boolean;
 }
 
+/**
+ * The report of a run that has just trained, written by whoever ran it (the CLI, a study's runs) when its config asks
+ * for one (log.report) and on rank 0 only. A report is a convenience: failing to write one never fails the training.
+ */
+export async function reportTrainedRun(r: { runDir: string; rank: number }, c: { log: { report: boolean } }, print: (s: string) => void = console.log): Promise<void> {
+  if (!c.log.report || r.rank !== 0) return;
+  try {
+    await writeRunReport(r.runDir);
+  } catch (e) {
+    print(`warning: report.html was not written: ${(e as Error).message}`);
+  }
+}
+
 /** Writes <runDir>/report.html from metrics.jsonl, config.json and the test metrics; returns its path. */
 export async function writeRunReport(runDir: string, opts: ReportOptions = {}): Promise<string> {
   const metrics = join(runDir, 'metrics.jsonl');

@@ -210,6 +210,17 @@ export class SharedClsCrossAttentionFusion extends Module {
 
 // ---- model ----
 
+/** A trainable parameter as the model describes it to a trainer (see FusionClassifier.parameterRoles). */
+export interface ParameterRole {
+  name: string;
+  param: Tensor;
+  /** learning-rate group: each encoder, the fusion block (with the image projection), the classifier head */
+  role: 'text_encoder' | 'image_encoder' | 'fusion' | 'classifier';
+  /** position in its encoder, from the embeddings (0) to the output (count - 1); null outside the encoders */
+  depth: { index: number; count: number } | null;
+  weightDecay: boolean;
+}
+
 export class FusionClassifier extends Module {
   readonly text_encoder: BertModel;
   readonly image_encoder: ViTModel;
@@ -236,6 +247,33 @@ export class FusionClassifier extends Module {
     ));
     // Fusion and head keep PyTorch's default initialisation (xavier for attention, kaiming-uniform for Linear), as
     // the original design's nn.MultiheadAttention and nn.Linear do; only the encoders use Hugging Face's.
+  }
+
+  /**
+   * What a trainer needs to know of each trainable parameter, so that it knows no encoder's key names: its role
+   * (learning-rate group), its depth in its encoder for layer-wise decay (BEiT/ELECTRA convention: embeddings 0,
+   * layer i at i + 1, pooler and final norm at L + 1, of L + 2 depths), and whether weight decay applies (not to
+   * biases, norms, nor ViT's class token and position embeddings, as timm's no_weight_decay).
+   */
+  parameterRoles(): ParameterRole[] {
+    const noDecay = new Set<Tensor>();
+    for (const [, m] of this.namedModules()) if (m instanceof LayerNorm) for (const [, p] of m.namedParameters()) noDecay.add(p);
+    const decays = (name: string, p: Tensor) => !(noDecay.has(p) || p.ndim < 2 || /(^|\.)(cls_token|position_embeddings)$/.test(name));
+    const out: ParameterRole[] = [];
+    for (const [role, enc] of [['text_encoder', this.text_encoder], ['image_encoder', this.image_encoder]] as const) {
+      const L = enc.encoder.layer.length;
+      for (const [n, p] of enc.namedParameters()) {
+        if (!p.requiresGrad) continue;
+        const m = /^encoder\.layer\.(\d+)\./.exec(n);
+        const depth = m ? Number(m[1]) + 1 : n.startsWith('embeddings.') ? 0 : L + 1;
+        out.push({ name: `${role}.${n}`, param: p, role, depth: { index: depth, count: L + 2 }, weightDecay: decays(n, p) });
+      }
+    }
+    for (const [n, p] of this.namedParameters()) {
+      if (!p.requiresGrad || n.startsWith('text_encoder.') || n.startsWith('image_encoder.')) continue;
+      out.push({ name: n, param: p, role: n.startsWith('classifier.') ? 'classifier' : 'fusion', depth: null, weightDecay: decays(n, p) });
+    }
+    return out;
   }
 
   forward(x: FusionInputs, opts: ForwardOptions = {}): FusionOutputs {

@@ -2,9 +2,13 @@ export { AdamW, clipGradNorm, type AdamWOptions, type ParamGroup, type AdamWPara
 export { lrFactor, warmupSteps, type ScheduleConfig, type ScheduleType } from './schedule.js';
 export { ConfigSchema, loadConfig, resolveConfig, applyOverrides, bundledTokenizer, EXAMPLE_CONFIG, type TrainConfig, type TrainConfigInput } from './config.js';
 export { computeMetrics, auroc, macroF1, confusionMatrix, type EvalMetrics } from './metrics.js';
-export { train, evaluateLoader, parameterGroups, type Callback, type StepInfo, type TrainContext, type TrainOptions, type TrainResult } from './trainer.js';
+export { train } from './trainer.js';
+export type { Callback, StepInfo, TrainContext, TrainOptions, TrainResult } from './callbacks.js';
+export { evaluateLoader, type EvalOptions } from './evaluate.js';
+export { parameterGroups } from './param-groups.js';
+export { GradientModulation, ogmCoefficients, modulateGradient } from './balance.js';
 export { saveCheckpoint, listCheckpoints, readTrainerState, type TrainerState, type InferenceInfo } from './checkpoint.js';
-export { loadPredictor, predict, evaluate, type Predictor, type Prediction } from './inference.js';
+export { loadPredictor, predict, predictManifest, predictSamples, evaluate, type Predictor, type Prediction } from './inference.js';
 export { ProcessGroup, distEnvFromProcess, distributedAvailable, type DistEnv } from './distributed.js';
 export { runStudy, loadStudy, parseStudy, expandStudy, aggregate, summarizeRun, studyTable, type StudySpec, type StudySummary, type RunSummary, type VariantSummary } from './study.js';
 export { BUILTIN_STUDIES } from './studies.js';

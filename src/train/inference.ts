@@ -1,19 +1,17 @@
 // Evaluation and prediction from a checkpoint directory (written by the trainer): weights, labels, tokenizer and
 // preprocessing all come from the directory.
-import { join } from 'node:path';
-import { DataLoader } from '../data/loader.js';
-import { imageConfig, loadImage, type ImageConfig } from '../data/image.js';
-import { imagesToTensor } from '../data/loader.js';
-import { readManifest } from '../data/manifest.js';
+import { dirname, join, relative, resolve } from 'node:path';
+import { DataLoader, disposeBatch } from '../data/loader.js';
+import { imageConfig, type ImageConfig } from '../data/image.js';
+import { type Sample, readManifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import { FusionClassifier } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
-import { tensor } from '../tensor/tensor.js';
 import { readInferenceInfo, type InferenceInfo } from './checkpoint.js';
 import type { EvalMetrics } from './metrics.js';
-import { evaluateLoader } from './trainer.js';
+import { evaluateLoader } from './evaluate.js';
 
 export interface Predictor {
   model: FusionClassifier;
@@ -37,31 +35,38 @@ export interface Prediction {
   probabilities: Record<string, number>;
 }
 
-/** Predicts labels for image-text pairs. */
-export async function predict(p: Predictor, items: { image: string; text: string }[]): Promise<Prediction[]> {
-  const images = await Promise.all(items.map((it) => loadImage(it.image, p.image)));
-  const encs = items.map((it) => p.tokenizer.encode(it.text, p.info.maxLength));
-  const T = Math.max(...encs.map((e) => e.ids.length));
-  const B = items.length;
-  const ids = new Int32Array(B * T).fill(p.tokenizer.padId);
-  const mask = new Int32Array(B * T);
-  encs.forEach((e, b) => e.ids.forEach((id, t) => {
-    ids[b * T + t] = id;
-    mask[b * T + t] = 1;
-  }));
-  const probs = noGrad(() => tidy(() => {
-    const logits = p.model.forward({
-      inputIds: tensor(ids, { shape: [B, T], dtype: 'int64' }), attentionMask: tensor(mask, { shape: [B, T], dtype: 'int64' }),
-      pixelValues: imagesToTensor(images, p.image),
-    }).logits;
-    return F.softmax(logits, -1).toNumbers();
-  }));
+/**
+ * Predictions for samples, in their order, through the same loader (decoding, tokenization, collation) as training
+ * and evaluation use; labels, if the samples have them, are not read.
+ */
+export async function predictSamples(p: Predictor, samples: Sample[], opts: { batchSize?: number } = {}): Promise<Prediction[]> {
+  const loader = new DataLoader(samples, p.tokenizer, p.image, { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: p.info.maxLength, decodeThread: samples.length > 1 });
   const k = p.info.labels.length;
-  return items.map((_, i) => {
-    const row = probs.slice(i * k, (i + 1) * k);
-    const index = row.indexOf(Math.max(...row));
-    return { label: p.info.labels[index]!, index, probabilities: Object.fromEntries(p.info.labels.map((l, j) => [l, row[j]!])) };
-  });
+  const out: Prediction[] = new Array(samples.length);
+  p.model.eval();
+  for await (const b of loader.epoch(0)) {
+    const probs = noGrad(() => tidy(() => F.softmax(p.model.forward(b).logits.float(), -1).toNumbers()));
+    disposeBatch(b);
+    b.indices.forEach((s, i) => {
+      const row = probs.slice(i * k, (i + 1) * k);
+      const index = row.indexOf(Math.max(...row));
+      out[s] = { label: p.info.labels[index]!, index, probabilities: Object.fromEntries(p.info.labels.map((l, j) => [l, row[j]!])) };
+    });
+  }
+  return out;
+}
+
+/** Predicts labels for image-text pairs (image paths as given, relative to the working directory). */
+export async function predict(p: Predictor, items: { image: string; text: string }[]): Promise<Prediction[]> {
+  return predictSamples(p, items.map((it, i) => ({ image: resolve(it.image), text: it.text, label: -1, where: `item ${i + 1}` })));
+}
+
+/** Predictions for every line of a manifest (JSONL or CSV; labels optional), with each line's image and text. */
+export async function predictManifest(p: Predictor, manifest: string, opts: { batchSize?: number; onBadSample?: 'error' | 'skip' } = {}): Promise<(Prediction & { image: string; text: string })[]> {
+  const m = readManifest(manifest, { labels: p.info.labels, label: 'optional', onBadSample: opts.onBadSample });
+  const base = dirname(m.file);
+  const preds = await predictSamples(p, m.samples, opts);
+  return m.samples.map((s, i) => ({ image: relative(base, s.image), text: s.text, ...preds[i]! }));
 }
 
 /** Metrics of a checkpoint on a manifest (labels mapped through the checkpoint's label list). */

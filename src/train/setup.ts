@@ -1,0 +1,88 @@
+// What a training run is made of, from its configuration: the data (manifests, labels, tokenizer), the model (its
+// head sized by the labels), the image preprocessing (the model's own image size unless data.image.size says
+// otherwise), the loaders with their image cache, and the inference settings saved with every checkpoint.
+import { join } from 'node:path';
+import { ImageCache } from '../data/cache.js';
+import { type ImageConfig, imageConfig } from '../data/image.js';
+import { DataLoader } from '../data/loader.js';
+import { type Manifest, readManifest } from '../data/manifest.js';
+import { TextTokenizer } from '../data/tokenizer.js';
+import { type FusionClassifier, createFusionModel } from '../models/fusion.js';
+import type { InferenceInfo } from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+import type { ProcessGroup } from './distributed.js';
+
+export interface RunData {
+  train: Manifest;
+  val: Manifest | null;
+  test: Manifest | null;
+  labels: string[];
+  tokenizer: TextTokenizer;
+}
+
+/** Reads the manifests (val and test through train's label list) and the tokenizer. */
+export function readData(c: TrainConfig): RunData {
+  const train = readManifest(c.data.train, { labels: c.data.labels, onBadSample: c.data.onBadSample });
+  const labels = train.labels;
+  const read = (p?: string): Manifest | null => (p ? readManifest(p, { labels, onBadSample: c.data.onBadSample }) : null);
+  const tokenizer = /\.txt$/i.test(c.data.tokenizer!) ? TextTokenizer.fromVocab(c.data.tokenizer!, { doLowerCase: c.data.doLowerCase }) : TextTokenizer.fromFile(c.data.tokenizer!);
+  return { train, val: read(c.data.val), test: read(c.data.test), labels, tokenizer };
+}
+
+/** The configured model with a head for `numLabels` classes. */
+export function buildModel(c: TrainConfig, numLabels: number): FusionClassifier {
+  return createFusionModel({
+    preset: c.model.preset, text: c.model.text, image: c.model.image, fusion_type: c.model.fusion_type, pooling: c.model.pooling,
+    fusion_num_heads: c.model.fusion_num_heads, fusion_attention_dropout: c.model.fusion_attention_dropout,
+    head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout, num_labels: numLabels,
+  }).model;
+}
+
+/** Image preprocessing for the model: data.image, at the image encoder's image_size unless data.image.size is set. */
+export function imageFor(c: TrainConfig, model: FusionClassifier): ImageConfig {
+  return imageConfig({ ...c.data.image, size: c.data.image.size ?? model.image_encoder.config.image_size, augment: c.data.image.augment });
+}
+
+export function augments(c: TrainConfig): boolean {
+  const a = c.data.image.augment;
+  return Boolean(a.randomResizedCrop || a.horizontalFlip > 0 || a.colorJitter);
+}
+
+export interface RunLoaders {
+  train: DataLoader;
+  /** this rank's share of val and test (rank r takes samples r, r + world, ...); null loader for an empty share */
+  val: { loader: DataLoader | null } | null;
+  test: { loader: DataLoader | null } | null;
+  cache: ImageCache | null;
+  /** an unshuffled loader over the training set (the frozen encoders' feature cache reads it once) */
+  trainInOrder(): DataLoader;
+}
+
+export function makeLoaders(c: TrainConfig, data: RunData, image: ImageConfig, runDir: string, pg: ProcessGroup | null): RunLoaders {
+  const augment = augments(c);
+  // each rank keeps its own image cache folder: no two processes write the same file
+  const cacheDir = c.data.cache === false ? null : c.data.cache === true ? join(runDir, 'cache') : c.data.cache;
+  const cache = cacheDir === null ? null : new ImageCache(pg ? join(cacheDir, `rank-${pg.rank}`) : cacheDir, image);
+  const common = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, decodeThread: c.data.decodeThread, onBadSample: c.data.onBadSample, cache } as const;
+  const train = new DataLoader(data.train.samples, data.tokenizer, image, {
+    ...common, batchSize: c.train.batchSize, seed: c.seed, shuffle: true, bucketByLength: c.data.bucketByLength, augment, cache: augment ? null : cache,
+    shard: pg ? { rank: pg.rank, worldSize: pg.worldSize } : null,
+  });
+  const evalShard = (m: Manifest | null) => {
+    if (!m) return null;
+    const samples = pg ? m.samples.filter((_, i) => i % pg.worldSize === pg.rank) : m.samples;
+    return { loader: samples.length ? new DataLoader(samples, data.tokenizer, image, { ...common, batchSize: c.eval.batchSize, shuffle: false }) : null };
+  };
+  return {
+    train, val: evalShard(data.val), test: evalShard(data.test), cache,
+    trainInOrder: () => new DataLoader(data.train.samples, data.tokenizer, image, { ...common, batchSize: c.eval.batchSize, shuffle: false }),
+  };
+}
+
+/** What a checkpoint needs for inference on its own: labels, tokenizer kind, text length and image preprocessing. */
+export function inferenceInfo(c: TrainConfig, labels: string[], image: ImageConfig): InferenceInfo {
+  return {
+    labels, maxLength: c.data.maxLength, doLowerCase: c.data.doLowerCase, tokenizer: /\.txt$/i.test(c.data.tokenizer!) ? 'vocab.txt' : 'tokenizer.json',
+    image: { size: image.size, resize: image.resize, mean: image.mean, std: image.std, maxPixels: image.maxPixels },
+  };
+}
