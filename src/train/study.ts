@@ -3,7 +3,7 @@
 // checkpoint), aggregated per variant: best and final validation metric (mean ± std over seeds), steps to reach a
 // target, loss spikes, diverged runs and wall time.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { generateSynthetic } from '../data/synth.js';
 import { applyOverrides, resolveConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
 import { readRecords } from './records.js';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic, writeJsonAtomic } from '../files.js';
 
 const METRICS = ['accuracy', 'macro_f1', 'auroc', 'loss'] as const;
 
@@ -238,7 +238,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
   const out = resolve(baseDir, opts.out ?? spec.out);
   const dir = join(out, spec.name);
   mkdirSync(join(dir, 'configs'), { recursive: true });
-  writeFileSync(join(dir, 'study.json'), `${JSON.stringify(spec, null, 2)}\n`);
+  writeJsonAtomic(join(dir, 'study.json'), spec);
 
   // the base configuration, with synthesized data when asked
   let base: Record<string, unknown>;
@@ -268,7 +268,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
     const c = resolveConfig(raw, `study ${spec.name}, variant ${r.variant} seed ${r.seed}`, configDir);
     c.log.progress = 'none';
     const file = join(dir, 'configs', `${r.id.replace(/[^\w.=,+-]/g, '_')}.json`);
-    writeFileSync(file, `${JSON.stringify(c, null, 2)}\n`);
+    writeJsonAtomic(file, c);
     return file;
   });
 
@@ -290,7 +290,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
     if (opts.signal?.aborted) return;
     if (code !== 0) {
       mkdirSync(runDir, { recursive: true });
-      writeFileSync(join(runDir, 'failed.json'), `${JSON.stringify({ code, error: stderr.trim().split('\n').slice(-5).join('\n') }, null, 2)}\n`);
+      writeJsonAtomic(join(runDir, 'failed.json'), { code, error: stderr.trim().split('\n').slice(-5).join('\n') });
     }
     done++;
     const s = summarizeRun(runDir, r, spec.metric, spec.target ?? null);
@@ -304,7 +304,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
 
   const runs = plan.map((r) => summarizeRun(runPath(dir, r), r, spec.metric, spec.target ?? null));
   const summary: StudySummary = { name: spec.name, dir, metric: spec.metric, target: spec.target ?? null, variants: aggregate(runs, plan), runs };
-  writeFileAtomic(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeJsonAtomic(join(dir, 'summary.json'), summary);
   writeFileAtomic(join(dir, 'table.md'), studyTable(summary));
   return summary;
 }
