@@ -15,6 +15,7 @@ import { applyOverrides, resolveConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
 import { readRecords } from './records.js';
 import { writeFileAtomic, writeJsonAtomic } from '../files.js';
+import { mean, sampleStd } from '../stats.js';
 
 const METRICS = ['accuracy', 'macro_f1', 'auroc', 'loss'] as const;
 
@@ -144,11 +145,10 @@ export interface StudySummary {
   runs: RunSummary[];
 }
 
+/** Mean and spread over seeds; one seed has no spread to show, so its std is 0. */
 function meanStd(xs: number[]): { mean: number; std: number } | null {
   if (!xs.length) return null;
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean, std };
+  return { mean: mean(xs), std: xs.length > 1 ? sampleStd(xs) : 0 };
 }
 
 /** One run's numbers, from its metrics.jsonl and result.json. */
@@ -189,10 +189,10 @@ export function aggregate(runs: RunSummary[], plan: StudyRun[]): VariantSummary[
       variant, overrides: plan.find((p) => p.variant === variant)!.overrides, runs: rs.length, finished: done.length,
       best: meanStd(done.map((r) => r.best).filter((x): x is number => x !== null)),
       final: meanStd(done.map((r) => r.final).filter((x): x is number => x !== null)),
-      stepsToTarget: reached.length ? { mean: reached.reduce((a, b) => a + b, 0) / reached.length, reached: reached.length } : null,
+      stepsToTarget: reached.length ? { mean: mean(reached), reached: reached.length } : null,
       spikes: rs.reduce((a, r) => a + r.spikes, 0) / Math.max(1, rs.length),
       diverged: rs.filter((r) => r.diverged).length,
-      wallS: walls.length ? walls.reduce((a, b) => a + b, 0) / walls.length : null,
+      wallS: walls.length ? mean(walls) : null,
     };
   });
 }
