@@ -1,30 +1,68 @@
-// Files that are never seen half-written: a temporary file beside the target, written in full, fsynced, then
-// renamed over it. On failure the temporary file is removed and the previous file is left as it was.
+// Durable file writes: a file a reader may take as complete (result.json, a study's summary, checkpoint and
+// safetensors files, the data cache's index) is never seen half-written, and once written it survives a crash.
+// The data goes to a temporary file beside the target, is fsynced, renamed over the target (atomic within a
+// folder), and the folder is fsynced so the rename itself is on disk. On failure the temporary file is removed and
+// the previous file is left as it was. Every such writer in mmtrain goes through writeFileAtomic.
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 
-/** `data` may be chunks made one at a time (an iterable), so that a large file never sits in memory whole. */
+let temporaryFiles = 0;
+
+/** A name no other writer uses: worker threads share the pid, and one thread may write the same target twice. */
+function temporaryPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}-${threadId}-${++temporaryFiles}.tmp`);
+}
+
+/**
+ * Writes `data` to `path` durably and atomically (see above). `data` may be chunks made one at a time (an
+ * iterable, e.g. a generator), so that a large file never sits in memory whole; an error thrown while making them
+ * fails the write like any other. Errors are the file system's own, for the caller to put in context.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
   const chunks: Iterable<Uint8Array> = typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : data;
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  let fd: number | undefined;
+  const tmp = temporaryPathFor(path);
+  // 'wx': never write into something already at the temporary path, and never remove what this call did not create
+  const fd = openSync(tmp, 'wx');
+  let open = true;
   try {
-    fd = openSync(tmp, 'w');
     for (const c of chunks) {
       let off = 0;
       while (off < c.length) off += writeSync(fd, c, off, c.length - off);
     }
     fsyncSync(fd);
+    open = false;
     closeSync(fd);
-    fd = undefined;
     renameSync(tmp, path);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
+    if (open) closeSync(fd);
     try {
       unlinkSync(tmp);
     } catch {
-      // nothing to remove
+      // already renamed away or removed: nothing to tidy
     }
     throw e;
+  }
+  fsyncDirectory(dirname(path));
+}
+
+/** JSON text and a final newline, written with writeFileAtomic; `indent` null writes one line. */
+export function writeJsonAtomic(path: string, value: unknown, indent: number | null = 2): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, indent ?? undefined)}\n`);
+}
+
+/**
+ * Makes the entries of a folder (files renamed or created in it) durable. Best effort: some file systems refuse to
+ * fsync a folder, and there the rename is as durable as they make it.
+ */
+export function fsyncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // not supported here
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

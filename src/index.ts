@@ -6,3 +6,4 @@ export * from './train/index.js';
 export * from './models/index.js';
 export * from './data/index.js';
 export * from './diagnostics/index.js';
+export { quantile } from './stats.js';

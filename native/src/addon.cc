@@ -50,6 +50,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // per-environment table is freed with the environment.
   env.SetInstanceData<State>(new State());
   tuneAllocator();
+  registerDtypes(env, exports);
   registerCreate(env, exports);
   registerMath(env, exports);
   registerNN(env, exports);

@@ -1,5 +1,7 @@
 #include "handles.h"
 
+#include "code_tables.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -194,38 +196,28 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const char* op, const std::f
   throw Napi::Error::New(env, os.str());
 }
 
-// dtype codes shared with src/tensor/dtype.ts
-at::ScalarType toScalarType(int code) {
-  switch (code) {
-    case 0: return at::kFloat;
-    case 1: return at::kDouble;
-    case 2: return at::kHalf;
-    case 3: return at::kBFloat16;
-    case 4: return at::kLong;
-    case 5: return at::kInt;
-    case 6: return at::kByte;
-    case 7: return at::kBool;
-    case 8: return at::kChar;
-    case 9: return at::kShort;
-    default: throw std::invalid_argument("unknown dtype code " + std::to_string(code));
-  }
-}
+// The dtypes TypeScript names, as LibTorch's scalar types (a code table, code_tables.h).
+struct Dtype {
+  const char* name;
+  at::ScalarType type;
+};
+
+static const Dtype kDtypes[] = {
+    {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16},
+    {"int64", at::kLong},    {"int32", at::kInt},      {"uint8", at::kByte},   {"bool", at::kBool},
+    {"int8", at::kChar},     {"int16", at::kShort},
+};
+
+at::ScalarType toScalarType(int code) { return tableEntry(kDtypes, code, "dtype").type; }
 
 int fromScalarType(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return 0;
-    case at::kDouble: return 1;
-    case at::kHalf: return 2;
-    case at::kBFloat16: return 3;
-    case at::kLong: return 4;
-    case at::kInt: return 5;
-    case at::kByte: return 6;
-    case at::kBool: return 7;
-    case at::kChar: return 8;
-    case at::kShort: return 9;
-    default: return -1;
+  for (size_t i = 0; i < sizeof(kDtypes) / sizeof(kDtypes[0]); i++) {
+    if (kDtypes[i].type == t) return static_cast<int>(i);
   }
+  return -1;
 }
+
+void registerDtypes(Napi::Env env, Napi::Object exports) { exportCodeTable(env, exports, "dtype", kDtypes); }
 
 at::Device toDevice(const std::string& s) { return at::Device(s); }
 

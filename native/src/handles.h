@@ -65,11 +65,13 @@ std::string shapeString(const at::Tensor& t);
 // Native code trusts its arguments (validated in TypeScript) except for handles, which are always checked.
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op, const std::function<Napi::Value()>& fn);
 
+// dtype codes (handles.cc's table): a type outside the table is -1
 at::ScalarType toScalarType(int code);
 int fromScalarType(at::ScalarType t);
 at::Device toDevice(const std::string& s);
 
 using Registrar = void (*)(Napi::Env, Napi::Object);
+void registerDtypes(Napi::Env env, Napi::Object exports);
 void registerCreate(Napi::Env env, Napi::Object exports);
 void registerMath(Napi::Env env, Napi::Object exports);
 void registerNN(Napi::Env env, Napi::Object exports);

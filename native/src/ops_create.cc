@@ -1,4 +1,5 @@
 // Tensor creation, reading back, metadata, release and process-wide controls.
+#include "code_tables.h"
 #include "handles.h"
 
 #include <ATen/ATen.h>
@@ -78,25 +79,31 @@ MM_FN(Arange) {
   });
 }
 
-// random(kind, shape, dtype, device, a, b): kind 0 randn, 1 rand, 2 randint [a, b), 3 normal(mean a, std b),
-// 4 uniform [a, b)
+// The random distributions random() draws from (a code table, code_tables.h); a and b are their parameters.
+struct RandomKind {
+  const char* name;
+  at::Tensor (*draw)(at::IntArrayRef shape, const at::TensorOptions& o, double a, double b);
+};
+
+#define MM_DRAW(expr) [](at::IntArrayRef shape, const at::TensorOptions& o, double a, double b) -> at::Tensor { return expr; }
+static const RandomKind kRandomKinds[] = {
+    {"randn", MM_DRAW(at::randn(shape, o))},
+    {"rand", MM_DRAW(at::rand(shape, o))},
+    {"randint", MM_DRAW(at::randint(static_cast<int64_t>(a), static_cast<int64_t>(b), shape, o))},  // [a, b)
+    {"normal", MM_DRAW(at::empty(shape, o).normal_(a, b))},  // mean a, std b
+    {"uniform", MM_DRAW(at::empty(shape, o).uniform_(a, b))},  // [a, b)
+};
+#undef MM_DRAW
+
+// random(kind, shape, dtype, device, a, b)
 MM_FN(Random) {
   return guarded(info, "random", [&]() -> Napi::Value {
-    int kind = info[0].As<Napi::Number>().Int32Value();
+    const RandomKind& kind = tableEntry(kRandomKinds, info[0].As<Napi::Number>().Int32Value(), "random kind");
     std::vector<int64_t> shape = intList(info[1]);
     at::TensorOptions o = opts(info[2].As<Napi::Number>().Int32Value(), info[3]);
     double a = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 0;
     double b = info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : 1;
-    at::Tensor t;
-    switch (kind) {
-      case 0: t = at::randn(shape, o); break;
-      case 1: t = at::rand(shape, o); break;
-      case 2: t = at::randint(static_cast<int64_t>(a), static_cast<int64_t>(b), shape, o); break;
-      case 3: t = at::empty(shape, o).normal_(a, b); break;
-      case 4: t = at::empty(shape, o).uniform_(a, b); break;
-      default: throw std::invalid_argument("unknown random kind");
-    }
-    return Napi::Number::New(info.Env(), wrap(info.Env(), t));
+    return Napi::Number::New(info.Env(), wrap(info.Env(), kind.draw(shape, o, a, b)));
   });
 }
 
@@ -258,6 +265,7 @@ MM_FN(SetRngState) {
 }
 
 void registerCreate(Napi::Env env, Napi::Object exports) {
+  exportCodeTable(env, exports, "random", kRandomKinds);
   MM_EXPORT(exports, "fromTypedArray", FromTypedArray);
   MM_EXPORT(exports, "full", Full);
   MM_EXPORT(exports, "empty", Empty);

@@ -1,125 +1,110 @@
 // Elementwise math, comparisons, reductions, shape and indexing ops, matrix products.
-// Op codes are shared with src/tensor/opcodes.ts.
+// The unary, binary and reduction families are code tables (code_tables.h): TypeScript selects an entry by its
+// index, and takes the indices from the names this unit exports.
+#include "code_tables.h"
 #include "handles.h"
 
 #include <ATen/ATen.h>
 
 namespace mm {
 
+struct UnaryOp {
+  const char* name;
+  at::Tensor (*apply)(const at::Tensor& a);
+};
 
-static const char* kUnaryNames[] = {"neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid",
-                                    "relu", "gelu", "gelu_tanh", "silu", "square", "sign", "floor", "ceil", "round",
-                                    "reciprocal", "logical_not", "isfinite", "isnan", "contiguous", "clone", "detach",
-                                    "erf", "log1p", "expm1", "isinf"};
-
-static at::Tensor unaryOp(int code, const at::Tensor& a) {
-  switch (code) {
-    case 0: return at::neg(a);
-    case 1: return at::abs(a);
-    case 2: return at::exp(a);
-    case 3: return at::log(a);
-    case 4: return at::sqrt(a);
-    case 5: return at::rsqrt(a);
-    case 6: return at::sin(a);
-    case 7: return at::cos(a);
-    case 8: return at::tanh(a);
-    case 9: return at::sigmoid(a);
-    case 10: return at::relu(a);
-    case 11: return at::gelu(a, "none");
-    case 12: return at::gelu(a, "tanh");
-    case 13: return at::silu(a);
-    case 14: return at::square(a);
-    case 15: return at::sign(a);
-    case 16: return at::floor(a);
-    case 17: return at::ceil(a);
-    case 18: return at::round(a);
-    case 19: return at::reciprocal(a);
-    case 20: return at::logical_not(a);
-    case 21: return at::isfinite(a);
-    case 22: return at::isnan(a);
-    case 23: return a.contiguous();
-    case 24: return a.clone();
-    case 25: return a.detach();
-    case 26: return at::erf(a);
-    case 27: return at::log1p(a);
-    case 28: return at::expm1(a);
-    case 29: return at::isinf(a);
-    default: throw std::invalid_argument("unknown unary op " + std::to_string(code));
-  }
-}
+#define MM_UNARY(expr) [](const at::Tensor& a) -> at::Tensor { return expr; }
+static const UnaryOp kUnaryOps[] = {
+    {"neg", MM_UNARY(at::neg(a))},
+    {"abs", MM_UNARY(at::abs(a))},
+    {"exp", MM_UNARY(at::exp(a))},
+    {"log", MM_UNARY(at::log(a))},
+    {"sqrt", MM_UNARY(at::sqrt(a))},
+    {"rsqrt", MM_UNARY(at::rsqrt(a))},
+    {"sin", MM_UNARY(at::sin(a))},
+    {"cos", MM_UNARY(at::cos(a))},
+    {"tanh", MM_UNARY(at::tanh(a))},
+    {"sigmoid", MM_UNARY(at::sigmoid(a))},
+    {"relu", MM_UNARY(at::relu(a))},
+    {"gelu", MM_UNARY(at::gelu(a, "none"))},
+    {"geluTanh", MM_UNARY(at::gelu(a, "tanh"))},
+    {"silu", MM_UNARY(at::silu(a))},
+    {"square", MM_UNARY(at::square(a))},
+    {"sign", MM_UNARY(at::sign(a))},
+    {"floor", MM_UNARY(at::floor(a))},
+    {"ceil", MM_UNARY(at::ceil(a))},
+    {"round", MM_UNARY(at::round(a))},
+    {"reciprocal", MM_UNARY(at::reciprocal(a))},
+    {"logicalNot", MM_UNARY(at::logical_not(a))},
+    {"isfinite", MM_UNARY(at::isfinite(a))},
+    {"isnan", MM_UNARY(at::isnan(a))},
+    {"contiguous", MM_UNARY(a.contiguous())},
+    {"clone", MM_UNARY(a.clone())},
+    {"detach", MM_UNARY(a.detach())},
+    {"erf", MM_UNARY(at::erf(a))},
+    {"log1p", MM_UNARY(at::log1p(a))},
+    {"expm1", MM_UNARY(at::expm1(a))},
+    {"isinf", MM_UNARY(at::isinf(a))},
+};
+#undef MM_UNARY
 
 MM_FN(Unary) {
   int code = info[0].As<Napi::Number>().Int32Value();
-  const char* name = (code >= 0 && code < 30) ? kUnaryNames[code] : "unary";
-  return guarded(info, name, [&]() -> Napi::Value { return out(info, unaryOp(code, T(info, 1))); });
+  return guarded(info, tableName(kUnaryOps, code, "unary"), [&]() -> Napi::Value {
+    return out(info, tableEntry(kUnaryOps, code, "unary op").apply(T(info, 1)));
+  });
 }
 
-static const char* kBinaryNames[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt",
-                                     "le", "gt", "ge", "logical_and", "logical_or", "remainder", "rsub", "rdiv",
-                                     "rpow", "floor_divide"};
+// One code names the op for both operand kinds: binary(code, a, b) and binaryScalar(code, a, number).
+struct BinaryOp {
+  const char* name;
+  at::Tensor (*withTensor)(const at::Tensor& a, const at::Tensor& b);  // null: the op takes a number only
+  at::Tensor (*withScalar)(const at::Tensor& a, const at::Scalar& s);
+};
 
-static at::Tensor binaryOp(int code, const at::Tensor& a, const at::Tensor& b) {
-  switch (code) {
-    case 0: return at::add(a, b);
-    case 1: return at::sub(a, b);
-    case 2: return at::mul(a, b);
-    case 3: return at::div(a, b);
-    case 4: return at::pow(a, b);
-    case 5: return at::maximum(a, b);
-    case 6: return at::minimum(a, b);
-    case 7: return at::eq(a, b);
-    case 8: return at::ne(a, b);
-    case 9: return at::lt(a, b);
-    case 10: return at::le(a, b);
-    case 11: return at::gt(a, b);
-    case 12: return at::ge(a, b);
-    case 13: return at::logical_and(a, b);
-    case 14: return at::logical_or(a, b);
-    case 15: return at::remainder(a, b);
-    case 19: return at::floor_divide(a, b);
-    default: throw std::invalid_argument("unknown binary op " + std::to_string(code));
-  }
-}
-
-static at::Tensor binaryScalarOp(int code, const at::Tensor& a, const at::Scalar& s) {
-  switch (code) {
-    case 0: return at::add(a, s);
-    case 1: return at::sub(a, s);
-    case 2: return at::mul(a, s);
-    case 3: return at::div(a, s);
-    case 4: return at::pow(a, s);
-    case 5: return at::clamp_min(a, s);
-    case 6: return at::clamp_max(a, s);
-    case 7: return at::eq(a, s);
-    case 8: return at::ne(a, s);
-    case 9: return at::lt(a, s);
-    case 10: return at::le(a, s);
-    case 11: return at::gt(a, s);
-    case 12: return at::ge(a, s);
-    case 13: return at::logical_and(a, at::scalar_tensor(s, a.options()));
-    case 14: return at::logical_or(a, at::scalar_tensor(s, a.options()));
-    case 15: return at::remainder(a, s);
-    case 16: return at::rsub(a, s);
-    case 17: return at::div(at::scalar_tensor(s, a.options()), a);
-    case 18: return at::pow(s, a);
-    case 19: return at::floor_divide(a, s);
-    default: throw std::invalid_argument("unknown binary op " + std::to_string(code));
-  }
-}
+#define MM_WITH_TENSOR(expr) [](const at::Tensor& a, const at::Tensor& b) -> at::Tensor { return expr; }
+#define MM_WITH_SCALAR(expr) [](const at::Tensor& a, const at::Scalar& s) -> at::Tensor { return expr; }
+static const BinaryOp kBinaryOps[] = {
+    {"add", MM_WITH_TENSOR(at::add(a, b)), MM_WITH_SCALAR(at::add(a, s))},
+    {"sub", MM_WITH_TENSOR(at::sub(a, b)), MM_WITH_SCALAR(at::sub(a, s))},
+    {"mul", MM_WITH_TENSOR(at::mul(a, b)), MM_WITH_SCALAR(at::mul(a, s))},
+    {"div", MM_WITH_TENSOR(at::div(a, b)), MM_WITH_SCALAR(at::div(a, s))},
+    {"pow", MM_WITH_TENSOR(at::pow(a, b)), MM_WITH_SCALAR(at::pow(a, s))},
+    {"maximum", MM_WITH_TENSOR(at::maximum(a, b)), MM_WITH_SCALAR(at::clamp_min(a, s))},
+    {"minimum", MM_WITH_TENSOR(at::minimum(a, b)), MM_WITH_SCALAR(at::clamp_max(a, s))},
+    {"eq", MM_WITH_TENSOR(at::eq(a, b)), MM_WITH_SCALAR(at::eq(a, s))},
+    {"ne", MM_WITH_TENSOR(at::ne(a, b)), MM_WITH_SCALAR(at::ne(a, s))},
+    {"lt", MM_WITH_TENSOR(at::lt(a, b)), MM_WITH_SCALAR(at::lt(a, s))},
+    {"le", MM_WITH_TENSOR(at::le(a, b)), MM_WITH_SCALAR(at::le(a, s))},
+    {"gt", MM_WITH_TENSOR(at::gt(a, b)), MM_WITH_SCALAR(at::gt(a, s))},
+    {"ge", MM_WITH_TENSOR(at::ge(a, b)), MM_WITH_SCALAR(at::ge(a, s))},
+    {"logicalAnd", MM_WITH_TENSOR(at::logical_and(a, b)), MM_WITH_SCALAR(at::logical_and(a, at::scalar_tensor(s, a.options())))},
+    {"logicalOr", MM_WITH_TENSOR(at::logical_or(a, b)), MM_WITH_SCALAR(at::logical_or(a, at::scalar_tensor(s, a.options())))},
+    {"remainder", MM_WITH_TENSOR(at::remainder(a, b)), MM_WITH_SCALAR(at::remainder(a, s))},
+    {"rsub", nullptr, MM_WITH_SCALAR(at::rsub(a, s))},
+    {"rdiv", nullptr, MM_WITH_SCALAR(at::div(at::scalar_tensor(s, a.options()), a))},
+    {"rpow", nullptr, MM_WITH_SCALAR(at::pow(s, a))},
+    {"floorDivide", MM_WITH_TENSOR(at::floor_divide(a, b)), MM_WITH_SCALAR(at::floor_divide(a, s))},
+};
+#undef MM_WITH_TENSOR
+#undef MM_WITH_SCALAR
 
 MM_FN(Binary) {
   int code = info[0].As<Napi::Number>().Int32Value();
-  const char* name = (code >= 0 && code < 20) ? kBinaryNames[code] : "binary";
-  return guarded(info, name, [&]() -> Napi::Value { return out(info, binaryOp(code, T(info, 1), T(info, 2))); });
+  return guarded(info, tableName(kBinaryOps, code, "binary"), [&]() -> Napi::Value {
+    const BinaryOp& op = tableEntry(kBinaryOps, code, "binary op");
+    if (!op.withTensor) throw std::invalid_argument(std::string(op.name) + " takes a number as its other operand, not a tensor");
+    return out(info, op.withTensor(T(info, 1), T(info, 2)));
+  });
 }
 
 // binaryScalar(code, a, scalar, isInt): integer scalars keep integer tensors integer.
 MM_FN(BinaryScalar) {
   int code = info[0].As<Napi::Number>().Int32Value();
-  const char* name = (code >= 0 && code < 20) ? kBinaryNames[code] : "binary";
-  return guarded(info, name, [&]() -> Napi::Value {
+  return guarded(info, tableName(kBinaryOps, code, "binary"), [&]() -> Napi::Value {
+    const BinaryOp& op = tableEntry(kBinaryOps, code, "binary op");
     at::Scalar s = B(info, 3) ? at::Scalar(I(info, 2)) : at::Scalar(D(info, 2));
-    return out(info, binaryScalarOp(code, T(info, 1), s));
+    return out(info, op.withScalar(T(info, 1), s));
   });
 }
 
@@ -128,45 +113,54 @@ MM_FN(AddScaled) {
   return guarded(info, "add", [&]() -> Napi::Value { return out(info, at::add(T(info, 0), T(info, 1), D(info, 2))); });
 }
 
-static const char* kReduceNames[] = {"sum", "mean", "amax", "amin", "prod", "var", "std", "norm", "logsumexp",
-                                     "argmax", "argmin", "all", "any"};
+// A reduction's inputs: `all` when no dims were given; `extra` is the correction for var/std and p for norm.
+struct ReduceArgs {
+  const at::Tensor& a;
+  bool all;
+  const std::vector<int64_t>& dims;
+  at::OptionalIntArrayRef odims;
+  bool keep;
+  double extra;
+};
 
-// reduce(code, h, dims|null, keepdim, extra): extra is the correction for var/std and p for norm.
+struct ReduceOp {
+  const char* name;
+  at::Tensor (*apply)(const ReduceArgs& r);
+};
+
+#define MM_REDUCE(body) [](const ReduceArgs& r) -> at::Tensor body
+static const ReduceOp kReduceOps[] = {
+    {"sum", MM_REDUCE({ return r.all && !r.keep ? at::sum(r.a) : at::sum(r.a, r.dims, r.keep); })},
+    {"mean", MM_REDUCE({ return r.all && !r.keep ? at::mean(r.a) : at::mean(r.a, r.dims, r.keep); })},
+    {"amax", MM_REDUCE({ return at::amax(r.a, r.dims, r.keep); })},
+    {"amin", MM_REDUCE({ return at::amin(r.a, r.dims, r.keep); })},
+    {"prod", MM_REDUCE({ return r.all ? at::prod(r.a) : at::prod(r.a, r.dims.at(0), r.keep); })},
+    {"var", MM_REDUCE({ return at::var(r.a, r.odims, static_cast<int64_t>(r.extra), r.keep); })},
+    {"std", MM_REDUCE({ return at::std(r.a, r.odims, static_cast<int64_t>(r.extra), r.keep); })},
+    {"norm", MM_REDUCE({ return at::linalg_vector_norm(r.a, r.extra, r.odims, r.keep); })},
+    {"logsumexp", MM_REDUCE({
+       if (!r.all) return at::logsumexp(r.a, r.dims, r.keep);
+       std::vector<int64_t> every(r.a.dim());
+       for (int64_t i = 0; i < r.a.dim(); i++) every[i] = i;
+       return at::logsumexp(r.a, every, r.keep);
+     })},
+    {"argmax", MM_REDUCE({ return r.all ? at::argmax(r.a) : at::argmax(r.a, r.dims.at(0), r.keep); })},
+    {"argmin", MM_REDUCE({ return r.all ? at::argmin(r.a) : at::argmin(r.a, r.dims.at(0), r.keep); })},
+    {"all", MM_REDUCE({ return r.all ? at::all(r.a) : at::all(r.a, r.dims.at(0), r.keep); })},
+    {"any", MM_REDUCE({ return r.all ? at::any(r.a) : at::any(r.a, r.dims.at(0), r.keep); })},
+};
+#undef MM_REDUCE
+
+// reduce(code, h, dims|null, keepdim, extra)
 MM_FN(Reduce) {
   int code = info[0].As<Napi::Number>().Int32Value();
-  const char* name = (code >= 0 && code < 13) ? kReduceNames[code] : "reduce";
-  return guarded(info, name, [&]() -> Napi::Value {
-    const at::Tensor& a = T(info, 1);
+  return guarded(info, tableName(kReduceOps, code, "reduce"), [&]() -> Napi::Value {
+    const ReduceOp& op = tableEntry(kReduceOps, code, "reduction");
     bool all = info[2].IsNull() || info[2].IsUndefined();
     std::vector<int64_t> dims = all ? std::vector<int64_t>{} : intList(info[2]);
-    bool keep = B(info, 3);
-    double extra = info[4].IsNumber() ? D(info, 4) : 0;
     at::OptionalIntArrayRef odims = all ? at::OptionalIntArrayRef() : at::OptionalIntArrayRef(dims);
-    switch (code) {
-      case 0: return out(info, all && !keep ? at::sum(a) : at::sum(a, dims, keep));
-      case 1: return out(info, all && !keep ? at::mean(a) : at::mean(a, dims, keep));
-      case 2: return out(info, at::amax(a, dims, keep));
-      case 3: return out(info, at::amin(a, dims, keep));
-      case 4:
-        if (all) return out(info, at::prod(a));
-        return out(info, at::prod(a, dims.at(0), keep));
-      case 5: return out(info, at::var(a, odims, static_cast<int64_t>(extra), keep));
-      case 6: return out(info, at::std(a, odims, static_cast<int64_t>(extra), keep));
-      case 7: return out(info, at::linalg_vector_norm(a, extra, odims, keep));
-      case 8: {
-        if (all) {
-          std::vector<int64_t> every(a.dim());
-          for (int64_t i = 0; i < a.dim(); i++) every[i] = i;
-          return out(info, at::logsumexp(a, every, keep));
-        }
-        return out(info, at::logsumexp(a, dims, keep));
-      }
-      case 9: return out(info, all ? at::argmax(a) : at::argmax(a, dims.at(0), keep));
-      case 10: return out(info, all ? at::argmin(a) : at::argmin(a, dims.at(0), keep));
-      case 11: return out(info, all ? at::all(a) : at::all(a, dims.at(0), keep));
-      case 12: return out(info, all ? at::any(a) : at::any(a, dims.at(0), keep));
-      default: throw std::invalid_argument("unknown reduction");
-    }
+    ReduceArgs args{T(info, 1), all, dims, odims, B(info, 3), info[4].IsNumber() ? D(info, 4) : 0};
+    return out(info, op.apply(args));
   });
 }
 
@@ -322,6 +316,9 @@ MM_FN(To) {
 }
 
 void registerMath(Napi::Env env, Napi::Object exports) {
+  exportCodeTable(env, exports, "unary", kUnaryOps);
+  exportCodeTable(env, exports, "binary", kBinaryOps);
+  exportCodeTable(env, exports, "reduce", kReduceOps);
   MM_EXPORT(exports, "unary", Unary);
   MM_EXPORT(exports, "binary", Binary);
   MM_EXPORT(exports, "binaryScalar", BinaryScalar);

@@ -1,10 +1,12 @@
 // Neural-network functional ops: linear, normalisation, activations with options, dropout, embedding,
 // convolution, attention and losses.
+#include "code_tables.h"
 #include "handles.h"
 #include "torch_compat.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/core/Reduction.h>
 
 #include <cmath>
 #include <limits>
@@ -123,38 +125,61 @@ MM_FN(Sdpa) {
   });
 }
 
-// crossEntropy(logits, target, weight|-1, reduction 0 none | 1 mean | 2 sum, ignoreIndex, labelSmoothing)
+// How a loss reduces over the batch (a code table, code_tables.h), as LibTorch's enum.
+struct LossReduction {
+  const char* name;
+  at::Reduction::Reduction value;
+};
+
+static const LossReduction kLossReductions[] = {
+    {"none", at::Reduction::None},
+    {"mean", at::Reduction::Mean},
+    {"sum", at::Reduction::Sum},
+};
+
+static int64_t lossReduction(const Napi::CallbackInfo& info, int i) {
+  return tableEntry(kLossReductions, info[i].As<Napi::Number>().Int32Value(), "loss reduction").value;
+}
+
+// crossEntropy(logits, target, weight|-1, reduction, ignoreIndex, labelSmoothing)
 MM_FN(CrossEntropy) {
   return guarded(info, "crossEntropy", [&]() -> Napi::Value {
-    return out(info, at::cross_entropy_loss(T(info, 0), T(info, 1), OT(info, 2), I(info, 3), I(info, 4), D(info, 5)));
+    return out(info, at::cross_entropy_loss(T(info, 0), T(info, 1), OT(info, 2), lossReduction(info, 3), I(info, 4), D(info, 5)));
   });
 }
 
 // mseLoss(a, b, reduction)
 MM_FN(MseLoss) {
-  return guarded(info, "mseLoss", [&]() -> Napi::Value { return out(info, at::mse_loss(T(info, 0), T(info, 1), I(info, 2))); });
+  return guarded(info, "mseLoss", [&]() -> Napi::Value { return out(info, at::mse_loss(T(info, 0), T(info, 1), lossReduction(info, 2))); });
 }
 
 // binaryCrossEntropyWithLogits(logits, target, reduction)
 MM_FN(BceWithLogits) {
   return guarded(info, "binaryCrossEntropyWithLogits", [&]() -> Napi::Value {
-    return out(info, at::binary_cross_entropy_with_logits(T(info, 0), T(info, 1), c10::nullopt, c10::nullopt, I(info, 2)));
+    return out(info, at::binary_cross_entropy_with_logits(T(info, 0), T(info, 1), c10::nullopt, c10::nullopt, lossReduction(info, 2)));
   });
 }
 
-// interpolate(x, [H, W], mode 0 bilinear | 1 bicubic | 2 nearest, alignCorners)
+// The resampling modes interpolate() offers (a code table, code_tables.h).
+struct InterpolationMode {
+  const char* name;
+  at::Tensor (*resize)(const at::Tensor& x, at::IntArrayRef size, bool alignCorners);
+};
+
+#define MM_RESIZE(expr) [](const at::Tensor& x, at::IntArrayRef size, bool alignCorners) -> at::Tensor { return expr; }
+static const InterpolationMode kInterpolationModes[] = {
+    {"bilinear", MM_RESIZE(at::upsample_bilinear2d(x, size, alignCorners, c10::nullopt, c10::nullopt))},
+    {"bicubic", MM_RESIZE(at::upsample_bicubic2d(x, size, alignCorners, c10::nullopt, c10::nullopt))},
+    {"nearest", MM_RESIZE(at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt))},  // no corners to align
+};
+#undef MM_RESIZE
+
+// interpolate(x, [H, W], mode, alignCorners)
 MM_FN(Interpolate) {
   return guarded(info, "interpolate", [&]() -> Napi::Value {
     std::vector<int64_t> size = intList(info[1]);
-    int mode = info[2].As<Napi::Number>().Int32Value();
-    bool align = B(info, 3);
-    const at::Tensor& x = T(info, 0);
-    switch (mode) {
-      case 0: return out(info, at::upsample_bilinear2d(x, size, align, c10::nullopt, c10::nullopt));
-      case 1: return out(info, at::upsample_bicubic2d(x, size, align, c10::nullopt, c10::nullopt));
-      case 2: return out(info, at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
-      default: throw std::invalid_argument("unknown interpolation mode");
-    }
+    const InterpolationMode& mode = tableEntry(kInterpolationModes, info[2].As<Napi::Number>().Int32Value(), "interpolation mode");
+    return out(info, mode.resize(T(info, 0), size, B(info, 3)));
   });
 }
 
@@ -183,6 +208,8 @@ MM_FN(NormalizeImages) {
 }
 
 void registerNN(Napi::Env env, Napi::Object exports) {
+  exportCodeTable(env, exports, "lossReduction", kLossReductions);
+  exportCodeTable(env, exports, "interpolation", kInterpolationModes);
   MM_EXPORT(exports, "normalizeImages", NormalizeImages);
   MM_EXPORT(exports, "linear", Linear);
   MM_EXPORT(exports, "layerNorm", LayerNorm);

@@ -1,6 +1,7 @@
 // Autograd, grad mode, autocast and in-place updates used by optimizers and initialisers.
 // Grad mode and autocast are thread-local in LibTorch: every call here runs on the JS thread, and TypeScript
 // never holds a mode across an await.
+#include "code_tables.h"
 #include "handles.h"
 #include "torch_compat.h"
 
@@ -96,47 +97,59 @@ MM_FN(AutocastExit) {
 }
 
 // ---- in-place updates (optimizers, initialisers); callers run them with grad mode off on leaves ----
-static const char* kInplaceNames[] = {"add_", "sub_", "mul_", "div_", "copy_", "maximum_"};
+// Two code tables (code_tables.h): updates by a tensor, and updates by up to two numbers.
+struct InplaceTensorOp {
+  const char* name;
+  void (*apply)(at::Tensor& t, const at::Tensor& other, double alpha);
+};
 
-// inplaceBinary(code, h, other, alpha): 0 add_(other, alpha), 1 sub_, 2 mul_, 3 div_, 4 copy_
+#define MM_UPDATE_BY_TENSOR(expr) [](at::Tensor& t, const at::Tensor& o, double alpha) { expr; }
+static const InplaceTensorOp kInplaceTensorOps[] = {
+    {"add_", MM_UPDATE_BY_TENSOR(t.add_(o, alpha))},
+    {"sub_", MM_UPDATE_BY_TENSOR(t.sub_(o, alpha))},
+    {"mul_", MM_UPDATE_BY_TENSOR(t.mul_(o))},
+    {"div_", MM_UPDATE_BY_TENSOR(t.div_(o))},
+    {"copy_", MM_UPDATE_BY_TENSOR(t.copy_(o))},
+};
+#undef MM_UPDATE_BY_TENSOR
+
+// inplaceBinary(code, h, other, alpha): alpha scales `other` for add_ and sub_
 MM_FN(InplaceBinary) {
   int code = info[0].As<Napi::Number>().Int32Value();
-  const char* name = (code >= 0 && code < 6) ? kInplaceNames[code] : "inplace";
-  return guarded(info, name, [&]() -> Napi::Value {
+  return guarded(info, tableName(kInplaceTensorOps, code, "inplace"), [&]() -> Napi::Value {
+    const InplaceTensorOp& op = tableEntry(kInplaceTensorOps, code, "in-place op");
     at::Tensor t = T(info, 1);
-    const at::Tensor& o = T(info, 2);
-    switch (code) {
-      case 0: t.add_(o, D(info, 3)); break;
-      case 1: t.sub_(o, D(info, 3)); break;
-      case 2: t.mul_(o); break;
-      case 3: t.div_(o); break;
-      case 4: t.copy_(o); break;
-      default: throw std::invalid_argument("unknown in-place op");
-    }
+    op.apply(t, T(info, 2), D(info, 3));
     return info.Env().Undefined();
   });
 }
 
-// inplaceScalar(code, h, a, b): 0 add_(a), 1 mul_(a), 2 fill_(a), 3 zero_, 4 normal_(a, b), 5 uniform_(a, b),
-// 6 clamp_(a, b), 7 sqrt_, 8 div_(a)
+struct InplaceScalarOp {
+  const char* name;
+  void (*apply)(at::Tensor& t, double a, double b);
+};
+
+#define MM_UPDATE_BY_NUMBERS(expr) [](at::Tensor& t, double a, double b) { expr; }
+static const InplaceScalarOp kInplaceScalarOps[] = {
+    {"add_", MM_UPDATE_BY_NUMBERS(t.add_(a))},
+    {"mul_", MM_UPDATE_BY_NUMBERS(t.mul_(a))},
+    {"fill_", MM_UPDATE_BY_NUMBERS(t.fill_(a))},
+    {"zero_", MM_UPDATE_BY_NUMBERS(t.zero_())},
+    {"normal_", MM_UPDATE_BY_NUMBERS(t.normal_(a, b))},  // mean a, std b
+    {"uniform_", MM_UPDATE_BY_NUMBERS(t.uniform_(a, b))},  // [a, b)
+    {"clamp_", MM_UPDATE_BY_NUMBERS(t.clamp_(a, b))},
+    {"sqrt_", MM_UPDATE_BY_NUMBERS(t.sqrt_())},
+    {"div_", MM_UPDATE_BY_NUMBERS(t.div_(a))},
+};
+#undef MM_UPDATE_BY_NUMBERS
+
+// inplaceScalar(code, h, a, b): a missing number is 0
 MM_FN(InplaceScalar) {
-  return guarded(info, "inplace", [&]() -> Napi::Value {
-    int code = info[0].As<Napi::Number>().Int32Value();
+  int code = info[0].As<Napi::Number>().Int32Value();
+  return guarded(info, tableName(kInplaceScalarOps, code, "inplace"), [&]() -> Napi::Value {
+    const InplaceScalarOp& op = tableEntry(kInplaceScalarOps, code, "in-place op");
     at::Tensor t = T(info, 1);
-    double a = info[2].IsNumber() ? D(info, 2) : 0;
-    double b = info[3].IsNumber() ? D(info, 3) : 0;
-    switch (code) {
-      case 0: t.add_(a); break;
-      case 1: t.mul_(a); break;
-      case 2: t.fill_(a); break;
-      case 3: t.zero_(); break;
-      case 4: t.normal_(a, b); break;
-      case 5: t.uniform_(a, b); break;
-      case 6: t.clamp_(a, b); break;
-      case 7: t.sqrt_(); break;
-      case 8: t.div_(a); break;
-      default: throw std::invalid_argument("unknown in-place op");
-    }
+    op.apply(t, info[2].IsNumber() ? D(info, 2) : 0, info[3].IsNumber() ? D(info, 3) : 0);
     return info.Env().Undefined();
   });
 }
@@ -174,6 +187,8 @@ MM_FN(MaskedFillInplace) {
 }
 
 void registerTrain(Napi::Env env, Napi::Object exports) {
+  exportCodeTable(env, exports, "inplaceTensor", kInplaceTensorOps);
+  exportCodeTable(env, exports, "inplaceScalar", kInplaceScalarOps);
   MM_EXPORT(exports, "backward", Backward);
   MM_EXPORT(exports, "grad", Grad);
   MM_EXPORT(exports, "setGrad", SetGrad);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { checkInt, invalid } from '../errors.js';
 import { mulberry32 } from './image.js';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic, writeJsonAtomic } from '../files.js';
 
 export const COLORS: Record<string, string> = {
   red: '#d62728', green: '#2ca02c', blue: '#1f77b4', yellow: '#f5d000', purple: '#9467bd', orange: '#ff7f0e',
@@ -193,6 +193,6 @@ export async function generateSynthetic(opts: SynthOptions): Promise<{ train: Sy
     writeFileAtomic(join(out, `${split}.jsonl`), recs.map((r) => JSON.stringify({ image: r.image, text: r.text, label: r.label })).join('\n') + '\n');
   }
   const info = { task, difficulty, n, seed, imageSize: S, labels: ['mismatch', 'match'], generator: 'mmtrain synth' };
-  writeFileSync(join(out, 'dataset.json'), `${JSON.stringify(info, null, 2)}\n`);
+  writeJsonAtomic(join(out, 'dataset.json'), info);
   return parts;
 }

@@ -8,6 +8,7 @@ import { keep, tidy } from '../tensor/scope.js';
 import { Tensor, stack } from '../tensor/tensor.js';
 import type { TrainConfig } from '../train/config.js';
 import type { Callback, StepInfo, TrainContext } from '../train/callbacks.js';
+import { mean, quantile } from '../stats.js';
 import { modalityScores } from './modality.js';
 import { spikeMessage } from './warnings.js';
 
@@ -119,14 +120,6 @@ export class SpikeDetector {
   }
 }
 
-export function quantile(sorted: number[], q: number): number {
-  if (!sorted.length) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
-
 type DiagnosticsConfig = TrainConfig['diagnostics'];
 
 /** The diagnostics callback; the trainer installs it when `diagnostics.enabled` is true. */
@@ -225,8 +218,4 @@ export class Diagnostics implements Callback {
     if (this.#before) for (const t of this.#before) t.dispose();
     this.#before = null;
   }
-}
-
-function mean(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }

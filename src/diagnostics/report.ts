@@ -9,6 +9,7 @@ import { type StudySummary, readStudySummary, runPath, studyTableCells } from '.
 import { resolveConfig } from '../train/config.js';
 import { type Warning, analyzeRun } from './warnings.js';
 import { writeFileAtomic } from '../files.js';
+import { mean } from '../stats.js';
 
 type Rec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 interface Point { step: number; value: number; series: string; seed?: number }
@@ -53,7 +54,7 @@ function bandChart(id: string, title: string, points: Point[], yTitle: string, l
   }
   const values = [...groups.entries()].map(([k, xs]) => {
     const [series, step] = k.split('\u0000') as [string, string];
-    return { series, step: Number(step), mean: xs.reduce((a, b) => a + b, 0) / xs.length, lo: Math.min(...xs), hi: Math.max(...xs), seeds: xs.length };
+    return { series, step: Number(step), mean: mean(xs), lo: Math.min(...xs), hi: Math.max(...xs), seeds: xs.length };
   });
   const x = { field: 'step', type: 'quantitative', title: 'step' };
   const color = { field: 'series', type: 'nominal', title: 'variant' };

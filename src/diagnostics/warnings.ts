@@ -3,7 +3,7 @@
 // always agree. Thresholds are deliberately conservative: a warning should be worth reading.
 import type { TrainConfig } from '../train/config.js';
 import { warmupSteps } from '../train/schedule.js';
-import { quantile } from './diagnostics.js';
+import { median } from '../stats.js';
 
 export interface Warning {
   kind: string;
@@ -28,10 +28,6 @@ export function spikeMessage(r: { step: number; ratio: number; z: number; lr: nu
   if (!hasWarmup(c)) return `${head} with no warmup; try warmup (train.schedule.warmupRatio: 0.06)`;
   if (c.train.clipGradNorm === null) return `${head} with clipping off; try train.clipGradNorm: 1.0 or a lower train.lr`;
   return `${head}; try a lower train.lr or a longer warmup`;
-}
-
-function median(xs: number[]): number {
-  return quantile([...xs].sort((a, b) => a - b), 0.5);
 }
 
 /** Every warning a run's records support. `records` are metrics.jsonl lines in order. */

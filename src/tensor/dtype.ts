@@ -1,29 +1,12 @@
-// Data types and devices. Codes are shared with native/src/handles.cc.
+// Data types and devices. Their numeric codes are the addon's (native-codes.ts); this module does not load it.
 import { invalid } from '../errors.js';
 
-export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool' | 'int8' | 'int16';
-
-export const DTYPE_CODES: Record<DType, number> = {
-  float32: 0, float64: 1, float16: 2, bfloat16: 3, int64: 4, int32: 5, uint8: 6, bool: 7, int8: 8, int16: 9,
-};
-export const DTYPES = Object.keys(DTYPE_CODES) as DType[];
-const BY_CODE: DType[] = DTYPES.slice().sort((a, b) => DTYPE_CODES[a] - DTYPE_CODES[b]);
+export const DTYPES = ['float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'uint8', 'bool', 'int8', 'int16'] as const;
+export type DType = (typeof DTYPES)[number];
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = {
   float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, uint8: 1, bool: 1, int8: 1, int16: 2,
 };
-
-export function dtypeCode(d: DType): number {
-  const c = DTYPE_CODES[d];
-  if (c === undefined) invalid('dtype', `one of ${DTYPES.join(', ')}`, d);
-  return c;
-}
-
-export function dtypeFromCode(c: number): DType {
-  const d = BY_CODE[c];
-  if (d === undefined) throw new Error(`unsupported dtype code ${c} from LibTorch`);
-  return d;
-}
 
 export function isFloating(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';

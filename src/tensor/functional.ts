@@ -1,14 +1,14 @@
 // Functional neural-network ops (torch.nn.functional counterparts). Numerics are LibTorch's.
 import { checkInt, checkNumber, invalid } from '../errors.js';
-import { type DType, dtypeCode } from './dtype.js';
+import type { DType } from './dtype.js';
 import { native } from './native.js';
+import { type InterpolationMode, type LossReduction, INTERPOLATION_CODES, LOSS_REDUCTION_CODES, dtypeCode } from './native-codes.js';
 import { Tensor } from './tensor.js';
 
-const REDUCTIONS = { none: 0, mean: 1, sum: 2 } as const;
-export type Reduction = keyof typeof REDUCTIONS;
+export type Reduction = LossReduction;
 
 function reductionCode(r: Reduction): number {
-  const c = REDUCTIONS[r];
+  const c = LOSS_REDUCTION_CODES[r];
   if (c === undefined) invalid('reduction', '"none", "mean" or "sum"', r);
   return c;
 }
@@ -111,11 +111,9 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, red
   return new Tensor(native.bceWithLogits(logits.handle, target.handle, reductionCode(reduction)));
 }
 
-const MODES = { bilinear: 0, bicubic: 1, nearest: 2 } as const;
-
 /** Resizes (B, C, H, W) to size [H', W'] (used to interpolate ViT position embeddings). */
-export function interpolate(x: Tensor, size: [number, number], mode: keyof typeof MODES = 'bilinear', alignCorners = false): Tensor {
-  const m = MODES[mode];
+export function interpolate(x: Tensor, size: [number, number], mode: InterpolationMode = 'bilinear', alignCorners = false): Tensor {
+  const m = INTERPOLATION_CODES[mode];
   if (m === undefined) invalid('mode', '"bilinear", "bicubic" or "nearest"', mode);
   return new Tensor(native.interpolate(x.handle, pair('size', size), m, alignCorners));
 }

@@ -2,8 +2,9 @@
 // the JS thread synchronously, so a mode is entered and left around a synchronous function only.
 import { availableParallelism } from 'node:os';
 import { MmtrainError, checkInt, invalid } from '../errors.js';
-import { type DType, dtypeCode } from './dtype.js';
+import type { DType } from './dtype.js';
 import { native, type BuildInfo } from './native.js';
+import { dtypeCode } from './native-codes.js';
 import { Tensor } from './tensor.js';
 
 function refuseAsync(result: unknown, what: string): void {

@@ -24,7 +24,28 @@ export interface BuildInfo {
   cudnnVersion: number;
 }
 
+/**
+ * The names of each numbered family the addon selects by code, in code order (index = code). Native code defines
+ * each table once (native/src/code_tables.h); src/tensor/native-codes.ts builds the name -> code maps from them.
+ */
+export interface CodeTables {
+  dtype: string[];
+  unary: string[];
+  /** binary and binaryScalar */
+  binary: string[];
+  reduce: string[];
+  /** inplaceBinary */
+  inplaceTensor: string[];
+  inplaceScalar: string[];
+  random: string[];
+  /** crossEntropy, mseLoss and bceWithLogits */
+  lossReduction: string[];
+  interpolation: string[];
+}
+
 export interface NativeBinding {
+  /** the code tables (see CodeTables); every `code`, `kind`, `mode`, `reduction` and `dtype` number is an index into one */
+  codeTables: CodeTables;
   // creation and reading back
   fromTypedArray(data: ArrayBufferView, shape: number[], srcDtype: number, dstDtype: number, zeroCopy: boolean, device?: string | null): Handle;
   full(shape: number[], value: number, dtype: number, device: string | null): Handle;

@@ -2,8 +2,7 @@
 // length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {str: str}}, then
 // the data. The header is validated in full before any tensor is made, so a malformed file gives an error that
 // names the file and the field, never a crash.
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { MmtrainError } from '../errors.js';
 import { type DType, BYTES_PER_ELEMENT } from './dtype.js';
 import { Tensor, fromBuffer, tensor } from './tensor.js';
@@ -234,8 +233,8 @@ function safetensorsChunks(tensors: TensorMap, metadata?: Record<string, string>
 }
 
 /**
- * Writes tensors to a .safetensors file atomically: a temporary file in the same folder, fsync, rename. A crash
- * or a failing disk leaves the previous file intact.
+ * Writes tensors to a .safetensors file durably and atomically (writeFileAtomic, chunk by chunk): a crash or a
+ * failing disk leaves the previous file intact.
  */
 export function saveSafetensors(path: string, tensors: TensorMap, metadata?: Record<string, string>): void {
   const chunks = safetensorsChunks(tensors, metadata); // a bad entry is refused here, before the file is touched
@@ -243,13 +242,5 @@ export function saveSafetensors(path: string, tensors: TensorMap, metadata?: Rec
     writeFileAtomic(path, chunks);
   } catch (e) {
     throw new MmtrainError(`${path}: cannot write safetensors file (${(e as Error).message})`, { cause: e });
-  }
-  // Make the rename itself durable.
-  try {
-    const dfd = openSync(dirname(path), 'r');
-    fsyncSync(dfd);
-    closeSync(dfd);
-  } catch {
-    /* some filesystems do not allow fsync on directories */
   }
 }

@@ -1,27 +1,13 @@
 // The Tensor class: an opaque native handle with explicit disposal, and every op the models, trainer and
 // diagnostics need. Kernels and autograd are LibTorch's; this file only validates and forwards.
 import { MmtrainError, checkInt, checkNumber, checkShape, describe, invalid, isInt } from '../errors.js';
-import {
-  type DType, type Device, type TypedArray, BYTES_PER_ELEMENT, checkDevice, dtypeCode, dtypeFromCode, dtypeOfArray,
-  isFloating, typedArrayFor,
-} from './dtype.js';
+import { type DType, type Device, type TypedArray, BYTES_PER_ELEMENT, checkDevice, dtypeOfArray, isFloating, typedArrayFor } from './dtype.js';
 import { native, type Handle } from './native.js';
+import {
+  type BinaryOp, type ReduceOp, type UnaryOp, BINARY_CODES, INPLACE_SCALAR_CODES, INPLACE_TENSOR_CODES, RANDOM_CODES,
+  REDUCE_CODES, UNARY_CODES, dtypeCode, dtypeFromCode,
+} from './native-codes.js';
 import { setTrackedPredicate, trackNew, untrack } from './scope.js';
-
-// Op codes shared with native/src/ops_math.cc
-const U = {
-  neg: 0, abs: 1, exp: 2, log: 3, sqrt: 4, rsqrt: 5, sin: 6, cos: 7, tanh: 8, sigmoid: 9, relu: 10, gelu: 11,
-  geluTanh: 12, silu: 13, square: 14, sign: 15, floor: 16, ceil: 17, round: 18, reciprocal: 19, logicalNot: 20,
-  isfinite: 21, isnan: 22, contiguous: 23, clone: 24, detach: 25, erf: 26, log1p: 27, expm1: 28, isinf: 29,
-} as const;
-const Bin = {
-  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
-  logicalAnd: 13, logicalOr: 14, remainder: 15, rsub: 16, rdiv: 17, rpow: 18, floorDivide: 19,
-} as const;
-const R = {
-  sum: 0, mean: 1, amax: 2, amin: 3, prod: 4, var: 5, std: 6, norm: 7, logsumexp: 8, argmax: 9, argmin: 10, all: 11,
-  any: 12,
-} as const;
 
 export type Scalar = number | boolean;
 export type NestedArray = number | boolean | NestedArray[];
@@ -185,80 +171,80 @@ export class Tensor {
   cuda(index = 0): Tensor { return this.to(`cuda:${index}`); }
 
   // ---- unary ----
-  #u(code: number): Tensor { return new Tensor(native.unary(code, this.handle)); }
-  neg(): Tensor { return this.#u(U.neg); }
-  abs(): Tensor { return this.#u(U.abs); }
-  exp(): Tensor { return this.#u(U.exp); }
-  log(): Tensor { return this.#u(U.log); }
-  sqrt(): Tensor { return this.#u(U.sqrt); }
-  rsqrt(): Tensor { return this.#u(U.rsqrt); }
-  sin(): Tensor { return this.#u(U.sin); }
-  cos(): Tensor { return this.#u(U.cos); }
-  tanh(): Tensor { return this.#u(U.tanh); }
-  sigmoid(): Tensor { return this.#u(U.sigmoid); }
-  relu(): Tensor { return this.#u(U.relu); }
+  #u(op: UnaryOp): Tensor { return new Tensor(native.unary(UNARY_CODES[op], this.handle)); }
+  neg(): Tensor { return this.#u('neg'); }
+  abs(): Tensor { return this.#u('abs'); }
+  exp(): Tensor { return this.#u('exp'); }
+  log(): Tensor { return this.#u('log'); }
+  sqrt(): Tensor { return this.#u('sqrt'); }
+  rsqrt(): Tensor { return this.#u('rsqrt'); }
+  sin(): Tensor { return this.#u('sin'); }
+  cos(): Tensor { return this.#u('cos'); }
+  tanh(): Tensor { return this.#u('tanh'); }
+  sigmoid(): Tensor { return this.#u('sigmoid'); }
+  relu(): Tensor { return this.#u('relu'); }
   /** GELU; 'none' is the exact erf form (BERT, ViT), 'tanh' the approximation. */
   gelu(approximate: 'none' | 'tanh' = 'none'): Tensor {
     if (approximate !== 'none' && approximate !== 'tanh') invalid('approximate', '"none" or "tanh"', approximate);
-    return this.#u(approximate === 'tanh' ? U.geluTanh : U.gelu);
+    return this.#u(approximate === 'tanh' ? 'geluTanh' : 'gelu');
   }
-  silu(): Tensor { return this.#u(U.silu); }
-  square(): Tensor { return this.#u(U.square); }
-  sign(): Tensor { return this.#u(U.sign); }
-  floor(): Tensor { return this.#u(U.floor); }
-  ceil(): Tensor { return this.#u(U.ceil); }
-  round(): Tensor { return this.#u(U.round); }
-  reciprocal(): Tensor { return this.#u(U.reciprocal); }
-  logicalNot(): Tensor { return this.#u(U.logicalNot); }
-  isfinite(): Tensor { return this.#u(U.isfinite); }
-  isnan(): Tensor { return this.#u(U.isnan); }
-  isinf(): Tensor { return this.#u(U.isinf); }
-  erf(): Tensor { return this.#u(U.erf); }
-  log1p(): Tensor { return this.#u(U.log1p); }
-  expm1(): Tensor { return this.#u(U.expm1); }
-  contiguous(): Tensor { return this.#u(U.contiguous); }
-  clone(): Tensor { return this.#u(U.clone); }
+  silu(): Tensor { return this.#u('silu'); }
+  square(): Tensor { return this.#u('square'); }
+  sign(): Tensor { return this.#u('sign'); }
+  floor(): Tensor { return this.#u('floor'); }
+  ceil(): Tensor { return this.#u('ceil'); }
+  round(): Tensor { return this.#u('round'); }
+  reciprocal(): Tensor { return this.#u('reciprocal'); }
+  logicalNot(): Tensor { return this.#u('logicalNot'); }
+  isfinite(): Tensor { return this.#u('isfinite'); }
+  isnan(): Tensor { return this.#u('isnan'); }
+  isinf(): Tensor { return this.#u('isinf'); }
+  erf(): Tensor { return this.#u('erf'); }
+  log1p(): Tensor { return this.#u('log1p'); }
+  expm1(): Tensor { return this.#u('expm1'); }
+  contiguous(): Tensor { return this.#u('contiguous'); }
+  clone(): Tensor { return this.#u('clone'); }
   /** A tensor sharing storage, cut from the autograd graph. */
-  detach(): Tensor { return this.#u(U.detach); }
+  detach(): Tensor { return this.#u('detach'); }
 
   // ---- binary (broadcasting; other may be a number) ----
-  #b(code: number, other: Tensor | Scalar, name: string): Tensor {
-    if (other instanceof Tensor) return new Tensor(native.binary(code, this.handle, other.handle));
-    const [v, isIntScalar] = scalarArg(`${name}(other)`, other);
-    return new Tensor(native.binaryScalar(code, this.handle, v, isIntScalar));
+  #b(op: BinaryOp, other: Tensor | Scalar): Tensor {
+    if (other instanceof Tensor) return new Tensor(native.binary(BINARY_CODES[op], this.handle, other.handle));
+    const [v, isIntScalar] = scalarArg(`${op}(other)`, other);
+    return new Tensor(native.binaryScalar(BINARY_CODES[op], this.handle, v, isIntScalar));
   }
   /** this + alpha * other */
   add(other: Tensor | Scalar, alpha = 1): Tensor {
     if (alpha !== 1 && other instanceof Tensor) return new Tensor(native.addScaled(this.handle, other.handle, checkNumber('alpha', alpha)));
-    if (alpha !== 1) return this.#b(Bin.add, (other as number) * alpha, 'add');
-    return this.#b(Bin.add, other, 'add');
+    if (alpha !== 1) return this.#b('add', (other as number) * alpha);
+    return this.#b('add', other);
   }
   sub(other: Tensor | Scalar, alpha = 1): Tensor {
     if (alpha !== 1 && other instanceof Tensor) return new Tensor(native.addScaled(this.handle, other.handle, -checkNumber('alpha', alpha)));
-    if (alpha !== 1) return this.#b(Bin.sub, (other as number) * alpha, 'sub');
-    return this.#b(Bin.sub, other, 'sub');
+    if (alpha !== 1) return this.#b('sub', (other as number) * alpha);
+    return this.#b('sub', other);
   }
-  mul(other: Tensor | Scalar): Tensor { return this.#b(Bin.mul, other, 'mul'); }
-  div(other: Tensor | Scalar): Tensor { return this.#b(Bin.div, other, 'div'); }
-  pow(other: Tensor | Scalar): Tensor { return this.#b(Bin.pow, other, 'pow'); }
-  maximum(other: Tensor | Scalar): Tensor { return this.#b(Bin.maximum, other, 'maximum'); }
-  minimum(other: Tensor | Scalar): Tensor { return this.#b(Bin.minimum, other, 'minimum'); }
-  remainder(other: Tensor | Scalar): Tensor { return this.#b(Bin.remainder, other, 'remainder'); }
-  floorDivide(other: Tensor | Scalar): Tensor { return this.#b(Bin.floorDivide, other, 'floorDivide'); }
-  eq(other: Tensor | Scalar): Tensor { return this.#b(Bin.eq, other, 'eq'); }
-  ne(other: Tensor | Scalar): Tensor { return this.#b(Bin.ne, other, 'ne'); }
-  lt(other: Tensor | Scalar): Tensor { return this.#b(Bin.lt, other, 'lt'); }
-  le(other: Tensor | Scalar): Tensor { return this.#b(Bin.le, other, 'le'); }
-  gt(other: Tensor | Scalar): Tensor { return this.#b(Bin.gt, other, 'gt'); }
-  ge(other: Tensor | Scalar): Tensor { return this.#b(Bin.ge, other, 'ge'); }
-  logicalAnd(other: Tensor | Scalar): Tensor { return this.#b(Bin.logicalAnd, other, 'logicalAnd'); }
-  logicalOr(other: Tensor | Scalar): Tensor { return this.#b(Bin.logicalOr, other, 'logicalOr'); }
+  mul(other: Tensor | Scalar): Tensor { return this.#b('mul', other); }
+  div(other: Tensor | Scalar): Tensor { return this.#b('div', other); }
+  pow(other: Tensor | Scalar): Tensor { return this.#b('pow', other); }
+  maximum(other: Tensor | Scalar): Tensor { return this.#b('maximum', other); }
+  minimum(other: Tensor | Scalar): Tensor { return this.#b('minimum', other); }
+  remainder(other: Tensor | Scalar): Tensor { return this.#b('remainder', other); }
+  floorDivide(other: Tensor | Scalar): Tensor { return this.#b('floorDivide', other); }
+  eq(other: Tensor | Scalar): Tensor { return this.#b('eq', other); }
+  ne(other: Tensor | Scalar): Tensor { return this.#b('ne', other); }
+  lt(other: Tensor | Scalar): Tensor { return this.#b('lt', other); }
+  le(other: Tensor | Scalar): Tensor { return this.#b('le', other); }
+  gt(other: Tensor | Scalar): Tensor { return this.#b('gt', other); }
+  ge(other: Tensor | Scalar): Tensor { return this.#b('ge', other); }
+  logicalAnd(other: Tensor | Scalar): Tensor { return this.#b('logicalAnd', other); }
+  logicalOr(other: Tensor | Scalar): Tensor { return this.#b('logicalOr', other); }
   /** s - this */
-  rsub(s: number): Tensor { return this.#b(Bin.rsub, s, 'rsub'); }
+  rsub(s: number): Tensor { return this.#b('rsub', s); }
   /** s / this */
-  rdiv(s: number): Tensor { return this.#b(Bin.rdiv, s, 'rdiv'); }
+  rdiv(s: number): Tensor { return this.#b('rdiv', s); }
   /** s ** this */
-  rpow(s: number): Tensor { return this.#b(Bin.rpow, s, 'rpow'); }
+  rpow(s: number): Tensor { return this.#b('rpow', s); }
   clamp(min: number | null, max: number | null = null): Tensor {
     if (min !== null) checkNumber('min', min);
     if (max !== null) checkNumber('max', max);
@@ -269,45 +255,45 @@ export class Tensor {
   }
 
   // ---- reductions ----
-  #r(code: number, dim: number | number[] | undefined | null, keepdim: boolean, extra?: number): Tensor {
-    return new Tensor(native.reduce(code, this.handle, normDims(dim), keepdim, extra));
+  #r(op: ReduceOp, dim: number | number[] | undefined | null, keepdim: boolean, extra?: number): Tensor {
+    return new Tensor(native.reduce(REDUCE_CODES[op], this.handle, normDims(dim), keepdim, extra));
   }
-  sum(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r(R.sum, dim, keepdim); }
-  mean(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r(R.mean, dim, keepdim); }
-  amax(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r(R.amax, dim ?? [], keepdim); }
-  amin(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r(R.amin, dim ?? [], keepdim); }
+  sum(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r('sum', dim, keepdim); }
+  mean(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r('mean', dim, keepdim); }
+  amax(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r('amax', dim ?? [], keepdim); }
+  amin(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r('amin', dim ?? [], keepdim); }
   /** The largest element, or { values, indices } along dim. */
   max(): Tensor;
   max(dim: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
   max(dim?: number, keepdim = false): Tensor | { values: Tensor; indices: Tensor } {
-    if (dim === undefined) return this.#r(R.amax, [], false);
+    if (dim === undefined) return this.#r('amax', [], false);
     const [v, i] = native.maxDim(this.handle, checkInt('dim', dim), keepdim);
     return { values: new Tensor(v), indices: new Tensor(i) };
   }
   min(): Tensor;
   min(dim: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
   min(dim?: number, keepdim = false): Tensor | { values: Tensor; indices: Tensor } {
-    if (dim === undefined) return this.#r(R.amin, [], false);
+    if (dim === undefined) return this.#r('amin', [], false);
     const [v, i] = native.minDim(this.handle, checkInt('dim', dim), keepdim);
     return { values: new Tensor(v), indices: new Tensor(i) };
   }
-  argmax(dim?: number, keepdim = false): Tensor { return this.#r(R.argmax, dim, keepdim); }
-  argmin(dim?: number, keepdim = false): Tensor { return this.#r(R.argmin, dim, keepdim); }
-  prod(dim?: number, keepdim = false): Tensor { return this.#r(R.prod, dim, keepdim); }
+  argmax(dim?: number, keepdim = false): Tensor { return this.#r('argmax', dim, keepdim); }
+  argmin(dim?: number, keepdim = false): Tensor { return this.#r('argmin', dim, keepdim); }
+  prod(dim?: number, keepdim = false): Tensor { return this.#r('prod', dim, keepdim); }
   /** Variance with Bessel's correction by default (correction 1), as torch.var. */
   var(dim?: number | number[] | null, opts: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return this.#r(R.var, dim, opts.keepdim ?? false, opts.correction ?? 1);
+    return this.#r('var', dim, opts.keepdim ?? false, opts.correction ?? 1);
   }
   std(dim?: number | number[] | null, opts: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return this.#r(R.std, dim, opts.keepdim ?? false, opts.correction ?? 1);
+    return this.#r('std', dim, opts.keepdim ?? false, opts.correction ?? 1);
   }
   /** Vector p-norm over dim (all elements by default). */
   norm(p = 2, dim?: number | number[] | null, keepdim = false): Tensor {
-    return this.#r(R.norm, dim, keepdim, checkNumber('p', p));
+    return this.#r('norm', dim, keepdim, checkNumber('p', p));
   }
-  logsumexp(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r(R.logsumexp, dim, keepdim); }
-  all(dim?: number, keepdim = false): Tensor { return this.#r(R.all, dim, keepdim); }
-  any(dim?: number, keepdim = false): Tensor { return this.#r(R.any, dim, keepdim); }
+  logsumexp(dim?: number | number[] | null, keepdim = false): Tensor { return this.#r('logsumexp', dim, keepdim); }
+  all(dim?: number, keepdim = false): Tensor { return this.#r('all', dim, keepdim); }
+  any(dim?: number, keepdim = false): Tensor { return this.#r('any', dim, keepdim); }
   cumsum(dim: number): Tensor { return new Tensor(native.cumsum(this.handle, checkInt('dim', dim))); }
   sort(dim = -1, descending = false): { values: Tensor; indices: Tensor } {
     const [v, i] = native.sort(this.handle, checkInt('dim', dim), descending);
@@ -421,52 +407,52 @@ export class Tensor {
 
   // ---- in-place updates (optimizers, initialisers; run them under noGrad on parameters) ----
   add_(other: Tensor | number, alpha = 1): this {
-    if (other instanceof Tensor) native.inplaceBinary(0, this.handle, other.handle, alpha);
-    else native.inplaceScalar(0, this.handle, checkNumber('other', other) * alpha);
+    if (other instanceof Tensor) native.inplaceBinary(INPLACE_TENSOR_CODES.add_, this.handle, other.handle, alpha);
+    else native.inplaceScalar(INPLACE_SCALAR_CODES.add_, this.handle, checkNumber('other', other) * alpha);
     return this;
   }
   sub_(other: Tensor | number, alpha = 1): this {
-    if (other instanceof Tensor) native.inplaceBinary(1, this.handle, other.handle, alpha);
-    else native.inplaceScalar(0, this.handle, -checkNumber('other', other) * alpha);
+    if (other instanceof Tensor) native.inplaceBinary(INPLACE_TENSOR_CODES.sub_, this.handle, other.handle, alpha);
+    else native.inplaceScalar(INPLACE_SCALAR_CODES.add_, this.handle, -checkNumber('other', other) * alpha);
     return this;
   }
   mul_(other: Tensor | number): this {
-    if (other instanceof Tensor) native.inplaceBinary(2, this.handle, other.handle, 1);
-    else native.inplaceScalar(1, this.handle, checkNumber('other', other));
+    if (other instanceof Tensor) native.inplaceBinary(INPLACE_TENSOR_CODES.mul_, this.handle, other.handle, 1);
+    else native.inplaceScalar(INPLACE_SCALAR_CODES.mul_, this.handle, checkNumber('other', other));
     return this;
   }
   div_(other: Tensor | number): this {
-    if (other instanceof Tensor) native.inplaceBinary(3, this.handle, other.handle, 1);
-    else native.inplaceScalar(8, this.handle, checkNumber('other', other));
+    if (other instanceof Tensor) native.inplaceBinary(INPLACE_TENSOR_CODES.div_, this.handle, other.handle, 1);
+    else native.inplaceScalar(INPLACE_SCALAR_CODES.div_, this.handle, checkNumber('other', other));
     return this;
   }
   copy_(src: Tensor): this {
-    native.inplaceBinary(4, this.handle, src.handle, 1);
+    native.inplaceBinary(INPLACE_TENSOR_CODES.copy_, this.handle, src.handle, 1);
     return this;
   }
   fill_(value: number): this {
     if (typeof value !== 'number') invalid('value', 'a number', value);
-    native.inplaceScalar(2, this.handle, value); // NaN and Inf are legitimate fill values
+    native.inplaceScalar(INPLACE_SCALAR_CODES.fill_, this.handle, value); // NaN and Inf are legitimate fill values
     return this;
   }
   zero_(): this {
-    native.inplaceScalar(3, this.handle);
+    native.inplaceScalar(INPLACE_SCALAR_CODES.zero_, this.handle);
     return this;
   }
   normal_(mean = 0, std = 1): this {
-    native.inplaceScalar(4, this.handle, checkNumber('mean', mean), checkNumber('std', std, 0));
+    native.inplaceScalar(INPLACE_SCALAR_CODES.normal_, this.handle, checkNumber('mean', mean), checkNumber('std', std, 0));
     return this;
   }
   uniform_(from = 0, to = 1): this {
-    native.inplaceScalar(5, this.handle, checkNumber('from', from), checkNumber('to', to));
+    native.inplaceScalar(INPLACE_SCALAR_CODES.uniform_, this.handle, checkNumber('from', from), checkNumber('to', to));
     return this;
   }
   clamp_(min: number, max: number): this {
-    native.inplaceScalar(6, this.handle, checkNumber('min', min), checkNumber('max', max));
+    native.inplaceScalar(INPLACE_SCALAR_CODES.clamp_, this.handle, checkNumber('min', min), checkNumber('max', max));
     return this;
   }
   sqrt_(): this {
-    native.inplaceScalar(7, this.handle);
+    native.inplaceScalar(INPLACE_SCALAR_CODES.sqrt_, this.handle);
     return this;
   }
   addcmul_(t1: Tensor, t2: Tensor, value = 1): this {
@@ -601,18 +587,18 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
 
 export function randn(shape: number[], opts: TensorOptions = {}): Tensor {
   const [d, dev] = creationOpts(opts);
-  return withGrad(new Tensor(native.random(0, checkShape('shape', shape), d, dev)), opts);
+  return withGrad(new Tensor(native.random(RANDOM_CODES.randn, checkShape('shape', shape), d, dev)), opts);
 }
 export function rand(shape: number[], opts: TensorOptions = {}): Tensor {
   const [d, dev] = creationOpts(opts);
-  return withGrad(new Tensor(native.random(1, checkShape('shape', shape), d, dev)), opts);
+  return withGrad(new Tensor(native.random(RANDOM_CODES.rand, checkShape('shape', shape), d, dev)), opts);
 }
 /** Integers uniformly in [low, high). */
 export function randint(low: number, high: number, shape: number[], opts: TensorOptions = {}): Tensor {
   checkInt('low', low);
   checkInt('high', high, low + 1);
   const [d, dev] = creationOpts(opts, 'int64');
-  return new Tensor(native.random(2, checkShape('shape', shape), d, dev, low, high));
+  return new Tensor(native.random(RANDOM_CODES.randint, checkShape('shape', shape), d, dev, low, high));
 }
 
 export function cat(tensors: Tensor[], dim = 0): Tensor {

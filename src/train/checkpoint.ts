@@ -1,10 +1,11 @@
 // Checkpoints: model, optimizer moments, schedule step, RNG state, loader cursor and config, written into a
 // temporary directory, fsynced, then renamed into place, so a crash or a failing disk never leaves a half-written
 // checkpoint where a loader would look. A checkpoint is also a model directory (`mmtrain eval/predict --checkpoint`).
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { collectGarbage } from '../heap.js';
 import { MmtrainError } from '../errors.js';
+import { fsyncDirectory, writeFileAtomic, writeJsonAtomic } from '../files.js';
 import { FusionClassifier } from '../models/fusion.js';
 import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
@@ -36,28 +37,6 @@ export interface InferenceInfo {
   image: { size: number; resize: 'shorter-side' | 'exact'; mean: [number, number, number]; std: [number, number, number]; maxPixels: number };
   /** file name of the tokenizer inside the checkpoint */
   tokenizer: string;
-}
-
-function writeFileDurable(path: string, data: string | Buffer): void {
-  const fd = openSync(path, 'w');
-  try {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    fsyncSync(fd);
-    closeSync(fd);
-  } catch {
-    /* not supported everywhere */
-  }
 }
 
 /** Optimizer moments by parameter name: `<name>.exp_avg`, `<name>.exp_avg_sq`, `<name>.step`. */
@@ -103,15 +82,16 @@ export function saveCheckpoint(a: SaveCheckpointArgs): void {
     a.model.save(tmp);
     const names = new Map(a.model.namedParameters().map(([n, p]) => [p, n] as [Tensor, string]));
     tidy(() => saveSafetensors(join(tmp, 'optimizer.safetensors'), optimizerTensors(a.optimizer, names)));
-    writeFileDurable(join(tmp, 'trainer_state.json'), `${JSON.stringify(a.state, null, 2)}\n`);
-    writeFileDurable(join(tmp, 'train_config.json'), `${JSON.stringify(a.trainConfig, null, 2)}\n`);
-    writeFileDurable(join(tmp, 'mmtrain.json'), `${JSON.stringify(a.info, null, 2)}\n`);
-    copyFileSync(a.tokenizerFile, join(tmp, a.info.tokenizer));
-    fsyncDir(tmp);
+    writeJsonAtomic(join(tmp, 'trainer_state.json'), a.state);
+    writeJsonAtomic(join(tmp, 'train_config.json'), a.trainConfig);
+    writeJsonAtomic(join(tmp, 'mmtrain.json'), a.info);
+    // a copy, fsynced like the rest: copyFileSync alone leaves the data in the page cache
+    writeFileAtomic(join(tmp, a.info.tokenizer), readFileSync(a.tokenizerFile));
+    fsyncDirectory(tmp);
     const old = existsSync(a.dir) ? `${a.dir}.old-${process.pid}` : null;
     if (old) renameSync(a.dir, old);
     renameSync(tmp, a.dir);
-    fsyncDir(parent);
+    fsyncDirectory(parent);
     if (old) rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

@@ -4,12 +4,10 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { writeJsonAtomic } from '../files.js';
 import { TensorBoardWriter } from '../diagnostics/tensorboard.js';
 import type { TrainConfig } from './config.js';
 import { truncateRecordsAfter } from './records.js';
-
-const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 /** The run directory: the one resumed, the one asked for (which must hold no run yet), or a fresh out/name[-k]. */
 export function chooseRunDir(c: TrainConfig, opts: { resume?: string; runDir?: string }): string {
@@ -26,12 +24,12 @@ export function chooseRunDir(c: TrainConfig, opts: { resume?: string; runDir?: s
 }
 
 export function writeRunStart(runDir: string, c: TrainConfig, labels: string[]): void {
-  writeFileAtomic(join(runDir, 'config.json'), json(c));
-  writeFileAtomic(join(runDir, 'labels.json'), `${JSON.stringify(labels)}\n`);
+  writeJsonAtomic(join(runDir, 'config.json'), c);
+  writeJsonAtomic(join(runDir, 'labels.json'), labels, null);
 }
 
 export function writeRunFile(runDir: string, name: 'test_metrics.json' | 'warnings.json' | 'result.json', value: unknown): void {
-  writeFileAtomic(join(runDir, name), json(value));
+  writeJsonAtomic(join(runDir, name), value);
 }
 
 /** metrics.jsonl, one record a line with its time, mirrored to TensorBoard when asked. */

@@ -3,7 +3,7 @@
 // checkpoint), aggregated per variant: best and final validation metric (mean ± std over seeds), steps to reach a
 // target, loss spikes, diverged runs and wall time.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,8 @@ import { generateSynthetic } from '../data/synth.js';
 import { applyOverrides, resolveConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
 import { readRecords } from './records.js';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic, writeJsonAtomic } from '../files.js';
+import { mean, sampleStd } from '../stats.js';
 
 const METRICS = ['accuracy', 'macro_f1', 'auroc', 'loss'] as const;
 
@@ -144,11 +145,10 @@ export interface StudySummary {
   runs: RunSummary[];
 }
 
+/** Mean and spread over seeds; one seed has no spread to show, so its std is 0. */
 function meanStd(xs: number[]): { mean: number; std: number } | null {
   if (!xs.length) return null;
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean, std };
+  return { mean: mean(xs), std: xs.length > 1 ? sampleStd(xs) : 0 };
 }
 
 /** One run's numbers, from its metrics.jsonl and result.json. */
@@ -189,10 +189,10 @@ export function aggregate(runs: RunSummary[], plan: StudyRun[]): VariantSummary[
       variant, overrides: plan.find((p) => p.variant === variant)!.overrides, runs: rs.length, finished: done.length,
       best: meanStd(done.map((r) => r.best).filter((x): x is number => x !== null)),
       final: meanStd(done.map((r) => r.final).filter((x): x is number => x !== null)),
-      stepsToTarget: reached.length ? { mean: reached.reduce((a, b) => a + b, 0) / reached.length, reached: reached.length } : null,
+      stepsToTarget: reached.length ? { mean: mean(reached), reached: reached.length } : null,
       spikes: rs.reduce((a, r) => a + r.spikes, 0) / Math.max(1, rs.length),
       diverged: rs.filter((r) => r.diverged).length,
-      wallS: walls.length ? walls.reduce((a, b) => a + b, 0) / walls.length : null,
+      wallS: walls.length ? mean(walls) : null,
     };
   });
 }
@@ -238,7 +238,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
   const out = resolve(baseDir, opts.out ?? spec.out);
   const dir = join(out, spec.name);
   mkdirSync(join(dir, 'configs'), { recursive: true });
-  writeFileSync(join(dir, 'study.json'), `${JSON.stringify(spec, null, 2)}\n`);
+  writeJsonAtomic(join(dir, 'study.json'), spec);
 
   // the base configuration, with synthesized data when asked
   let base: Record<string, unknown>;
@@ -268,7 +268,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
     const c = resolveConfig(raw, `study ${spec.name}, variant ${r.variant} seed ${r.seed}`, configDir);
     c.log.progress = 'none';
     const file = join(dir, 'configs', `${r.id.replace(/[^\w.=,+-]/g, '_')}.json`);
-    writeFileSync(file, `${JSON.stringify(c, null, 2)}\n`);
+    writeJsonAtomic(file, c);
     return file;
   });
 
@@ -290,7 +290,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
     if (opts.signal?.aborted) return;
     if (code !== 0) {
       mkdirSync(runDir, { recursive: true });
-      writeFileSync(join(runDir, 'failed.json'), `${JSON.stringify({ code, error: stderr.trim().split('\n').slice(-5).join('\n') }, null, 2)}\n`);
+      writeJsonAtomic(join(runDir, 'failed.json'), { code, error: stderr.trim().split('\n').slice(-5).join('\n') });
     }
     done++;
     const s = summarizeRun(runDir, r, spec.metric, spec.target ?? null);
@@ -304,7 +304,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
 
   const runs = plan.map((r) => summarizeRun(runPath(dir, r), r, spec.metric, spec.target ?? null));
   const summary: StudySummary = { name: spec.name, dir, metric: spec.metric, target: spec.target ?? null, variants: aggregate(runs, plan), runs };
-  writeFileAtomic(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeJsonAtomic(join(dir, 'summary.json'), summary);
   writeFileAtomic(join(dir, 'table.md'), studyTable(summary));
   return summary;
 }
