@@ -2,7 +2,7 @@
 // evaluation with best-checkpoint selection and early stopping, atomic checkpoints with exact resume, a non-finite
 // guard with rollback, and a run directory with metrics.jsonl. It knows nothing of BERT or ViT beyond the fusion
 // model's parameter roles; diagnostics hang off callbacks.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { DataLoader, disposeBatch } from '../data/loader.js';
@@ -673,7 +673,7 @@ async function runTraining(
     // a run that stopped mid-epoch (maxSteps) still ends with an evaluation
     if (valLoader && (!lastValStep || lastValStep !== state.step) && !stoppedEarly) await onVal();
     state.finished = true;
-    lastGood = save('end');
+    save('end');
   }
   cache?.flush();
   // The heap kept for the training steps' activations is of no use to the test pass and the report: hand it back.
