@@ -25,7 +25,6 @@ export function assertClose(actual: Tensor, expected: Tensor, tol: Tol, what = '
     const y = b[i]!;
     if (Number.isNaN(x) !== Number.isNaN(y)) {
       worst = i;
-      worstExcess = Infinity;
       break;
     }
     if (x === y) continue;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  F, MmtrainError, Tensor, arange, autocast, cat, fromBuffer, full, keep, manualSeed, memory, noGrad, ones, rand,
+  F, Tensor, arange, autocast, cat, fromBuffer, full, keep, manualSeed, memory, noGrad, ones, rand,
   randint, randn, scopeDepth, stack, tensor, tidy, zeros, isGradEnabled, getNumThreads, setNumThreads, buildInfo,
   getRngState, setRngState,
 } from '../src/index.js';

@@ -3,11 +3,11 @@
 // end-to-end run whose loss drops and accuracy rises.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, MmtrainError, clipGradNorm, computeMetrics, generateSynthetic, listCheckpoints, loadSafetensors, lrFactor, memory,
+  AdamW, clipGradNorm, computeMetrics, generateSynthetic, listCheckpoints, loadSafetensors, lrFactor, memory,
   noGrad, resolveConfig, saveCheckpoint, tensor, tidy, train, type ScheduleConfig, type TrainConfigInput, FusionClassifier,
   evaluate, loadPredictor, predict,
 } from '../src/index.js';
@@ -125,7 +125,6 @@ test('a failed checkpoint write leaves the previous checkpoint intact and loadab
   const last = listCheckpoints(r.runDir).pop()!;
   const before = readdirSync(last).sort();
   const model = FusionClassifier.fromPretrained(last);
-  const { AdamW: _A } = await import('../src/index.js');
   const opt = new AdamW(model.parameters(), { lr: 1e-3 });
   const state = JSON.parse(readFileSync(join(last, 'trainer_state.json'), 'utf8'));
   const info = JSON.parse(readFileSync(join(last, 'mmtrain.json'), 'utf8'));

@@ -3,7 +3,7 @@
 // image is drawn before the label is chosen and the changed caption has the same distribution as a true one, so
 // neither modality alone predicts the label. Task "imbalanced": a cue phrase in the caption agrees with the label
 // 80% of the time, so text alone reaches about 80% and the image carries the rest.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { checkInt, invalid } from '../errors.js';

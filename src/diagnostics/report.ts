@@ -11,7 +11,7 @@ import { type Warning, analyzeRun } from './warnings.js';
 import { writeFileAtomic } from '../files.js';
 import { mean } from '../stats.js';
 
-type Rec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Rec = Record<string, any>;
 interface Point { step: number; value: number; series: string; seed?: number }
 interface Chart { id: string; title: string; spec: Record<string, unknown> }
 

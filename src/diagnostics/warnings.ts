@@ -12,7 +12,7 @@ export interface Warning {
   evidence: Record<string, unknown>;
 }
 
-type Rec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Rec = Record<string, any>;
 
 const fmt = (x: number, d = 3) => (Math.abs(x) >= 1e-2 && Math.abs(x) < 1e4 ? Number(x.toPrecision(d)).toString() : Number(x.toPrecision(2)).toExponential());
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

@@ -166,7 +166,7 @@ export function bundledTokenizer(): string {
   for (let i = 0; i < 5; i++) {
     const p = join(dir, 'assets', 'bert-base-uncased', 'tokenizer.json');
     try {
-      readFileSync(p, { flag: 'r' }).length;
+      readFileSync(p, { flag: 'r' });
       return p;
     } catch {
       dir = dirname(dir);

@@ -35,7 +35,7 @@ export class FeatureStore {
         const t = model.text_encoder.forward(b.inputIds, b.attentionMask, b.tokenTypeIds).lastHiddenState.contiguous(); // (B, T, C)
         const img = model.image_encoder.forward(b.pixelValues);
         const ih = img.lastHiddenState.contiguous(); // (B, N, Ci)
-        const [B, T, C] = t.shape as [number, number, number];
+        const [, T, C] = t.shape as [number, number, number];
         const [, N, Ci] = ih.shape as [number, number, number];
         Object.assign(store, { C, Ci, N });
         const tf = t.toFloat32Array();

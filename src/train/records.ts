@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../files.js';
 
 /** The records of a metrics.jsonl file (a torn last line, from a crash mid-write, is ignored). */
-export function readRecords(file: string): Record<string, any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+export function readRecords(file: string): Record<string, any>[] {
   if (!existsSync(file)) return [];
   const out: Record<string, unknown>[] = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
