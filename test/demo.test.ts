@@ -51,7 +51,7 @@ test('CLI errors are one clear line and a non-zero exit', () => {
   fail(['eval', '--checkpoint', '/nonexistent', '--data', 'x.jsonl'], /\/nonexistent: not an mmtrain checkpoint/);
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
   writeFileSync(join(dir, 'bad.yaml'), 'data:\n  train: x.jsonl\ntrain:\n  lr: fast\n');
-  fail(['train', '--config', join(dir, 'bad.yaml')], /bad\.yaml: invalid configuration:\n\s+train\.lr: Invalid input: expected number, received string/);
+  fail(['train', '--config', join(dir, 'bad.yaml')], /bad\.yaml: invalid configuration:\n\s+train\.lr: expected a number, received "fast"/);
   fail(['study', '--builtin', 'nope'], /--builtin: no study "nope"; built-in studies: original-design-ablation, modality-balance/);
   fail(['study'], /give --config FILE or --builtin NAME/);
   writeFileSync(join(dir, 'study.yaml'), 'name: s\nbase: {}\n');

@@ -1,19 +1,26 @@
-// The training configuration: one schema (zod) checked in full before the first step. Unknown keys, wrong types
-// and impossible combinations are errors that name the key path and the fix. Files are JSON or YAML;
-// `--set a.b=v` overrides any key.
+// The training configuration: one schema (zod) checked in full before the first step, and before LibTorch loads
+// (this module imports no module that loads it: the CLI reads the run's precision here first). Unknown keys, wrong
+// types and impossible combinations are errors that name the key path, what was expected and received, and the fix;
+// encoder overrides (model.text.config, model.image.config) are checked against the BERT and ViT configs. Files are
+// JSON or YAML; `--set a.b=v` overrides any key.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { MmtrainError } from '../errors.js';
-import { FUSION_PRESETS, FUSION_TYPES } from '../models/fusion.js';
+import { BERT_PRESETS, BertConfigOverrides, BertConfigSchema } from '../models/bert-config.js';
+import { FUSION_PRESETS, FUSION_TYPES, FusionConfigSchema } from '../models/fusion-config.js';
+import { VIT_PRESETS, ViTConfigOverrides, ViTConfigSchema } from '../models/vit-config.js';
+import { checkConfig, formatIssues, issueLines } from '../validation.js';
 
 const positiveInt = z.number().int().positive();
 const prob = z.number().min(0).max(1);
-const encoder = z.strictObject({
-  preset: z.string().optional(),
-  config: z.record(z.string(), z.unknown()).optional(),
+const names = (presets: Record<string, unknown>) => Object.keys(presets) as [string, ...string[]];
+/** an encoder: a preset with overrides of its Hugging Face config fields, or a local pretrained directory */
+const encoder = <S extends z.ZodType>(presets: Record<string, unknown>, overrides: S) => z.strictObject({
+  preset: z.enum(names(presets)).optional(),
+  config: overrides.optional(),
   pretrained: z.string().optional(),
 });
 
@@ -24,9 +31,11 @@ export const ConfigSchema = z.strictObject({
   /** folder of run directories */
   out: z.string().default('runs'),
   model: z.strictObject({
-    preset: z.enum(Object.keys(FUSION_PRESETS) as [string, ...string[]]).default('tiny'),
-    text: encoder.optional(),
-    image: encoder.optional(),
+    preset: z.enum(names(FUSION_PRESETS)).default('tiny'),
+    /** BERT: a preset (bert-tiny ... bert-large) and overrides of its config.json fields, or a pretrained directory */
+    text: encoder(BERT_PRESETS, BertConfigOverrides).optional(),
+    /** ViT: a preset (vit-tiny ... vit-large) and overrides of its config.json fields, or a pretrained directory */
+    image: encoder(VIT_PRESETS, ViTConfigOverrides).optional(),
     fusion_type: z.enum(FUSION_TYPES).default('cross-attention'),
     pooling: z.enum(['mean', 'cls']).default('mean'),
     fusion_num_heads: positiveInt.default(8),
@@ -175,18 +184,6 @@ export function bundledTokenizer(): string {
   throw new MmtrainError('the bundled tokenizer (assets/bert-base-uncased/tokenizer.json) is missing; set data.tokenizer');
 }
 
-function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
-  const lines = issues.slice(0, 20).map((i) => {
-    const path = i.path.length ? i.path.join('.') : '(top level)';
-    if (i.code === 'unrecognized_keys') {
-      return `  ${path === '(top level)' ? '' : `${path}: `}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} — remove ${i.keys.length > 1 ? 'them' : 'it'} or check the spelling (mmtrain init writes every key)`;
-    }
-    if (i.code === 'invalid_type' && /received undefined$/.test(i.message)) return `  ${path}: required, but missing`;
-    return `  ${path}: ${i.message}`;
-  });
-  return `${source}: invalid configuration:\n${lines.join('\n')}${issues.length > 20 ? `\n  ... and ${issues.length - 20} more` : ''}`;
-}
-
 /** Parses `a.b.c=value` overrides (values as YAML scalars: numbers, booleans, null, strings, [lists]). */
 export function applyOverrides(raw: Record<string, unknown>, sets: string[]): Record<string, unknown> {
   const out = structuredClone(raw);
@@ -213,12 +210,19 @@ export function applyOverrides(raw: Record<string, unknown>, sets: string[]): Re
 
 /** Validates a raw configuration (already parsed) and checks combinations the schema cannot express. */
 export function resolveConfig(raw: unknown, source = 'config', baseDir = process.cwd()): TrainConfig {
-  const r = ConfigSchema.safeParse(raw);
-  if (!r.success) throw new MmtrainError(formatIssues(r.error.issues, source));
+  const r = checkConfig(ConfigSchema, raw);
+  if (!r.success) {
+    // the example names every key of the run config; an encoder's keys are its Hugging Face config's
+    const inRunConfig = r.error.issues.some((i) => i.code === 'unrecognized_keys' && i.path[i.path.length - 1] !== 'config');
+    throw new MmtrainError(formatIssues(r.error.issues, source, inRunConfig ? 'mmtrain init writes an example that names every key' : undefined));
+  }
   const c = r.data;
-  const problems: string[] = [];
-  if (c.model.text?.preset && c.model.text.pretrained) problems.push('model.text: give either preset or pretrained, not both');
-  if (c.model.image?.preset && c.model.image.pretrained) problems.push('model.image: give either preset or pretrained, not both');
+  const problems = issueLines(checkModel(c));
+  for (const side of ['text', 'image'] as const) {
+    const e = c.model[side];
+    if (e?.preset && e.pretrained) problems.push(`model.${side}: give either preset or pretrained, not both`);
+    if (e?.config && e.pretrained) problems.push(`model.${side}.config: overrides apply to a preset; a pretrained encoder keeps its own config.json (remove config, or pretrained)`);
+  }
   if (c.train.precision === 'fp16') problems.push('train.precision: fp16 needs CUDA (fp16 autocast with loss scaling); on CPU use bf16');
   if (c.eval.earlyStopping && !c.data.val) problems.push('eval.earlyStopping: needs data.val (early stopping watches the validation metric)');
   if (c.eval.metric !== 'accuracy' && c.eval.metric !== 'loss' && !c.data.val) problems.push(`eval.metric: "${c.eval.metric}" is computed on data.val, which is not set`);
@@ -242,6 +246,31 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
   if (typeof c.data.cache === 'string') c.data.cache = abs(c.data.cache)!;
   for (const e of [c.model.text, c.model.image]) if (e?.pretrained) e.pretrained = abs(e.pretrained);
   return c;
+}
+
+/**
+ * The model the config describes, checked as the fusion config it becomes (presets with their overrides, fusion and
+ * head), with the issues' paths in the run config's terms. A pretrained encoder's config.json is read only when the
+ * model is built; then the other encoder's config is checked alone.
+ */
+function checkModel(c: TrainConfig): z.core.$ZodIssue[] {
+  const pair = FUSION_PRESETS[c.model.preset]!;
+  const text = c.model.text?.pretrained ? undefined : { ...BERT_PRESETS[c.model.text?.preset ?? pair.text], ...c.model.text?.config };
+  const image = c.model.image?.pretrained ? undefined : { ...VIT_PRESETS[c.model.image?.preset ?? pair.image], ...c.model.image?.config };
+  const prefixed = (issues: z.core.$ZodIssue[], prefix: PropertyKey[]) => issues.map((i) => ({ ...i, path: [...prefix, ...i.path] }));
+  if (!text || !image) {
+    return [
+      ...(text ? prefixed(checkConfig(BertConfigSchema, text).error?.issues ?? [], ['model', 'text', 'config']) : []),
+      ...(image ? prefixed(checkConfig(ViTConfigSchema, image).error?.issues ?? [], ['model', 'image', 'config']) : []),
+    ];
+  }
+  const m = c.model;
+  const r = checkConfig(FusionConfigSchema, {
+    text_config: text, image_config: image, fusion_type: m.fusion_type, fusion_num_heads: m.fusion_num_heads,
+    fusion_attention_dropout: m.fusion_attention_dropout, pooling: m.pooling, head_hidden_size: m.head_hidden_size, head_dropout: m.head_dropout,
+  });
+  const where: Record<string, PropertyKey[]> = { text_config: ['model', 'text', 'config'], image_config: ['model', 'image', 'config'] };
+  return (r.error?.issues ?? []).map((i) => ({ ...i, path: [...(where[String(i.path[0])] ?? ['model', i.path[0]!]), ...i.path.slice(1)] }));
 }
 
 /** Reads a JSON or YAML config file, applies overrides, validates. */
