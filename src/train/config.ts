@@ -293,7 +293,10 @@ export function loadConfig(file: string, sets: string[] = []): TrainConfig {
   return resolveConfig(applyOverrides(raw as Record<string, unknown>, sets), file, dirname(resolve(file)));
 }
 
-/** A commented example written by `mmtrain init`. */
+/**
+ * A commented example written by `mmtrain init`: every key of the schema, set to its default or commented out
+ * (test/config.test.ts fails when a key is missing, so a new key needs its line here).
+ */
 export const EXAMPLE_CONFIG = `# mmtrain training configuration (YAML). Paths are relative to this file.
 name: my-run
 seed: 1
@@ -301,11 +304,14 @@ out: runs                      # run directories go to out/name
 
 model:
   preset: tiny                 # tiny | mini | small | medium | base | large (random init, no download)
-  # text: { pretrained: ./bert-base-uncased }     # a local HF directory: config.json + model.safetensors
+  # text: { preset: bert-tiny, config: { hidden_dropout_prob: 0.1 } }   # a BERT preset and overrides of its config.json fields
+  # text: { pretrained: ./bert-base-uncased }     # or a local HF directory: config.json + model.safetensors
+  # image: { preset: vit-tiny, config: { image_size: 224, patch_size: 16 } }   # a ViT preset and overrides
   # image: { pretrained: ./vit-base-patch16-224 }
   fusion_type: cross-attention # cross-attention | cls-cross-attention | shared-cls-cross-attention | concat
   pooling: mean                # mean (over real tokens) | cls
   fusion_num_heads: 8
+  fusion_attention_dropout: 0
   head_hidden_size: 512
   head_dropout: 0.1
   freeze: { text: false, image: false }   # true, or a number of lower layers
@@ -316,32 +322,53 @@ data:
   # test: data/test.jsonl
   # labels: [mismatch, match]  # class names in index order (discovered when absent)
   # tokenizer: ./tokenizer.json   # or a vocab.txt; default: bundled bert-base-uncased
+  doLowerCase: true            # for a vocab.txt tokenizer (tokenizer.json carries its own normalizer)
   maxLength: 128
   padding: longest             # longest (dynamic) | max_length
   bucketByLength: false
   onBadSample: error           # error | skip
-  cache: false                 # true: cache preprocessed images under the run directory
+  prefetch: 2                  # batches prepared ahead
+  decodeThread: true           # decode images on a worker thread
+  cache: false                 # true: cache preprocessed images under the run directory (or a folder)
   image:
     size: 224                  # default: the image encoder's image_size
     resize: shorter-side       # shorter-side (+ center crop) | exact
-    augment: { horizontalFlip: 0 }   # flips change the meaning of "left"/"right" captions
+    mean: [0.485, 0.456, 0.406]
+    std: [0.229, 0.224, 0.225]
+    maxPixels: 100000000       # larger images are refused (decompression bombs)
+    augment:                   # flips change the meaning of "left"/"right" captions
+      horizontalFlip: 0
+      randomResizedCrop: null
+      # randomResizedCrop: { scale: [0.08, 1], ratio: [0.75, 1.3333] }
+      colorJitter: null
+      # colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 }
 
 train:
   epochs: 10
+  # maxSteps: 1000             # stop after this many optimizer steps
   batchSize: 32
   gradAccumulation: 1
   lr: 1.0e-4
   # encoderLr: 2.0e-5          # separate lr for the two encoders
   # textEncoderLr: 2.0e-5      # or one per encoder (a modality-balancing knob)
+  # imageEncoderLr: 2.0e-5
+  # layerDecay: 0.8            # layer-wise lr decay for encoder layers
   weightDecay: 0.01            # not applied to biases and LayerNorm weights
+  betas: [0.9, 0.999]
+  eps: 1.0e-8
   schedule: { type: cosine, warmupRatio: 0.06, minLrRatio: 0 }   # cosine | linear | constant | original
-  clipGradNorm: 1.0
+  # schedule: { type: cosine, warmupSteps: 100 }   # warmup by steps instead of a ratio
+  clipGradNorm: 1.0            # null: no clipping
   precision: fp32              # fp32 | bf16 (CPU autocast)
   labelSmoothing: 0
+  maxNonFinite: 3              # non-finite steps in a row before rolling back with half the lr
+  # threads: 4                 # intra-op threads (default: all cores)
+  featureCache: true           # frozen encoders, no augmentation: compute their outputs once
 
 eval:
   every: epoch                 # epoch, or a number of steps
   metric: accuracy             # accuracy | macro_f1 | auroc | loss
+  batchSize: 64
   # earlyStopping: { patience: 3, minDelta: 0.001 }
 
 checkpoint: { keepLast: 2, every: epoch, saveBest: true }
@@ -349,15 +376,19 @@ checkpoint: { keepLast: 2, every: epoch, saveBest: true }
 diagnostics:                   # grad norms per module/layer, update ratios, attention entropy, modality scores
   enabled: true
   every: 50                    # steps between records; loss spikes are checked every step
+  perLayer: true               # gradient norms per layer as well as per module
+  attentionEntropy: true       # cross-attention entropy per direction
   probe: true                  # unimodal linear-probe accuracy at each validation
   spike: { window: 50, z: 6, minRatio: 1.5, minDelta: 0.3 }
 
 balance:                       # modality balancing
   method: none                 # none | ogm | ogm-ge (Peng et al., CVPR 2022)
   alpha: 0.5
+  startEpoch: 0                # modulate from this epoch (0-based) ...
+  endEpoch: null               # ... up to, not including, this one (null: to the end)
   modalityDropout: 0           # probability of dropping one modality per training sample
 
 distributed: { timeoutS: 300, bucketMB: 25 }   # used under mmtrain launch, torchrun or Slurm (docs/distributed.md)
 
-log: { every: 10, tensorboard: true, progress: auto, report: true }   # report: report.html at the end
+log: { every: 10, tensorboard: true, progress: auto, report: true }   # progress: auto | bar | lines | none; report: report.html at the end
 `;
