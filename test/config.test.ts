@@ -1,5 +1,5 @@
 // The run config module: `mmtrain init`'s example names every key of the schema (and only keys of it), and importing
-// the module loads no LibTorch (the CLI reads a run's precision there before libgomp loads).
+// the module (or the command line's) loads no LibTorch (the CLI reads a run's precision there before libgomp loads).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -74,14 +74,14 @@ test('the walk sees a new key: a schema with one more key than the example fails
   assert.deepEqual(keyPaths(wider).filter((k) => !named.has(k)), ['extra.every', 'extra.tensorboard', 'extra.progress', 'extra.report']);
 });
 
-test("importing the run config (and the CLI's threading) loads no LibTorch; importing the tensors does", () => {
+test('importing the run config, or the command line, loads no LibTorch; importing the tensors does', () => {
   // a fresh process records every native addon it opens
   const script = `
     const opened = [];
     const dlopen = process.dlopen;
     process.dlopen = (m, f, ...rest) => { opened.push(f); return dlopen.call(process, m, f, ...rest); };
     await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'train', 'config.js'))});
-    await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'cli', 'threading.js'))});
+    await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'cli', 'commands.js'))});
     const before = opened.filter((f) => f.includes('mmtrain_native'));
     await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'tensor', 'native.js'))});
     console.log(JSON.stringify({ before, after: opened.filter((f) => f.includes('mmtrain_native')) }));
