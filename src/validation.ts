@@ -94,13 +94,20 @@ export function issueLines(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.flatMap((i) => i.message.split('\n').map((m) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${m}`));
 }
 
+export interface FormatOptions {
+  /** what was checked: "configuration" unless told */
+  what?: string;
+  /** a line added when a key is unknown (where to find the known ones) */
+  unknownKeyHint?: string;
+}
+
 /** zod's issues as one message: the source, then a line per problem with its key path. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], source: string, unknownKeyHint?: string): string {
+export function formatIssues(issues: readonly z.core.$ZodIssue[], source: string, opts: FormatOptions = {}): string {
   const all = issueLines(issues);
   const lines = all.slice(0, 20).map((l) => `  ${l}`);
   if (all.length > 20) lines.push(`  ... and ${all.length - 20} more`);
-  if (unknownKeyHint && issues.some((i) => i.code === 'unrecognized_keys')) lines.push(`  (${unknownKeyHint})`);
-  return `${source}: invalid configuration:\n${lines.join('\n')}`;
+  if (opts.unknownKeyHint && issues.some((i) => i.code === 'unrecognized_keys')) lines.push(`  (${opts.unknownKeyHint})`);
+  return `${source}: invalid ${opts.what ?? 'configuration'}:\n${lines.join('\n')}`;
 }
 
 /** Parses with mmtrain's error map; the issues come back rather than thrown, for callers that gather several parses. */
@@ -109,9 +116,9 @@ export function checkConfig<S extends z.ZodType>(schema: S, value: unknown): z.Z
 }
 
 /** Parses a config, or throws one MmtrainError naming the source and every problem. */
-export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, source: string, unknownKeyHint?: string): z.output<S> {
+export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, source: string, opts: FormatOptions = {}): z.output<S> {
   const r = checkConfig(schema, value);
-  if (!r.success) throw new MmtrainError(formatIssues(r.error.issues, source, unknownKeyHint));
+  if (!r.success) throw new MmtrainError(formatIssues(r.error.issues, source, opts));
   return r.data;
 }
 

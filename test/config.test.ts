@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { ConfigSchema, EXAMPLE_CONFIG, resolveConfig } from '../src/train/config.js';
 import { BertConfigOverrides } from '../src/models/bert-config.js';
 import { ViTConfigOverrides } from '../src/models/vit-config.js';
+import { imageConfig } from '../src/data/image-config.js';
 import { checkConfig, formatIssues } from '../src/validation.js';
 import { ROOT } from './helpers.js';
 
@@ -72,6 +73,12 @@ test('the walk sees a new key: a schema with one more key than the example fails
   const wider = ConfigSchema.extend({ extra: ConfigSchema.shape.log });
   const named = new Set(namedPaths(YAML.parseDocument(uncommented, { uniqueKeys: false }).contents));
   assert.deepEqual(keyPaths(wider).filter((k) => !named.has(k)), ['extra.every', 'extra.tensorboard', 'extra.progress', 'extra.report']);
+});
+
+test('image preprocessing settings (a checkpoint\'s, or a library caller\'s) are checked like the run config', () => {
+  assert.deepEqual(imageConfig({ size: 32 }).augment, { randomResizedCrop: null, horizontalFlip: 0, colorJitter: null });
+  assert.throws(() => imageConfig({ size: 32, resize: 'crop' as never, std: [0.2, 0, 0.2], augment: { flip: 0.5 } as never }, 'best/inference.json'),
+    /best\/inference\.json: invalid configuration:\n {2}resize: expected one of "shorter-side", "exact", received "crop"\n {2}std\.1: expected a number > 0, received number 0\n {2}augment: unknown key "flip" .*\(known keys: randomResizedCrop, horizontalFlip, colorJitter\)/);
 });
 
 test('importing the run config, or the command line, loads no LibTorch; importing the tensors does', () => {

@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { ImageConfigSchema } from '../data/image-config.js';
 import { MmtrainError } from '../errors.js';
 import { BERT_PRESETS, BertConfigOverrides, BertConfigSchema } from '../models/bert-config.js';
 import { FUSION_PRESETS, FUSION_TYPES, FusionConfigSchema } from '../models/fusion-config.js';
@@ -63,18 +64,8 @@ export const ConfigSchema = z.strictObject({
     decodeThread: z.boolean().default(true),
     /** on-disk cache of preprocessed images (used when augmentation is off): a folder, or true for <run>/cache */
     cache: z.union([z.boolean(), z.string()]).default(false),
-    image: z.strictObject({
-      size: positiveInt.max(8192).optional(),
-      resize: z.enum(['shorter-side', 'exact']).default('shorter-side'),
-      mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
-      std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([0.229, 0.224, 0.225]),
-      maxPixels: positiveInt.default(100_000_000),
-      augment: z.strictObject({
-        randomResizedCrop: z.strictObject({ scale: z.tuple([z.number(), z.number()]), ratio: z.tuple([z.number(), z.number()]) }).nullable().default(null),
-        horizontalFlip: prob.default(0),
-        colorJitter: z.strictObject({ brightness: z.number().min(0), contrast: z.number().min(0), saturation: z.number().min(0) }).nullable().default(null),
-      }).default({ randomResizedCrop: null, horizontalFlip: 0, colorJitter: null }),
-    }).prefault({}),
+    /** preprocessing (src/data/image-config.ts); size defaults to the image encoder's image_size */
+    image: ImageConfigSchema.extend({ size: ImageConfigSchema.shape.size.unwrap().optional() }).prefault({}),
   }),
   train: z.strictObject({
     epochs: positiveInt.default(10),
@@ -214,7 +205,7 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
   if (!r.success) {
     // the example names every key of the run config; an encoder's keys are its Hugging Face config's
     const inRunConfig = r.error.issues.some((i) => i.code === 'unrecognized_keys' && i.path[i.path.length - 1] !== 'config');
-    throw new MmtrainError(formatIssues(r.error.issues, source, inRunConfig ? 'mmtrain init writes an example that names every key' : undefined));
+    throw new MmtrainError(formatIssues(r.error.issues, source, { unknownKeyHint: inRunConfig ? 'mmtrain init writes an example that names every key' : undefined }));
   }
   const c = r.data;
   const problems = issueLines(checkModel(c));
