@@ -1,6 +1,7 @@
-// Configuration checking, one idiom for every config (the run config, the BERT, ViT and fusion configs): a zod
-// schema, parsed with the error map below, so that each problem reads "path: expected X, received Y" with the fix,
-// and an unknown key names the nearest known one. Loads no LibTorch (the CLI checks a run config before it loads).
+// Configuration checking, one idiom for every config (the run config, the BERT, ViT and fusion configs, image
+// preprocessing, study files): a zod schema, parsed with the error map below, so that each problem reads
+// "path: expected X, received Y" with the fix, and an unknown key names the nearest known one. (Function arguments
+// are checked with errors.ts's helpers.) Loads no LibTorch: the CLI checks a run config before LibTorch loads.
 import { z } from 'zod';
 import { MmtrainError, describe } from './errors.js';
 
@@ -52,7 +53,8 @@ export function nearest(word: string, candidates: readonly string[]): string | u
   return best;
 }
 
-function strip(message: string): string {
+/** "X" of an "expected X, received Y" message: one alternative of a union. */
+function expectedPart(message: string): string {
   return message.replace(/^expected /, '').replace(/, received [\s\S]*$/, '');
 }
 
@@ -74,7 +76,7 @@ export function issueMessage(iss: RawIssue): string | undefined {
       return `expected ${values.length === 1 ? values[0] : `one of ${values.join(', ')}`}, ${received}${near ? ` (did you mean "${near}"?)` : ''}`;
     }
     case 'invalid_union': {
-      const alternatives = [...new Set(iss.errors.map((e) => strip(e[0]?.message ?? 'something else')))];
+      const alternatives = [...new Set(iss.errors.map((e) => expectedPart(e[0]?.message ?? 'something else')))];
       return `expected ${alternatives.join(' or ')}, ${received}`;
     }
     case 'unrecognized_keys': {

@@ -241,27 +241,29 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
 
 /**
  * The model the config describes, checked as the fusion config it becomes (presets with their overrides, fusion and
- * head), with the issues' paths in the run config's terms. A pretrained encoder's config.json is read only when the
- * model is built; then the other encoder's config is checked alone.
+ * head), with the issues' paths in the run config's terms. A pretrained encoder's config.json is read when the model
+ * is built; until then the other encoder's config is checked alone.
  */
 function checkModel(c: TrainConfig): z.core.$ZodIssue[] {
-  const pair = FUSION_PRESETS[c.model.preset]!;
-  const text = c.model.text?.pretrained ? undefined : { ...BERT_PRESETS[c.model.text?.preset ?? pair.text], ...c.model.text?.config };
-  const image = c.model.image?.pretrained ? undefined : { ...VIT_PRESETS[c.model.image?.preset ?? pair.image], ...c.model.image?.config };
-  const prefixed = (issues: z.core.$ZodIssue[], prefix: PropertyKey[]) => issues.map((i) => ({ ...i, path: [...prefix, ...i.path] }));
-  if (!text || !image) {
-    return [
-      ...(text ? prefixed(checkConfig(BertConfigSchema, text).error?.issues ?? [], ['model', 'text', 'config']) : []),
-      ...(image ? prefixed(checkConfig(ViTConfigSchema, image).error?.issues ?? [], ['model', 'image', 'config']) : []),
+  const m = c.model;
+  const pair = FUSION_PRESETS[m.preset]!;
+  const text = m.text?.pretrained ? undefined : { ...BERT_PRESETS[m.text?.preset ?? pair.text], ...m.text?.config };
+  const image = m.image?.pretrained ? undefined : { ...VIT_PRESETS[m.image?.preset ?? pair.image], ...m.image?.config };
+  let issues: z.core.$ZodIssue[];
+  if (text && image) {
+    issues = checkConfig(FusionConfigSchema, {
+      text_config: text, image_config: image, fusion_type: m.fusion_type, fusion_num_heads: m.fusion_num_heads,
+      fusion_attention_dropout: m.fusion_attention_dropout, pooling: m.pooling, head_hidden_size: m.head_hidden_size, head_dropout: m.head_dropout,
+    }).error?.issues ?? [];
+  } else {
+    const under = (key: string, found: z.core.$ZodIssue[] = []) => found.map((i) => ({ ...i, path: [key, ...i.path] }));
+    issues = [
+      ...(text ? under('text_config', checkConfig(BertConfigSchema, text).error?.issues) : []),
+      ...(image ? under('image_config', checkConfig(ViTConfigSchema, image).error?.issues) : []),
     ];
   }
-  const m = c.model;
-  const r = checkConfig(FusionConfigSchema, {
-    text_config: text, image_config: image, fusion_type: m.fusion_type, fusion_num_heads: m.fusion_num_heads,
-    fusion_attention_dropout: m.fusion_attention_dropout, pooling: m.pooling, head_hidden_size: m.head_hidden_size, head_dropout: m.head_dropout,
-  });
   const where: Record<string, PropertyKey[]> = { text_config: ['model', 'text', 'config'], image_config: ['model', 'image', 'config'] };
-  return (r.error?.issues ?? []).map((i) => ({ ...i, path: [...(where[String(i.path[0])] ?? ['model', i.path[0]!]), ...i.path.slice(1)] }));
+  return issues.map((i) => ({ ...i, path: [...(where[String(i.path[0])] ?? ['model', i.path[0]!]), ...i.path.slice(1)] }));
 }
 
 /** Reads a JSON or YAML config file, applies overrides, validates. */
