@@ -12,7 +12,7 @@ export function torchDefaultEnv(): NodeJS.ProcessEnv {
 /** The environment a fresh `mmtrain train` process of this precision gets from the CLI (src/cli/threading.ts). */
 export function cliEnv(precision: 'fp32' | 'bf16'): NodeJS.ProcessEnv {
   const env = torchDefaultEnv(); // without the PASSIVE this process set for itself, as a fresh CLI process starts
-  tuneThreadWaiting(['train', '--set', `train.precision=${precision}`], env);
+  tuneThreadWaiting(precision, env);
   return env;
 }
 

@@ -46,13 +46,14 @@ test('mmtrain demo, eval, predict, init, train and report from the command line'
 
 test('CLI errors are one clear line and a non-zero exit', () => {
   const fail = (args: string[], re: RegExp) => assert.throws(() => run(args), (e: { stderr: string; status: number }) => e.status !== 0 && re.test(e.stderr) && !/\n\s+at /.test(e.stderr));
-  fail(['demo', '--n', 'ten'], /--n must be a positive integer \(received "ten"\)/);
+  fail(['demo', '--n', 'ten'], /option '--n <count>' argument 'ten' is invalid\. Expected a positive integer\./);
+  fail(['demo', '--precision', 'fp16'], /option '--precision <p>' argument 'fp16' is invalid\. Allowed choices are fp32, bf16\./);
   fail(['train', '--config', '/nonexistent.yaml'], /\/nonexistent\.yaml: cannot read the config/);
   fail(['eval', '--checkpoint', '/nonexistent', '--data', 'x.jsonl'], /\/nonexistent: not an mmtrain checkpoint/);
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
   writeFileSync(join(dir, 'bad.yaml'), 'data:\n  train: x.jsonl\ntrain:\n  lr: fast\n');
-  fail(['train', '--config', join(dir, 'bad.yaml')], /bad\.yaml: invalid configuration:\n\s+train\.lr: Invalid input: expected number, received string/);
-  fail(['study', '--builtin', 'nope'], /--builtin: no study "nope"; built-in studies: original-design-ablation, modality-balance/);
+  fail(['train', '--config', join(dir, 'bad.yaml')], /bad\.yaml: invalid configuration:\n\s+train\.lr: expected a number, received "fast"/);
+  fail(['study', '--builtin', 'nope'], /option '--builtin <name>' argument 'nope' is invalid\. Allowed choices are original-design-ablation, modality-balance\./);
   fail(['study'], /give --config FILE or --builtin NAME/);
   writeFileSync(join(dir, 'study.yaml'), 'name: s\nbase: {}\n');
   fail(['study', '--config', join(dir, 'study.yaml')], /study\.yaml: invalid study: give variants, grid, or both/);

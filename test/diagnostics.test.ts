@@ -240,7 +240,7 @@ test('separate encoder learning rates', () => {
 test('balance configuration is checked: frozen encoders, epoch window', () => {
   assert.throws(() => resolveConfig({ data: { train: 'x' }, balance: { method: 'ogm-ge' }, model: { freeze: { text: true } } }), /balance\.method: ogm-ge modulates encoder gradients, but an encoder is frozen/);
   assert.throws(() => resolveConfig({ data: { train: 'x' }, balance: { startEpoch: 3, endEpoch: 2 } }), /balance\.endEpoch: must be greater than balance\.startEpoch/);
-  assert.throws(() => resolveConfig({ data: { train: 'x' }, balance: { method: 'ogm-gd' } }), /balance\.method: Invalid option/);
+  assert.throws(() => resolveConfig({ data: { train: 'x' }, balance: { method: 'ogm-gd' } }), /balance\.method: expected one of "none", "ogm", "ogm-ge", received "ogm-gd" \(did you mean "ogm-ge"\?\)/);
 });
 
 test('warnings: each kind from the records that show it, with evidence and a suggestion', () => {

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, readFileSync, writeFileSync, mkdirSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BertModel, FUSION_TYPES, FusionClassifier, Tensor, ViTModel, createFusionModel, fusionConfig, fusionPresetConfig, loadSafetensors,
-  manualSeed, memory, noGrad, randn, saveSafetensors, tensor, tidy, type FusionType,
+  BertModel, FUSION_TYPES, FusionClassifier, Tensor, ViTModel, bertConfig, createFusionModel, fusionConfig, fusionPresetConfig, loadSafetensors,
+  manualSeed, memory, noGrad, randn, saveSafetensors, tensor, tidy, vitConfig, type FusionType,
 } from '../src/index.js';
 import { FIXTURES } from './helpers.js';
 
@@ -182,7 +182,7 @@ test('save and load a fusion model directory bit-exactly', () => {
 test('loading refuses other architectures and wrong shapes, naming the key and both shapes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-bad-'));
   // a ViT directory is not a BERT
-  assert.throws(() => BertModel.fromPretrained(join(DIR, 'vit')), /vit\/config\.json: model_type but received "vit"|Expected "bert" for .*model_type but received "vit"/);
+  assert.throws(() => BertModel.fromPretrained(join(DIR, 'vit')), /vit\/config\.json: invalid configuration:\n {2}model_type: expected "bert", received "vit": not a BERT checkpoint/);
   assert.throws(() => FusionClassifier.fromPretrained(join(DIR, 'bert')), /model_type is "bert", not an mmtrain fusion model/);
   // a BERT checkpoint whose config says a wider model
   mkdirSync(join(dir, 'wide'));
@@ -217,15 +217,35 @@ test('loading refuses other architectures and wrong shapes, naming the key and b
   rmSync(dir, { recursive: true });
 });
 
-test('config validation names the field and the fix', () => {
-  assert.throws(() => fusionConfig({ fusion_type: 'late' as never }), /Expected one of cross-attention, cls-cross-attention, shared-cls-cross-attention, concat for fusion config: fusion_type but received "late"/);
-  assert.throws(() => fusionConfig({ text_config: { hidden_size: 100, num_attention_heads: 3 } }), /text_config: hidden_size \(100\) must be a multiple of num_attention_heads \(3\)/);
-  assert.throws(() => fusionConfig({ fusion_num_heads: 3 }), /fusion_num_heads \(3\) must divide the text hidden_size \(128\); set fusion_num_heads to a divisor such as 8/);
+test('config validation names the field, what it expected and received, and the fix', () => {
+  assert.throws(() => fusionConfig({ fusion_type: 'late' as never }),
+    /fusion config: invalid configuration:\n {2}fusion_type: expected one of "cross-attention", "cls-cross-attention", "shared-cls-cross-attention", "concat", received "late"/);
+  assert.throws(() => fusionConfig({ text_config: { hidden_size: 100, num_attention_heads: 3 } }),
+    /text_config\.hidden_size: expected a multiple of num_attention_heads \(3\), received number 100: change hidden_size or num_attention_heads/);
+  assert.throws(() => fusionConfig({ fusion_num_heads: 3 }),
+    /fusion_num_heads: expected a divisor of the text hidden_size \(128\), received number 3: set fusion_num_heads to a divisor such as 8/);
+  assert.throws(() => fusionConfig({ head_dropout: 1, num_labels: 1 }),
+    /head_dropout: expected a number < 1, received number 1\n {2}num_labels: expected a number >= 2, received number 1/);
+  assert.throws(() => bertConfig({ hidden_act: 'swish' as never }, 'x/config.json'),
+    /x\/config\.json: invalid configuration:\n {2}hidden_act: expected one of "gelu", "gelu_new", "gelu_pytorch_tanh", "relu", received "swish"/);
+  assert.throws(() => bertConfig({ pad_token_id: 30522 }), /bert config: invalid configuration:\n {2}pad_token_id: expected an integer below vocab_size \(30522\), received number 30522/);
+  assert.throws(() => vitConfig({ image_size: 30 }), /vit config: invalid configuration:\n {2}image_size: expected a multiple of patch_size \(16\), received number 30/);
   assert.throws(() => createFusionModel({ preset: 'huge' }), /Expected one of tiny, mini, small, medium, base, large for preset but received "huge"/);
   assert.throws(() => fusionPresetConfig('huge'), /Expected one of tiny, mini, small, medium, base, large for preset but received "huge"/);
   const { model } = createFusionModel({ preset: 'tiny' });
   assert.deepEqual(fusionPresetConfig('tiny'), model.config); // the config without building the model
   model.dispose();
+});
+
+test("a checkpoint's config.json may carry fields mmtrain does not use (as Hugging Face accepts them); an override may not", () => {
+  const hf = { architectures: ['BertForMaskedLM'], transformers_version: '4.40.0', use_cache: true, classifier_dropout: null, hidden_size: 128, num_attention_heads: 2 };
+  const c = bertConfig(hf, 'bert/config.json');
+  assert.equal(c.hidden_size, 128);
+  assert.equal('architectures' in c, false); // accepted and dropped
+  assert.equal(vitConfig({ encoder_stride: 16 } as never).image_size, 224);
+  assert.throws(() => createFusionModel({ text: { preset: 'bert-tiny', config: { hiden_size: 64 } } }),
+    /text\.config: invalid configuration:\n {2}unknown key "hiden_size" — remove it or check the spelling \(did you mean "hidden_size"\?\)/);
+  assert.throws(() => createFusionModel({ image: { config: { patchSize: 8 } } }), /image\.config: invalid configuration:\n {2}unknown key "patchSize" .*did you mean "patch_size"/);
 });
 
 test('presets use Hugging Face initialisation; freezing whole encoders or lower layers', () => {

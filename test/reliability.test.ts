@@ -88,8 +88,8 @@ test('manifests: every problem by file and line; long texts truncated; skip mode
 });
 
 test('configurations: wrong types, unknown keys and broken YAML name the file, the key path and the fix', () => {
-  assert.throws(() => loadConfig(join(BAD, 'wrong-types.yaml')), /wrong-types\.yaml: invalid configuration:\n\s+train\.epochs: Too small[^\n]*\n\s+train\.batchSize: Invalid input: expected int[^\n]*\n\s+train\.lr: Invalid input: expected number, received string/);
-  assert.throws(() => loadConfig(join(BAD, 'unknown-keys.yaml')), /model: unknown key "fusion" — remove it or check the spelling[\s\S]*unknown key "trian"/);
+  assert.throws(() => loadConfig(join(BAD, 'wrong-types.yaml')), /wrong-types\.yaml: invalid configuration:\n\s+train\.epochs: expected a number > 0, received number -1\n\s+train\.batchSize: expected an integer, received number 2\.5\n\s+train\.lr: expected a number, received "fast"/);
+  assert.throws(() => loadConfig(join(BAD, 'unknown-keys.yaml')), /model: unknown key "fusion" — remove it or check the spelling \(did you mean "fusion_type"\?\)[\s\S]*unknown key "trian" — remove it or check the spelling \(did you mean "train"\?\)/);
   assert.throws(() => loadConfig(join(BAD, 'not-yaml.yaml')), /not-yaml\.yaml:3: cannot parse the config/);
 });
 
@@ -123,5 +123,5 @@ test('bad input on the command line: one clear line, a non-zero exit, no stack t
   });
   fail(['predict', '--checkpoint', join(BAD, 'bert-checkpoint'), '--image', join(BAD, 'ok.jpg'), '--text', 'x'], /bert-checkpoint/);
   fail(['eval', '--checkpoint', join(BAD, 'bert-checkpoint'), '--data', join(BAD, 'malformed.jsonl')], /bert-checkpoint/);
-  fail(['train', '--config', join(BAD, 'wrong-types.yaml')], /train\.lr: Invalid input/);
+  fail(['train', '--config', join(BAD, 'wrong-types.yaml')], /train\.lr: expected a number, received "fast"/);
 });

@@ -170,14 +170,32 @@ test('non-finite guard: a NaN step is skipped and counted; K in a row roll back 
 
 test('configuration errors name the key path and the fix', () => {
   const base = { data: { train: 'x.jsonl' } };
-  assert.throws(() => resolveConfig({ ...base, trian: {} }), /unknown key "trian" — remove it or check the spelling/);
-  assert.throws(() => resolveConfig({ ...base, train: { lr: 'fast' } }), /train\.lr: Invalid input: expected number, received string/);
+  assert.throws(() => resolveConfig({ ...base, trian: {} }), /unknown key "trian" — remove it or check the spelling \(did you mean "train"\?\)\n {2}\(mmtrain init writes an example that names every key\)/);
+  assert.throws(() => resolveConfig({ ...base, train: { lr: 'fast' } }), /train\.lr: expected a number, received "fast"/);
   assert.throws(() => resolveConfig({ model: {} }), /data: required, but missing/);
-  assert.throws(() => resolveConfig({ ...base, train: { schedule: { type: 'step' } } }), /train\.schedule\.type: Invalid option: expected one of "cosine"\|"linear"\|"constant"\|"original"/);
+  assert.throws(() => resolveConfig({ ...base, train: { schedule: { type: 'step' } } }), /train\.schedule\.type: expected one of "cosine", "linear", "constant", "original", received "step"/);
   assert.throws(() => resolveConfig({ ...base, eval: { earlyStopping: { patience: 2 } } }), /eval\.earlyStopping: needs data\.val/);
   assert.throws(() => resolveConfig({ ...base, train: { precision: 'fp16' } }), /train\.precision: fp16 needs CUDA .* on CPU use bf16/);
   assert.throws(() => resolveConfig({ data: { train: 'x.jsonl', cache: true, image: { augment: { horizontalFlip: 0.5 } } } }), /data\.cache: the image cache holds un-augmented pixels/);
-  assert.throws(() => resolveConfig({ ...base, model: { fusion_type: 'early' } }), /model\.fusion_type: Invalid option/);
+  assert.throws(() => resolveConfig({ ...base, model: { fusion_type: 'early' } }), /model\.fusion_type: expected one of "cross-attention", .*, received "early"/);
+});
+
+test('encoder overrides are checked against the BERT and ViT configs: an unknown key names itself and the nearest known one', () => {
+  const base = { data: { train: 'x.jsonl' } };
+  assert.throws(() => resolveConfig({ ...base, model: { text: { preset: 'bert-tiny', config: { hiden_size: 64 } } } }),
+    /model\.text\.config: unknown key "hiden_size" — remove it or check the spelling \(did you mean "hidden_size"\?\)/);
+  assert.throws(() => resolveConfig({ ...base, model: { image: { config: { patchSize: 8, zzz: 1 } } } }),
+    /model\.image\.config: unknown key "patchSize" .*\(did you mean "patch_size"\?\)\n {2}model\.image\.config: unknown key "zzz" .*\(known keys: model_type, hidden_size, /);
+  assert.throws(() => resolveConfig({ ...base, model: { text: { config: { hidden_dropout_prob: 1 } } } }), /model\.text\.config\.hidden_dropout_prob: expected a number < 1, received number 1/);
+  assert.throws(() => resolveConfig({ ...base, model: { text: { preset: 'bert-huge' } } }), /model\.text\.preset: expected one of "bert-tiny", .*, received "bert-huge"/);
+  // the merged preset + overrides, and the fusion over them, are checked before anything is built
+  assert.throws(() => resolveConfig({ ...base, model: { image: { config: { image_size: 30 } } } }),
+    /model\.image\.config\.image_size: expected a multiple of patch_size \(16\), received number 30: change image_size or patch_size/);
+  assert.throws(() => resolveConfig({ ...base, model: { fusion_num_heads: 3 } }), /model\.fusion_num_heads: expected a divisor of the text hidden_size \(128\), received number 3/);
+  assert.throws(() => resolveConfig({ ...base, model: { text: { pretrained: 'bert', config: { hidden_size: 64 } } } }),
+    /model\.text\.config: overrides apply to a preset; a pretrained encoder keeps its own config\.json/);
+  const c = resolveConfig({ ...base, model: { text: { config: { hidden_size: 64, num_attention_heads: 2 } } } });
+  assert.deepEqual(c.model.text?.config, { hidden_size: 64, num_attention_heads: 2 });
 });
 
 test('end to end: on a text-decidable task the loss drops and accuracy rises; nothing leaks', async () => {

@@ -1,82 +1,95 @@
-#!/usr/bin/env node
-// The mmtrain command line.
-import { Command, InvalidArgumentError } from 'commander';
-import { buildInfo, buildReport, getNumThreads, setNumThreads } from '../index.js';
+// The mmtrain command line: its commands and options. Importing this module loads no LibTorch: a command loads it
+// when it runs, after setting OpenMP's thread waiting for the run's precision (threading.ts; libgomp reads it once,
+// at load), so `train` reads its config with the real loader first. Options with a fixed set of values use
+// commander's choices and numbers an argParser, so a bad value's error names the option, the value and what it takes.
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../files.js';
 import { generateSynthetic } from '../data/synth.js';
 import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
-import { evaluate, loadPredictor, predict, predictManifest } from '../train/inference.js';
-import { writeFileAtomic } from '../files.js';
-import { train } from '../train/trainer.js';
-import { DEMO_SAMPLES, runDemo } from './demo.js';
-import { type StudySpec, loadStudy, parseStudy, runStudy, studyTable } from '../train/study.js';
+import type { StudySpec } from '../train/study.js';
 import { BUILTIN_STUDIES } from '../train/studies.js';
-import { reportTrainedRun, writeRunReport, writeStudyReport } from '../diagnostics/report.js';
+import { DEMO_SAMPLES } from './demo.js';
 import { launch } from './launch.js';
+import { preferredPrecision, tuneThreadWaiting } from './threading.js';
 
-function positiveInt(name: string) {
+const PRECISIONS = ['fp32', 'bf16'] as const;
+const DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
+const TASKS = ['match', 'imbalanced'] as const;
+
+/** An argParser for integers from `min` up (commander's message names the option and the value received). */
+function integer(min: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer (received "${v}")`);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`Expected ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}.`);
     return n;
   };
 }
+const positiveInt = integer(1);
+const nonNegativeInt = integer(0);
 
-const program = new Command();
+function seedList(v: string): number[] {
+  const parts = v.split(',').map((x) => x.trim());
+  if (parts.some((x) => x === '' || !Number.isInteger(Number(x)) || Number(x) < 0)) throw new InvalidArgumentError('Expected comma-separated non-negative integers, e.g. 1,2,3.');
+  return parts.map(Number);
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/** The mmtrain program; main.ts parses the command line with it. */
+export const program = new Command();
 program.enablePositionalOptions();
 program.name('mmtrain').description('Image-text joint training on LibTorch, with convergence diagnostics').version('0.1.0');
-program.option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'));
-program.hook('preAction', (cmd) => {
-  const t = cmd.opts().threads as number | undefined;
-  if (t) setNumThreads(t);
-});
+program.option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt);
+
+/** Loads LibTorch (call it once the command has set OpenMP's thread waiting) and applies --threads. */
+async function loadTorch() {
+  const torch = await import('../tensor/modes.js');
+  const threads = program.opts().threads as number | undefined;
+  if (threads) torch.setNumThreads(threads);
+  return torch;
+}
 
 program
   .command('demo')
   .description('synthesize the built-in image-text data set, train the tiny preset on it, evaluate on test (no download)')
   .option('--out <dir>', 'folder for the data and the run directory', 'runs')
-  .option('--n <count>', 'samples to synthesize', positiveInt('--n'), DEMO_SAMPLES)
-  .option('--epochs <n>', 'training epochs (default: 27 in bf16, 15 in fp32)', positiveInt('--epochs'))
-  .option('--precision <p>', 'fp32 | bf16 (default: bf16 where the CPU has it natively)', (v: string) => oneOf('--precision', ['fp32', 'bf16'] as const)(v))
-  .option('--difficulty <level>', 'easy | medium | hard', (v: string) => oneOf('--difficulty', ['easy', 'medium', 'hard'] as const)(v), 'easy')
-  .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
+  .option('--n <count>', 'samples to synthesize', positiveInt, DEMO_SAMPLES)
+  .option('--epochs <n>', 'training epochs (default: 27 in bf16, 15 in fp32)', positiveInt)
+  .addOption(new Option('--precision <p>', 'default: bf16 where the CPU has it natively').choices(PRECISIONS))
+  .addOption(new Option('--difficulty <level>', 'how hard the task is').choices(DIFFICULTIES).default('easy'))
+  .option('--seed <n>', 'random seed', positiveInt, 1)
   .action(async (o: { out: string; n: number; epochs?: number; precision?: 'fp32' | 'bf16'; difficulty: 'easy' | 'medium' | 'hard'; seed: number }) => {
-    const info = buildInfo();
-    console.log(`mmtrain demo: LibTorch ${info.libtorch}, ${getNumThreads()} threads; task: does the caption match the image?`);
+    const precision = o.precision ?? preferredPrecision();
+    tuneThreadWaiting(precision);
+    const { buildInfo, getNumThreads } = await loadTorch();
+    const { runDemo } = await import('./demo.js');
+    console.log(`mmtrain demo: LibTorch ${buildInfo().libtorch}, ${getNumThreads()} threads; task: does the caption match the image?`);
     const ac = new AbortController();
     process.once('SIGINT', () => ac.abort());
-    const r = await runDemo({ ...o, signal: ac.signal });
+    const r = await runDemo({ ...o, precision, signal: ac.signal });
     const acc = r.test ? `${(r.test.accuracy * 100).toFixed(1)}%` : 'n/a';
     console.log(`test accuracy: ${acc} on ${r.test?.n ?? 0} pairs (chance 50%) after ${r.steps} steps in ${Math.round(r.wallS)} s`);
     console.log(`run directory: ${r.runDir} (config.json, metrics.jsonl, tensorboard/, checkpoints/, best/, test_metrics.json)`);
   });
 
-function oneOf<T extends string>(name: string, values: readonly T[]) {
-  return (v: string): T => {
-    if (!values.includes(v as T)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')} (received "${v}")`);
-    return v as T;
-  };
-}
-
 program
   .command('synth')
   .description('write the built-in synthetic image-text data set (JPEG images, train/val/test JSONL manifests)')
   .requiredOption('--out <dir>', 'output folder')
-  .option('--n <count>', 'samples in all', positiveInt('--n'), 4000)
-  .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
-  .option('--task <task>', 'match | imbalanced', oneOf('--task', ['match', 'imbalanced'] as const), 'match')
-  .option('--difficulty <level>', 'easy | medium | hard', oneOf('--difficulty', ['easy', 'medium', 'hard'] as const), 'easy')
-  .option('--image-size <px>', 'rendered image side', positiveInt('--image-size'), 64)
+  .option('--n <count>', 'samples in all', positiveInt, 4000)
+  .option('--seed <n>', 'random seed', positiveInt, 1)
+  .addOption(new Option('--task <task>', 'which task the labels pose').choices(TASKS).default('match'))
+  .addOption(new Option('--difficulty <level>', 'how hard the task is').choices(DIFFICULTIES).default('easy'))
+  .option('--image-size <px>', 'rendered image side', positiveInt, 64)
   .action(async (o: { out: string; n: number; seed: number; task: 'match' | 'imbalanced'; difficulty: 'easy' | 'medium' | 'hard'; imageSize: number }) => {
     const t0 = performance.now();
     const r = await generateSynthetic(o);
     console.log(`wrote ${o.n} samples (${o.task}, ${o.difficulty}, ${o.imageSize}px) to ${o.out}: train ${r.train.length}, val ${r.val.length}, test ${r.test.length} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   });
-
-function collect(v: string, prev: string[]): string[] {
-  return [...prev, v];
-}
 
 program
   .command('train')
@@ -86,7 +99,11 @@ program
   .option('--resume <runDir>', 'continue a run from its newest checkpoint')
   .option('--run-dir <dir>', 'write the run to this directory instead of out/name')
   .action(async (o: { config: string; set: string[]; resume?: string; runDir?: string }) => {
+    // a resumed run without the config file reads its own config.json
     const config = o.resume && !existsSync(o.config) ? loadConfig(join(o.resume, 'config.json'), o.set) : loadConfig(o.config, o.set);
+    tuneThreadWaiting(config.train.precision);
+    await loadTorch();
+    const { train } = await import('../train/trainer.js');
     const ac = new AbortController();
     let interrupts = 0;
     const onSigint = () => {
@@ -102,6 +119,7 @@ program
     process.on('SIGINT', onSigint);
     const r = await train(config, { resume: o.resume, runDir: o.runDir, signal: ac.signal });
     process.off('SIGINT', onSigint);
+    const { reportTrainedRun } = await import('../diagnostics/report.js');
     await reportTrainedRun(r, config);
     console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
   });
@@ -109,12 +127,12 @@ program
 program
   .command('launch')
   .description('data-parallel training: start --nproc processes on this node (torchrun environment) running the command after --')
-  .requiredOption('--nproc <n>', 'processes on this node', positiveInt('--nproc'))
-  .option('--nnodes <n>', 'nodes in all', positiveInt('--nnodes'), 1)
-  .option('--node-rank <r>', 'this node\'s index (0 hosts the rendezvous)', (v: string) => nonNegativeInt('--node-rank', v), 0)
+  .requiredOption('--nproc <n>', 'processes on this node', positiveInt)
+  .option('--nnodes <n>', 'nodes in all', positiveInt, 1)
+  .option('--node-rank <r>', 'this node\'s index (0 hosts the rendezvous)', nonNegativeInt, 0)
   .option('--master-addr <host>', 'address of node 0', '127.0.0.1')
-  .option('--master-port <port>', 'rendezvous port (default: 29500 with several nodes, a free port on one)', positiveInt('--master-port'))
-  .option('--grace <s>', 'after a rank fails, seconds before the others are killed', positiveInt('--grace'), 30)
+  .option('--master-port <port>', 'rendezvous port (default: 29500 with several nodes, a free port on one)', positiveInt)
+  .option('--grace <s>', 'after a rank fails, seconds before the others are killed', positiveInt, 30)
   .argument('<command...>', 'the mmtrain command each process runs, e.g. -- train --config f.yaml')
   .passThroughOptions()
   .action(async (command: string[], o: { nproc: number; nnodes: number; nodeRank: number; masterAddr: string; masterPort?: number; grace: number }, cmd: Command) => {
@@ -124,36 +142,27 @@ program
     process.exit(code);
   });
 
-function nonNegativeInt(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer (received "${v}")`);
-  return n;
-}
-
 program
   .command('study')
   .description('run a grid of config overrides x seeds and aggregate it (resumable: finished runs are skipped)')
   .option('--config <file>', 'study file (YAML or JSON)')
-  .option('--builtin <name>', `a built-in study: ${Object.keys(BUILTIN_STUDIES).join(', ')}`)
+  .addOption(new Option('--builtin <name>', 'a built-in study').choices(Object.keys(BUILTIN_STUDIES)))
   .option('--out <dir>', 'folder for the study directory (default: the study\'s out, "studies")')
-  .option('--parallel <n>', 'runs at a time, as separate processes', positiveInt('--parallel'))
-  .option('--seeds <list>', 'comma-separated seeds (overrides the study\'s)')
+  .option('--parallel <n>', 'runs at a time, as separate processes', positiveInt)
+  .option('--seeds <list>', 'comma-separated seeds (overrides the study\'s)', seedList)
   .option('--no-report', 'skip report.html')
-  .action(async (o: { config?: string; builtin?: string; out?: string; parallel?: number; seeds?: string; report: boolean }) => {
+  .action(async (o: { config?: string; builtin?: string; out?: string; parallel?: number; seeds?: number[]; report: boolean }) => {
     if (Boolean(o.config) === Boolean(o.builtin)) throw new Error('give --config FILE or --builtin NAME');
+    // each run is a child process, an `mmtrain train` that sets its own thread waiting
+    const { loadStudy, parseStudy, runStudy, studyTable } = await import('../train/study.js');
+    const { writeStudyReport } = await import('../diagnostics/report.js');
     let loaded: { spec: StudySpec; baseDir: string };
     if (o.builtin) {
-      const make = BUILTIN_STUDIES[o.builtin];
-      if (!make) throw new Error(`--builtin: no study "${o.builtin}"; built-in studies: ${Object.keys(BUILTIN_STUDIES).join(', ')}`);
-      loaded = { spec: parseStudy(make(), `built-in study ${o.builtin}`), baseDir: process.cwd() };
+      loaded = { spec: parseStudy(BUILTIN_STUDIES[o.builtin]!(), `built-in study ${o.builtin}`), baseDir: process.cwd() };
     } else {
       loaded = loadStudy(o.config!);
     }
-    if (o.seeds) {
-      const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
-      if (!seeds.length || seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError(`--seeds must be comma-separated non-negative integers (received "${o.seeds}")`);
-      loaded.spec.seeds = seeds;
-    }
+    if (o.seeds) loaded.spec.seeds = o.seeds;
     const ac = new AbortController();
     const onSigint = () => {
       console.error('\ninterrupt: the running trainings checkpoint and stop; run the same command again to resume');
@@ -174,6 +183,7 @@ program
   .argument('<dir>', 'a run directory (metrics.jsonl) or a study directory (summary.json)')
   .option('--export', 'also write every chart as SVG and PNG into DIR/plots')
   .action(async (dir: string, o: { export?: boolean }) => {
+    const { writeRunReport, writeStudyReport } = await import('../diagnostics/report.js');
     const file = existsSync(join(dir, 'summary.json')) ? await writeStudyReport(dir, { exportPlots: o.export }) : await writeRunReport(dir, { exportPlots: o.export });
     console.log(`wrote ${file}`);
   });
@@ -183,8 +193,10 @@ program
   .description('evaluate a checkpoint on a manifest; prints JSON metrics')
   .requiredOption('--checkpoint <dir>', 'a checkpoint directory (e.g. runs/NAME/best)')
   .requiredOption('--data <manifest>', 'JSONL or CSV manifest')
-  .option('--batch <n>', 'batch size', positiveInt('--batch'), 64)
+  .option('--batch <n>', 'batch size', positiveInt, 64)
   .action(async (o: { checkpoint: string; data: string; batch: number }) => {
+    await loadTorch();
+    const { evaluate } = await import('../train/inference.js');
     const m = await evaluate(o.checkpoint, o.data, { batchSize: o.batch });
     console.log(JSON.stringify(m));
   });
@@ -199,6 +211,8 @@ program
   .option('--out <file>', 'with --data: write JSONL predictions here')
   .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string }) => {
     if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data MANIFEST');
+    await loadTorch();
+    const { loadPredictor, predict, predictManifest } = await import('../train/inference.js');
     const p = loadPredictor(o.checkpoint);
     try {
       if (o.data) {
@@ -228,7 +242,9 @@ program
   .command('info')
   .description('print what this build runs on: LibTorch, CUDA, cuDNN, NCCL, BLAS, CPU bf16 support, threads')
   .option('--json', 'print it as JSON (with LibTorch\'s full build configuration)')
-  .action((o: { json?: boolean }) => {
+  .action(async (o: { json?: boolean }) => {
+    const { buildInfo } = await loadTorch();
+    const { buildReport } = await import('../tensor/build-info.js');
     const r = buildReport();
     if (o.json) {
       console.log(JSON.stringify({ ...r, node: process.version, torchConfig: buildInfo().config }, null, 2));
@@ -248,8 +264,3 @@ program
     ];
     for (const [k, v] of rows) console.log(`${k.padEnd(10)} ${v}`);
   });
-
-program.parseAsync(process.argv).catch((e: unknown) => {
-  console.error(`mmtrain: ${(e as Error).message}`);
-  process.exit(1);
-});

@@ -3,8 +3,7 @@
 import { join, resolve } from 'node:path';
 import { type Difficulty, generateSynthetic } from '../data/synth.js';
 import { resolveConfig, type TrainConfigInput } from '../train/config.js';
-import { type TrainResult, train } from '../train/trainer.js';
-import { reportTrainedRun } from '../diagnostics/report.js';
+import type { TrainResult } from '../train/trainer.js';
 import { preferredPrecision } from './threading.js';
 
 export interface DemoOptions {
@@ -70,7 +69,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<TrainResult & { data
   const precision = o.precision ?? preferredPrecision();
   print(`training in ${precision}${precision === 'bf16' ? ' (autocast; this CPU computes bf16 natively)' : ''}`);
   const config = resolveConfig(demoConfig(dataDir, { ...o, out, precision }), 'demo config');
+  const { train } = await import('../train/trainer.js'); // LibTorch loads here, not when the CLI imports this module
   const r = await train(config, { print, signal: o.signal });
+  const { reportTrainedRun } = await import('../diagnostics/report.js');
   await reportTrainedRun(r, config, print);
   return { ...r, dataDir };
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The mmtrain command line. OpenMP's thread-waiting policy must be chosen before LibTorch loads, and the best one
-// depends on the run's precision (see threading.ts), so the commands load only after it is set.
-import { tuneThreadWaiting } from './threading.js';
+// The mmtrain command line. Importing the commands loads no LibTorch: each command loads it when it runs, after
+// setting OpenMP's thread waiting for its run's precision (threading.ts), which libgomp reads once, at load.
+import { program } from './commands.js';
 
-tuneThreadWaiting(process.argv.slice(2));
-await import('./commands.js');
+program.parseAsync(process.argv).catch((e: unknown) => {
+  console.error(`mmtrain: ${(e as Error).message}`);
+  process.exit(1);
+});

@@ -4,53 +4,13 @@
 // Decoding runs in libuv's thread pool, so it overlaps with model compute on the JS thread.
 import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import { MmtrainError, checkInt, invalid } from '../errors.js';
+import { MmtrainError } from '../errors.js';
+import type { ImageConfig } from './image-config.js';
 
-export interface ImageConfig {
-  /** output side (square) in pixels */
-  size: number;
-  /** "shorter-side": resize the shorter side to size then center-crop (torchvision Resize(size) + CenterCrop);
-   *  "exact": resize to size x size ignoring aspect (the original design's Resize((224, 224))) */
-  resize: 'shorter-side' | 'exact';
-  mean: [number, number, number];
-  std: [number, number, number];
-  /** refuse images with more pixels than this (decompression bombs) */
-  maxPixels: number;
-  augment: AugmentConfig;
-}
-
-export interface AugmentConfig {
-  /** RandomResizedCrop: scale range of the area and aspect-ratio range; null = off */
-  randomResizedCrop: { scale: [number, number]; ratio: [number, number] } | null;
-  /** probability of a horizontal flip; 0 = off (flips change the meaning of "left"/"right" captions) */
-  horizontalFlip: number;
-  /** ColorJitter strengths (0 = off) */
-  colorJitter: { brightness: number; contrast: number; saturation: number } | null;
-}
+export { IMAGENET_MEAN, IMAGENET_STD, imageConfig, type AugmentConfig, type ImageConfig } from './image-config.js';
 
 // Every image is decoded once per epoch: libvips' operation cache would only hold memory.
 sharp.cache(false);
-
-export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
-
-export function imageConfig(partial: Partial<ImageConfig> = {}): ImageConfig {
-  const c: ImageConfig = {
-    size: 224, resize: 'shorter-side', mean: IMAGENET_MEAN, std: IMAGENET_STD, maxPixels: 100_000_000,
-    ...partial,
-    augment: { randomResizedCrop: null, horizontalFlip: 0, colorJitter: null, ...partial.augment },
-  };
-  checkInt('image.size', c.size, 1, 8192);
-  if (c.resize !== 'shorter-side' && c.resize !== 'exact') invalid('image.resize', '"shorter-side" or "exact"', c.resize);
-  for (const k of ['mean', 'std'] as const) {
-    if (!Array.isArray(c[k]) || c[k].length !== 3 || !c[k].every((v) => typeof v === 'number' && Number.isFinite(v))) invalid(`image.${k}`, 'three numbers (R, G, B)', c[k]);
-  }
-  if (c.std.some((v) => v <= 0)) invalid('image.std', 'three positive numbers', c.std);
-  checkInt('image.maxPixels', c.maxPixels, 1);
-  const a = c.augment;
-  if (typeof a.horizontalFlip !== 'number' || a.horizontalFlip < 0 || a.horizontalFlip > 1) invalid('image.augment.horizontalFlip', 'a probability in [0, 1]', a.horizontalFlip);
-  return c;
-}
 
 /** A small seeded generator for augmentation decisions (mulberry32). */
 export function mulberry32(seed: number): () => number {

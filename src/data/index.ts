@@ -1,5 +1,6 @@
 export { readManifest, formatProblems, type Manifest, type Sample, type Problem, type ManifestOptions } from './manifest.js';
 export { imageConfig, loadImage, decodeImage, IMAGENET_MEAN, IMAGENET_STD, type ImageConfig, type AugmentConfig, type DecodedImage } from './image.js';
+export { ImageConfigSchema } from './image-config.js';
 export { TextTokenizer, type EncodedText } from './tokenizer.js';
 export { DataLoader, imagesToTensor, disposeBatch, type Batch, type Cursor, type LoaderOptions } from './loader.js';
 export { ImageCache } from './cache.js';

@@ -10,66 +10,11 @@ import { tidy } from '../tensor/scope.js';
 import * as F from '../tensor/functional.js';
 import { Tensor, arange } from '../tensor/tensor.js';
 import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
+import { type BertConfig, bertConfig } from './bert-config.js';
 
-// ---- config (Hugging Face `config.json` field names) ----
+// ---- config (Hugging Face `config.json` field names: ./bert-config.ts) ----
 
-export interface BertConfig {
-  model_type?: 'bert';
-  vocab_size: number;
-  hidden_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  intermediate_size: number;
-  hidden_act: 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'relu';
-  hidden_dropout_prob: number;
-  attention_probs_dropout_prob: number;
-  max_position_embeddings: number;
-  type_vocab_size: number;
-  initializer_range: number;
-  layer_norm_eps: number;
-  pad_token_id: number;
-  position_embedding_type?: 'absolute';
-}
-
-const BERT_DEFAULTS: BertConfig = {
-  model_type: 'bert', vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12,
-  intermediate_size: 3072, hidden_act: 'gelu', hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1,
-  max_position_embeddings: 512, type_vocab_size: 2, initializer_range: 0.02, layer_norm_eps: 1e-12, pad_token_id: 0,
-  position_embedding_type: 'absolute',
-};
-
-/** Google's BERT sizes (bert_uncased_L-{layers}_H-{hidden}_A-{heads}); random init, no download. */
-export const BERT_PRESETS: Record<string, Partial<BertConfig>> = {
-  'bert-tiny': { hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 512 },
-  'bert-mini': { hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 1024 },
-  'bert-small': { hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, intermediate_size: 2048 },
-  'bert-medium': { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, intermediate_size: 2048 },
-  'bert-base': {},
-  'bert-large': { hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, intermediate_size: 4096 },
-};
-
-/** Fills defaults and checks every field, naming the field and the fix. */
-export function bertConfig(partial: Partial<BertConfig>, source = 'bert config'): BertConfig {
-  const c = { ...BERT_DEFAULTS, ...partial } as BertConfig;
-  if (c.model_type !== undefined && c.model_type !== 'bert') invalid(`${source}: model_type`, '"bert"', c.model_type);
-  for (const k of ['vocab_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'max_position_embeddings', 'type_vocab_size'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 1) invalid(`${source}: ${k}`, 'a positive integer', c[k]);
-  }
-  if (c.hidden_size % c.num_attention_heads !== 0) {
-    throw new MmtrainError(`${source}: hidden_size (${c.hidden_size}) must be a multiple of num_attention_heads (${c.num_attention_heads})`);
-  }
-  for (const k of ['hidden_dropout_prob', 'attention_probs_dropout_prob'] as const) {
-    if (typeof c[k] !== 'number' || c[k] < 0 || c[k] >= 1) invalid(`${source}: ${k}`, 'a number in [0, 1)', c[k]);
-  }
-  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'].includes(c.hidden_act)) {
-    invalid(`${source}: hidden_act`, '"gelu", "gelu_new", "gelu_pytorch_tanh" or "relu"', c.hidden_act);
-  }
-  if ((c.position_embedding_type ?? 'absolute') !== 'absolute') invalid(`${source}: position_embedding_type`, '"absolute"', c.position_embedding_type);
-  if (typeof c.layer_norm_eps !== 'number' || !(c.layer_norm_eps > 0)) invalid(`${source}: layer_norm_eps`, 'a positive number', c.layer_norm_eps);
-  if (typeof c.initializer_range !== 'number' || !(c.initializer_range > 0)) invalid(`${source}: initializer_range`, 'a positive number', c.initializer_range);
-  if (!Number.isInteger(c.pad_token_id) || c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) invalid(`${source}: pad_token_id`, `an integer in [0, ${c.vocab_size - 1}]`, c.pad_token_id);
-  return c;
-}
+export { BERT_PRESETS, bertConfig, type BertConfig } from './bert-config.js';
 
 function activation(x: Tensor, act: BertConfig['hidden_act']): Tensor {
   if (act === 'relu') return x.relu();

@@ -3,7 +3,7 @@
 // attention scores and their weighted sums), 2 FLOPs per multiply-add; a training step is 3x the forward pass
 // (the backward pass computes gradients of inputs and of weights, each as costly as the forward). Embedding
 // lookups, norms, softmax and activations are left out, as is usual.
-import type { FusionConfig } from './fusion.js';
+import type { FusionConfig } from './fusion-config.js';
 
 interface EncoderShape { hidden_size: number; num_hidden_layers: number; intermediate_size: number }
 

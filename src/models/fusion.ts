@@ -3,83 +3,25 @@
 // `image_encoder.*`, `fusion.*`, `classifier.*`.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { MmtrainError, invalid } from '../errors.js';
+import { invalid } from '../errors.js';
 import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
 import { saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, cat, rand, zerosLike } from '../tensor/tensor.js';
-import { BERT_PRESETS, BertModel, type BertConfig, bertConfig } from './bert.js';
+import { BertModel } from './bert.js';
+import { BERT_PRESETS, type BertConfig, BertConfigOverrides } from './bert-config.js';
+import { type FusionConfig, type FusionConfigInput, fusionConfig, presetPair } from './fusion-config.js';
 import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
-import { VIT_PRESETS, ViTModel, type ViTConfig, vitConfig } from './vit.js';
+import { ViTModel } from './vit.js';
+import { VIT_PRESETS, type ViTConfig, ViTConfigOverrides } from './vit-config.js';
+import { parseConfig } from '../validation.js';
 import { writeFileAtomic } from '../files.js';
 
-// ---- config ----
+// ---- config (./fusion-config.ts) ----
 
-export const FUSION_TYPES = ['cross-attention', 'cls-cross-attention', 'shared-cls-cross-attention', 'concat'] as const;
-export type FusionType = (typeof FUSION_TYPES)[number];
-
-export interface FusionConfig {
-  model_type: 'mmtrain-fusion';
-  text_config: BertConfig;
-  image_config: ViTConfig;
-  fusion_type: FusionType;
-  /** heads of the cross-attention modules (8 in the original design) */
-  fusion_num_heads: number;
-  /** attention-probability dropout inside the cross-attention modules */
-  fusion_attention_dropout: number;
-  /** how each side is reduced to one vector for the head: masked mean over real tokens, or the [CLS] token */
-  pooling: 'mean' | 'cls';
-  head_hidden_size: number;
-  head_dropout: number;
-  num_labels: number;
-  id2label?: Record<string, string>;
-}
-
-const FUSION_DEFAULTS = {
-  fusion_type: 'cross-attention', fusion_num_heads: 8, fusion_attention_dropout: 0, pooling: 'mean',
-  head_hidden_size: 512, head_dropout: 0.1, num_labels: 2,
-} as const;
-
-/** Encoder pairs by size; `tiny` is the embedded default used by the demo and the tests. */
-export const FUSION_PRESETS: Record<string, { text: string; image: string }> = {
-  tiny: { text: 'bert-tiny', image: 'vit-tiny' },
-  mini: { text: 'bert-mini', image: 'vit-mini' },
-  small: { text: 'bert-small', image: 'vit-small' },
-  medium: { text: 'bert-medium', image: 'vit-medium' },
-  base: { text: 'bert-base', image: 'vit-base' },
-  large: { text: 'bert-large', image: 'vit-large' },
-};
-
-type ConfigInput = Omit<Partial<FusionConfig>, 'text_config' | 'image_config'> & {
-  text_config?: Partial<BertConfig>;
-  image_config?: Partial<ViTConfig>;
-};
-
-export function fusionConfig(partial: ConfigInput, source = 'fusion config'): FusionConfig {
-  if (partial.model_type !== undefined && partial.model_type !== 'mmtrain-fusion') {
-    throw new MmtrainError(`${source}: model_type is ${JSON.stringify(partial.model_type)}, not an mmtrain fusion model ("mmtrain-fusion"); ` +
-      'load a single encoder with BertModel.fromPretrained / ViTModel.fromPretrained, or pass it as text/image of createFusionModel');
-  }
-  const c = {
-    ...FUSION_DEFAULTS, ...partial, model_type: 'mmtrain-fusion',
-    text_config: bertConfig(partial.text_config ?? BERT_PRESETS['bert-tiny']!, `${source}: text_config`),
-    image_config: vitConfig(partial.image_config ?? VIT_PRESETS['vit-tiny']!, `${source}: image_config`),
-  } as FusionConfig;
-  if (!FUSION_TYPES.includes(c.fusion_type)) invalid(`${source}: fusion_type`, `one of ${FUSION_TYPES.join(', ')}`, c.fusion_type);
-  if (c.pooling !== 'mean' && c.pooling !== 'cls') invalid(`${source}: pooling`, '"mean" or "cls"', c.pooling);
-  for (const k of ['fusion_num_heads', 'head_hidden_size', 'num_labels'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 1) invalid(`${source}: ${k}`, 'a positive integer', c[k]);
-  }
-  if (c.num_labels < 2) invalid(`${source}: num_labels`, 'at least 2', c.num_labels);
-  for (const k of ['fusion_attention_dropout', 'head_dropout'] as const) {
-    if (typeof c[k] !== 'number' || c[k] < 0 || c[k] >= 1) invalid(`${source}: ${k}`, 'a number in [0, 1)', c[k]);
-  }
-  const C = c.text_config.hidden_size;
-  if (c.fusion_type !== 'concat' && C % c.fusion_num_heads !== 0) {
-    throw new MmtrainError(`${source}: fusion_num_heads (${c.fusion_num_heads}) must divide the text hidden_size (${C}); set fusion_num_heads to a divisor such as ${[8, 4, 2, 1].find((h) => C % h === 0)}`);
-  }
-  return c;
-}
+export {
+  FUSION_PRESETS, FUSION_TYPES, fusionConfig, fusionPresetConfig, type FusionConfig, type FusionConfigInput, type FusionType,
+} from './fusion-config.js';
 
 // ---- inputs and outputs ----
 
@@ -391,7 +333,7 @@ export class FusionClassifier extends Module {
   static fromPretrained(dir: string): FusionClassifier {
     const raw = readConfigJson(dir);
     delete raw.mmtrain_version;
-    const model = new FusionClassifier(fusionConfig(raw as ConfigInput, `${dir}/config.json`));
+    const model = new FusionClassifier(fusionConfig(raw as FusionConfigInput, `${dir}/config.json`));
     try {
       checkpointStateDict(model, dir, { strict: true });
     } catch (e) {
@@ -410,23 +352,11 @@ export interface EncoderSpec {
   pretrained?: string;
 }
 
-export interface CreateFusionOptions extends Omit<ConfigInput, 'text_config' | 'image_config'> {
+export interface CreateFusionOptions extends Omit<FusionConfigInput, 'text_config' | 'image_config'> {
   /** a fusion preset (tiny, mini, small, medium, base, large) for both encoders */
   preset?: string;
   text?: EncoderSpec;
   image?: EncoderSpec;
-}
-
-function presetPair(preset: string | undefined): { text: string; image: string } {
-  const pair = preset === undefined ? FUSION_PRESETS.tiny! : FUSION_PRESETS[preset];
-  if (!pair) invalid('preset', `one of ${Object.keys(FUSION_PRESETS).join(', ')}`, preset);
-  return pair;
-}
-
-/** The configuration a fusion preset gives (its BERT and ViT presets, default fusion and head), without weights. */
-export function fusionPresetConfig(preset?: string): FusionConfig {
-  const pair = presetPair(preset);
-  return fusionConfig({ text_config: BERT_PRESETS[pair.text], image_config: VIT_PRESETS[pair.image] });
 }
 
 /** Builds a fusion classifier from presets and/or local pretrained encoders; reports what loading skipped. */
@@ -448,7 +378,7 @@ export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoa
     const name = text?.preset ?? pair.text;
     const base = BERT_PRESETS[name];
     if (!base) invalid('text.preset', `one of ${Object.keys(BERT_PRESETS).join(', ')}`, name);
-    textConfig = { ...base, ...(text?.config as Partial<BertConfig>) };
+    textConfig = { ...base, ...parseConfig(BertConfigOverrides, text?.config ?? {}, 'text.config') };
   }
   if (image?.pretrained) {
     const r = ViTModel.fromPretrained(image.pretrained);
@@ -460,7 +390,7 @@ export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoa
     const name = image?.preset ?? pair.image;
     const base = VIT_PRESETS[name];
     if (!base) invalid('image.preset', `one of ${Object.keys(VIT_PRESETS).join(', ')}`, name);
-    imageConfig = { ...base, ...(image?.config as Partial<ViTConfig>) };
+    imageConfig = { ...base, ...parseConfig(ViTConfigOverrides, image?.config ?? {}, 'image.config') };
   }
   const config = fusionConfig({ ...rest, text_config: textConfig, image_config: imageConfig });
   return { model: new FusionClassifier(config, { text: textModel, image: imageModel }), report };

@@ -9,63 +9,11 @@ import { tidy } from '../tensor/scope.js';
 import * as F from '../tensor/functional.js';
 import { Tensor, cat, zeros } from '../tensor/tensor.js';
 import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
+import { type ViTConfig, vitConfig } from './vit-config.js';
 
-// ---- config (Hugging Face `config.json` field names) ----
+// ---- config (Hugging Face `config.json` field names: ./vit-config.ts) ----
 
-export interface ViTConfig {
-  model_type?: 'vit';
-  hidden_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  intermediate_size: number;
-  hidden_act: 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'relu';
-  hidden_dropout_prob: number;
-  attention_probs_dropout_prob: number;
-  initializer_range: number;
-  layer_norm_eps: number;
-  image_size: number;
-  patch_size: number;
-  num_channels: number;
-  qkv_bias: boolean;
-}
-
-const VIT_DEFAULTS: ViTConfig = {
-  model_type: 'vit', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072,
-  hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, initializer_range: 0.02,
-  layer_norm_eps: 1e-12, image_size: 224, patch_size: 16, num_channels: 3, qkv_bias: true,
-};
-
-/** ViT sizes matching the BERT presets' widths (so the fusion needs no projection); random init, no download. */
-export const VIT_PRESETS: Record<string, Partial<ViTConfig>> = {
-  'vit-tiny': { hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 512 },
-  'vit-mini': { hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 1024 },
-  'vit-small': { hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, intermediate_size: 2048 },
-  'vit-medium': { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, intermediate_size: 2048 },
-  'vit-base': {},
-  'vit-large': { hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, intermediate_size: 4096 },
-};
-
-export function vitConfig(partial: Partial<ViTConfig>, source = 'vit config'): ViTConfig {
-  const c = { ...VIT_DEFAULTS, ...partial } as ViTConfig;
-  if (c.model_type !== undefined && c.model_type !== 'vit') invalid(`${source}: model_type`, '"vit"', c.model_type);
-  for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'image_size', 'patch_size', 'num_channels'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 1) invalid(`${source}: ${k}`, 'a positive integer', c[k]);
-  }
-  if (c.hidden_size % c.num_attention_heads !== 0) {
-    throw new MmtrainError(`${source}: hidden_size (${c.hidden_size}) must be a multiple of num_attention_heads (${c.num_attention_heads})`);
-  }
-  if (c.image_size % c.patch_size !== 0) {
-    throw new MmtrainError(`${source}: image_size (${c.image_size}) must be a multiple of patch_size (${c.patch_size})`);
-  }
-  for (const k of ['hidden_dropout_prob', 'attention_probs_dropout_prob'] as const) {
-    if (typeof c[k] !== 'number' || c[k] < 0 || c[k] >= 1) invalid(`${source}: ${k}`, 'a number in [0, 1)', c[k]);
-  }
-  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'].includes(c.hidden_act)) {
-    invalid(`${source}: hidden_act`, '"gelu", "gelu_new", "gelu_pytorch_tanh" or "relu"', c.hidden_act);
-  }
-  if (typeof c.layer_norm_eps !== 'number' || !(c.layer_norm_eps > 0)) invalid(`${source}: layer_norm_eps`, 'a positive number', c.layer_norm_eps);
-  return c;
-}
+export { VIT_PRESETS, vitConfig, type ViTConfig } from './vit-config.js';
 
 function activation(x: Tensor, act: ViTConfig['hidden_act']): Tensor {
   if (act === 'relu') return x.relu();

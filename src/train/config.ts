@@ -1,19 +1,27 @@
-// The training configuration: one schema (zod) checked in full before the first step. Unknown keys, wrong types
-// and impossible combinations are errors that name the key path and the fix. Files are JSON or YAML;
-// `--set a.b=v` overrides any key.
+// The training configuration: one schema (zod) checked in full before the first step, and before LibTorch loads
+// (this module imports no module that loads it: the CLI reads the run's precision here first). Unknown keys, wrong
+// types and impossible combinations are errors that name the key path, what was expected and received, and the fix;
+// encoder overrides (model.text.config, model.image.config) are checked against the BERT and ViT configs. Files are
+// JSON or YAML; `--set a.b=v` overrides any key.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { ImageConfigSchema } from '../data/image-config.js';
 import { MmtrainError } from '../errors.js';
-import { FUSION_PRESETS, FUSION_TYPES } from '../models/fusion.js';
+import { BERT_PRESETS, BertConfigOverrides, BertConfigSchema } from '../models/bert-config.js';
+import { FUSION_PRESETS, FUSION_TYPES, FusionConfigSchema } from '../models/fusion-config.js';
+import { VIT_PRESETS, ViTConfigOverrides, ViTConfigSchema } from '../models/vit-config.js';
+import { checkConfig, formatIssues, issueLines } from '../validation.js';
 
 const positiveInt = z.number().int().positive();
 const prob = z.number().min(0).max(1);
-const encoder = z.strictObject({
-  preset: z.string().optional(),
-  config: z.record(z.string(), z.unknown()).optional(),
+const names = (presets: Record<string, unknown>) => Object.keys(presets) as [string, ...string[]];
+/** an encoder: a preset with overrides of its Hugging Face config fields, or a local pretrained directory */
+const encoder = <S extends z.ZodType>(presets: Record<string, unknown>, overrides: S) => z.strictObject({
+  preset: z.enum(names(presets)).optional(),
+  config: overrides.optional(),
   pretrained: z.string().optional(),
 });
 
@@ -24,9 +32,11 @@ export const ConfigSchema = z.strictObject({
   /** folder of run directories */
   out: z.string().default('runs'),
   model: z.strictObject({
-    preset: z.enum(Object.keys(FUSION_PRESETS) as [string, ...string[]]).default('tiny'),
-    text: encoder.optional(),
-    image: encoder.optional(),
+    preset: z.enum(names(FUSION_PRESETS)).default('tiny'),
+    /** BERT: a preset (bert-tiny ... bert-large) and overrides of its config.json fields, or a pretrained directory */
+    text: encoder(BERT_PRESETS, BertConfigOverrides).optional(),
+    /** ViT: a preset (vit-tiny ... vit-large) and overrides of its config.json fields, or a pretrained directory */
+    image: encoder(VIT_PRESETS, ViTConfigOverrides).optional(),
     fusion_type: z.enum(FUSION_TYPES).default('cross-attention'),
     pooling: z.enum(['mean', 'cls']).default('mean'),
     fusion_num_heads: positiveInt.default(8),
@@ -54,18 +64,8 @@ export const ConfigSchema = z.strictObject({
     decodeThread: z.boolean().default(true),
     /** on-disk cache of preprocessed images (used when augmentation is off): a folder, or true for <run>/cache */
     cache: z.union([z.boolean(), z.string()]).default(false),
-    image: z.strictObject({
-      size: positiveInt.max(8192).optional(),
-      resize: z.enum(['shorter-side', 'exact']).default('shorter-side'),
-      mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
-      std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([0.229, 0.224, 0.225]),
-      maxPixels: positiveInt.default(100_000_000),
-      augment: z.strictObject({
-        randomResizedCrop: z.strictObject({ scale: z.tuple([z.number(), z.number()]), ratio: z.tuple([z.number(), z.number()]) }).nullable().default(null),
-        horizontalFlip: prob.default(0),
-        colorJitter: z.strictObject({ brightness: z.number().min(0), contrast: z.number().min(0), saturation: z.number().min(0) }).nullable().default(null),
-      }).default({ randomResizedCrop: null, horizontalFlip: 0, colorJitter: null }),
-    }).prefault({}),
+    /** preprocessing (src/data/image-config.ts); size defaults to the image encoder's image_size */
+    image: ImageConfigSchema.extend({ size: ImageConfigSchema.shape.size.unwrap().optional() }).prefault({}),
   }),
   train: z.strictObject({
     epochs: positiveInt.default(10),
@@ -175,18 +175,6 @@ export function bundledTokenizer(): string {
   throw new MmtrainError('the bundled tokenizer (assets/bert-base-uncased/tokenizer.json) is missing; set data.tokenizer');
 }
 
-function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
-  const lines = issues.slice(0, 20).map((i) => {
-    const path = i.path.length ? i.path.join('.') : '(top level)';
-    if (i.code === 'unrecognized_keys') {
-      return `  ${path === '(top level)' ? '' : `${path}: `}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} — remove ${i.keys.length > 1 ? 'them' : 'it'} or check the spelling (mmtrain init writes every key)`;
-    }
-    if (i.code === 'invalid_type' && /received undefined$/.test(i.message)) return `  ${path}: required, but missing`;
-    return `  ${path}: ${i.message}`;
-  });
-  return `${source}: invalid configuration:\n${lines.join('\n')}${issues.length > 20 ? `\n  ... and ${issues.length - 20} more` : ''}`;
-}
-
 /** Parses `a.b.c=value` overrides (values as YAML scalars: numbers, booleans, null, strings, [lists]). */
 export function applyOverrides(raw: Record<string, unknown>, sets: string[]): Record<string, unknown> {
   const out = structuredClone(raw);
@@ -213,12 +201,19 @@ export function applyOverrides(raw: Record<string, unknown>, sets: string[]): Re
 
 /** Validates a raw configuration (already parsed) and checks combinations the schema cannot express. */
 export function resolveConfig(raw: unknown, source = 'config', baseDir = process.cwd()): TrainConfig {
-  const r = ConfigSchema.safeParse(raw);
-  if (!r.success) throw new MmtrainError(formatIssues(r.error.issues, source));
+  const r = checkConfig(ConfigSchema, raw);
+  if (!r.success) {
+    // the example names every key of the run config; an encoder's keys are its Hugging Face config's
+    const inRunConfig = r.error.issues.some((i) => i.code === 'unrecognized_keys' && i.path[i.path.length - 1] !== 'config');
+    throw new MmtrainError(formatIssues(r.error.issues, source, { unknownKeyHint: inRunConfig ? 'mmtrain init writes an example that names every key' : undefined }));
+  }
   const c = r.data;
-  const problems: string[] = [];
-  if (c.model.text?.preset && c.model.text.pretrained) problems.push('model.text: give either preset or pretrained, not both');
-  if (c.model.image?.preset && c.model.image.pretrained) problems.push('model.image: give either preset or pretrained, not both');
+  const problems = issueLines(checkModel(c));
+  for (const side of ['text', 'image'] as const) {
+    const e = c.model[side];
+    if (e?.preset && e.pretrained) problems.push(`model.${side}: give either preset or pretrained, not both`);
+    if (e?.config && e.pretrained) problems.push(`model.${side}.config: overrides apply to a preset; a pretrained encoder keeps its own config.json (remove config, or pretrained)`);
+  }
   if (c.train.precision === 'fp16') problems.push('train.precision: fp16 needs CUDA (fp16 autocast with loss scaling); on CPU use bf16');
   if (c.eval.earlyStopping && !c.data.val) problems.push('eval.earlyStopping: needs data.val (early stopping watches the validation metric)');
   if (c.eval.metric !== 'accuracy' && c.eval.metric !== 'loss' && !c.data.val) problems.push(`eval.metric: "${c.eval.metric}" is computed on data.val, which is not set`);
@@ -244,6 +239,33 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
   return c;
 }
 
+/**
+ * The model the config describes, checked as the fusion config it becomes (presets with their overrides, fusion and
+ * head), with the issues' paths in the run config's terms. A pretrained encoder's config.json is read when the model
+ * is built; until then the other encoder's config is checked alone.
+ */
+function checkModel(c: TrainConfig): z.core.$ZodIssue[] {
+  const m = c.model;
+  const pair = FUSION_PRESETS[m.preset]!;
+  const text = m.text?.pretrained ? undefined : { ...BERT_PRESETS[m.text?.preset ?? pair.text], ...m.text?.config };
+  const image = m.image?.pretrained ? undefined : { ...VIT_PRESETS[m.image?.preset ?? pair.image], ...m.image?.config };
+  let issues: z.core.$ZodIssue[];
+  if (text && image) {
+    issues = checkConfig(FusionConfigSchema, {
+      text_config: text, image_config: image, fusion_type: m.fusion_type, fusion_num_heads: m.fusion_num_heads,
+      fusion_attention_dropout: m.fusion_attention_dropout, pooling: m.pooling, head_hidden_size: m.head_hidden_size, head_dropout: m.head_dropout,
+    }).error?.issues ?? [];
+  } else {
+    const under = (key: string, found: z.core.$ZodIssue[] = []) => found.map((i) => ({ ...i, path: [key, ...i.path] }));
+    issues = [
+      ...(text ? under('text_config', checkConfig(BertConfigSchema, text).error?.issues) : []),
+      ...(image ? under('image_config', checkConfig(ViTConfigSchema, image).error?.issues) : []),
+    ];
+  }
+  const where: Record<string, PropertyKey[]> = { text_config: ['model', 'text', 'config'], image_config: ['model', 'image', 'config'] };
+  return issues.map((i) => ({ ...i, path: [...(where[String(i.path[0])] ?? ['model', i.path[0]!]), ...i.path.slice(1)] }));
+}
+
 /** Reads a JSON or YAML config file, applies overrides, validates. */
 export function loadConfig(file: string, sets: string[] = []): TrainConfig {
   let text: string;
@@ -264,7 +286,10 @@ export function loadConfig(file: string, sets: string[] = []): TrainConfig {
   return resolveConfig(applyOverrides(raw as Record<string, unknown>, sets), file, dirname(resolve(file)));
 }
 
-/** A commented example written by `mmtrain init`. */
+/**
+ * A commented example written by `mmtrain init`: every key of the schema, set to its default or commented out
+ * (test/config.test.ts fails when a key is missing, so a new key needs its line here).
+ */
 export const EXAMPLE_CONFIG = `# mmtrain training configuration (YAML). Paths are relative to this file.
 name: my-run
 seed: 1
@@ -272,11 +297,14 @@ out: runs                      # run directories go to out/name
 
 model:
   preset: tiny                 # tiny | mini | small | medium | base | large (random init, no download)
-  # text: { pretrained: ./bert-base-uncased }     # a local HF directory: config.json + model.safetensors
+  # text: { preset: bert-tiny, config: { hidden_dropout_prob: 0.1 } }   # a BERT preset and overrides of its config.json fields
+  # text: { pretrained: ./bert-base-uncased }     # or a local HF directory: config.json + model.safetensors
+  # image: { preset: vit-tiny, config: { image_size: 224, patch_size: 16 } }   # a ViT preset and overrides
   # image: { pretrained: ./vit-base-patch16-224 }
   fusion_type: cross-attention # cross-attention | cls-cross-attention | shared-cls-cross-attention | concat
   pooling: mean                # mean (over real tokens) | cls
   fusion_num_heads: 8
+  fusion_attention_dropout: 0
   head_hidden_size: 512
   head_dropout: 0.1
   freeze: { text: false, image: false }   # true, or a number of lower layers
@@ -287,32 +315,53 @@ data:
   # test: data/test.jsonl
   # labels: [mismatch, match]  # class names in index order (discovered when absent)
   # tokenizer: ./tokenizer.json   # or a vocab.txt; default: bundled bert-base-uncased
+  doLowerCase: true            # for a vocab.txt tokenizer (tokenizer.json carries its own normalizer)
   maxLength: 128
   padding: longest             # longest (dynamic) | max_length
   bucketByLength: false
   onBadSample: error           # error | skip
-  cache: false                 # true: cache preprocessed images under the run directory
+  prefetch: 2                  # batches prepared ahead
+  decodeThread: true           # decode images on a worker thread
+  cache: false                 # true: cache preprocessed images under the run directory (or a folder)
   image:
     size: 224                  # default: the image encoder's image_size
     resize: shorter-side       # shorter-side (+ center crop) | exact
-    augment: { horizontalFlip: 0 }   # flips change the meaning of "left"/"right" captions
+    mean: [0.485, 0.456, 0.406]
+    std: [0.229, 0.224, 0.225]
+    maxPixels: 100000000       # larger images are refused (decompression bombs)
+    augment:                   # flips change the meaning of "left"/"right" captions
+      horizontalFlip: 0
+      randomResizedCrop: null
+      # randomResizedCrop: { scale: [0.08, 1], ratio: [0.75, 1.3333] }
+      colorJitter: null
+      # colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 }
 
 train:
   epochs: 10
+  # maxSteps: 1000             # stop after this many optimizer steps
   batchSize: 32
   gradAccumulation: 1
   lr: 1.0e-4
   # encoderLr: 2.0e-5          # separate lr for the two encoders
   # textEncoderLr: 2.0e-5      # or one per encoder (a modality-balancing knob)
+  # imageEncoderLr: 2.0e-5
+  # layerDecay: 0.8            # layer-wise lr decay for encoder layers
   weightDecay: 0.01            # not applied to biases and LayerNorm weights
+  betas: [0.9, 0.999]
+  eps: 1.0e-8
   schedule: { type: cosine, warmupRatio: 0.06, minLrRatio: 0 }   # cosine | linear | constant | original
-  clipGradNorm: 1.0
+  # schedule: { type: cosine, warmupSteps: 100 }   # warmup by steps instead of a ratio
+  clipGradNorm: 1.0            # null: no clipping
   precision: fp32              # fp32 | bf16 (CPU autocast)
   labelSmoothing: 0
+  maxNonFinite: 3              # non-finite steps in a row before rolling back with half the lr
+  # threads: 4                 # intra-op threads (default: all cores)
+  featureCache: true           # frozen encoders, no augmentation: compute their outputs once
 
 eval:
   every: epoch                 # epoch, or a number of steps
   metric: accuracy             # accuracy | macro_f1 | auroc | loss
+  batchSize: 64
   # earlyStopping: { patience: 3, minDelta: 0.001 }
 
 checkpoint: { keepLast: 2, every: epoch, saveBest: true }
@@ -320,15 +369,19 @@ checkpoint: { keepLast: 2, every: epoch, saveBest: true }
 diagnostics:                   # grad norms per module/layer, update ratios, attention entropy, modality scores
   enabled: true
   every: 50                    # steps between records; loss spikes are checked every step
+  perLayer: true               # gradient norms per layer as well as per module
+  attentionEntropy: true       # cross-attention entropy per direction
   probe: true                  # unimodal linear-probe accuracy at each validation
   spike: { window: 50, z: 6, minRatio: 1.5, minDelta: 0.3 }
 
 balance:                       # modality balancing
   method: none                 # none | ogm | ogm-ge (Peng et al., CVPR 2022)
   alpha: 0.5
+  startEpoch: 0                # modulate from this epoch (0-based) ...
+  endEpoch: null               # ... up to, not including, this one (null: to the end)
   modalityDropout: 0           # probability of dropping one modality per training sample
 
 distributed: { timeoutS: 300, bucketMB: 25 }   # used under mmtrain launch, torchrun or Slurm (docs/distributed.md)
 
-log: { every: 10, tensorboard: true, progress: auto, report: true }   # report: report.html at the end
+log: { every: 10, tensorboard: true, progress: auto, report: true }   # progress: auto | bar | lines | none; report: report.html at the end
 `;

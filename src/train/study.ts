@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { MmtrainError } from '../errors.js';
 import { generateSynthetic } from '../data/synth.js';
 import { applyOverrides, resolveConfig } from './config.js';
+import { parseConfig } from '../validation.js';
 import { listCheckpoints } from './checkpoint.js';
 import { readRecords } from './records.js';
 import { writeFileAtomic, writeJsonAtomic } from '../files.js';
@@ -96,13 +97,9 @@ export function loadStudy(file: string): { spec: StudySpec; baseDir: string } {
 }
 
 export function parseStudy(raw: unknown, source = 'study'): StudySpec {
-  const r = StudySchema.safeParse(raw);
-  if (!r.success) {
-    const lines = r.error.issues.slice(0, 20).map((i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
-    throw new MmtrainError(`${source}: invalid study:\n${lines.join('\n')}`);
-  }
-  if (!r.data.variants && !r.data.grid) throw new MmtrainError(`${source}: invalid study: give variants, grid, or both`);
-  return r.data;
+  const spec = parseConfig(StudySchema, raw, source, { what: 'study' });
+  if (!spec.variants && !spec.grid) throw new MmtrainError(`${source}: invalid study: give variants, grid, or both`);
+  return spec;
 }
 
 export interface RunSummary {

@@ -1,0 +1,73 @@
+// The fusion classifier's configuration (its config.json): the two encoders' configs, the fusion and the head, with
+// the presets that pair BERT and ViT sizes, and the zod schema that checks it all. Loads no LibTorch (the run
+// config's schema imports it).
+import { z } from 'zod';
+import { MmtrainError, invalid } from '../errors.js';
+import { parseConfig } from '../validation.js';
+import { BERT_PRESETS, type BertConfig, BertConfigSchema } from './bert-config.js';
+import { dropoutProb, positiveInt } from './config-fields.js';
+import { VIT_PRESETS, type ViTConfig, ViTConfigSchema } from './vit-config.js';
+
+export const FUSION_TYPES = ['cross-attention', 'cls-cross-attention', 'shared-cls-cross-attention', 'concat'] as const;
+export type FusionType = (typeof FUSION_TYPES)[number];
+
+export const FusionConfigSchema = z.object({
+  model_type: z.literal('mmtrain-fusion').default('mmtrain-fusion'),
+  text_config: BertConfigSchema.prefault(BERT_PRESETS['bert-tiny']!),
+  image_config: ViTConfigSchema.prefault(VIT_PRESETS['vit-tiny']!),
+  fusion_type: z.enum(FUSION_TYPES).default('cross-attention'),
+  /** heads of the cross-attention modules (8 in the original design) */
+  fusion_num_heads: positiveInt.default(8),
+  /** attention-probability dropout inside the cross-attention modules */
+  fusion_attention_dropout: dropoutProb.default(0),
+  /** how each side is reduced to one vector for the head: masked mean over real tokens, or the [CLS] token */
+  pooling: z.enum(['mean', 'cls']).default('mean'),
+  head_hidden_size: positiveInt.default(512),
+  head_dropout: dropoutProb.default(0.1),
+  num_labels: z.number().int().min(2).default(2),
+  id2label: z.record(z.string(), z.string()).optional(),
+}).superRefine((c, ctx) => {
+  const C = c.text_config?.hidden_size;
+  const h = c.fusion_num_heads;
+  if (c.fusion_type === 'concat' || !Number.isInteger(C) || !Number.isInteger(h) || h < 1 || C % h === 0) return;
+  ctx.addIssue({
+    code: 'custom', path: ['fusion_num_heads'], input: h,
+    message: `expected a divisor of the text hidden_size (${C}), received number ${h}: set fusion_num_heads to a divisor such as ${[8, 4, 2, 1].find((d) => C % d === 0)}`,
+  });
+});
+
+export type FusionConfig = z.output<typeof FusionConfigSchema>;
+/** A fusion config to complete: every field optional, the encoders' configs partial. */
+export type FusionConfigInput = z.input<typeof FusionConfigSchema>;
+
+/** Encoder pairs by size; `tiny` is the embedded default used by the demo and the tests. */
+export const FUSION_PRESETS: Record<string, { text: string; image: string }> = {
+  tiny: { text: 'bert-tiny', image: 'vit-tiny' },
+  mini: { text: 'bert-mini', image: 'vit-mini' },
+  small: { text: 'bert-small', image: 'vit-small' },
+  medium: { text: 'bert-medium', image: 'vit-medium' },
+  base: { text: 'bert-base', image: 'vit-base' },
+  large: { text: 'bert-large', image: 'vit-large' },
+};
+
+/** Fills defaults (the tiny encoders when absent) and checks every field, naming the field and the fix. */
+export function fusionConfig(partial: FusionConfigInput, source = 'fusion config'): FusionConfig {
+  if (partial.model_type !== undefined && partial.model_type !== 'mmtrain-fusion') {
+    throw new MmtrainError(`${source}: model_type is ${JSON.stringify(partial.model_type)}, not an mmtrain fusion model ("mmtrain-fusion"); ` +
+      'load a single encoder with BertModel.fromPretrained / ViTModel.fromPretrained, or pass it as text/image of createFusionModel');
+  }
+  return parseConfig(FusionConfigSchema, partial, source);
+}
+
+/** The BERT and ViT presets of a fusion preset (tiny when undefined). */
+export function presetPair(preset: string | undefined): { text: string; image: string } {
+  const pair = preset === undefined ? FUSION_PRESETS.tiny! : FUSION_PRESETS[preset];
+  if (!pair) invalid('preset', `one of ${Object.keys(FUSION_PRESETS).join(', ')}`, preset);
+  return pair;
+}
+
+/** The configuration a fusion preset gives (its BERT and ViT presets, default fusion and head), without weights. */
+export function fusionPresetConfig(preset?: string): FusionConfig {
+  const pair = presetPair(preset);
+  return fusionConfig({ text_config: BERT_PRESETS[pair.text] as Partial<BertConfig>, image_config: VIT_PRESETS[pair.image] as Partial<ViTConfig> });
+}
