@@ -73,6 +73,7 @@ export class ViTEmbeddings extends Module {
   }
 }
 
+// Adapted from BertSelfAttention (src/models/bert.ts): no attention mask (every patch attends to every patch)
 /** Self-attention over (T, B, C) sequence-first hidden states. */
 export class ViTSelfAttention extends Module {
   readonly query: Linear;
@@ -102,6 +103,7 @@ export class ViTSelfAttention extends Module {
   }
 }
 
+// Adapted from BertSelfOutput (src/models/bert.ts): ViT normalises before each block, so no LayerNorm here
 /** dense + dropout (the residual is added by the layer, unlike BERT). */
 export class ViTSelfOutput extends Module {
   readonly dense: Linear;
@@ -116,6 +118,7 @@ export class ViTSelfOutput extends Module {
   }
 }
 
+// Copied from BertAttention (src/models/bert.ts) with Bert->ViT, without the attention mask
 export class ViTAttention extends Module {
   readonly attention: ViTSelfAttention;
   readonly output: ViTSelfOutput;
@@ -129,6 +132,7 @@ export class ViTAttention extends Module {
   }
 }
 
+// Copied from BertIntermediate (src/models/bert.ts) with Bert->ViT
 export class ViTIntermediate extends Module {
   readonly dense: Linear;
   constructor(readonly config: ViTConfig) {
@@ -140,6 +144,7 @@ export class ViTIntermediate extends Module {
   }
 }
 
+// Adapted from BertOutput (src/models/bert.ts): the residual without a LayerNorm (pre-norm blocks)
 export class ViTOutput extends Module {
   readonly dense: Linear;
   readonly dropout: Dropout;
@@ -153,6 +158,7 @@ export class ViTOutput extends Module {
   }
 }
 
+// Adapted from BertLayer (src/models/bert.ts): pre-norm (layernorm_before / layernorm_after) instead of post-norm
 /** Pre-norm layer: x + attn(LN(x)), then h + mlp(LN(h)). */
 export class ViTLayer extends Module {
   readonly attention: ViTAttention;
@@ -174,6 +180,7 @@ export class ViTLayer extends Module {
   }
 }
 
+// Copied from BertEncoder (src/models/bert.ts) with Bert->ViT
 export class ViTEncoder extends Module {
   readonly layer: ModuleList<ViTLayer>;
   constructor(config: ViTConfig) {
@@ -182,6 +189,7 @@ export class ViTEncoder extends Module {
   }
 }
 
+// Adapted from BertPooler (src/models/bert.ts)
 export class ViTPooler extends Module {
   readonly dense: Linear;
   constructor(config: ViTConfig) {
