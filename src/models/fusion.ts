@@ -364,34 +364,25 @@ export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoa
   const { preset, text, image, ...rest } = opts;
   const pair = presetPair(preset);
   const report = { missing: [] as string[], unexpected: [] as string[], mismatched: [] as { key: string; expected: number[]; received: number[] }[] };
-  let textModel: BertModel | undefined;
-  let imageModel: ViTModel | undefined;
-  let textConfig: Partial<BertConfig>;
-  let imageConfig: Partial<ViTConfig>;
-  if (text?.pretrained) {
-    const r = BertModel.fromPretrained(text.pretrained);
-    textModel = r.model;
-    textConfig = r.model.config;
-    report.missing.push(...r.report.missing.map((k) => `text_encoder.${k}`));
-    report.unexpected.push(...r.report.unexpected.map((k) => `text_encoder.${k}`));
-  } else {
-    const name = text?.preset ?? pair.text;
-    const base = BERT_PRESETS[name];
-    if (!base) invalid('text.preset', `one of ${Object.keys(BERT_PRESETS).join(', ')}`, name);
-    textConfig = { ...base, ...parseConfig(BertConfigOverrides, text?.config ?? {}, 'text.config') };
-  }
-  if (image?.pretrained) {
-    const r = ViTModel.fromPretrained(image.pretrained);
-    imageModel = r.model;
-    imageConfig = r.model.config;
-    report.missing.push(...r.report.missing.map((k) => `image_encoder.${k}`));
-    report.unexpected.push(...r.report.unexpected.map((k) => `image_encoder.${k}`));
-  } else {
-    const name = image?.preset ?? pair.image;
-    const base = VIT_PRESETS[name];
-    if (!base) invalid('image.preset', `one of ${Object.keys(VIT_PRESETS).join(', ')}`, name);
-    imageConfig = { ...base, ...parseConfig(ViTConfigOverrides, image?.config ?? {}, 'image.config') };
-  }
-  const config = fusionConfig({ ...rest, text_config: textConfig, image_config: imageConfig });
-  return { model: new FusionClassifier(config, { text: textModel, image: imageModel }), report };
+  // each encoder: a local pretrained one as it is (its loading report prefixed with its place in the fusion model), or
+  // a preset with the user's overrides
+  const encoder = <M extends { config: C }, C>(
+    side: 'text' | 'image', spec: EncoderSpec | undefined, defaultPreset: string, presets: Record<string, Partial<C>>,
+    load: (dir: string) => PretrainedLoad<M>, overrides: Parameters<typeof parseConfig>[0],
+  ): { model?: M; config: Partial<C> } => {
+    if (spec?.pretrained) {
+      const r = load(spec.pretrained);
+      report.missing.push(...r.report.missing.map((k) => `${side}_encoder.${k}`));
+      report.unexpected.push(...r.report.unexpected.map((k) => `${side}_encoder.${k}`));
+      return { model: r.model, config: r.model.config };
+    }
+    const name = spec?.preset ?? defaultPreset;
+    const base = presets[name];
+    if (!base) invalid(`${side}.preset`, `one of ${Object.keys(presets).join(', ')}`, name);
+    return { config: { ...base, ...(parseConfig(overrides, spec?.config ?? {}, `${side}.config`) as Partial<C>) } };
+  };
+  const t = encoder<BertModel, BertConfig>('text', text, pair.text, BERT_PRESETS, (d) => BertModel.fromPretrained(d), BertConfigOverrides);
+  const i = encoder<ViTModel, ViTConfig>('image', image, pair.image, VIT_PRESETS, (d) => ViTModel.fromPretrained(d), ViTConfigOverrides);
+  const config = fusionConfig({ ...rest, text_config: t.config, image_config: i.config });
+  return { model: new FusionClassifier(config, { text: t.model, image: i.model }), report };
 }
