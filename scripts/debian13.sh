@@ -41,7 +41,7 @@ mount_in() { # type-or-bind source target
   mounted+=("$3")
 }
 in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt CI="${CI:-1}" npm_config_nodedir=/usr npm_config_update_notifier=false \
+  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt CI="${CI:-1}" npm_config_update_notifier=false \
   npm_config_fund=false npm_config_audit=false "$@"; }
 
 # The host's CA bundle, and its local CAs so that the root's own update-ca-certificates (run when ca-certificates
@@ -52,7 +52,15 @@ copy_ca() {
   if [ -f /etc/ssl/certs/ca-certificates.crt ]; then cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"; fi
 }
 
+# Mounts a killed earlier run left inside the root (the EXIT trap cannot run after SIGKILL) would stop rm below.
+unmount_stale() {
+  local m
+  [ -d "$root" ] || return 0
+  for m in $(awk -v r="$root" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/self/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+}
+
 make_root() {
+  unmount_stale
   if [ "${MMTRAIN_TRIXIE_FRESH:-0}" = 1 ] && [ -d "$root" ]; then say "deleting $root"; rm -rf --one-file-system "$root"; fi
   if [ ! -x "$root/usr/bin/apt-get" ] || [ ! -f "$root/.mmtrain-bootstrapped" ]; then
     command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends debootstrap; } \
@@ -89,7 +97,11 @@ copy_checkout() {
   say "copying the checkout to $root/work/mmtrain"
   rm -rf --one-file-system "$root/work"
   mkdir -p "$root/work/mmtrain"
-  (cd "$here" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - --ignore-failed-read) | tar -xf - -C "$root/work/mmtrain"
+  if git -C "$here" -c safe.directory="$here" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$here" && git -c safe.directory="$here" ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - --ignore-failed-read) | tar -xf - -C "$root/work/mmtrain"
+  else
+    (cd "$here" && tar --exclude=./node_modules --exclude=./build --exclude=./dist -cf - .) | tar -xf - -C "$root/work/mmtrain"
+  fi
   # Tests read fixtures from ../shared when it sits beside the checkout (the CI layout).
   if [ -d "$here/../shared" ]; then mkdir -p "$root/work/shared" && cp -a "$here/../shared/." "$root/work/shared/"; fi
 }

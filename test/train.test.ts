@@ -12,7 +12,7 @@ import {
   evaluate, loadPredictor, predict,
 } from '../src/index.js';
 import { predictManifest } from '../src/train/inference.js';
-import { FIXTURES, settleGarbage } from './helpers.js';
+import { FIXTURES, settleGarbage, tinyModel } from './helpers.js';
 
 const ref = loadSafetensors(join(FIXTURES, 'train_ref.safetensors')).tensors;
 
@@ -308,4 +308,59 @@ test('one route from file to batch: predict reads JSONL and CSV manifests withou
   } finally {
     p.dispose();
   }
+});
+
+/** The eval records of a run's metrics.jsonl for a split. */
+const evalRecords = (runDir: string, split = 'val') => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  .filter((r) => r.event === 'eval' && r.split === split) as { step: number; loss: number; accuracy: number }[];
+
+test('best model and early stopping follow eval.metric\'s direction: the best step is that of the lowest val loss (highest accuracy), and patience stops at the first stale evaluation', async () => {
+  const dir = await dataDir();
+  for (const [metric, patience] of [['loss', 1], ['accuracy', 2]] as const) {
+    const r = await train(resolveConfig({
+      ...tinyConfig(dir, { train: { epochs: 12, lr: 3e-3 }, eval: { every: 4, metric, earlyStopping: { patience } } }), name: `es-${metric}`,
+    }), { print: () => {} });
+    const evals = evalRecords(r.runDir);
+    // what a correct implementation does with these records: lower loss / higher accuracy is better, ties are not
+    let best: { step: number; value: number } | null = null;
+    let stale = 0;
+    let stopAt = -1;
+    evals.forEach((e, i) => {
+      const v = metric === 'loss' ? e.loss : e.accuracy;
+      if (stopAt >= 0) return;
+      if (!best || (metric === 'loss' ? v < best.value : v > best.value)) { best = { step: e.step, value: v }; stale = 0; } else if (++stale >= patience) stopAt = i;
+    });
+    assert.ok(evals.length >= 2, `${metric}: ${evals.length} evaluations`);
+    assert.deepEqual({ step: r.best!.step, value: r.best!.value }, best, `${metric}: best`);
+    assert.equal(r.best!.metric, metric);
+    assert.equal(r.stoppedEarly, stopAt >= 0, `${metric}: stopped early`);
+    if (stopAt >= 0) assert.equal(evals.length, stopAt + 1, `${metric}: no evaluation after the stop`);
+    // best/ holds the weights of the best step
+    assert.equal(JSON.parse(readFileSync(join(r.runDir, 'best', 'trainer_state.json'), 'utf8')).step, r.best!.step);
+  }
+});
+
+test('gradient accumulation: batch 4 x 2 micro-batches equals batch 8 (dropout off), weights within 1e-5 after 6 steps', async () => {
+  const dir = await dataDir();
+  const run = async (name: string, batchSize: number, gradAccumulation: number) => {
+    const r = await train(resolveConfig({
+      // eps 1e-4: Adam's step is sign-like for gradients near 0, where the two summation orders may disagree in the last bit
+      ...tinyConfig(dir, { train: { maxSteps: 6, batchSize, gradAccumulation, lr: 3e-3, eps: 1e-4 }, checkpoint: { every: 6 } }), name,
+      model: { ...tinyModel({ dropout: false }), fusion_attention_dropout: 0 },
+    }), { print: () => {} });
+    return loadSafetensors(join(r.runDir, 'checkpoints', 'step-00000006', 'model.safetensors')).tensors;
+  };
+  const whole = await run('whole', 8, 1);
+  const accumulated = await run('accumulated', 4, 2);
+  const other = await run('other', 4, 1);
+  let maxDiff = 0;
+  let maxOther = 0;
+  for (const [k, w] of whole) {
+    tidy(() => {
+      maxDiff = Math.max(maxDiff, w.sub(accumulated.get(k)!).abs().max().item());
+      maxOther = Math.max(maxOther, w.sub(other.get(k)!).abs().max().item());
+    });
+  }
+  assert.ok(maxDiff < 1e-5, `batch 8 vs 4 x 2: max weight difference ${maxDiff} (batch 4 alone: ${maxOther})`);
+  assert.ok(maxOther > 1e-3, `batch 4 without accumulation should differ (${maxOther}): the comparison has power`);
 });

@@ -194,10 +194,11 @@ program
   .requiredOption('--checkpoint <dir>', 'a checkpoint directory (e.g. runs/NAME/best)')
   .requiredOption('--data <manifest>', 'JSONL or CSV manifest')
   .option('--batch <n>', 'batch size', positiveInt, 64)
-  .action(async (o: { checkpoint: string; data: string; batch: number }) => {
+  .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
+  .action(async (o: { checkpoint: string; data: string; batch: number; precision?: 'fp32' | 'bf16' }) => {
     await loadTorch();
     const { evaluate } = await import('../train/inference.js');
-    const m = await evaluate(o.checkpoint, o.data, { batchSize: o.batch });
+    const m = await evaluate(o.checkpoint, o.data, { batchSize: o.batch, precision: o.precision });
     console.log(JSON.stringify(m));
   });
 
@@ -209,18 +210,20 @@ program
   .option('--text <text>', 'its text')
   .option('--data <manifest>', 'predict every line of a manifest (labels optional)')
   .option('--out <file>', 'with --data: write JSONL predictions here')
-  .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string }) => {
+  .option('--batch <n>', 'with --data: batch size', positiveInt, 64)
+  .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
+  .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string; batch: number; precision?: 'fp32' | 'bf16' }) => {
     if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data MANIFEST');
     await loadTorch();
     const { loadPredictor, predict, predictManifest } = await import('../train/inference.js');
     const p = loadPredictor(o.checkpoint);
     try {
       if (o.data) {
-        const out = (await predictManifest(p, o.data)).map((r) => JSON.stringify(r));
+        const out = (await predictManifest(p, o.data, { batchSize: o.batch, precision: o.precision })).map((r) => JSON.stringify(r));
         if (o.out) writeFileAtomic(o.out, `${out.join('\n')}\n`);
         else console.log(out.join('\n'));
       } else {
-        const [pr] = await predict(p, [{ image: o.image!, text: o.text! }]);
+        const [pr] = await predict(p, [{ image: o.image!, text: o.text! }], { precision: o.precision });
         console.log(JSON.stringify(pr));
       }
     } finally {

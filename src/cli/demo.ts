@@ -3,7 +3,7 @@
 import { join, resolve } from 'node:path';
 import { type Difficulty, generateSynthetic } from '../data/synth.js';
 import { resolveConfig, type TrainConfigInput } from '../train/config.js';
-import type { TrainResult } from '../train/trainer.js';
+import type { TrainResult } from '../train/callbacks.js';
 import { preferredPrecision } from './threading.js';
 
 export interface DemoOptions {

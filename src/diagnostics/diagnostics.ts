@@ -8,7 +8,7 @@ import { keep, tidy } from '../tensor/scope.js';
 import { Tensor, stack } from '../tensor/tensor.js';
 import type { TrainConfig } from '../train/config.js';
 import type { Callback, StepInfo, TrainContext } from '../train/callbacks.js';
-import { mean, quantile } from '../stats.js';
+import { mean, median } from '../stats.js';
 import { modalityScores } from './modality.js';
 import { spikeMessage } from './warnings.js';
 
@@ -104,15 +104,14 @@ export class SpikeDetector {
     const w = this.#losses;
     let spike: { median: number; z: number; ratio: number } | null = null;
     if (w.length >= Math.min(this.window, 10)) {
-      const sorted = [...w].sort((a, b) => a - b);
-      const median = quantile(sorted, 0.5);
-      const mad = quantile(w.map((x) => Math.abs(x - median)).sort((a, b) => a - b), 0.5);
+      const m = median(w);
+      const mad = median(w.map((x) => Math.abs(x - m)));
       // MAD is 0 on a perfectly flat window; fall back to a small share of the median so a jump still registers
-      const scale = 1.4826 * mad || Math.max(1e-8, 0.01 * Math.abs(median));
-      const zScore = (loss - median) / scale;
-      const ratio = median > 0 ? loss / median : Infinity;
+      const scale = 1.4826 * mad || Math.max(1e-8, 0.01 * Math.abs(m));
+      const zScore = (loss - m) / scale;
+      const ratio = m > 0 ? loss / m : Infinity;
       // the absolute floor keeps a near-zero late-training loss from flagging one misclassified sample as a spike
-      if (zScore > this.z && ratio >= this.minRatio && loss - median >= this.minDelta) spike = { median, z: zScore, ratio };
+      if (zScore > this.z && ratio >= this.minRatio && loss - m >= this.minDelta) spike = { median: m, z: zScore, ratio };
     }
     w.push(loss);
     if (w.length > this.window) w.shift();

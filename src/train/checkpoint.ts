@@ -37,6 +37,10 @@ export interface InferenceInfo {
   image: { size: number; resize: 'shorter-side' | 'exact'; mean: [number, number, number]; std: [number, number, number]; maxPixels: number };
   /** file name of the tokenizer inside the checkpoint */
   tokenizer: string;
+  /** how the run batched texts and the precision it evaluated in, so that eval and predict reproduce its test pass
+   * (absent in checkpoints written before: longest, fp32) */
+  padding?: 'longest' | 'max_length';
+  precision?: 'fp32' | 'bf16' | 'fp16';
 }
 
 /** Optimizer moments by parameter name: `<name>.exp_avg`, `<name>.exp_avg_sq`, `<name>.step`. */

@@ -152,7 +152,8 @@ export const ConfigSchema = z.strictObject({
     every: positiveInt.default(10),
     tensorboard: z.boolean().default(true),
     progress: z.enum(['auto', 'bar', 'lines', 'none']).default('auto'),
-    /** write report.html into the run directory at the end */
+    /** write report.html into the run directory at the end: `mmtrain train`, the demo and every run of a study do;
+     * a program calling train() itself calls reportTrainedRun(result, config) after it */
     report: z.boolean().default(true),
   }).prefault({}),
 });
@@ -383,5 +384,5 @@ balance:                       # modality balancing
 
 distributed: { timeoutS: 300, bucketMB: 25 }   # used under mmtrain launch, torchrun or Slurm (docs/distributed.md)
 
-log: { every: 10, tensorboard: true, progress: auto, report: true }   # progress: auto | bar | lines | none; report: report.html at the end
+log: { every: 10, tensorboard: true, progress: auto, report: true }   # progress: auto | bar | lines | none; report: report.html at the end of mmtrain train
 `;

@@ -7,7 +7,7 @@ import { type Sample, readManifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import { FusionClassifier } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
-import { noGrad } from '../tensor/modes.js';
+import { autocast, noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import { readInferenceInfo, type InferenceInfo } from './checkpoint.js';
 import type { EvalMetrics } from './metrics.js';
@@ -29,6 +29,16 @@ export function loadPredictor(checkpoint: string): Predictor {
   return { model, tokenizer, image: imageConfig({ ...info.image }), info, dispose: () => model.dispose() };
 }
 
+/** How inference batches and computes: by default as the checkpoint's run did (its padding and precision). */
+export interface InferenceOptions {
+  batchSize?: number;
+  precision?: 'fp32' | 'bf16';
+}
+
+function loaderOptions(p: Predictor, opts: InferenceOptions) {
+  return { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: p.info.maxLength, padding: p.info.padding ?? 'longest' } as const;
+}
+
 export interface Prediction {
   label: string;
   index: number;
@@ -39,13 +49,14 @@ export interface Prediction {
  * Predictions for samples, in their order, through the same loader (decoding, tokenization, collation) as training
  * and evaluation use; labels, if the samples have them, are not read.
  */
-export async function predictSamples(p: Predictor, samples: Sample[], opts: { batchSize?: number } = {}): Promise<Prediction[]> {
-  const loader = new DataLoader(samples, p.tokenizer, p.image, { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: p.info.maxLength, decodeThread: samples.length > 1 });
+export async function predictSamples(p: Predictor, samples: Sample[], opts: InferenceOptions = {}): Promise<Prediction[]> {
+  const loader = new DataLoader(samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), decodeThread: samples.length > 1 });
+  const bf16 = (opts.precision ?? p.info.precision) === 'bf16';
   const k = p.info.labels.length;
   const out: Prediction[] = new Array(samples.length);
   p.model.eval();
   for await (const b of loader.epoch(0)) {
-    const probs = noGrad(() => tidy(() => F.softmax(p.model.forward(b).logits.float(), -1).toNumbers()));
+    const probs = noGrad(() => tidy(() => F.softmax(autocast({ enabled: bf16 }, () => p.model.forward(b)).logits.float(), -1).toNumbers()));
     disposeBatch(b);
     b.indices.forEach((s, i) => {
       const row = probs.slice(i * k, (i + 1) * k);
@@ -57,12 +68,12 @@ export async function predictSamples(p: Predictor, samples: Sample[], opts: { ba
 }
 
 /** Predicts labels for image-text pairs (image paths as given, relative to the working directory). */
-export async function predict(p: Predictor, items: { image: string; text: string }[]): Promise<Prediction[]> {
-  return predictSamples(p, items.map((it, i) => ({ image: resolve(it.image), text: it.text, label: -1, where: `item ${i + 1}` })));
+export async function predict(p: Predictor, items: { image: string; text: string }[], opts: InferenceOptions = {}): Promise<Prediction[]> {
+  return predictSamples(p, items.map((it, i) => ({ image: resolve(it.image), text: it.text, label: -1, where: `item ${i + 1}` })), opts);
 }
 
 /** Predictions for every line of a manifest (JSONL or CSV; labels optional), with each line's image and text. */
-export async function predictManifest(p: Predictor, manifest: string, opts: { batchSize?: number; onBadSample?: 'error' | 'skip' } = {}): Promise<(Prediction & { image: string; text: string })[]> {
+export async function predictManifest(p: Predictor, manifest: string, opts: InferenceOptions & { onBadSample?: 'error' | 'skip' } = {}): Promise<(Prediction & { image: string; text: string })[]> {
   const m = readManifest(manifest, { labels: p.info.labels, label: 'optional', onBadSample: opts.onBadSample });
   const base = dirname(m.file);
   const preds = await predictSamples(p, m.samples, opts);
@@ -70,12 +81,12 @@ export async function predictManifest(p: Predictor, manifest: string, opts: { ba
 }
 
 /** Metrics of a checkpoint on a manifest (labels mapped through the checkpoint's label list). */
-export async function evaluate(checkpoint: string, manifest: string, opts: { batchSize?: number; onBadSample?: 'error' | 'skip' } = {}): Promise<EvalMetrics> {
+export async function evaluate(checkpoint: string, manifest: string, opts: InferenceOptions & { onBadSample?: 'error' | 'skip' } = {}): Promise<EvalMetrics> {
   const p = loadPredictor(checkpoint);
   try {
     const m = readManifest(manifest, { labels: p.info.labels, onBadSample: opts.onBadSample });
-    const loader = new DataLoader(m.samples, p.tokenizer, p.image, { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: p.info.maxLength, onBadSample: opts.onBadSample });
-    return await evaluateLoader(p.model, loader);
+    const loader = new DataLoader(m.samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), onBadSample: opts.onBadSample });
+    return await evaluateLoader(p.model, loader, { precision: opts.precision ?? p.info.precision });
   } finally {
     p.dispose();
   }

@@ -114,9 +114,11 @@ export class TrainingLoop {
           continue training;
         }
         if (step.finite) await this.#afterStep(step.lrs, step.gradNorm);
-        if (step.abort) {
+        // data-parallel: the ranks agreed on it in the step's allreduce; alone: a Ctrl-C during the step, its
+        // evaluation or its checkpoint
+        if (this.#p.pg ? step.abortAll : this.#p.signal?.aborted) {
           interrupted = true;
-          this.#lastGood = this.save('interrupt');
+          this.#lastGood = this.#save('interrupt');
           this.#p.print(`interrupted: saved ${this.#lastGood}; continue with --resume ${this.#p.ctx.runDir}`);
           await it.return(undefined);
           break training;
@@ -132,7 +134,7 @@ export class TrainingLoop {
       // a run that stopped mid-epoch (maxSteps) still ends with an evaluation
       if (loaders.val && (!this.#lastValStep || this.#lastValStep !== this.#state.step) && !this.#stoppedEarly) await this.#validate();
       this.#state.finished = true;
-      this.#lastGood = this.save('end');
+      this.#lastGood = this.#save('end');
     }
     return { lastVal: this.#lastVal, stoppedEarly: this.#stoppedEarly, interrupted };
   }
@@ -162,23 +164,23 @@ export class TrainingLoop {
   }
 
   /** Gradient sync, clipping, learning rates and the optimizer step (skipped when the loss or norm is not finite). */
-  #optimizerStep(micro: { loss: number; lossSum: number; samples: number }): { finite: boolean; lrs: Record<string, number>; gradNorm: number; abort: boolean } {
+  #optimizerStep(micro: { loss: number; lossSum: number; samples: number }): { finite: boolean; lrs: Record<string, number>; gradNorm: number; abortAll: boolean } {
     const { c, ctx, groups, optimizer, pg, signal } = this.#p;
     const state = this.#state;
     const params = groups.flatMap((g) => g.params);
     this.#emit('onBeforeGradSync', ctx, { step: state.step });
     let loss = micro.loss;
     let samples = micro.samples;
-    let abort = signal?.aborted ?? false;
+    let abortAll = false;
     if (pg) {
       // one small allreduce agrees on the step's loss, sample count and whether any rank was interrupted
-      const [lossSum, n, aborts] = pg.allreduceSum([micro.lossSum, micro.samples, abort ? 1 : 0]);
+      const [lossSum, n, aborts] = pg.allreduceSum([micro.lossSum, micro.samples, signal?.aborted ? 1 : 0]);
       const ar0 = performance.now();
       pg.allreduceGrads(params, n! > 0 ? 1 / n! : 0, c.distributed.bucketMB);
       this.#window.allreduce += performance.now() - ar0;
       loss = n! > 0 ? lossSum! / n! : 0;
       samples = n!;
-      abort = aborts! > 0;
+      abortAll = aborts! > 0;
     }
     this.#emit('onAfterBackward', ctx, { step: state.step });
     const gradNorm = clipGradNorm(params, c.train.clipGradNorm ?? Infinity); // null: measure the norm, never clip
@@ -209,7 +211,7 @@ export class TrainingLoop {
       samplesPerS: samples / ((performance.now() - this.#window.t) / 1000 / Math.max(1, this.#window.n || 1)), dataWaitS: this.#window.wait / 1000, skipped: !finite,
     };
     this.#emit('onStepEnd', ctx, info);
-    return { finite, lrs, gradNorm, abort: pg ? abort : signal?.aborted ?? false };
+    return { finite, lrs, gradNorm, abortAll };
   }
 
   /** K non-finite steps in a row: back to the last checkpoint with half the learning rate. */
@@ -245,7 +247,7 @@ export class TrainingLoop {
       await this.#validate();
       this.#trainMode();
     }
-    if (typeof c.checkpoint.every === 'number' && state.step % c.checkpoint.every === 0) this.#lastGood = this.save('every');
+    if (typeof c.checkpoint.every === 'number' && state.step % c.checkpoint.every === 0) this.#lastGood = this.#save('every');
   }
 
   async #endEpoch(): Promise<void> {
@@ -255,7 +257,7 @@ export class TrainingLoop {
     loaders.cache?.flush();
     this.#emit('onEpochEnd', ctx, this.#state.epoch - 1);
     if (c.eval.every === 'epoch') await this.#validate();
-    if (c.checkpoint.every === 'epoch') this.#lastGood = this.save('epoch');
+    if (c.checkpoint.every === 'epoch') this.#lastGood = this.#save('epoch');
   }
 
   /** Validation: the best model so far (saved to best/ when asked) and early stopping. */
@@ -292,7 +294,7 @@ export class TrainingLoop {
   }
 
   /** A checkpoint of the current step in checkpoints/step-N, pruned to checkpoint.keepLast; every rank waits for it. */
-  save(reason: string): string {
+  #save(reason: string): string {
     const { c, ctx, pg } = this.#p;
     const dir = join(ctx.runDir, 'checkpoints', `step-${String(this.#state.step).padStart(8, '0')}`);
     this.#snapshot(dir);
@@ -335,7 +337,6 @@ export class TrainingLoop {
       }
       return;
     }
-    this.#cursor = start;
     for await (const b of train.epoch(epoch, start)) {
       this.#cursor = train.cursor.position;
       yield { forward: (o) => ctx.model.forward(b, o), labels: b.labels, attentionMask: b.attentionMask, size: b.indices.length, dispose: () => disposeBatch(b) };

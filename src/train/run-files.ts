@@ -53,7 +53,7 @@ export class RunLog {
 }
 
 /** The numeric fields of a metrics record as TensorBoard tags: train/loss, lr/<group>, val/accuracy, ... */
-export function tensorboardScalars(r: Record<string, unknown>): Record<string, number> {
+function tensorboardScalars(r: Record<string, unknown>): Record<string, number> {
   const out: Record<string, number> = {};
   const prefix = r.event === 'eval' ? String(r.split) : String(r.event);
   for (const [k, v] of Object.entries(r)) {

@@ -40,7 +40,7 @@ export function buildModel(c: TrainConfig, numLabels: number): FusionClassifier 
 
 /** Image preprocessing for the model: data.image, at the image encoder's image_size unless data.image.size is set. */
 export function imageFor(c: TrainConfig, model: FusionClassifier): ImageConfig {
-  return imageConfig({ ...c.data.image, size: c.data.image.size ?? model.image_encoder.config.image_size, augment: c.data.image.augment });
+  return imageConfig({ ...c.data.image, size: c.data.image.size ?? model.image_encoder.config.image_size });
 }
 
 export function augments(c: TrainConfig): boolean {
@@ -84,5 +84,6 @@ export function inferenceInfo(c: TrainConfig, labels: string[], image: ImageConf
   return {
     labels, maxLength: c.data.maxLength, doLowerCase: c.data.doLowerCase, tokenizer: /\.txt$/i.test(c.data.tokenizer!) ? 'vocab.txt' : 'tokenizer.json',
     image: { size: image.size, resize: image.resize, mean: image.mean, std: image.std, maxPixels: image.maxPixels },
+    padding: c.data.padding, precision: c.train.precision,
   };
 }

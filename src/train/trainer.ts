@@ -23,8 +23,6 @@ import { readRecords } from './records.js';
 import { RunLog, chooseRunDir, writeRunFile, writeRunStart } from './run-files.js';
 import { augments, buildModel, imageFor, inferenceInfo, makeLoaders, readData } from './setup.js';
 
-export type { Callback, StepInfo, TrainContext, TrainOptions, TrainResult } from './callbacks.js';
-
 let trainCalls = 0;
 
 /** Trains a fusion classifier as configured; returns the run directory and results. */
@@ -37,10 +35,10 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
   const denv = distEnvFromProcess();
   const pg = denv ? ProcessGroup.current ?? ProcessGroup.init(denv, c.distributed.timeoutS) : null;
   const rank0 = !pg || pg.rank === 0;
-  const out = { print: rank0 ? opts.print ?? console.log : () => {} };
+  let print: (line: string) => void = rank0 ? opts.print ?? console.log : () => {};
 
   // the run directory, chosen by rank 0
-  if (opts.resume && rank0) for (const line of recoverCheckpoints(opts.resume)) out.print(`resume: ${line} (left by an interrupted save)`);
+  if (opts.resume && rank0) for (const line of recoverCheckpoints(opts.resume)) print(`resume: ${line} (left by an interrupted save)`);
   pg?.barrier();
   const resumeFrom = opts.resume ? listCheckpoints(opts.resume).pop() ?? null : null;
   if (opts.resume && !resumeFrom) throw new MmtrainError(`${opts.resume}: no checkpoint to resume from (checkpoints/step-* with trainer_state.json)`);
@@ -50,7 +48,7 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
   // data, then the model (its head needs the label count), then the image preprocessing (the model's image size)
   const data = readData(c);
   const model = buildModel(c, data.labels.length);
-  const optimizer = { current: null as AdamW | null };
+  let optimizer: AdamW | null = null;
   try {
     if (c.model.freeze.text !== false) model.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
     if (c.model.freeze.image !== false) model.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
@@ -58,20 +56,20 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     const image = imageFor(c, model);
     const loaders = makeLoaders(c, data, image, runDir, pg);
     const groups = parameterGroups(model, c);
-    optimizer.current = new AdamW(groups, { betas: c.train.betas, eps: c.train.eps });
+    optimizer = new AdamW(groups, { betas: c.train.betas, eps: c.train.eps });
 
     const log = rank0 ? new RunLog(runDir, c.log.tensorboard) : null;
     const warned: Warning[] = [];
     const state: TrainerState = { step: 0, epoch: 0, position: 0, lrScale: 1, best: null, nonFiniteSkipped: 0, staleEvals: 0, rngState: '', finished: false };
     const ctx: TrainContext = {
-      config: c, model, optimizer: optimizer.current, runDir, labels: data.labels, state,
+      config: c, model, optimizer, runDir, labels: data.labels, state,
       rank: pg?.rank ?? 0,
       worldSize: pg?.worldSize ?? 1,
       allreduceSum: (values) => (pg ? pg.allreduceSum(values) : values),
       log: (r) => log?.append(r), // logs, metrics and events are rank 0's
       warn: (w) => {
         warned.push(w);
-        out.print(`warning: ${w.message}`);
+        print(`warning: ${w.message}`);
       },
     };
     // balancing and diagnostics hang off the callback interface like the caller's callbacks, and run first
@@ -82,12 +80,12 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
       ...(opts.callbacks ?? []),
     ];
     const loop = new TrainingLoop({
-      c, ctx, callbacks, groups, optimizer: optimizer.current, loaders, info: inferenceInfo(c, data.labels, image), pg,
-      print: (s) => out.print(s), signal: opts.signal, resumedFrom: resumeFrom,
+      c, ctx, callbacks, groups, optimizer, loaders, info: inferenceInfo(c, data.labels, image), pg,
+      print: (s) => print(s), signal: opts.signal, resumedFrom: resumeFrom,
     });
     if (resumeFrom) {
       loop.restore(resumeFrom);
-      out.print(`resuming ${runDir} from ${resumeFrom} (step ${ctx.state.step}, epoch ${ctx.state.epoch}, batch ${ctx.state.position})`);
+      print(`resuming ${runDir} from ${resumeFrom} (step ${ctx.state.step}, epoch ${ctx.state.epoch}, batch ${ctx.state.position})`);
       if (rank0) log!.truncateAfter(ctx.state.step);
     } else if (rank0) {
       writeRunStart(runDir, c, data.labels);
@@ -99,10 +97,10 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     if (c.train.featureCache && c.model.freeze.text === true && c.model.freeze.image === true && !augments(c)) {
       const ft0 = performance.now();
       features = await FeatureStore.build(model, loaders.trainInOrder());
-      out.print(`frozen encoders: cached their outputs for ${data.train.samples.length} samples (${(features.bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - ft0) / 1000).toFixed(1)} s; epochs train fusion + head only`);
+      print(`frozen encoders: cached their outputs for ${data.train.samples.length} samples (${(features.bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - ft0) / 1000).toFixed(1)} s; epochs train fusion + head only`);
     }
-    const progress = createProgress(rank0 ? c.log.progress : 'none', loop.totalSteps, ctx.state.step, out.print, c.log.every);
-    out.print = progress.line;
+    const progress = createProgress(rank0 ? c.log.progress : 'none', loop.totalSteps, ctx.state.step, print, c.log.every);
+    print = progress.line; // from here the loop's lines go through the progress reporter
     const end = await loop.run({ features, progress });
 
     loaders.cache?.flush();
@@ -115,7 +113,7 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     }
     // warnings from the whole record (spikes were printed as they happened)
     const warnings = rank0 ? analyzeRun(readRecords(log!.file), c) : [];
-    for (const w of warnings) if (w.kind !== 'loss-spike') out.print(`warning: ${w.message}`);
+    for (const w of warnings) if (w.kind !== 'loss-spike') print(`warning: ${w.message}`);
     if (rank0) writeRunFile(runDir, 'warnings.json', warnings);
     for (const w of warnings) if (w.kind !== 'loss-spike') ctx.log({ event: 'warning', step: w.step ?? ctx.state.step, kind: w.kind, message: w.message });
     const result: TrainResult = {
@@ -128,7 +126,7 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     for (const cb of callbacks) cb.onTrainEnd?.(ctx, result);
     return result;
   } finally {
-    optimizer.current?.dispose();
+    optimizer?.dispose();
     model.dispose();
   }
 }
