@@ -364,3 +364,18 @@ test('gradient accumulation: batch 4 x 2 micro-batches equals batch 8 (dropout o
   assert.ok(maxDiff < 1e-5, `batch 8 vs 4 x 2: max weight difference ${maxDiff} (batch 4 alone: ${maxOther})`);
   assert.ok(maxOther > 1e-3, `batch 4 without accumulation should differ (${maxOther}): the comparison has power`);
 });
+
+test('the trainer logs the learning rates of PyTorch\'s schedulers (LinearLR warmup, then CosineAnnealingLR / LinearLR / ConstantLR through SequentialLR) at every step', async () => {
+  const dir = await dataDir();
+  for (const type of ['cosine', 'linear', 'constant'] as const) {
+    // 80 training pairs in batches of 8 for 5 epochs: the fixture's 50 steps, 5 of warmup, decay to 0.1 x lr
+    const r = await train(resolveConfig({
+      ...tinyConfig(dir, { train: { epochs: 5, batchSize: 8, lr: 1e-2, schedule: { type, warmupSteps: 5, minLrRatio: 0.1 } } }), name: `lr-${type}`,
+    }), { print: () => {} });
+    const logged = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+      .filter((x) => x.event === 'train').map((x) => x.lr.classifier as number);
+    const expected = ref.get(`${type}.lr`)!.toNumbers();
+    assert.equal(logged.length, 50, `${type}: steps logged`);
+    logged.forEach((lr, s) => assert.ok(Math.abs(lr - expected[s]!) <= 1e-12 + 1e-9 * expected[s]!, `${type} step ${s}: trainer lr ${lr}, PyTorch ${expected[s]}`));
+  }
+});
