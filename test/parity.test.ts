@@ -37,6 +37,11 @@ const OPS: Record<string, OpFn> = {
   unsqueeze_expand: ([a], o) => a!.unsqueeze(o.dim).expand(o.shape), flatten: ([a], o) => a!.flatten(o.start, o.end),
   repeat: ([a], o) => a!.repeat(o.repeats), flip: ([a], o) => a!.flip(o.dims), tril: ([a], o) => a!.tril(o.k),
   index: ([a, m]) => a!.index(m!),
+  floor: ([a]) => a!.floor(), ceil: ([a]) => a!.ceil(), round: ([a]) => a!.round(), sign: ([a]) => a!.sign(),
+  remainder: ([a, b]) => a!.remainder(b!), floor_divide: ([a, b]) => a!.floorDivide(b!),
+  argmin: ([a], o) => a!.argmin(o.dim), prod: ([a], o) => a!.prod(o.dim), mm: ([a, b]) => a!.mm(b!),
+  one_hot: ([i], o) => i!.oneHot(o.n), isnan: ([a]) => a!.isnan(), isinf: ([a]) => a!.isinf(), isfinite: ([a]) => a!.isfinite(),
+  any: ([a], o) => a!.any(o.dim), logical_or: ([a, b]) => a!.logicalOr(b!),
   matmul: ([a, b]) => a!.matmul(b!), bmm: ([a, b]) => a!.bmm(b!), linear: ([x, w, b]) => F.linear(x!, w!, b),
   softmax: ([a], o) => F.softmax(a!, o.dim), log_softmax: ([a], o) => F.logSoftmax(a!, o.dim),
   layer_norm: ([x, w, b], o) => F.layerNorm(x!, [x!.size(-1)], w, b, o.eps),
@@ -108,6 +113,7 @@ for (const c of meta.cases) {
       mhaParams = null;
       const out = fn(inputs, c.args);
       const expected = fx.get(`${c.name}.out`)!;
+      assert.equal(out.dtype, expected.dtype, `${c.name}: output dtype`);
       if (expected.dtype === 'bool' || expected.dtype === 'int64') {
         assert.deepEqual(out.toNumbers(), expected.toNumbers(), `${c.name}: output`);
         return;
