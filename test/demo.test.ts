@@ -2,8 +2,8 @@
 // train / eval / predict / init commands work on it; bad flags are clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
@@ -80,5 +80,39 @@ test('CLI errors are one clear line and a non-zero exit', () => {
   fail(['report', dir], /: no metrics\.jsonl \(not a run directory\)/);
   writeFileSync(join(dir, 'broken.yaml'), 'data:\n  train: [x\n');
   fail(['train', '--config', join(dir, 'broken.yaml')], /broken\.yaml:\d+: cannot parse the config/);
+  // init never overwrites; --resume needs a checkpoint
+  fail(['init', join(dir, 'bad.yaml')], /bad\.yaml exists; choose another name/);
+  assert.equal(readFileSync(join(dir, 'bad.yaml'), 'utf8'), 'data:\n  train: x.jsonl\ntrain:\n  lr: fast\n');
+  run(['synth', '--out', join(dir, 'data'), '--n', '40', '--image-size', '16']);
+  writeFileSync(join(dir, 'ok.yaml'), `data:\n  train: ${join(dir, 'data', 'train.jsonl')}\n`);
+  mkdirSync(join(dir, 'empty-run'));
+  fail(['train', '--config', join(dir, 'ok.yaml'), '--resume', join(dir, 'empty-run')], /empty-run: no checkpoint to resume from/);
+  rmSync(dir, { recursive: true });
+});
+
+test('mmtrain synth writes the split it reports; a second Ctrl-C aborts training at once with status 130', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
+  const out = run(['synth', '--out', join(dir, 'data'), '--n', '50', '--seed', '4', '--image-size', '16']);
+  const m = /train (\d+), val (\d+), test (\d+)/.exec(out)!;
+  const lines = (f: string) => readFileSync(join(dir, 'data', f), 'utf8').trim().split('\n');
+  assert.deepEqual(['train.jsonl', 'val.jsonl', 'test.jsonl'].map((f) => lines(f).length), [Number(m[1]), Number(m[2]), Number(m[3])]);
+  assert.equal(Number(m[1]) + Number(m[2]) + Number(m[3]), 50);
+  for (const l of lines('train.jsonl')) {
+    const r = JSON.parse(l) as { image: string; text: string; label: unknown };
+    assert.ok(existsSync(join(dir, 'data', r.image)) && r.text.length > 0 && r.label !== undefined, l);
+  }
+  writeFileSync(join(dir, 'c.yaml'), `data:\n  train: ${join(dir, 'data', 'train.jsonl')}\n  image: { size: 16 }\nmodel:\n  preset: tiny\n  image: { config: { image_size: 16, patch_size: 8 } }\ntrain: { maxSteps: 100000 }\nlog: { progress: lines, every: 1 }\nout: ${dir}\n`);
+  const p = spawn(process.execPath, [CLI, 'train', '--config', join(dir, 'c.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+  for (let i = 0; i < 600 && !/step \d+/.test(stdout); i++) await new Promise((r) => setTimeout(r, 100));
+  p.kill('SIGINT');
+  for (let i = 0; i < 50 && !/interrupt: finishing this step/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+  p.kill('SIGINT');
+  assert.equal(await exit, 130, stderr);
+  assert.match(stderr, /interrupt: finishing this step and saving a checkpoint \(Ctrl-C again to abort\)\naborted/);
   rmSync(dir, { recursive: true });
 });

@@ -111,6 +111,12 @@ test('resume: 40 steps straight equal 20 steps, an interrupt mid-epoch, and 20 r
   const second = await train(resolveConfig({ ...tinyConfig(dir, { train: { maxSteps: 40 } }), name: 'split' }), { ...quiet, resume: first.runDir });
   assert.equal(second.steps, 40);
   assert.deepEqual(trainLosses(first.runDir), trainLosses(straight.runDir));
+  // the resumed run carries on its evaluation record and best model as if it had never stopped
+  const evals = (d: string) => evalRecords(d).map((e) => [e.step, e.loss, e.accuracy]);
+  assert.ok(evals(straight.runDir).length >= 3);
+  assert.deepEqual(evals(first.runDir), evals(straight.runDir));
+  assert.deepEqual(second.best, straight.best);
+  assert.equal(second.nonFiniteSkipped, 0);
   const a = FusionClassifier.fromPretrained(listCheckpoints(straight.runDir).pop()!);
   const b = FusionClassifier.fromPretrained(listCheckpoints(first.runDir).pop()!);
   for (const [k, t] of a.stateDict()) assert.deepEqual(b.stateDict().get(k)!.toBuffer(), t.toBuffer(), k);
@@ -367,10 +373,11 @@ test('gradient accumulation: batch 4 x 2 micro-batches equals batch 8 (dropout o
 
 test('the trainer logs the learning rates of PyTorch\'s schedulers (LinearLR warmup, then CosineAnnealingLR / LinearLR / ConstantLR through SequentialLR) at every step', async () => {
   const dir = await dataDir();
-  for (const type of ['cosine', 'linear', 'constant'] as const) {
+  // warmupRatio 0.1 of 50 steps is the same 5 steps of warmup
+  for (const [type, warmup] of [['cosine', { warmupSteps: 5 }], ['linear', { warmupSteps: 5 }], ['constant', { warmupSteps: 5 }], ['cosine', { warmupRatio: 0.1 }]] as const) {
     // 80 training pairs in batches of 8 for 5 epochs: the fixture's 50 steps, 5 of warmup, decay to 0.1 x lr
     const r = await train(resolveConfig({
-      ...tinyConfig(dir, { train: { epochs: 5, batchSize: 8, lr: 1e-2, schedule: { type, warmupSteps: 5, minLrRatio: 0.1 } } }), name: `lr-${type}`,
+      ...tinyConfig(dir, { train: { epochs: 5, batchSize: 8, lr: 1e-2, schedule: { type, ...warmup, minLrRatio: 0.1 } } }), name: `lr-${type}`,
     }), { print: () => {} });
     const logged = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
       .filter((x) => x.event === 'train').map((x) => x.lr.classifier as number);
@@ -378,4 +385,16 @@ test('the trainer logs the learning rates of PyTorch\'s schedulers (LinearLR war
     assert.equal(logged.length, 50, `${type}: steps logged`);
     logged.forEach((lr, s) => assert.ok(Math.abs(lr - expected[s]!) <= 1e-12 + 1e-9 * expected[s]!, `${type} step ${s}: trainer lr ${lr}, PyTorch ${expected[s]}`));
   }
+});
+
+test('checkpoints: keepLast keeps the newest N, saveBest false writes no best/, and every kept one loads', async () => {
+  const dir = await dataDir();
+  const r = await train(resolveConfig({
+    ...tinyConfig(dir, { train: { maxSteps: 9 }, checkpoint: { every: 2, keepLast: 2, saveBest: false } }), name: 'keep',
+  }), { print: () => {} });
+  assert.deepEqual(readdirSync(join(r.runDir, 'checkpoints')).sort(), ['step-00000008', 'step-00000009']);
+  assert.ok(!existsSync(join(r.runDir, 'best')));
+  const saves = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.event === 'checkpoint').map((x) => x.step);
+  assert.deepEqual(saves, [2, 4, 6, 8, 9]);
+  for (const c of listCheckpoints(r.runDir)) FusionClassifier.fromPretrained(c).dispose();
 });
