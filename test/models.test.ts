@@ -96,26 +96,31 @@ for (const kind of FUSION_TYPES) {
   }
 }
 
-test('fusion cross-attention: gradients of every parameter match the reference', () => {
-  const model = referenceFusion('cross-attention', 'mean');
-  tidy(() => {
-    model.forward(inputs()).logits.mul(get('fusion.cross-attention.mean.gw')).sum().backward();
-    let checked = 0;
-    for (const [k, p] of model.namedParameters()) {
-      const ref = io.get(`fusion.cross-attention.mean.grad.${k}`);
-      if (!ref) {
-        // unused by this variant (the encoders' poolers): no gradient on either side
-        assert.ok(/\.pooler\./.test(k) && p.grad === null, `${k}: gradient without a reference`);
-        continue;
-      }
-      const d = maxAbsDiff(p.grad!, ref);
-      assert.ok(d <= TOL, `gradient of ${k} differs by ${d}`);
-      checked++;
-    }
-    assert.ok(checked > 50, `only ${checked} parameters checked`);
-  });
-  model.dispose();
-});
+for (const kind of FUSION_TYPES) {
+  for (const pooling of (kind === 'cross-attention' || kind === 'concat' ? ['mean', 'cls'] : ['cls']) as ('mean' | 'cls')[]) {
+    test(`fusion ${kind} (${pooling} pooling): gradients of every parameter match the reference`, () => {
+      const name = `${kind}.${pooling}`;
+      const model = referenceFusion(kind, pooling);
+      tidy(() => {
+        model.forward(inputs()).logits.mul(get(`fusion.${name}.gw`)).sum().backward();
+        let checked = 0;
+        for (const [k, p] of model.namedParameters()) {
+          const ref = io.get(`fusion.${name}.grad.${k}`);
+          if (!ref) {
+            // unused by this variant (the encoders' poolers, the text [CLS] path's unused positions): none on either side
+            assert.ok(p.grad === null || p.grad.abs().max().item() === 0, `${k}: gradient without a reference`);
+            continue;
+          }
+          const d = maxAbsDiff(p.grad!, ref);
+          assert.ok(d <= TOL, `gradient of ${k} differs by ${d}`);
+          checked++;
+        }
+        assert.ok(checked > 50, `only ${checked} parameters checked`);
+      });
+      model.dispose();
+    });
+  }
+}
 
 test('text pooling ignores padded positions; attention weights on request', () => {
   const model = referenceFusion('cross-attention', 'mean');
@@ -272,4 +277,30 @@ test('presets use Hugging Face initialisation; freezing whole encoders or lower 
   const groups = model.parameterGroups();
   assert.equal(groups.text_encoder.length + groups.image_encoder.length + groups.fusion.length + groups.classifier.length, model.parameters().length);
   model.dispose();
+});
+
+test('encoders of different widths: the image projection runs forward and backward, and the image reaches the logits only through it', () => {
+  for (const fusion_type of FUSION_TYPES) {
+    const { model } = createFusionModel({
+      fusion_type, fusion_num_heads: 2, head_hidden_size: 8, num_labels: 2,
+      text: { preset: 'bert-tiny', config: { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, num_hidden_layers: 1 } },
+      image: { preset: 'vit-tiny', config: { hidden_size: 24, num_attention_heads: 2, intermediate_size: 32, num_hidden_layers: 1, image_size: 16, patch_size: 8 } },
+    });
+    model.eval();
+    assert.ok(model.image_projection, `${fusion_type}: a projection from 24 to 16`);
+    tidy(() => {
+      const batch = { inputIds: tensor([[101, 2000, 102]], { dtype: 'int64' }), attentionMask: tensor([[1, 1, 1]], { dtype: 'int64' }) };
+      const a = model.forward({ ...batch, pixelValues: randn([1, 3, 16, 16]) }).logits;
+      assert.deepEqual(a.shape, [1, 2]);
+      a.sum().backward();
+      const g = model.image_projection!.weight.grad;
+      assert.ok(g && g.abs().max().item() > 0 && g.isfinite().all().item(), `${fusion_type}: the projection gets a gradient`);
+      // with the projection zeroed the image no longer changes the logits: every image path goes through it
+      noGrad(() => { for (const p of model.image_projection!.parameters()) p.zero_(); });
+      const b1 = model.forward({ ...batch, pixelValues: randn([1, 3, 16, 16]) }).logits.toNumbers();
+      const b2 = model.forward({ ...batch, pixelValues: randn([1, 3, 16, 16]) }).logits.toNumbers();
+      b1.forEach((v, i) => assert.ok(Math.abs(v - b2[i]!) < 1e-6, `${fusion_type}: logits moved with the image after the projection was zeroed`));
+    });
+    model.dispose();
+  }
 });
