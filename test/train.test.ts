@@ -398,3 +398,21 @@ test('checkpoints: keepLast keeps the newest N, saveBest false writes no best/, 
   assert.deepEqual(saves, [2, 4, 6, 8, 9]);
   for (const c of listCheckpoints(r.runDir)) FusionClassifier.fromPretrained(c).dispose();
 });
+
+test('TensorBoard framing: CRC-32C against the published vectors (RFC 3720 B.4, "123456789"), masked as TFRecord specifies', async () => {
+  const { crc32c, maskedCrc, tfRecord } = await import('../src/diagnostics/tensorboard.js');
+  const bytes = (f: (i: number) => number) => Uint8Array.from({ length: 32 }, (_, i) => f(i));
+  assert.equal(crc32c(bytes(() => 0)), 0x8a9136aa);
+  assert.equal(crc32c(bytes(() => 0xff)), 0x62a8ab43);
+  assert.equal(crc32c(bytes((i) => i)), 0x46dd794e);
+  assert.equal(crc32c(bytes((i) => 31 - i)), 0x113fdb5c);
+  assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
+  // mask(c) = ((c >>> 15) | (c << 17)) + 0xa282ead8, worked out by hand for c = 0xe3069283
+  assert.equal(maskedCrc(Buffer.from('123456789')), 0xc78ab0e5);
+  // a record: length (u64 LE), masked CRC of those 8 bytes, the data, masked CRC of the data
+  const rec = tfRecord(Buffer.from('123456789'));
+  assert.equal(rec.readBigUInt64LE(0), 9n);
+  assert.equal(rec.readUInt32LE(8), maskedCrc(rec.subarray(0, 8)));
+  assert.equal(rec.subarray(12, 21).toString(), '123456789');
+  assert.equal(rec.readUInt32LE(21), 0xc78ab0e5);
+});

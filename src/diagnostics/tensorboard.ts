@@ -16,8 +16,14 @@ message Event { double wall_time = 1; int64 step = 2; string file_version = 3; S
 const root = protobuf.parse(PROTO, { keepCase: true }).root;
 const Event = root.lookupType('Event');
 
-function maskedCrc(buf: Uint8Array): number {
-  const crc = CRC32C.buf(buf) >>> 0;
+/** CRC-32C (Castagnoli), as TFRecord framing uses it. */
+export function crc32c(buf: Uint8Array): number {
+  return CRC32C.buf(buf) >>> 0;
+}
+
+/** TFRecord's masked CRC: rotated right by 15 bits, plus a constant (tensorflow/core/lib/hash/crc32c.h). */
+export function maskedCrc(buf: Uint8Array): number {
+  const crc = crc32c(buf);
   return ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
 }
 
