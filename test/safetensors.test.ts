@@ -173,3 +173,21 @@ test('a bad entry is refused before the file is touched; tensors are written one
   tidy(() => assert.deepEqual(Buffer.concat(encodeSafetensors({ b: tensor([1, 2, 3]), a: tensor([[4, 5]], { dtype: 'int64' }) })), before));
   rmSync(dir, { recursive: true });
 });
+
+test('F16 and BF16 tensors as PyTorch lays them out (zeros of both signs, subnormals, the limits, inf, NaN) load to PyTorch\'s float32 values', () => {
+  const { tensors } = loadSafetensors(join(ROOT, 'test', 'fixtures', 'half.safetensors'));
+  for (const [name, dtype] of [['f16', 'float16'], ['bf16', 'bfloat16']] as const) {
+    const t = tensors.get(name)!;
+    assert.equal(t.dtype, dtype);
+    assert.deepEqual(t.shape, [4, 19]);
+    const got = tidy(() => t.to('float32').toNumbers());
+    const want = tensors.get(`${name}.as_f32`)!.toNumbers();
+    got.forEach((v, i) => assert.ok(Object.is(v, want[i]) || (Number.isNaN(v) && Number.isNaN(want[i]!)), `${name}[${i}]: ${v} vs PyTorch's ${want[i]}`));
+    // and back: saved by mmtrain, the same bytes as PyTorch's
+    const dir = mkdtempSync(join(tmpdir(), 'mmtrain-st-'));
+    saveSafetensors(join(dir, 'h.safetensors'), { [name]: t });
+    const again = loadSafetensors(join(dir, 'h.safetensors')).tensors.get(name)!;
+    assert.deepEqual(Buffer.from(again.toBuffer()), Buffer.from(t.toBuffer()));
+    rmSync(dir, { recursive: true });
+  }
+});
