@@ -4,4 +4,4 @@ export { ImageConfigSchema } from './image-config.js';
 export { TextTokenizer, type EncodedText } from './tokenizer.js';
 export { DataLoader, imagesToTensor, disposeBatch, type Batch, type Cursor, type LoaderOptions } from './loader.js';
 export { ImageCache } from './cache.js';
-export { generateSynthetic, COLORS, SHAPES, RELATIONS, type SynthOptions, type SynthRecord, type Task, type Difficulty } from './synth.js';
+export { generateSynthetic, synthesizeRecords, COLORS, SHAPES, RELATIONS, type SynthOptions, type SynthRecord, type Task, type Difficulty } from './synth.js';

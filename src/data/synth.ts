@@ -151,8 +151,10 @@ function makeSample(difficulty: Difficulty, S: number, rnd: () => number) {
   return { objs, text, label, changed };
 }
 
-/** Writes images/ and train/val/test JSONL manifests; returns the records. Deterministic for a seed. */
-export async function generateSynthetic(opts: SynthOptions): Promise<{ train: SynthRecord[]; val: SynthRecord[]; test: SynthRecord[] }> {
+interface PlannedSample { record: SynthRecord; objs: ReturnType<typeof makeSample>['objs']; bg: string }
+
+/** Every sample's record, objects and background, in order: a pure function of the options. */
+function planSamples(opts: Omit<SynthOptions, 'out'>) {
   const n = checkInt('n', opts.n ?? 4000, 10, 10_000_000);
   const seed = checkInt('seed', opts.seed ?? 1, 0);
   const S = checkInt('imageSize', opts.imageSize ?? 64, 16, 1024);
@@ -160,13 +162,9 @@ export async function generateSynthetic(opts: SynthOptions): Promise<{ train: Sy
   const difficulty = opts.difficulty ?? 'easy';
   if (task !== 'match' && task !== 'imbalanced') invalid('task', '"match" or "imbalanced"', task);
   if (!['easy', 'medium', 'hard'].includes(difficulty)) invalid('difficulty', '"easy", "medium" or "hard"', difficulty);
-  const [fTrain, fVal] = opts.split ?? [0.8, 0.1];
   const rnd = mulberry32(seed);
-  const out = opts.out;
-  mkdirSync(join(out, 'images'), { recursive: true });
-  const records: SynthRecord[] = [];
   const width = String(n - 1).length;
-  const jobs: Promise<void>[] = [];
+  const samples: PlannedSample[] = [];
   for (let i = 0; i < n; i++) {
     const s = makeSample(difficulty, S, rnd);
     let text = s.text;
@@ -177,18 +175,36 @@ export async function generateSynthetic(opts: SynthOptions): Promise<{ train: Sy
       text = `${cue} ${text}`;
     }
     const bgLevel = 225 + Math.floor(rnd() * 25);
-    const bg = `rgb(${bgLevel},${bgLevel},${bgLevel})`;
     const name = `images/${String(i).padStart(width, '0')}.jpg`;
-    records.push({ image: name, text, label: s.label, objects: s.objs.map((o) => ({ color: o.color, shape: o.shape })), changed: s.changed });
-    const file = join(out, name);
-    const doc = svg(s.objs, S, bg);
-    jobs.push(sharp(Buffer.from(doc)).jpeg({ quality: 90 }).toFile(file).then(() => undefined));
+    samples.push({
+      record: { image: name, text, label: s.label, objects: s.objs.map((o) => ({ color: o.color, shape: o.shape })), changed: s.changed },
+      objs: s.objs, bg: `rgb(${bgLevel},${bgLevel},${bgLevel})`,
+    });
+  }
+  const [fTrain, fVal] = opts.split ?? [0.8, 0.1];
+  const nTrain = Math.round(n * fTrain);
+  const nVal = Math.round(n * fVal);
+  const records = samples.map((p) => p.record);
+  const parts = { train: records.slice(0, nTrain), val: records.slice(nTrain, nTrain + nVal), test: records.slice(nTrain + nVal) };
+  return { samples, parts, n, seed, S, task, difficulty };
+}
+
+/** The records generateSynthetic would write for these options, without rendering or writing anything. */
+export function synthesizeRecords(opts: Omit<SynthOptions, 'out'>): { train: SynthRecord[]; val: SynthRecord[]; test: SynthRecord[] } {
+  return planSamples(opts).parts;
+}
+
+/** Writes images/ and train/val/test JSONL manifests; returns the records. Deterministic for a seed. */
+export async function generateSynthetic(opts: SynthOptions): Promise<{ train: SynthRecord[]; val: SynthRecord[]; test: SynthRecord[] }> {
+  const { samples, parts, n, seed, S, task, difficulty } = planSamples(opts);
+  const out = opts.out;
+  mkdirSync(join(out, 'images'), { recursive: true });
+  const jobs: Promise<void>[] = [];
+  for (const p of samples) {
+    jobs.push(sharp(Buffer.from(svg(p.objs, S, p.bg))).jpeg({ quality: 90 }).toFile(join(out, p.record.image)).then(() => undefined));
     if (jobs.length >= 32) await Promise.all(jobs.splice(0));
   }
   await Promise.all(jobs);
-  const nTrain = Math.round(n * fTrain);
-  const nVal = Math.round(n * fVal);
-  const parts = { train: records.slice(0, nTrain), val: records.slice(nTrain, nTrain + nVal), test: records.slice(nTrain + nVal) };
   for (const [split, recs] of Object.entries(parts)) {
     writeFileAtomic(join(out, `${split}.jsonl`), recs.map((r) => JSON.stringify({ image: r.image, text: r.text, label: r.label })).join('\n') + '\n');
   }
