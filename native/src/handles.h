@@ -53,6 +53,9 @@ void release(Napi::Env env, double handle);
 void reportExternal(Napi::Env env, double handle);
 void drainPending(Napi::Env env);
 
+/** whether LibTorch's oneDNN convolution gives its reference numbers here (ops_nn.cc; else conv2d avoids it) */
+bool onednnConvolutionIsRight();
+
 /** how the process's allocator was set up at load (addon.cc) */
 extern std::string allocatorTuning;
 

@@ -242,6 +242,7 @@ MM_FN(BuildInfo) {
   long cudnnVersion = 0;
   if (cudnn) try { cudnnVersion = hooks.versionCuDNN(); } catch (...) {}
   o.Set("cudnnVersion", Napi::Number::New(env, static_cast<double>(cudnnVersion)));
+  o.Set("onednnConvolution", Napi::Boolean::New(env, onednnConvolutionIsRight()));
   return o;
 }
 

@@ -54,16 +54,17 @@ MM_FN(Embedding) {
   return guarded(info, "embedding", [&]() -> Napi::Value { return out(info, at::embedding(T(info, 0), T(info, 1), I(info, 2))); });
 }
 
-// Convolution on the CPU avoids LibTorch's oneDNN (mkldnn) kernels. Debian 13's LibTorch 2.6 is linked against the
-// system's oneDNN 3.7 instead of the 3.5 it was written for, and there the oneDNN convolution's input gradient is
-// wrong for most shapes (and its output for some): measured against the same LibTorch with mkldnn disabled, 110
-// of 288 small configurations differ by up to 20 (e.g. 2x3x8x8 input, 6 filters of 4x4, stride 4: 24 elements of
-// the input gradient are 0). Debian's python3-torch 2.6 computes the same wrong numbers. LibTorch's own kernels are
-// right on every version, and they do not depend on a process-wide switch (turning mkldnn off would also take
-// away the bf16 matmul kernels, which are right):
+// Convolution on the CPU where LibTorch's oneDNN (mkldnn) convolution is wrong. Debian 13's LibTorch 2.6 is linked
+// against the system's oneDNN 3.7 instead of the 3.5 it was written for, and there the oneDNN convolution's input
+// gradient is wrong for most shapes (and its output for some): measured against the same LibTorch with mkldnn
+// disabled, 110 of 288 small configurations differ by up to 20 (e.g. 2x3x8x8 input, 6 filters of 4x4, stride 4: 24
+// elements of the input gradient are 0). Debian's python3-torch 2.6 computes the same wrong numbers. Where that is
+// so (onednnConvolutionIsRight, checked once per process), convolutions run LibTorch's own kernels instead, without
+// touching the process-wide mkldnn switch (which would also take away the bf16 matmul kernels, which are right):
 //  - a patch embedding (kernel == stride, no padding, dilation 1: ViT's) is one matmul over the unfolded patches;
 //  - any other ungrouped convolution runs LibTorch's im2col + GEMM kernels (thnn_conv2d, slow_conv_dilated2d).
 // Those ops are not on autocast's list as conv2d is, so the autocast cast (lower precision for conv) is done here.
+// Where oneDNN is right (Debian 12's 1.13, pip wheels), at::conv2d keeps its fast kernels and its exact numbers.
 static at::Tensor conv2dCpu(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> b, const std::vector<int64_t>& stride,
                             const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation) {
   if (compat::autocastEnabled(false) && at::isFloatingType(x.scalar_type())) {
@@ -87,6 +88,33 @@ static at::Tensor conv2dCpu(at::Tensor x, at::Tensor w, c10::optional<at::Tensor
   return at::slow_conv_dilated2d(x, w, {kh, kw}, b, stride, padding, dilation);
 }
 
+// Whether at::conv2d (oneDNN where LibTorch enables it) gives LibTorch's reference numbers, forward and backward, on
+// the two shapes Debian 13's build gets wrong (a 4x4 patch embedding, a 3x3 same-padding convolution). Checked once,
+// in fp32, with grad mode on and autocast off whatever the caller's modes.
+bool onednnConvolutionIsRight() {
+  static const bool right = [] {
+    at::AutoGradMode grad(true);
+    c10::impl::ExcludeDispatchKeyGuard noAutocast(c10::DispatchKeySet({c10::DispatchKey::AutocastCPU, c10::DispatchKey::AutocastCUDA}));
+    struct Case { int64_t k, stride, pad; };
+    for (Case c : {Case{4, 4, 0}, Case{3, 1, 1}}) {
+      at::Tensor x0 = at::arange(2 * 3 * 8 * 8, at::kFloat).reshape({2, 3, 8, 8}).mul(0.37).sin();
+      at::Tensor w0 = at::arange(6 * 3 * c.k * c.k, at::kFloat).reshape({6, 3, c.k, c.k}).mul(0.53).cos();
+      std::vector<at::Tensor> outs[2];
+      for (int ref = 0; ref < 2; ref++) {
+        at::Tensor x = x0.clone().requires_grad_(true);
+        at::Tensor w = w0.clone().requires_grad_(true);
+        at::Tensor y = ref ? at::thnn_conv2d(x, w, {c.k, c.k}, {}, {c.stride, c.stride}, {c.pad, c.pad})
+                           : at::conv2d(x, w, {}, {c.stride, c.stride}, {c.pad, c.pad});
+        y.backward(at::ones_like(y).mul(at::arange(y.numel(), at::kFloat).reshape(y.sizes()).mul(0.11).cos()));
+        outs[ref] = {y.detach(), x.grad(), w.grad()};
+      }
+      for (size_t i = 0; i < 3; i++) if (!at::allclose(outs[0][i], outs[1][i], 1e-4, 1e-4)) return false;
+    }
+    return true;
+  }();
+  return right;
+}
+
 // conv2d(x, w, b|-1, stride[2], padding[2], dilation[2], groups)
 MM_FN(Conv2d) {
   return guarded(info, "conv2d", [&]() -> Napi::Value {
@@ -95,7 +123,7 @@ MM_FN(Conv2d) {
     c10::optional<at::Tensor> b = OT(info, 2);
     std::vector<int64_t> stride = intList(info[3]), padding = intList(info[4]), dilation = intList(info[5]);
     int64_t groups = I(info, 6);
-    if (x.is_cpu() && groups == 1 && x.dim() == 4) return out(info, conv2dCpu(x, w, b, stride, padding, dilation));
+    if (x.is_cpu() && groups == 1 && x.dim() == 4 && !onednnConvolutionIsRight()) return out(info, conv2dCpu(x, w, b, stride, padding, dilation));
     return out(info, at::conv2d(x, w, b, stride, padding, dilation, groups));
   });
 }

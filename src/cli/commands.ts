@@ -263,6 +263,7 @@ program
       ['BLAS', r.blas],
       ['CPU', `${r.cpu.capability ?? 'unknown'} kernels; bf16 ${r.cpu.bf16}`],
       ['threads', r.threads],
+      ['conv2d', r.convolution],
       ['allocator', r.allocator],
     ];
     for (const [k, v] of rows) console.log(`${k.padEnd(10)} ${v}`);

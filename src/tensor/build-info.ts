@@ -80,6 +80,8 @@ export interface BuildReport {
   nccl: boolean;
   threads: string;
   allocator: string;
+  /** which kernels conv2d runs on the CPU */
+  convolution: string;
 }
 
 /** The whole picture of this build and machine (what `mmtrain info` prints). */
@@ -99,6 +101,7 @@ export function buildReport(): BuildReport {
     nccl: cfg.nccl,
     threads: threadsLine(b.parallelInfo),
     allocator: b.allocator,
+    convolution: b.onednnConvolution ? 'oneDNN' : "LibTorch's own (this build's oneDNN convolution gives wrong gradients)",
   };
 }
 

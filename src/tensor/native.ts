@@ -22,6 +22,8 @@ export interface BuildInfo {
   /** LibTorch's CUDA hooks report cuDNN compiled in, and its version number (0 when not) */
   cudnnCompiled: boolean;
   cudnnVersion: number;
+  /** LibTorch's oneDNN convolution gives its reference numbers here (else conv2d runs LibTorch's own kernels) */
+  onednnConvolution: boolean;
 }
 
 /**
