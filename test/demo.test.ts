@@ -2,7 +2,7 @@
 // train / eval / predict / init commands work on it; bad flags are clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,7 +90,7 @@ test('CLI errors are one clear line and a non-zero exit', () => {
   rmSync(dir, { recursive: true });
 });
 
-test('mmtrain synth writes the split it reports; a second Ctrl-C aborts training at once with status 130', async () => {
+test('mmtrain synth writes the split it reports, every image it names', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
   const out = run(['synth', '--out', join(dir, 'data'), '--n', '50', '--seed', '4', '--image-size', '16']);
   const m = /train (\d+), val (\d+), test (\d+)/.exec(out)!;
@@ -101,18 +101,5 @@ test('mmtrain synth writes the split it reports; a second Ctrl-C aborts training
     const r = JSON.parse(l) as { image: string; text: string; label: unknown };
     assert.ok(existsSync(join(dir, 'data', r.image)) && r.text.length > 0 && r.label !== undefined, l);
   }
-  writeFileSync(join(dir, 'c.yaml'), `data:\n  train: ${join(dir, 'data', 'train.jsonl')}\n  image: { size: 16 }\nmodel:\n  preset: tiny\n  image: { config: { image_size: 16, patch_size: 8 } }\ntrain: { maxSteps: 100000 }\nlog: { progress: lines, every: 1 }\nout: ${dir}\n`);
-  const p = spawn(process.execPath, [CLI, 'train', '--config', join(dir, 'c.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
-  for (let i = 0; i < 600 && !/step \d+/.test(stdout); i++) await new Promise((r) => setTimeout(r, 100));
-  p.kill('SIGINT');
-  for (let i = 0; i < 50 && !/interrupt: finishing this step/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
-  p.kill('SIGINT');
-  assert.equal(await exit, 130, stderr);
-  assert.match(stderr, /interrupt: finishing this step and saving a checkpoint \(Ctrl-C again to abort\)\naborted/);
   rmSync(dir, { recursive: true });
 });
