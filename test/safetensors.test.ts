@@ -174,8 +174,10 @@ test('a bad entry is refused before the file is touched; tensors are written one
   rmSync(dir, { recursive: true });
 });
 
-test('F16 and BF16 tensors as PyTorch lays them out (zeros of both signs, subnormals, the limits, inf, NaN) load to PyTorch\'s float32 values', () => {
-  const { tensors } = loadSafetensors(join(ROOT, 'test', 'fixtures', 'half.safetensors'));
+test('F16 and BF16 tensors as PyTorch lays them out (zeros of both signs, subnormals, the limits, inf, NaN), written by the safetensors package itself, load to PyTorch\'s float32 values', () => {
+  const { tensors, metadata } = loadSafetensors(join(ROOT, 'test', 'fixtures', 'half.safetensors'));
+  assert.deepEqual(metadata, { format: 'pt' });
+  assert.deepEqual([...tensors.keys()].sort(), ['bf16', 'bf16.as_f32', 'f16', 'f16.as_f32']);
   for (const [name, dtype] of [['f16', 'float16'], ['bf16', 'bfloat16']] as const) {
     const t = tensors.get(name)!;
     assert.equal(t.dtype, dtype);

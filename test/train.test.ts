@@ -416,3 +416,36 @@ test('TensorBoard framing: CRC-32C against the published vectors (RFC 3720 B.4, 
   assert.equal(rec.subarray(12, 21).toString(), '123456789');
   assert.equal(rec.readUInt32LE(21), 0xc78ab0e5);
 });
+
+test('TensorBoard: an event file written by PyTorch\'s own SummaryWriter reads back to its scalars, and mmtrain encodes the same events to the same bytes', async () => {
+  const { readScalars, eventRecord } = await import('../src/diagnostics/tensorboard.js');
+  const dir = join(FIXTURES, 'tensorboard');
+  const file = readFileSync(join(dir, 'events.out.tfevents.pytorch'));
+  const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { records: { step: number; tag: string; value: number | 'NaN'; wall_time: number }[] };
+  const got = readScalars(file);
+  assert.equal(got.length, expected.records.length);
+  got.forEach((g, i) => {
+    const e = expected.records[i]!;
+    assert.equal(g.tag, e.tag);
+    assert.equal(g.step, e.step);
+    if (e.value === 'NaN') assert.ok(Number.isNaN(g.value));
+    else assert.equal(g.value, Math.fround(e.value), `${e.tag}@${e.step}`); // simple_value is a float32
+  });
+  // PyTorch's file: a file_version record, then one record per scalar; ours must encode each byte for byte
+  let off = 0;
+  const records: Buffer[] = [];
+  while (off < file.length) {
+    const len = Number(file.readBigUInt64LE(off));
+    records.push(file.subarray(off, off + 12 + len + 4));
+    off += 12 + len + 4;
+  }
+  assert.equal(records.length, expected.records.length + 1);
+  expected.records.forEach((e, i) => {
+    const ours = eventRecord({ wall_time: e.wall_time, step: e.step, summary: { value: [{ tag: e.tag, simple_value: e.value === 'NaN' ? NaN : e.value }] } });
+    assert.deepEqual(ours, records[i + 1], `record ${i + 1} (${e.tag}@${e.step})`);
+  });
+  // a corrupted byte is found by the CRC
+  const bad = Buffer.from(file);
+  bad[records[0]!.length + 20]! ^= 1;
+  assert.throws(() => readScalars(bad), /bad data CRC at byte \d+/);
+});

@@ -36,6 +36,13 @@ export function tfRecord(data: Uint8Array): Buffer {
   return out;
 }
 
+/** One framed record for an Event: `{ wall_time, file_version }` or `{ wall_time, step, summary: { value: [{ tag, simple_value }] } }`. */
+export function eventRecord(ev: Record<string, unknown>): Buffer {
+  // proto3 leaves fields at their default out (PyTorch's writer does); protobufjs would write an explicit step 0
+  const fields = Object.fromEntries(Object.entries(ev).filter(([k, v]) => !(k === 'step' && v === 0)));
+  return tfRecord(Event.encode(Event.fromObject(fields)).finish());
+}
+
 export class TensorBoardWriter {
   readonly file: string;
   constructor(dir: string) {
@@ -45,8 +52,7 @@ export class TensorBoardWriter {
   }
 
   #write(ev: Record<string, unknown>): void {
-    const msg = Event.fromObject(ev);
-    appendFileSync(this.file, tfRecord(Event.encode(msg).finish()));
+    appendFileSync(this.file, eventRecord(ev));
   }
 
   /** Scalars at one step, e.g. { 'train/loss': 0.5, 'lr/text_encoder': 1e-4 }; non-finite values are skipped. */
