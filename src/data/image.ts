@@ -1,11 +1,13 @@
-// Image decoding and preprocessing through sharp (libvips): any format sharp reads (the content is sniffed, not the
-// extension), EXIF orientation applied, grayscale / CMYK / alpha / 16-bit converted to 8-bit sRGB RGB, resized,
-// and handed over as uint8 HWC; normalisation to NCHW float32 happens per batch in LibTorch (collate.ts).
-// Decoding runs in libuv's thread pool, so it overlaps with model compute on the JS thread.
+// Image decoding and preprocessing: sharp (libvips) decodes any format it reads (the content is sniffed, not the
+// extension), applies EXIF orientation and converts grayscale / CMYK / alpha / 16-bit to 8-bit sRGB RGB; the
+// resize is Pillow's antialiased bilinear (resample.ts), so the pixels equal torchvision's and Hugging Face's
+// preprocessing of the same file. Handed over as uint8 HWC; normalisation to NCHW float32 happens per batch in
+// LibTorch (collate.ts). Decoding runs on the batch thread, so it overlaps with model compute on the JS thread.
 import { readFile } from 'node:fs/promises';
-import sharp, { type Metadata, type Sharp } from 'sharp';
+import sharp from 'sharp';
 import { MmtrainError } from '../errors.js';
 import type { ImageConfig } from './image-config.js';
+import { resizeBilinear } from './resample.js';
 
 export { IMAGENET_MEAN, IMAGENET_STD, imageConfig, type AugmentConfig, type ImageConfig } from './image-config.js';
 
@@ -59,71 +61,67 @@ export function imageReadError(file: string, e: unknown): MmtrainError {
 export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, rnd?: () => number): Promise<DecodedImage> {
   if (buf.length === 0) throw new MmtrainError(`${file}: image file is empty (0 bytes)`);
   const S = cfg.size;
-  const opts = { limitInputPixels: cfg.maxPixels, failOn: 'error' as const, autoOrient: true };
-  const isJpeg = buf.length > 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff;
-  if (isJpeg && cfg.resize === 'exact' && !(rnd && cfg.augment.randomResizedCrop)) {
-    // JPEG has no alpha and an exact resize needs no dimensions: one libvips pipeline, no metadata round trip.
-    try {
-      return await finish(sharp(buf, opts).toColourspace('srgb').resize(S, S, { fit: 'fill', kernel: 'linear' }), file, cfg, rnd);
-    } catch (e) {
-      if (e instanceof MmtrainError) throw e;
-      throw describeSharpError(e, file, cfg);
-    }
-  }
+  let full: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
-    let meta: Metadata;
-    try {
-      meta = await sharp(buf, opts).metadata();
-    } catch (e) {
-      throw describeSharpError(e, file, cfg);
-    }
-    if (!meta.width || !meta.height) throw new MmtrainError(`${file}: not an image sharp can decode (no dimensions)`);
-    if (meta.width * meta.height > cfg.maxPixels) {
-      throw new MmtrainError(`${file}: ${meta.width}x${meta.height} = ${meta.width * meta.height} pixels is over the limit of ${cfg.maxPixels} (data.image.maxPixels); raise it only for trusted files`);
-    }
-    // Oriented dimensions (EXIF orientations 5-8 swap width and height).
-    const swap = (meta.orientation ?? 1) >= 5;
-    const W0 = swap ? meta.height : meta.width;
-    const H0 = swap ? meta.width : meta.height;
-    // Only the first frame of animated images; sRGB, 8 bits, alpha dropped (as PIL's convert('RGB')).
-    let img = sharp(buf, { ...opts, pages: 1 }).toColourspace('srgb').removeAlpha();
-    if (meta.hasAlpha) {
-      // Drop alpha before resampling, as PIL's convert('RGB') does; libvips would resample premultiplied colours.
-      const flat = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      img = sharp(flat.data, { raw: { width: flat.info.width, height: flat.info.height, channels: 3 } });
-    }
-    const aug = cfg.augment;
-    if (rnd && aug.randomResizedCrop) {
-      const [x, y, w, h] = randomResizedCropBox(W0, H0, aug.randomResizedCrop, rnd);
-      img = img.extract({ left: x, top: y, width: w, height: h }).resize(S, S, { fit: 'fill', kernel: 'linear' });
-    } else if (cfg.resize === 'exact') {
-      img = img.resize(S, S, { fit: 'fill', kernel: 'linear' });
-    } else {
-      const [w, h] = shorterSideSize(W0, H0, S);
-      // torchvision CenterCrop offsets: int(round((size_in - size_out) / 2))
-      const left = Math.round((w - S) / 2);
-      const top = Math.round((h - S) / 2);
-      img = img.resize(w, h, { fit: 'fill', kernel: 'linear' }).extract({ left, top, width: S, height: S }); // extract after resize
-    }
-    return await finish(img, file, cfg, rnd);
+    // The whole image at its own size (no JPEG shrink-on-load, which PIL does not do either), EXIF orientation
+    // applied, the first frame of animations, sRGB at 8 bits, alpha dropped without premultiplying (as PIL's
+    // convert('RGB')).
+    full = await sharp(buf, { limitInputPixels: cfg.maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
+      .toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
-    if (e instanceof MmtrainError) throw e;
     throw describeSharpError(e, file, cfg);
   }
-}
-
-/** The end of both decoding paths: the optional flip, raw 8-bit output checked to be S x S x 3, colour jitter. */
-async function finish(img: Sharp, file: string, cfg: ImageConfig, rnd?: () => number): Promise<DecodedImage> {
-  const S = cfg.size;
+  const { width: W0, height: H0, channels } = full.info;
+  if (!W0 || !H0 || channels !== 3) throw new MmtrainError(`${file}: decoded to ${W0}x${H0}x${channels}, expected an RGB image`);
+  const px = new Uint8Array(full.data.buffer, full.data.byteOffset, full.data.length);
+  const whole = { left: 0, top: 0, width: W0, height: H0 };
   const aug = cfg.augment;
-  if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) img = img.flop();
-  const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3 || info.width !== S || info.height !== S) {
-    throw new MmtrainError(`${file}: decoded to ${info.width}x${info.height}x${info.channels}, expected ${S}x${S}x3`);
+  let out: Uint8Array;
+  if (rnd && aug.randomResizedCrop) {
+    // torchvision RandomResizedCrop: crop the box, then resize it to S x S
+    const [left, top, width, height] = randomResizedCropBox(W0, H0, aug.randomResizedCrop, rnd);
+    out = resizeBilinear(px, W0, { left, top, width, height }, S, S);
+  } else if (cfg.resize === 'exact') {
+    out = resizeBilinear(px, W0, whole, S, S);
+  } else {
+    // torchvision Resize(S) then CenterCrop(S), whose offsets are int(round((size_in - size_out) / 2))
+    const [w, h] = shorterSideSize(W0, H0, S);
+    const resized = resizeBilinear(px, W0, whole, w, h);
+    out = w === S && h === S ? resized : crop(resized, w, roundHalfEven((w - S) / 2), roundHalfEven((h - S) / 2), S);
   }
-  const out = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) flipHorizontal(out, S);
   if (rnd && aug.colorJitter) colorJitter(out, aug.colorJitter, rnd);
   return { data: out, width: S, height: S };
+}
+
+/** Python's round(): halves go to the even neighbour (round(0.5) = 0, round(1.5) = 2). */
+export function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d !== 0.5) return Math.round(x);
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** The S x S square at (left, top) of a row-major RGB image `width` pixels wide. */
+function crop(px: Uint8Array, width: number, left: number, top: number, S: number): Uint8Array {
+  const out = new Uint8Array(S * S * 3);
+  for (let y = 0; y < S; y++) out.set(px.subarray(((top + y) * width + left) * 3, ((top + y) * width + left + S) * 3), y * S * 3);
+  return out;
+}
+
+/** Mirrors an S x S RGB image left to right, in place. */
+function flipHorizontal(px: Uint8Array, S: number): void {
+  for (let y = 0; y < S; y++) {
+    for (let x = 0; x < S >> 1; x++) {
+      const a = (y * S + x) * 3;
+      const b = (y * S + S - 1 - x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const t = px[a + c]!;
+        px[a + c] = px[b + c]!;
+        px[b + c] = t;
+      }
+    }
+  }
 }
 
 function describeSharpError(e: unknown, file: string, cfg: ImageConfig): MmtrainError {
