@@ -25,6 +25,14 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "ldflags": ["<!@(node native/libtorch.cjs ldflags)"],
       "libraries": ["<!@(node native/libtorch.cjs ldflags)"]
+    },
+    {
+      "target_name": "mmtrain_image",
+      "sources": ["native/image/resample.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags_cc!": ["-fno-rtti", "-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -80,13 +80,13 @@ export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, r
   if (rnd && aug.randomResizedCrop) {
     // torchvision RandomResizedCrop: crop the box, then resize it to S x S
     const [left, top, width, height] = randomResizedCropBox(W0, H0, aug.randomResizedCrop, rnd);
-    out = resizeBilinear(px, W0, { left, top, width, height }, S, S);
+    out = await resizeBilinear(px, W0, { left, top, width, height }, S, S);
   } else if (cfg.resize === 'exact') {
-    out = resizeBilinear(px, W0, whole, S, S);
+    out = await resizeBilinear(px, W0, whole, S, S);
   } else {
     // torchvision Resize(S) then CenterCrop(S), whose offsets are int(round((size_in - size_out) / 2))
     const [w, h] = shorterSideSize(W0, H0, S);
-    const resized = resizeBilinear(px, W0, whole, w, h);
+    const resized = await resizeBilinear(px, W0, whole, w, h);
     out = w === S && h === S ? resized : crop(resized, w, roundHalfEven((w - S) / 2), roundHalfEven((h - S) / 2), S);
   }
   if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) flipHorizontal(out, S);

@@ -1,9 +1,7 @@
 // The whole native surface, declared as one interface. Tensors cross it as numeric handles (slot + generation);
 // -1 stands for "no tensor". Everything here is synchronous and runs on the calling JS thread.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { builtAddon } from '../addon-path.js';
 
 export type Handle = number;
 
@@ -170,13 +168,8 @@ export interface NativeBinding {
 }
 
 function findAddon(): string {
-  // dist/src/tensor/native.js -> package root is three levels up; src/tensor/native.ts (ts-node) two.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'build', 'Release', 'mmtrain_native.node');
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
+  const found = builtAddon('mmtrain_native');
+  if (found) return found;
   throw new Error(
     'mmtrain: the native addon build/Release/mmtrain_native.node was not found. Run `npm run build` ' +
       '(it needs LibTorch: on Debian `apt-get install libtorch-dev libopenblas0-pthread`, elsewhere set LIBTORCH=/path/to/libtorch).',

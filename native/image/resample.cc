@@ -1,0 +1,156 @@
+// mmtrain_image: Pillow's antialiased bilinear resize of 8-bit RGB (libImaging/Resample.c's algorithm: a triangle
+// filter widened by the scale factor, coefficients normalised and rounded to 22-bit fixed point, a horizontal pass
+// then a vertical pass, each rounded to 8 bits), run in libuv's thread pool. A separate addon without LibTorch, so
+// the batch thread can load it. Written here because no maintained library reproduces Pillow's pixels: libvips
+// (sharp) pre-shrinks with a box filter and differed by up to 17 grey levels on striped or text images.
+//
+// resizeBilinear(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight): Promise<Uint8Array>
+// resizes the box (left, top, width, height) of a row-major RGB image, as Pillow's
+// img.crop(box).resize((outWidth, outHeight), Image.BILINEAR). TypeScript (src/data/resample.ts) validates.
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr int kPrecisionBits = 32 - 8 - 2;
+constexpr int32_t kRound = 1 << (kPrecisionBits - 1);
+
+double Triangle(double x) {
+  if (x < 0) x = -x;
+  return x < 1 ? 1 - x : 0;
+}
+
+struct Coefficients {
+  std::vector<int> start, count;
+  std::vector<int32_t> weights;
+  int ksize = 0;
+};
+
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc for input [0, inSize) onto outSize pixels.
+Coefficients Compute(int inSize, int outSize) {
+  Coefficients c;
+  const double scale = static_cast<double>(inSize) / outSize;
+  const double filterScale = std::max(scale, 1.0);
+  const double support = 1.0 * filterScale;
+  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  c.start.resize(outSize);
+  c.count.resize(outSize);
+  c.weights.assign(static_cast<size_t>(outSize) * c.ksize, 0);
+  std::vector<double> k(c.ksize);
+  for (int xx = 0; xx < outSize; xx++) {
+    const double center = (xx + 0.5) * scale;
+    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
+    const int xmax = std::min(static_cast<int>(center + support + 0.5), inSize) - xmin;
+    double ww = 0;
+    for (int x = 0; x < xmax; x++) {
+      k[x] = Triangle((x + xmin - center + 0.5) / filterScale);
+      ww += k[x];
+    }
+    for (int x = 0; x < c.ksize; x++) {
+      const double w = x < xmax && ww != 0 ? k[x] / ww : 0;
+      c.weights[static_cast<size_t>(xx) * c.ksize + x] =
+          static_cast<int32_t>(w < 0 ? std::trunc(-0.5 + w * (1 << kPrecisionBits)) : std::trunc(0.5 + w * (1 << kPrecisionBits)));
+    }
+    c.start[xx] = xmin;
+    c.count[xx] = xmax;
+  }
+  return c;
+}
+
+inline uint8_t Clip8(int32_t v) {
+  const int32_t s = v >> kPrecisionBits;
+  return static_cast<uint8_t>(s < 0 ? 0 : s > 255 ? 255 : s);
+}
+
+void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, uint8_t* out) {
+  std::vector<uint8_t> mid;
+  const uint8_t* m;
+  if (outWidth == width) {
+    mid.resize(static_cast<size_t>(width) * height * 3);
+    for (int y = 0; y < height; y++) std::memcpy(&mid[static_cast<size_t>(y) * width * 3], src + (static_cast<size_t>(top + y) * srcWidth + left) * 3, static_cast<size_t>(width) * 3);
+  } else {
+    const Coefficients h = Compute(width, outWidth);
+    mid.resize(static_cast<size_t>(outWidth) * height * 3);
+    for (int y = 0; y < height; y++) {
+      const uint8_t* row = src + (static_cast<size_t>(top + y) * srcWidth + left) * 3;
+      uint8_t* o = &mid[static_cast<size_t>(y) * outWidth * 3];
+      for (int xx = 0; xx < outWidth; xx++, o += 3) {
+        const int32_t* w = &h.weights[static_cast<size_t>(xx) * h.ksize];
+        const uint8_t* p = row + h.start[xx] * 3;
+        int32_t r = kRound, g = kRound, b = kRound;
+        for (int x = 0; x < h.count[xx]; x++, p += 3) {
+          r += p[0] * w[x];
+          g += p[1] * w[x];
+          b += p[2] * w[x];
+        }
+        o[0] = Clip8(r);
+        o[1] = Clip8(g);
+        o[2] = Clip8(b);
+      }
+    }
+  }
+  m = mid.data();
+  const size_t stride = static_cast<size_t>(outWidth) * 3;
+  if (outHeight == height) {
+    std::memcpy(out, m, stride * outHeight);
+    return;
+  }
+  const Coefficients v = Compute(height, outHeight);
+  std::vector<int32_t> acc(stride);
+  for (int yy = 0; yy < outHeight; yy++) {
+    std::fill(acc.begin(), acc.end(), kRound);
+    const int32_t* w = &v.weights[static_cast<size_t>(yy) * v.ksize];
+    for (int y = 0; y < v.count[yy]; y++) {
+      const uint8_t* row = m + static_cast<size_t>(v.start[yy] + y) * stride;
+      const int32_t wy = w[y];
+      for (size_t c = 0; c < stride; c++) acc[c] += row[c] * wy;
+    }
+    uint8_t* o = out + yy * stride;
+    for (size_t c = 0; c < stride; c++) o[c] = Clip8(acc[c]);
+  }
+}
+
+class ResizeWorker : public Napi::AsyncWorker {
+ public:
+  ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[7])
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
+        src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]),
+        out_(static_cast<size_t>(outWidth_) * outHeight_ * 3) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { Resize(src_, srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_, out_.data()); }
+  void OnOK() override {
+    auto buf = Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size());
+    deferred_.Resolve(buf);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Uint8Array> srcRef_;  // keeps the input alive while a pool thread reads it
+  const uint8_t* src_;
+  int srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_;
+  std::vector<uint8_t> out_;
+};
+
+Napi::Value ResizeBilinear(const Napi::CallbackInfo& info) {
+  int a[7];
+  for (int i = 0; i < 7; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
+  auto* w = new ResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("resizeBilinear", Napi::Function::New(env, ResizeBilinear));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(mmtrain_image, Init)
