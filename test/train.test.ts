@@ -382,7 +382,8 @@ test('the trainer logs the learning rates of PyTorch\'s schedulers (LinearLR war
   for (const [type, warmup] of [['cosine', { warmupSteps: 5 }], ['linear', { warmupSteps: 5 }], ['constant', { warmupSteps: 5 }], ['cosine', { warmupRatio: 0.1 }]] as const) {
     // 80 training pairs in batches of 8 for 5 epochs: the fixture's 50 steps, 5 of warmup, decay to 0.1 x lr
     const r = await train(resolveConfig({
-      ...tinyConfig(dir, { train: { epochs: 5, batchSize: 8, lr: 1e-2, schedule: { type, ...warmup, minLrRatio: 0.1 } } }), name: `lr-${type}`,
+      ...tinyConfig(dir, { train: { epochs: 5, batchSize: 8, lr: 1e-2, schedule: { type, ...warmup, minLrRatio: 0.1 } }, checkpoint: { every: 1000, keepLast: 1 } }), name: `lr-${type}`,
+      data: { train: join(dir, 'data', 'train.jsonl') }, // no val: only the learning rates matter here
     }), { print: () => {} });
     const logged = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
       .filter((x) => x.event === 'train').map((x) => x.lr.classifier as number);
