@@ -10,7 +10,8 @@
         "native/src/ops_nn.cc",
         "native/src/ops_train.cc",
         "native/src/optim.cc",
-        "native/src/distributed.cc"
+        "native/src/distributed.cc",
+        "native/src/device.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -181,7 +181,8 @@ test('configuration errors name the key path and the fix', () => {
   assert.throws(() => resolveConfig({ model: {} }), /data: required, but missing/);
   assert.throws(() => resolveConfig({ ...base, train: { schedule: { type: 'step' } } }), /train\.schedule\.type: expected one of "cosine", "linear", "constant", "original", received "step"/);
   assert.throws(() => resolveConfig({ ...base, eval: { earlyStopping: { patience: 2 } } }), /eval\.earlyStopping: needs data\.val/);
-  assert.throws(() => resolveConfig({ ...base, train: { precision: 'fp16' } }), /train\.precision: fp16 needs CUDA .* on CPU use bf16/);
+  assert.throws(() => resolveConfig({ ...base, train: { precision: 'fp16', device: 'cpu' } }), /train\.precision: fp16 needs a GPU .* with train\.device cpu use bf16/);
+  assert.throws(() => resolveConfig({ ...base, train: { device: 'gpu' } }), /train\.device.*expected auto, cpu, cuda or cuda:N/);
   assert.throws(() => resolveConfig({ data: { train: 'x.jsonl', cache: true, image: { augment: { horizontalFlip: 0.5 } } } }), /data\.cache: the image cache holds un-augmented pixels/);
   assert.throws(() => resolveConfig({ ...base, model: { fusion_type: 'early' } }), /model\.fusion_type: expected one of "cross-attention", .*, received "early"/);
 });

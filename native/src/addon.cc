@@ -57,6 +57,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerTrain(env, exports);
   registerOptim(env, exports);
   registerDistributed(env, exports);
+  registerDevice(env, exports);
   MM_EXPORT(exports, "releaseFreeMemory", ReleaseFreeMemory);
   return exports;
 }

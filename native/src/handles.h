@@ -81,6 +81,7 @@ void registerNN(Napi::Env env, Napi::Object exports);
 void registerTrain(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
 void registerDistributed(Napi::Env env, Napi::Object exports);
+void registerDevice(Napi::Env env, Napi::Object exports);
 
 // Argument helpers for the op units: tensor (checked handle), optional tensor, integer, double, boolean, result.
 inline const at::Tensor& T(const Napi::CallbackInfo& info, int i) { return unwrap(info.Env(), info[i], i); }

@@ -311,7 +311,8 @@ MM_FN(To) {
     int dt = info[1].As<Napi::Number>().Int32Value();
     at::ScalarType st = dt >= 0 ? toScalarType(dt) : a.scalar_type();
     at::Device dev = info[2].IsString() ? toDevice(info[2].As<Napi::String>().Utf8Value()) : a.device();
-    return out(info, a.to(dev, st, /*non_blocking=*/false, /*copy=*/B(info, 3)));
+    // non_blocking: a copy from pinned host memory to a GPU (or back) is queued and returns at once
+    return out(info, a.to(dev, st, /*non_blocking=*/B(info, 4), /*copy=*/B(info, 3)));
   });
 }
 

@@ -62,7 +62,8 @@ program
   .addOption(new Option('--precision <p>', 'default: bf16 where the CPU has it natively').choices(PRECISIONS))
   .addOption(new Option('--difficulty <level>', 'how hard the task is').choices(DIFFICULTIES).default('easy'))
   .option('--seed <n>', 'random seed', positiveInt, 1)
-  .action(async (o: { out: string; n: number; epochs?: number; precision?: 'fp32' | 'bf16'; difficulty: 'easy' | 'medium' | 'hard'; seed: number }) => {
+  .option('--device <d>', 'auto (the first GPU LibTorch sees, else cpu), cpu, cuda or cuda:N', 'auto')
+  .action(async (o: { out: string; n: number; epochs?: number; precision?: 'fp32' | 'bf16'; difficulty: 'easy' | 'medium' | 'hard'; seed: number; device: string }) => {
     const precision = o.precision ?? preferredPrecision();
     tuneThreadWaiting(precision);
     const { buildInfo, getNumThreads } = await loadTorch();
@@ -195,10 +196,11 @@ program
   .requiredOption('--data <manifest>', 'JSONL or CSV manifest')
   .option('--batch <n>', 'batch size', positiveInt, 64)
   .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
-  .action(async (o: { checkpoint: string; data: string; batch: number; precision?: 'fp32' | 'bf16' }) => {
+  .option('--device <d>', 'auto (the first GPU LibTorch sees, else cpu), cpu, cuda or cuda:N', 'auto')
+  .action(async (o: { checkpoint: string; data: string; batch: number; precision?: 'fp32' | 'bf16'; device: string }) => {
     await loadTorch();
     const { evaluate } = await import('../train/inference.js');
-    const m = await evaluate(o.checkpoint, o.data, { batchSize: o.batch, precision: o.precision });
+    const m = await evaluate(o.checkpoint, o.data, { batchSize: o.batch, precision: o.precision, device: o.device });
     console.log(JSON.stringify(m));
   });
 
@@ -212,11 +214,12 @@ program
   .option('--out <file>', 'with --data: write JSONL predictions here')
   .option('--batch <n>', 'with --data: batch size', positiveInt, 64)
   .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
-  .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string; batch: number; precision?: 'fp32' | 'bf16' }) => {
+  .option('--device <d>', 'auto (the first GPU LibTorch sees, else cpu), cpu, cuda or cuda:N', 'auto')
+  .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string; batch: number; precision?: 'fp32' | 'bf16'; device: string }) => {
     if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data MANIFEST');
     await loadTorch();
     const { loadPredictor, predict, predictManifest } = await import('../train/inference.js');
-    const p = loadPredictor(o.checkpoint);
+    const p = loadPredictor(o.checkpoint, { device: o.device });
     try {
       if (o.data) {
         const out = (await predictManifest(p, o.data, { batchSize: o.batch, precision: o.precision })).map((r) => JSON.stringify(r));
@@ -258,6 +261,7 @@ program
       ['LibTorch', `${r.libtorch} (C++11 ABI ${r.cxx11Abi ? 'on' : 'off'})`],
       ['CUDA', r.cuda.build ? `${r.cuda.build} build${r.cuda.linked ? '' : ' (the addon was not linked against libtorch_cuda)'}, ` +
         (r.cuda.available ? `${r.cuda.devices} device(s)` : 'no device visible') : 'none (CPU build)'],
+      ...r.gpus.map((g): [string, string] => [`cuda:${g.index}`, `${g.name}, ${(g.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${g.major}.${g.minor}, ${g.multiProcessors} SMs`]),
       ['cuDNN', r.cudnn ?? 'none'],
       ['NCCL', r.nccl ? 'built in' : 'none'],
       ['BLAS', r.blas],

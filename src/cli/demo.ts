@@ -12,6 +12,8 @@ export interface DemoOptions {
   epochs?: number;
   /** fp32 (demoConfig's default) or bf16 autocast; runDemo uses bf16 where the CPU computes it natively */
   precision?: 'fp32' | 'bf16';
+  /** auto (default), cpu, cuda or cuda:N */
+  device?: string;
   difficulty?: Difficulty;
   seed?: number;
   imageSize?: number;
@@ -45,7 +47,7 @@ export function demoConfig(dataDir: string, o: DemoOptions): TrainConfigInput {
       train: join(dataDir, 'train.jsonl'), val: join(dataDir, 'val.jsonl'), test: join(dataDir, 'test.jsonl'),
       labels: ['mismatch', 'match'], maxLength: 32, cache: true, image: { size: S, resize: 'exact' },
     },
-    train: { epochs: o.epochs ?? demoEpochs(o.precision ?? 'fp32'), precision: o.precision ?? 'fp32', batchSize: 32, lr: o.lr ?? 1e-3, schedule: { type: 'cosine', warmupRatio: 0.1 }, clipGradNorm: 1 },
+    train: { epochs: o.epochs ?? demoEpochs(o.precision ?? 'fp32'), precision: o.precision ?? 'fp32', device: o.device ?? 'auto', batchSize: 32, lr: o.lr ?? 1e-3, schedule: { type: 'cosine', warmupRatio: 0.1 }, clipGradNorm: 1 },
     eval: { every: 'epoch', metric: 'accuracy' },
     checkpoint: { keepLast: 1 },
     log: { every: 50 },

@@ -3,6 +3,7 @@
 import { MmtrainError, invalid } from '../errors.js';
 import { noGrad } from '../tensor/modes.js';
 import { keep } from '../tensor/scope.js';
+import type { Device } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export interface LoadReport {
@@ -131,6 +132,22 @@ export abstract class Module {
   }
 
   /** Clears gradients (set to none, as torch's zero_grad(set_to_none=True)). */
+  /**
+   * Moves every parameter and buffer to `device` in place (PyTorch's `module.to(device)`): each stays the same
+   * tensor object, so optimizers built afterwards, and references held elsewhere, see the move.
+   */
+  to(device: Device): this {
+    noGrad(() => {
+      for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) {
+        if (t.device === device) continue;
+        const moved = t.to(device);
+        t.setData_(moved);
+        moved.dispose();
+      }
+    });
+    return this;
+  }
+
   zeroGrad(): void {
     for (const p of this.parameters()) p.grad = null;
   }

@@ -2,6 +2,7 @@
 // CUDA/cuDNN/NCCL as that LibTorch was built, the BLAS library actually loaded, and the CPU's bf16 support.
 import { readFileSync } from 'node:fs';
 import { cpuFlags, nativeBf16Flags } from '../cpu.js';
+import { type CudaDevice, cudaDevices } from './device.js';
 import { native } from './native.js';
 
 /** LibTorch's build settings (at::show_config(), torch.__config__.show() in Python), parsed. */
@@ -76,6 +77,8 @@ export interface BuildReport {
   cpu: { capability: string | null; bf16: string };
   blas: string;
   cuda: { build: string | null; linked: boolean; available: boolean; devices: number };
+  /** the GPUs LibTorch sees: name, memory, compute capability */
+  gpus: CudaDevice[];
   cudnn: string | null;
   nccl: boolean;
   threads: string;
@@ -97,6 +100,7 @@ export function buildReport(): BuildReport {
     cpu: { capability: cfg.cpuCapability, bf16: bf16.length ? `native (${bf16.join(', ')})` : 'emulated (no avx512_bf16 or amx_bf16): fp32 is faster' },
     blas: describeBlas(cfg.blas, loadedBlasLibraries()),
     cuda: { build: cfg.cuda, linked: b.cudaBuild, available: b.cudaAvailable, devices: b.cudaDeviceCount },
+    gpus: cudaDevices(),
     cudnn,
     nccl: cfg.nccl,
     threads: threadsLine(b.parallelInfo),

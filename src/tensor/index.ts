@@ -4,6 +4,7 @@ export {
 } from './tensor.js';
 export { type DType, type Device, DTYPES, isFloating } from './dtype.js';
 export { tidy, keep, memory, releaseFreeMemory, scopeDepth } from './scope.js';
+export { cudaDevices, cudaMemory, cudaSynchronize, resolveDevice, type CudaDevice } from './device.js';
 export {
   noGrad, enableGrad, isGradEnabled, autocast, manualSeed, setNumThreads, getNumThreads, buildInfo, libtorchVersion,
   cudaAvailable, getRngState, setRngState, type AutocastOptions,

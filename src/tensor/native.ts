@@ -113,7 +113,16 @@ export interface NativeBinding {
   where(cond: Handle, a: Handle, b: Handle): Handle;
   maskedFill(a: Handle, mask: Handle, value: number): Handle;
   clamp(a: Handle, min: number | null, max: number | null): Handle;
-  to(a: Handle, dtype: number, device: string | null, copy: boolean): Handle;
+  to(a: Handle, dtype: number, device: string | null, copy: boolean, nonBlocking?: boolean): Handle;
+  // CUDA devices (an empty list in a CPU build), the caching allocator, pinned memory, in-place device moves
+  cudaDevices(): { index: number; name: string; totalMemory: number; major: number; minor: number; multiProcessors: number }[];
+  cudaMemory(index: number): { allocated: number; reserved: number; peakAllocated: number };
+  cudaEmptyCache(): void;
+  cudaSynchronize(): void;
+  cudaSetDevice(index: number): void;
+  pinMemory(a: Handle): Handle;
+  setData(dst: Handle, src: Handle): void;
+  setAllowTF32(on: boolean): void;
   // nn functional
   linear(x: Handle, w: Handle, b: Handle): Handle;
   layerNorm(x: Handle, shape: number[], w: Handle, b: Handle, eps: number): Handle;

@@ -145,5 +145,6 @@ export function memory(): { liveTensors: number; liveBytes: number } {
  * any pages went back (always false where the C library is not glibc).
  */
 export function releaseFreeMemory(): boolean {
+  native.cudaEmptyCache(); // the CUDA caching allocator's unused blocks too (nothing in a CPU build)
   return native.releaseFreeMemory();
 }

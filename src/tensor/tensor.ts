@@ -144,10 +144,15 @@ export class Tensor {
   }
 
   // ---- conversion ----
-  to(target: DType | Device | { dtype?: DType; device?: Device; copy?: boolean }): Tensor {
+  /**
+   * A copy in another dtype and/or on another device (the tensor itself when nothing changes, unless `copy`).
+   * `nonBlocking`: a copy from pinned host memory to a GPU is queued on the GPU's stream and returns at once.
+   */
+  to(target: DType | Device | { dtype?: DType; device?: Device; copy?: boolean; nonBlocking?: boolean }): Tensor {
     let dtype: DType | undefined;
     let device: Device | undefined;
     let copy = false;
+    let nonBlocking = false;
     if (typeof target === 'string') {
       if (target in BYTES_PER_ELEMENT) dtype = target as DType;
       else device = checkDevice(target);
@@ -155,10 +160,23 @@ export class Tensor {
       dtype = target.dtype;
       device = target.device === undefined ? undefined : checkDevice(target.device);
       copy = target.copy ?? false;
+      nonBlocking = target.nonBlocking ?? false;
     } else {
       invalid('to(target)', 'a dtype, a device or { dtype, device }', target);
     }
-    return new Tensor(native.to(this.handle, dtype === undefined ? -1 : dtypeCode(dtype), device ?? null, copy));
+    return new Tensor(native.to(this.handle, dtype === undefined ? -1 : dtypeCode(dtype), device ?? null, copy, nonBlocking));
+  }
+  /** A copy in page-locked host memory (needs CUDA), from which `to({ device, nonBlocking: true })` is asynchronous. */
+  pinMemory(): Tensor { return new Tensor(native.pinMemory(this.handle)); }
+  /**
+   * Makes this tensor hold `src`'s data (device and dtype included) while staying the same object, so modules and
+   * optimizers that hold it see the change: PyTorch's `param.data = src`.
+   */
+  setData_(src: Tensor): this {
+    native.setData(this.handle, src.handle);
+    this.#shape = undefined; // the cached metadata was the old data's
+    this.#dtype = undefined;
+    return this;
   }
   float(): Tensor { return this.to('float32'); }
   double(): Tensor { return this.to('float64'); }

@@ -1,6 +1,7 @@
 // Checkpoints: model, optimizer moments, schedule step, RNG state, loader cursor and config, written into a
 // temporary directory, fsynced, then renamed into place, so a crash or a failing disk never leaves a half-written
 // checkpoint where a loader would look. A checkpoint is also a model directory (`mmtrain eval/predict --checkpoint`).
+import type { LossScalerState } from './loss-scaler.js';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { collectGarbage } from '../heap.js';
@@ -27,6 +28,8 @@ export interface TrainerState {
   /** base64 of LibTorch's CPU generator state */
   rngState: string;
   finished: boolean;
+  /** fp16 runs: the loss scaler's scale and good-step count */
+  lossScale?: LossScalerState;
 }
 
 /** What eval/predict need besides the weights: labels and preprocessing. */
@@ -170,7 +173,12 @@ export function loadOptimizerState(ckpt: string, opt: AdamW, names: Map<Tensor, 
       const v = tensors.get(`${n}.exp_avg_sq`);
       const s = tensors.get(`${n}.step`);
       if (!m || !v || !s) return;
-      opt.setState(gi, pi, { step: s.item(), expAvg: m, expAvgSq: v, maxExpAvgSq: null });
+      // the moments live beside their parameter: a checkpoint saved on one device resumes on another
+      const dm = m.to(p.device);
+      const dv = v.to(p.device);
+      opt.setState(gi, pi, { step: s.item(), expAvg: dm, expAvgSq: dv, maxExpAvgSq: null });
+      dm.dispose(); // handles only: the optimizer holds its own reference to the data
+      dv.dispose();
     }));
   } finally {
     for (const t of tensors.values()) t.dispose();

@@ -93,7 +93,18 @@ export const ConfigSchema = z.strictObject({
     }).default({ type: 'cosine', warmupRatio: 0.06, minLrRatio: 0 }),
     /** clip the global gradient norm to this; null = no clipping */
     clipGradNorm: z.number().positive().nullable().default(1.0),
+    /** auto (the first GPU LibTorch sees, else the CPU), cpu, cuda or cuda:N */
+    device: z.string().regex(/^(auto|cpu|cuda(:\d+)?)$/, 'expected auto, cpu, cuda or cuda:N').default('auto'),
     precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
+    /** fp16's dynamic loss scaling (PyTorch's GradScaler): start, factors, and good steps before growing */
+    lossScale: z.strictObject({
+      init: z.number().positive().default(65536),
+      growthFactor: z.number().gt(1).default(2),
+      backoffFactor: z.number().gt(0).lt(1).default(0.5),
+      growthInterval: positiveInt.default(2000),
+    }).prefault({}),
+    /** TF32 tensor cores for fp32 matmuls and convolutions on Ampere and later GPUs */
+    tf32: z.boolean().default(false),
     labelSmoothing: prob.default(0),
     /** consecutive non-finite steps before rolling back to the last good checkpoint with half the lr */
     maxNonFinite: positiveInt.default(3),
@@ -215,7 +226,7 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
     if (e?.preset && e.pretrained) problems.push(`model.${side}: give either preset or pretrained, not both`);
     if (e?.config && e.pretrained) problems.push(`model.${side}.config: overrides apply to a preset; a pretrained encoder keeps its own config.json (remove config, or pretrained)`);
   }
-  if (c.train.precision === 'fp16') problems.push('train.precision: fp16 needs CUDA (fp16 autocast with loss scaling); on CPU use bf16');
+  if (c.train.precision === 'fp16' && c.train.device === 'cpu') problems.push('train.precision: fp16 needs a GPU (fp16 autocast with loss scaling); with train.device cpu use bf16');
   if (c.eval.earlyStopping && !c.data.val) problems.push('eval.earlyStopping: needs data.val (early stopping watches the validation metric)');
   if (c.eval.metric !== 'accuracy' && c.eval.metric !== 'loss' && !c.data.val) problems.push(`eval.metric: "${c.eval.metric}" is computed on data.val, which is not set`);
   if (c.train.schedule.warmupSteps !== undefined && c.train.schedule.type === 'original') problems.push('train.schedule: the "original" schedule has no warmup; remove warmupSteps');
@@ -353,7 +364,10 @@ train:
   schedule: { type: cosine, warmupRatio: 0.06, minLrRatio: 0 }   # cosine | linear | constant | original
   # schedule: { type: cosine, warmupSteps: 100 }   # warmup by steps instead of a ratio
   clipGradNorm: 1.0            # null: no clipping
-  precision: fp32              # fp32 | bf16 (CPU autocast)
+  device: auto                 # auto (the first GPU if LibTorch sees one, else cpu) | cpu | cuda | cuda:N
+  precision: fp32              # fp32 | bf16 (autocast) | fp16 (GPU: autocast with dynamic loss scaling)
+  # lossScale: { init: 65536, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000 }   # fp16 only
+  # tf32: false                # TF32 matmuls for fp32 on Ampere+ GPUs
   labelSmoothing: 0
   maxNonFinite: 3              # non-finite steps in a row before rolling back with half the lr
   # threads: 4                 # intra-op threads (default: all cores)

@@ -4,6 +4,7 @@ import { type DataLoader, disposeBatch } from '../data/loader.js';
 import type { FusionClassifier } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { autocast, noGrad } from '../tensor/modes.js';
+import { autocastFor, deviceOf } from './precision.js';
 import { tidy } from '../tensor/scope.js';
 import { modalityScores } from '../diagnostics/modality.js';
 import { linearProbeAccuracy } from '../diagnostics/probe.js';
@@ -27,9 +28,10 @@ export async function evaluateLoader(model: FusionClassifier, loader: DataLoader
   const modality = opts.modality ?? false;
   const scores = { text: 0, image: 0 };
   const vecs: { text: Float32Array[]; image: Float32Array[]; Ct: number; Ci: number } = { text: [], image: [], Ct: 0, Ci: 0 };
+  const cast = autocastFor(opts.precision ?? 'fp32', deviceOf(model));
   for await (const b of loader?.epoch(0) ?? []) {
     noGrad(() => tidy(() => {
-      const out = autocast({ enabled: opts.precision === 'bf16' }, () => model.forward(b, { returnEncoderVectors: modality }));
+      const out = autocast(cast, () => model.forward(b, { returnEncoderVectors: modality }));
       const logits = out.logits.float();
       lossSum += F.crossEntropy(logits, b.labels, { reduction: 'sum' }).item();
       const p = F.softmax(logits, -1).toNumbers();

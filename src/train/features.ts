@@ -5,6 +5,7 @@ import { type DataLoader, disposeBatch } from '../data/loader.js';
 import type { FusionClassifier, FusionFeatures } from '../models/fusion.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
+import type { Device } from '../tensor/dtype.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 
 export interface FeatureBatch extends FusionFeatures {
@@ -62,8 +63,14 @@ export class FeatureStore {
     return store;
   }
 
-  /** Tensors for a batch of dataset indices (texts padded to the longest). */
-  batch(indices: number[]): FeatureBatch {
+  /** Tensors for a batch of dataset indices (texts padded to the longest), on `device`. */
+  batch(indices: number[], device: Device = 'cpu'): FeatureBatch {
+    const on = (t: Tensor): Tensor => {
+      if (device === 'cpu') return t;
+      const moved = t.to(device);
+      t.dispose();
+      return moved;
+    };
     const B = indices.length;
     const T = Math.max(...indices.map((i) => this.textLen[i]!));
     const { C, Ci, N } = this;
@@ -78,11 +85,11 @@ export class FeatureStore {
       if (pooled) pooled.set(this.pooled[ix]!, k * Ci);
     });
     return {
-      textHidden: tensor(text, { shape: [B, T, C] }),
-      attentionMask: tensor(mask, { shape: [B, T], dtype: 'int64' }),
-      imageHidden: tensor(image, { shape: [B, N, Ci] }),
-      imagePooled: pooled ? tensor(pooled, { shape: [B, Ci] }) : null,
-      labels: tensor(new Int32Array(indices.map((i) => this.labels[i]!)), { dtype: 'int64' }),
+      textHidden: on(tensor(text, { shape: [B, T, C] })),
+      attentionMask: on(tensor(mask, { shape: [B, T], dtype: 'int64' })),
+      imageHidden: on(tensor(image, { shape: [B, N, Ci] })),
+      imagePooled: pooled ? on(tensor(pooled, { shape: [B, Ci] })) : null,
+      labels: on(tensor(new Int32Array(indices.map((i) => this.labels[i]!)), { dtype: 'int64' })),
       indices,
     };
   }

@@ -8,7 +8,9 @@ import { TextTokenizer } from '../data/tokenizer.js';
 import { FusionClassifier } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { autocast, noGrad } from '../tensor/modes.js';
+import { autocastFor, deviceOf } from './precision.js';
 import { tidy } from '../tensor/scope.js';
+import { resolveDevice } from '../tensor/device.js';
 import { readInferenceInfo, type InferenceInfo } from './checkpoint.js';
 import type { EvalMetrics } from './metrics.js';
 import { evaluateLoader } from './evaluate.js';
@@ -21,22 +23,24 @@ export interface Predictor {
   dispose(): void;
 }
 
-export function loadPredictor(checkpoint: string): Predictor {
+/** Loads a checkpoint for inference on `device` (auto: the first GPU LibTorch sees, else the CPU). */
+export function loadPredictor(checkpoint: string, opts: { device?: string } = {}): Predictor {
+  const device = resolveDevice(opts.device ?? 'auto', 'device');
   const info = readInferenceInfo(checkpoint);
   const tokFile = join(checkpoint, info.tokenizer);
   const tokenizer = info.tokenizer === 'vocab.txt' ? TextTokenizer.fromVocab(tokFile, { doLowerCase: info.doLowerCase }) : TextTokenizer.fromFile(tokFile);
-  const model = FusionClassifier.fromPretrained(checkpoint).eval();
+  const model = FusionClassifier.fromPretrained(checkpoint).to(device).eval();
   return { model, tokenizer, image: imageConfig({ ...info.image }), info, dispose: () => model.dispose() };
 }
 
 /** How inference batches and computes: by default as the checkpoint's run did (its padding and precision). */
 export interface InferenceOptions {
   batchSize?: number;
-  precision?: 'fp32' | 'bf16';
+  precision?: 'fp32' | 'bf16' | 'fp16';
 }
 
 function loaderOptions(p: Predictor, opts: InferenceOptions) {
-  return { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: p.info.maxLength, padding: p.info.padding ?? 'longest' } as const;
+  return { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: p.info.maxLength, padding: p.info.padding ?? 'longest', device: deviceOf(p.model) } as const;
 }
 
 export interface Prediction {
@@ -51,12 +55,12 @@ export interface Prediction {
  */
 export async function predictSamples(p: Predictor, samples: Sample[], opts: InferenceOptions = {}): Promise<Prediction[]> {
   const loader = new DataLoader(samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), decodeThread: samples.length > 1 });
-  const bf16 = (opts.precision ?? p.info.precision) === 'bf16';
+  const cast = autocastFor(opts.precision ?? p.info.precision ?? 'fp32', deviceOf(p.model));
   const k = p.info.labels.length;
   const out: Prediction[] = new Array(samples.length);
   p.model.eval();
   for await (const b of loader.epoch(0)) {
-    const probs = noGrad(() => tidy(() => F.softmax(autocast({ enabled: bf16 }, () => p.model.forward(b)).logits.float(), -1).toNumbers()));
+    const probs = noGrad(() => tidy(() => F.softmax(autocast(cast, () => p.model.forward(b)).logits.float(), -1).toNumbers()));
     disposeBatch(b);
     b.indices.forEach((s, i) => {
       const row = probs.slice(i * k, (i + 1) * k);
@@ -81,8 +85,8 @@ export async function predictManifest(p: Predictor, manifest: string, opts: Infe
 }
 
 /** Metrics of a checkpoint on a manifest (labels mapped through the checkpoint's label list). */
-export async function evaluate(checkpoint: string, manifest: string, opts: InferenceOptions & { onBadSample?: 'error' | 'skip' } = {}): Promise<EvalMetrics> {
-  const p = loadPredictor(checkpoint);
+export async function evaluate(checkpoint: string, manifest: string, opts: InferenceOptions & { onBadSample?: 'error' | 'skip'; device?: string } = {}): Promise<EvalMetrics> {
+  const p = loadPredictor(checkpoint, { device: opts.device });
   try {
     const m = readManifest(manifest, { labels: p.info.labels, onBadSample: opts.onBadSample });
     const loader = new DataLoader(m.samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), onBadSample: opts.onBadSample });

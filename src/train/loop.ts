@@ -8,6 +8,11 @@ import { type DataLoader, disposeBatch } from '../data/loader.js';
 import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { autocast } from '../tensor/modes.js';
+import type { Device } from '../tensor/dtype.js';
+import { LossScaler } from './loss-scaler.js';
+import { autocastFor } from './precision.js';
+import { gpuMemoryText } from './progress.js';
+import { cudaMemory } from '../tensor/device.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Callback, StepInfo, TrainContext } from './callbacks.js';
@@ -38,6 +43,8 @@ export interface LoopParts {
   signal?: AbortSignal;
   /** the checkpoint the run resumed from */
   resumedFrom: string | null;
+  /** where the model, its optimizer state and the batches are */
+  device: Device;
 }
 
 export interface LoopEnd {
@@ -63,6 +70,8 @@ export class TrainingLoop {
   #stoppedEarly = false;
   #window = { loss: 0, n: 0, samples: 0, wait: 0, allreduce: 0, t: performance.now() };
   #features: FeatureStore | null = null;
+  /** fp16: dynamic loss scaling (null otherwise) */
+  #scaler: LossScaler | null = null;
   #progress: ProgressReporter | null = null;
 
   constructor(p: LoopParts) {
@@ -73,6 +82,7 @@ export class TrainingLoop {
     this.#baseLrs = p.groups.map((g) => g.lr!);
     this.#names = new Map(p.ctx.model.namedParameters().map(([n, t]) => [t, n] as [Tensor, string]));
     this.#lastGood = p.resumedFrom;
+    if (p.c.train.precision === 'fp16') this.#scaler = new LossScaler(p.c.train.lossScale, p.ctx.state.lossScale);
   }
 
   get totalSteps(): number { return this.#totalSteps; }
@@ -85,6 +95,7 @@ export class TrainingLoop {
     loadOptimizerState(ckpt, this.#p.optimizer, this.#names);
     ctx.state = readTrainerState(ckpt);
     rngFromString(ctx.state.rngState);
+    if (this.#scaler) this.#scaler = new LossScaler(this.#p.c.train.lossScale, ctx.state.lossScale);
   }
 
   /** Trains to the end (or an interruption); `features` replaces the loader when the encoders are frozen. */
@@ -150,13 +161,14 @@ export class TrainingLoop {
         if (o?.returnAttention) fo.returnAttention = true;
         if (o?.returnEncoderVectors) fo.returnEncoderVectors = true;
       }
-      const l = autocast({ enabled: c.train.precision === 'bf16' }, () => {
+      const l = autocast(autocastFor(c.train.precision, this.#p.device), () => {
         const out = b.forward(fo);
         this.#emit('onForward', ctx, { step: this.#state.step, outputs: out, labels: b.labels, attentionMask: b.attentionMask });
         // data-parallel: summed here, divided by the step's global sample count when gradients are synchronized
         return F.crossEntropy(out.logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing, reduction: pg ? 'sum' : 'mean' });
       });
-      (pg ? l : l.div(c.train.gradAccumulation)).backward();
+      const scaled = pg ? l : l.div(c.train.gradAccumulation);
+      (this.#scaler ? this.#scaler.scaleLoss(scaled) : scaled).backward();
       const v = l.item();
       b.dispose();
       return v;
@@ -182,9 +194,28 @@ export class TrainingLoop {
       samples = n!;
       abortAll = aborts! > 0;
     }
+    // fp16: gradients back to their true size before anything reads them (clipping, diagnostics, the guard)
+    this.#scaler?.unscale(params);
     this.#emit('onAfterBackward', ctx, { step: state.step });
     const gradNorm = clipGradNorm(params, c.train.clipGradNorm ?? Infinity); // null: measure the norm, never clip
-    const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
+    let finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
+    if (this.#scaler) {
+      // an fp16 overflow (finite loss, inf/NaN gradients) is the scaler's business: skip the step, lower the
+      // scale; it does not count toward the non-finite guard, which watches the loss itself
+      const overflow = Number.isFinite(loss) && !Number.isFinite(gradNorm);
+      const before = this.#scaler.scale;
+      const scale = this.#scaler.update(overflow);
+      state.lossScale = this.#scaler.state;
+      if (scale !== before) ctx.log({ event: 'loss_scale', step: state.step, scale, overflow });
+      if (overflow) {
+        optimizer.zeroGrad();
+        state.position = this.#cursor;
+        const info: StepInfo = { step: state.step, epoch: state.epoch, loss, gradNorm, lr: {}, samplesPerS: 0, dataWaitS: 0, skipped: true };
+        this.#emit('onStepEnd', ctx, info);
+        return { finite: false, lrs: {}, gradNorm, abortAll };
+      }
+      finite = Number.isFinite(loss);
+    }
     const lrs: Record<string, number> = {};
     if (finite) {
       const f = lrFactor(c.train.schedule, state.step, this.#totalSteps) * state.lrScale;
@@ -240,7 +271,9 @@ export class TrainingLoop {
         data_wait_s: w.wait / 1000 / Math.max(1, w.n), ...(pg ? { allreduce_s: w.allreduce / 1000 / Math.max(1, w.n) } : {}),
       };
       ctx.log(rec);
-      this.#progress?.update(state.step, { epoch: state.epoch, loss: rec.loss, lr: Object.values(lrs)[0] ?? 0, samplesPerS: rec.samples_per_s });
+      const dev = this.#p.device;
+      const gpu = dev.startsWith('cuda') ? gpuMemoryText(cudaMemory(Number(dev.slice(5)))) : undefined;
+      this.#progress?.update(state.step, { epoch: state.epoch, loss: rec.loss, lr: Object.values(lrs)[0] ?? 0, samplesPerS: rec.samples_per_s, gpu });
       this.#window = { loss: 0, n: 0, samples: 0, wait: 0, allreduce: 0, t: performance.now() };
     }
     if (typeof c.eval.every === 'number' && state.step % c.eval.every === 0) {
@@ -332,7 +365,7 @@ export class TrainingLoop {
           yield { forward: () => { throw new Error('empty batch'); }, labels: null as never, attentionMask: null as never, size: 0, dispose: () => {} };
           continue;
         }
-        const fb = features.batch(local);
+        const fb = features.batch(local, this.#p.device);
         yield { forward: (o) => ctx.model.forwardFeatures(fb, o), labels: fb.labels, attentionMask: fb.attentionMask, size: fb.indices.length, dispose: () => disposeFeatureBatch(fb) };
       }
       return;

@@ -11,6 +11,7 @@ import { type FusionClassifier, createFusionModel } from '../models/fusion.js';
 import type { InferenceInfo } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import type { ProcessGroup } from './distributed.js';
+import type { Device } from '../tensor/dtype.js';
 
 export interface RunData {
   train: Manifest;
@@ -58,12 +59,12 @@ export interface RunLoaders {
   trainInOrder(): DataLoader;
 }
 
-export function makeLoaders(c: TrainConfig, data: RunData, image: ImageConfig, runDir: string, pg: ProcessGroup | null): RunLoaders {
+export function makeLoaders(c: TrainConfig, data: RunData, image: ImageConfig, runDir: string, pg: ProcessGroup | null, device: Device = 'cpu'): RunLoaders {
   const augment = augments(c);
   // each rank keeps its own image cache folder: no two processes write the same file
   const cacheDir = c.data.cache === false ? null : c.data.cache === true ? join(runDir, 'cache') : c.data.cache;
   const cache = cacheDir === null ? null : new ImageCache(pg ? join(cacheDir, `rank-${pg.rank}`) : cacheDir, image);
-  const common = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, decodeThread: c.data.decodeThread, onBadSample: c.data.onBadSample, cache } as const;
+  const common = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, decodeThread: c.data.decodeThread, onBadSample: c.data.onBadSample, cache, device } as const;
   const train = new DataLoader(data.train.samples, data.tokenizer, image, {
     ...common, batchSize: c.train.batchSize, seed: c.seed, shuffle: true, bucketByLength: c.data.bucketByLength, augment, cache: augment ? null : cache,
     shard: pg ? { rank: pg.rank, worldSize: pg.worldSize } : null,

@@ -8,6 +8,7 @@ import { Diagnostics } from '../diagnostics/diagnostics.js';
 import { type Warning, analyzeRun } from '../diagnostics/warnings.js';
 import { manualSeed, setNumThreads } from '../tensor/modes.js';
 import { releaseFreeMemory } from '../tensor/scope.js';
+import { resolveDevice, setAllowTF32 } from '../tensor/device.js';
 import { GradientModulation } from './balance.js';
 import type { Callback, TrainContext, TrainOptions, TrainResult } from './callbacks.js';
 import { type TrainerState, listCheckpoints, recoverCheckpoints } from './checkpoint.js';
@@ -47,14 +48,19 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
 
   // data, then the model (its head needs the label count), then the image preprocessing (the model's image size)
   const data = readData(c);
-  const model = buildModel(c, data.labels.length);
+  const device = resolveDevice(c.train.device, 'train.device');
+  if (c.train.precision === 'fp16' && device === 'cpu') {
+    throw new MmtrainError(`train.precision: fp16 needs a GPU (fp16 autocast with loss scaling), but train.device ${c.train.device} is the CPU here; use bf16 on the CPU`);
+  }
+  if (device !== 'cpu') setAllowTF32(c.train.tf32);
+  const model = buildModel(c, data.labels.length).to(device); // before the optimizer: its state lives beside the weights
   let optimizer: AdamW | null = null;
   try {
     if (c.model.freeze.text !== false) model.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
     if (c.model.freeze.image !== false) model.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
     if (pg) pg.broadcast(model.parameters(), 0, c.distributed.bucketMB); // every rank starts from rank 0's weights
     const image = imageFor(c, model);
-    const loaders = makeLoaders(c, data, image, runDir, pg);
+    const loaders = makeLoaders(c, data, image, runDir, pg, device);
     const groups = parameterGroups(model, c);
     optimizer = new AdamW(groups, { betas: c.train.betas, eps: c.train.eps });
 
@@ -81,7 +87,7 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     ];
     const loop = new TrainingLoop({
       c, ctx, callbacks, groups, optimizer, loaders, info: inferenceInfo(c, data.labels, image), pg,
-      print: (s) => print(s), signal: opts.signal, resumedFrom: resumeFrom,
+      print: (s) => print(s), signal: opts.signal, resumedFrom: resumeFrom, device,
     });
     if (resumeFrom) {
       loop.restore(resumeFrom);
