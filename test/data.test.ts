@@ -77,6 +77,7 @@ test('colour modes decode to the right RGB: CMYK, animated GIF first frame, EXIF
   const meta = await sharp(join(IMG, 'exif-rot6.jpg')).metadata();
   assert.equal(meta.orientation, 6);
   const gray = await loadImage(join(IMG, 'gray.png'), cfg);
+  assert.equal(gray.data.length, 16 * 16 * 3, 'gray.png: 16x16 RGB pixels');
   for (let i = 0; i < 16 * 16; i++) assert.ok(gray.data[3 * i] === gray.data[3 * i + 1] && gray.data[3 * i] === gray.data[3 * i + 2]);
 });
 
@@ -237,7 +238,9 @@ test('loader: dynamic padding to the longest text, masks, labels, bucketing by l
   const l = loaderFor(dir, { shuffle: false });
   await settleGarbage();
   const before = memory().liveTensors;
+  let batches = 0;
   for await (const b of l.epoch(0)) {
+    batches++;
     tidy(() => {
       const lens = b.attentionMask.sum(1).toNumbers();
       assert.equal(b.inputIds.size(1), Math.max(...lens));
@@ -248,13 +251,17 @@ test('loader: dynamic padding to the longest text, masks, labels, bucketing by l
       disposeBatch(b);
     });
   }
+  assert.equal(batches, 4, 'dynamic padding: 12 samples in batches of 3');
   await settleGarbage();
   assert.equal(memory().liveTensors, before);
   const fixed = loaderFor(dir, { padding: 'max_length', maxLength: 24 });
+  let fixedBatches = 0;
   for await (const b of fixed.epoch(0)) {
+    fixedBatches++;
     assert.equal(b.inputIds.size(1), 24);
     disposeBatch(b);
   }
+  assert.equal(fixedBatches, 4, 'max_length padding: 12 samples in batches of 3');
   const bucketed = loaderFor(dir, { bucketByLength: true });
   const plan = bucketed.plan(0);
   const lenOf = (i: number) => bucketed.encodings[i]!.ids.length;
@@ -361,6 +368,8 @@ test('the batch thread prepares the same batches as the main thread: plain, augm
     assert.equal(a.skipped, b.skipped, `${what}: skipped`);
     assert.deepEqual(a.out.map((x) => x.indices), b.out.map((x) => x.indices), `${what}: indices`);
     assert.deepEqual(a.out.map((x) => x.ids), b.out.map((x) => x.ids), `${what}: token ids`);
+    assert.equal(a.out.flatMap((x) => x.indices).length, 7, `${what}: 8 samples less the broken one`);
+    assert.deepEqual(a.out.map((x) => x.pixels.length), b.out.map((x) => x.pixels.length), `${what}: pixel counts`);
     let worst = 0;
     a.out.forEach((x, i) => x.pixels.forEach((v, k) => { worst = Math.max(worst, Math.abs(v - b.out[i]!.pixels[k]!)); }));
     assert.ok(worst < 1e-5, `${what}: pixels differ by ${worst}`);

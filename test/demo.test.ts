@@ -47,6 +47,8 @@ test('mmtrain demo, eval, predict, init, train and report from the command line'
   const p = JSON.parse(run(['predict', '--checkpoint', ckpt, '--precision', 'fp32', '--image', join(dataDir, first.image), '--text', first.text]));
   const p0 = JSON.parse(run(['predict', '--checkpoint', ckpt, '--precision', 'fp32', '--data', join(dataDir, 'test.jsonl')]).split('\n')[0]!);
   assert.equal(p0.image, first.image);
+  assert.ok(labels.length >= 2, `labels.json lists ${labels.length} labels`);
+  assert.deepEqual(Object.keys(p.probabilities).sort(), [...labels].sort(), 'one probability per label');
   for (const l of labels) assert.ok(Math.abs(p.probabilities[l] - p0.probabilities[l]) < 1e-5, `single predict ${l}: ${p.probabilities[l]} vs ${p0.probabilities[l]}`);
   // init writes a config that train accepts (after pointing it at data)
   const cfg = join(dir, 'my.yaml');

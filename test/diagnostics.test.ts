@@ -118,6 +118,7 @@ test('gradient modulation: scaled exactly, and with GE plus N(0, std(grad)) nois
     modulateGradient(h, 0.25, true);
     manualSeed(7);
     const expected = tensor([1, 2, 3, 4]).mul(0.25).add(randn([4]).mul(std + 1e-8)).toNumbers();
+    assert.deepEqual(h.shape, [4]);
     h.toNumbers().forEach((x, i) => close(x, expected[i]!, 1e-6, `element ${i}`));
   });
 });
@@ -197,6 +198,7 @@ test('modality dropout zeroes exactly one side of a dropped sample in training, 
       const o = model.forwardFeatures(x, { modalityDropout: 0.999 });
       const tz = o.textVector.abs().sum(1).eq(0).toNumbers();
       const iz = o.imageVector.abs().sum(1).eq(0).toNumbers();
+      assert.deepEqual([tz.length, iz.length], [64, 64], 'one flag per sample');
       tz.forEach((z, r) => assert.equal(z + iz[r]!, 1, `sample ${r}: exactly one side dropped`));
       assert.ok(tz.filter(Boolean).length > 16 && iz.filter(Boolean).length > 16, 'both sides get dropped');
       model.eval();
@@ -292,6 +294,7 @@ test('a run logs diagnostics whose total gradient norm is the trainer\'s pre-cli
   const recs = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const diag = recs.filter((x) => x.event === 'diagnostics');
   assert.equal(diag.length, Math.floor(r.steps / 2));
+  assert.equal(diag.length, 12, '96 training pairs, batches of 8, 2 epochs: 24 steps, diagnostics every 2');
   const trainBy = new Map(recs.filter((x) => x.event === 'train').map((x) => [x.step, x]));
   for (const d of diag) {
     for (const m of ['text_encoder', 'image_encoder', 'fusion', 'classifier']) {

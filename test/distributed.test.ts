@@ -38,7 +38,9 @@ test('sharding: each global batch is split into contiguous slices that cover it 
   const img = imageConfig({ size: 16, resize: 'exact' });
   const single = new DataLoader(samples, tok, img, { batchSize: 7, seed: 3 });
   const shards = [0, 1, 2].map((rank) => new DataLoader(samples, tok, img, { batchSize: 7, seed: 3, shard: { rank, worldSize: 3 } }));
-  for (const batch of single.plan(1)) {
+  const plan = single.plan(1);
+  assert.deepEqual(plan.map((b) => b.length), [7, 7, 7, 3], '24 training samples in batches of 7');
+  for (const batch of plan) {
     const parts = shards.map((s) => s.localSlice(batch));
     assert.deepEqual(parts.flat(), batch);
     const sizes = parts.map((p) => p.length);
@@ -75,6 +77,7 @@ function compareWeights(a: string, b: string, tol: number): number {
   const wa = loadSafetensors(join(a, 'model.safetensors')).tensors;
   const wb = loadSafetensors(join(b, 'model.safetensors')).tensors;
   assert.deepEqual([...wa.keys()].sort(), [...wb.keys()].sort());
+  assert.ok(wa.size > 0, `${a}: no weights to compare`);
   let worst = 0;
   tidy(() => {
     for (const [k, t0] of wa) {
@@ -114,6 +117,7 @@ test('two processes with the same global batch as one: losses and weights within
   const v1 = records(one).filter((r) => r.event === 'eval');
   const v2 = records(two).filter((r) => r.event === 'eval');
   assert.equal(v1.length, v2.length);
+  assert.equal(v1.length, 2, 'eval every 10 of 20 steps');
   v1.forEach((r, i) => {
     assert.equal(r.n, v2[i].n);
     assert.equal(r.accuracy, v2[i].accuracy);

@@ -17,6 +17,7 @@ test('SIGKILL at random moments: every trial resumes to bit-identical weights; n
   for (let i = 0; killed < 3 && i < 10; i++) {
     const r = await killResumeTrial(s, rnd);
     assert.ok(r.identical, `trial ${i}: final weights differ from the uninterrupted run`);
+    assert.ok(r.checkpointsChecked > 0, `trial ${i}: no checkpoint was checked`);
     if (r.kills > 0) killed++;
   }
   assert.equal(killed, 3, 'three trials with at least one kill');
@@ -28,6 +29,7 @@ test('a full disk mid-run: a clear error naming the checkpoint, the last good ch
   const runDir = join(s.dir, 'full');
   execFileSync(process.execPath, [cli, '--threads', '1', 'train', '--config', s.cfg, '--run-dir', runDir], { stdio: 'pipe' });
   const before = listCheckpoints(runDir);
+  assert.equal(before.length, 2, 'checkpoints at steps 5 and 10 (keepLast 2)');
   // a file-size limit of 1 MiB makes the next model.safetensors (about 2 MiB) fail with EFBIG, as a full disk would
   const resume = `ulimit -f 1024; exec "${process.execPath}" "${cli}" --threads 1 train --config "${s.cfg}" --resume "${runDir}" --set train.maxSteps=20`;
   assert.throws(() => execFileSync('bash', ['-c', resume], { stdio: 'pipe', encoding: 'utf8' }), (e: { status: number; stderr: string }) => {

@@ -21,7 +21,9 @@ test('the cycle finder finds a cycle, and one through a re-export', () => {
 
 test('the training loop and its parts name no BERT or ViT parameter', () => {
   const dir = join(ROOT, 'src', 'train');
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
+  const files = readdirSync(dir).filter((n) => n.endsWith('.ts'));
+  assert.ok(files.includes('loop.ts') && files.includes('trainer.ts'), `src/train holds ${files.join(', ')}`);
+  for (const f of files) {
     const text = readFileSync(join(dir, f), 'utf8');
     assert.doesNotMatch(text, /LayerNorm\.weight|layernorm_before|\bcls_token|(?<![a-z_])position_embeddings|encoder\\?\.layer\b/, `src/train/${f}`);
   }

@@ -171,6 +171,7 @@ test('save and load a fusion model directory bit-exactly', () => {
   const a = model.stateDict();
   const b = back.stateDict();
   assert.deepEqual([...b.keys()], [...a.keys()]);
+  assert.ok(a.size > 0, 'state dict is empty');
   for (const [k, t] of a) assert.deepEqual(b.get(k)!.toBuffer(), t.toBuffer(), k);
   assert.ok([...a.keys()].every((k) => /^(text_encoder|image_encoder|fusion|classifier)\./.test(k)));
   model.eval();
@@ -280,6 +281,7 @@ test('presets use Hugging Face initialisation; freezing whole encoders or lower 
 });
 
 test('encoders of different widths: the image projection runs forward and backward, and the image reaches the logits only through it', () => {
+  assert.deepEqual([...FUSION_TYPES], ['cross-attention', 'cls-cross-attention', 'shared-cls-cross-attention', 'concat']);
   for (const fusion_type of FUSION_TYPES) {
     const { model } = createFusionModel({
       fusion_type, fusion_num_heads: 2, head_hidden_size: 8, num_labels: 2,
@@ -299,6 +301,7 @@ test('encoders of different widths: the image projection runs forward and backwa
       noGrad(() => { for (const p of model.image_projection!.parameters()) p.zero_(); });
       const b1 = model.forward({ ...batch, pixelValues: randn([1, 3, 16, 16]) }).logits.toNumbers();
       const b2 = model.forward({ ...batch, pixelValues: randn([1, 3, 16, 16]) }).logits.toNumbers();
+      assert.equal(b1.length, 2, `${fusion_type}: one logit per label`);
       b1.forEach((v, i) => assert.ok(Math.abs(v - b2[i]!) < 1e-6, `${fusion_type}: logits moved with the image after the projection was zeroed`));
     });
     model.dispose();

@@ -13,11 +13,13 @@ const sorted = (xs: readonly string[]) => [...xs].sort();
 
 test('every code table the addon exports has a TypeScript name list, and no list lacks a table', () => {
   assert.deepEqual(sorted(Object.keys(native.codeTables)), sorted(Object.keys(NAMES_BY_TABLE)));
+  assert.equal(Object.keys(NAMES_BY_TABLE).length, 9, 'the dtype table and eight op tables');
 });
 
 for (const table of Object.keys(NAMES_BY_TABLE) as (keyof CodeTables)[]) {
   test(`code table "${table}": TypeScript's names are exactly the addon's`, () => {
     const exported = native.codeTables[table];
+    assert.ok(exported.length > 0, `the addon's "${table}" table is empty`);
     assert.equal(new Set(exported).size, exported.length, `the addon's "${table}" table repeats a name: ${exported.join(', ')}`);
     assert.deepEqual(sorted(NAMES_BY_TABLE[table]), sorted(exported));
   });
@@ -30,8 +32,10 @@ test('each name -> code map sends a name to its index in the addon\'s table', ()
     ['interpolation', INTERPOLATION_CODES],
   ];
   for (const [table, codes] of maps) {
+    assert.ok(native.codeTables[table].length > 0 && native.codeTables[table].length === Object.keys(codes).length, `${table}: ${native.codeTables[table].length} codes in the addon, ${Object.keys(codes).length} names`);
     native.codeTables[table].forEach((name, code) => assert.equal(codes[name], code, `${table}: ${name}`));
   }
+  assert.ok(DTYPES.length > 0 && native.codeTables.dtype.length === DTYPES.length, `dtype: ${native.codeTables.dtype.length} codes, ${DTYPES.length} dtypes`);
   native.codeTables.dtype.forEach((name, code) => assert.equal(dtypeCode(name as (typeof DTYPES)[number]), code, `dtype: ${name}`));
   // the maps have no prototype: a user's "toString" is an unknown name like any other
   assert.equal((LOSS_REDUCTION_CODES as Record<string, unknown>).toString, undefined);
@@ -58,6 +62,7 @@ test('a code outside its table is refused with the family and the codes it has',
 });
 
 test('every dtype survives the trip to LibTorch and back through its code', () => {
+  assert.ok(DTYPES.length > 0, 'no dtypes');
   tidy(() => {
     for (const d of DTYPES) assert.equal(zeros([1], { dtype: d }).dtype, d);
   });

@@ -34,6 +34,7 @@ test('AdamW + clipGradNorm follow torch.optim.AdamW step by step', () => {
     assertClose(b, fx.get(`optim.b${s + 1}`)!, TOL, `b after step ${s + 1}`);
   }
   const ref = fx.get('optim.norms')!.toNumbers();
+  assert.equal(norms.length, 6, 'one norm per step');
   norms.forEach((n, i) => assert.ok(Math.abs(n - ref[i]!) < 1e-5, `norm ${i}: ${n} vs ${ref[i]}`));
   const st = opt.getState(0, 0)!;
   assert.equal(st.step, 6);

@@ -12,7 +12,7 @@ import { FIXTURES, ROOT } from './helpers.js';
 const BAD = join(FIXTURES, 'bad');
 const cfg = imageConfig({ size: 16, resize: 'exact' });
 const px = (data: Uint8Array, x: number, y: number) => Array.from(data.slice((y * 16 + x) * 3, (y * 16 + x) * 3 + 3));
-const near = (a: number[], b: number[], tol = 40) => a.every((v, i) => Math.abs(v - b[i]!) <= tol);
+const near = (a: number[], b: number[], tol = 40) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) <= tol);
 
 /** Asserts an MmtrainError (never a native crash or a plain TypeError) whose message starts with the file. */
 async function rejects(fn: () => unknown, file: string, re: RegExp) {

@@ -184,6 +184,7 @@ test('F16 and BF16 tensors as PyTorch lays them out (zeros of both signs, subnor
     assert.deepEqual(t.shape, [4, 19]);
     const got = tidy(() => t.to('float32').toNumbers());
     const want = tensors.get(`${name}.as_f32`)!.toNumbers();
+    assert.equal(got.length, 4 * 19, `${name}: values read back`);
     got.forEach((v, i) => assert.ok(Object.is(v, want[i]) || (Number.isNaN(v) && Number.isNaN(want[i]!)), `${name}[${i}]: ${v} vs PyTorch's ${want[i]}`));
     // and back: saved by mmtrain, the same bytes as PyTorch's
     const dir = mkdtempSync(join(tmpdir(), 'mmtrain-st-'));

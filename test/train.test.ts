@@ -119,6 +119,8 @@ test('resume: 40 steps straight equal 20 steps, an interrupt mid-epoch, and 20 r
   assert.equal(second.nonFiniteSkipped, 0);
   const a = FusionClassifier.fromPretrained(listCheckpoints(straight.runDir).pop()!);
   const b = FusionClassifier.fromPretrained(listCheckpoints(first.runDir).pop()!);
+  assert.ok(a.stateDict().size > 0, 'state dict is empty');
+  assert.deepEqual([...b.stateDict().keys()], [...a.stateDict().keys()]);
   for (const [k, t] of a.stateDict()) assert.deepEqual(b.stateDict().get(k)!.toBuffer(), t.toBuffer(), k);
   a.dispose();
   b.dispose();
@@ -258,10 +260,13 @@ test('frozen encoders: the feature cache trains fusion + head on cached outputs 
   const a = trainLosses(cached.runDir);
   const b = trainLosses(plain.runDir);
   assert.equal(a.length, b.length);
+  assert.equal(a.length, 28, '80 training pairs in batches of 6 for 2 epochs');
   a.forEach(([s, l], i) => assert.ok(Math.abs((l as number) - (b[i]![1] as number)) < 1e-4, `step ${s}: ${l} vs ${b[i]![1]}`));
   // the encoders did not move
+  assert.ok(listCheckpoints(cached.runDir).length >= 2, 'a first and a last checkpoint to compare');
   const before = FusionClassifier.fromPretrained(join(listCheckpoints(cached.runDir)[0]!));
   const after = FusionClassifier.fromPretrained(listCheckpoints(cached.runDir).pop()!);
+  assert.ok([...before.stateDict().keys()].some((k) => k.startsWith('text_encoder.')) && [...before.stateDict().keys()].some((k) => k.startsWith('image_encoder.')), 'encoder weights to compare');
   for (const [k, t] of before.stateDict()) if (k.startsWith('text_encoder.') || k.startsWith('image_encoder.')) assert.deepEqual(after.stateDict().get(k)!.toBuffer(), t.toBuffer(), k);
   before.dispose();
   after.dispose();
@@ -286,6 +291,7 @@ test('parameter groups: encoder lr, layer-wise decay, no weight decay on biases 
   assert.equal(lrOf(model.image_encoder.embeddings.cls_token).weightDecay, 0);
   assert.equal(new Set(groups.map((g) => g.name)).size, groups.length, 'group names are unique');
   model.freeze('image');
+  assert.ok(model.image_encoder.parameters().length > 0 && parameterGroups(model, cfg).length > 0, 'frozen image parameters and groups to look through');
   assert.ok(!parameterGroups(model, cfg).some((g) => g.params.some((p) => model.image_encoder.parameters().includes(p))));
   model.dispose();
 });
@@ -306,6 +312,7 @@ test('one route from file to batch: predict reads JSONL and CSV manifests withou
     for (let i = 0; i < 5; i++) {
       assert.equal(fromJsonl[i]!.image, rows[i]!.image);
       assert.deepEqual(fromCsv[i], fromJsonl[i]);
+      assert.deepEqual(Object.keys(single[i]!.probabilities).sort(), ['0', '1'], `row ${i}: one probability per label`);
       for (const [k, v] of Object.entries(single[i]!.probabilities)) assert.ok(Math.abs(v - fromJsonl[i]!.probabilities[k]!) < 1e-6, `row ${i} ${k}`);
     }
     // a label that is given is still checked, and image paths may not leave the manifest's folder
@@ -367,6 +374,7 @@ test('gradient accumulation: batch 4 x 2 micro-batches equals batch 8 (dropout o
   const other = await run('other', 4, 1);
   let maxDiff = 0;
   let maxOther = 0;
+  assert.deepEqual([...accumulated.keys()].sort(), [...whole.keys()].sort(), 'the same weights in both runs');
   for (const [k, w] of whole) {
     tidy(() => {
       maxDiff = Math.max(maxDiff, w.sub(accumulated.get(k)!).abs().max().item());
@@ -403,6 +411,7 @@ test('checkpoints: keepLast keeps the newest N, saveBest false writes no best/, 
   assert.ok(!existsSync(join(r.runDir, 'best')));
   const saves = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.event === 'checkpoint').map((x) => x.step);
   assert.deepEqual(saves, [2, 4, 6, 8, 9]);
+  assert.equal(listCheckpoints(r.runDir).length, 2, 'the two kept checkpoints are listed');
   for (const c of listCheckpoints(r.runDir)) FusionClassifier.fromPretrained(c).dispose();
 });
 
@@ -431,6 +440,7 @@ test('TensorBoard: an event file written by PyTorch\'s own SummaryWriter reads b
   const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { records: { step: number; tag: string; value: number | 'NaN'; wall_time: number }[] };
   const got = readScalars(file);
   assert.equal(got.length, expected.records.length);
+  assert.equal(got.length, 22, 'the fixture\'s 22 scalars');
   got.forEach((g, i) => {
     const e = expected.records[i]!;
     assert.equal(g.tag, e.tag);
@@ -493,6 +503,8 @@ test('resume after non-finite rollbacks keeps the lr scale and skip counters: th
   assert.deepEqual(events(first.runDir, 'train').map((e) => [e.step, e.loss, e.lr]), events(straight.runDir, 'train').map((e) => [e.step, e.loss, e.lr]));
   const a = loadSafetensors(join(listCheckpoints(straight.runDir).pop()!, 'model.safetensors')).tensors;
   const b = loadSafetensors(join(listCheckpoints(second.runDir).pop()!, 'model.safetensors')).tensors;
+  assert.ok(a.size > 0, 'no weights to compare');
+  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
   for (const [k, t] of a) assert.deepEqual(b.get(k)!.toBuffer(), t.toBuffer(), k);
   rmSync(dir, { recursive: true });
 });
@@ -516,6 +528,8 @@ test('gradient accumulation resumed: a Ctrl-C during the micro-batches of a step
   assert.deepEqual(trainLosses(first.runDir), trainLosses(straight.runDir));
   const a = loadSafetensors(join(listCheckpoints(straight.runDir).pop()!, 'model.safetensors')).tensors;
   const b = loadSafetensors(join(listCheckpoints(second.runDir).pop()!, 'model.safetensors')).tensors;
+  assert.ok(a.size > 0, 'no weights to compare');
+  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
   for (const [k, t] of a) assert.deepEqual(b.get(k)!.toBuffer(), t.toBuffer(), k);
   rmSync(dir, { recursive: true });
 });
@@ -564,6 +578,7 @@ test('bf16 training (autocast) tracks fp32: the same run\'s losses agree within 
   const fp32 = await run('fp32');
   const bf16 = await run('bf16');
   assert.equal(bf16.losses.length, 24);
+  assert.equal(fp32.losses.length, 24);
   const diffs = fp32.losses.map((l, i) => Math.abs(l - bf16.losses[i]!));
   // bf16 keeps 8 bits of mantissa (2^-9 relative per rounding); measured here: 1e-4 at step 1, at most 0.004 over
   // the run (loss about 0.68). Tolerances: 0.001 at step 1, 0.01 at every step
@@ -572,6 +587,8 @@ test('bf16 training (autocast) tracks fp32: the same run\'s losses agree within 
   assert.ok(Math.max(...diffs) > 1e-6, 'bf16 gave fp32\'s losses exactly: autocast did not run');
   const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
   assert.ok(Math.abs(mean(fp32.losses.slice(-8)) - mean(bf16.losses.slice(-8))) < 0.005, 'the last 8 steps\' mean losses within 0.005');
-  for (const [k, t] of loadSafetensors(join(listCheckpoints(bf16.r.runDir).pop()!, 'model.safetensors')).tensors) assert.equal(t.dtype, 'float32', k);
+  const weights = loadSafetensors(join(listCheckpoints(bf16.r.runDir).pop()!, 'model.safetensors')).tensors;
+  assert.ok(weights.size > 0, 'no weights in the bf16 run\'s checkpoint');
+  for (const [k, t] of weights) assert.equal(t.dtype, 'float32', k);
   rmSync(dir, { recursive: true });
 });
