@@ -110,6 +110,7 @@ test('resume: 40 steps straight equal 20 steps, an interrupt mid-epoch, and 20 r
   assert.ok(state.position > 0, 'the interrupt should fall mid-epoch');
   const second = await train(resolveConfig({ ...tinyConfig(dir, { train: { maxSteps: 40 } }), name: 'split' }), { ...quiet, resume: first.runDir });
   assert.equal(second.steps, 40);
+  assert.ok(trainLosses(straight.runDir).length >= 12, 'the straight run logged its losses');
   assert.deepEqual(trainLosses(first.runDir), trainLosses(straight.runDir));
   // the resumed run carries on its evaluation record and best model as if it had never stopped
   const evals = (d: string) => evalRecords(d).map((e) => [e.step, e.loss, e.accuracy]);
@@ -499,6 +500,7 @@ test('resume after non-finite rollbacks keeps the lr scale and skip counters: th
     assert.equal(end.lrScale, 0.25);
   }
   const events = (d: string, kind: string) => readFileSync(join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === kind);
+  assert.equal(events(straight.runDir, 'rollback').length, 2);
   assert.deepEqual(events(first.runDir, 'rollback').map((e) => [e.step, e.lr_scale]), events(straight.runDir, 'rollback').map((e) => [e.step, e.lr_scale]));
   assert.deepEqual(events(first.runDir, 'train').map((e) => [e.step, e.loss, e.lr]), events(straight.runDir, 'train').map((e) => [e.step, e.loss, e.lr]));
   const a = loadSafetensors(join(listCheckpoints(straight.runDir).pop()!, 'model.safetensors')).tensors;
@@ -525,6 +527,7 @@ test('gradient accumulation resumed: a Ctrl-C during the micro-batches of a step
   assert.ok(state.position > 0 && state.position % 3 === 0, `the cursor stops at a step's end, mid-epoch (${state.position} micro-batches)`);
   const second = await train(cfg('split'), { ...quiet, resume: first.runDir });
   assert.equal(second.steps, 12);
+  assert.ok(trainLosses(straight.runDir).length >= 12, 'the straight run logged its losses');
   assert.deepEqual(trainLosses(first.runDir), trainLosses(straight.runDir));
   const a = loadSafetensors(join(listCheckpoints(straight.runDir).pop()!, 'model.safetensors')).tensors;
   const b = loadSafetensors(join(listCheckpoints(second.runDir).pop()!, 'model.safetensors')).tensors;
