@@ -82,7 +82,7 @@ test('mmtrain info prints the LibTorch version, CUDA, cuDNN, NCCL, BLAS and the 
   const text = execFileSync(process.execPath, [CLI, 'info'], { encoding: 'utf8' });
   const info = buildInfo();
   assert.match(text, new RegExp(`^LibTorch\\s+${info.libtorch.replace(/\./g, '\\.')} `, 'm'));
-  for (const row of ['CUDA', 'cuDNN', 'NCCL', 'BLAS', 'CPU', 'threads', 'conv2d']) assert.match(text, new RegExp(`^${row}\\s+\\S`, 'm'), row);
+  for (const row of ['CUDA', 'cuDNN', 'NCCL', 'parallel', 'BLAS', 'CPU', 'threads', 'conv2d']) assert.match(text, new RegExp(`^${row}\\s+\\S`, 'm'), row);
   assert.match(text, /^CPU\s+\S+ kernels; bf16 (native|emulated)/m);
   const json = JSON.parse(execFileSync(process.execPath, [CLI, 'info', '--json'], { encoding: 'utf8' })) as Record<string, unknown>;
   assert.equal(json.libtorch, info.libtorch);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommanderError } from 'commander';
 import { program } from '../src/cli/commands.js';
+import { interruptHandler } from '../src/cli/interrupts.js';
 
 // errors come back as exceptions instead of ending the process
 for (const c of [program, ...program.commands]) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
@@ -32,4 +33,18 @@ test('numeric options are parsed: the error names the option, the value and what
   assert.match(await refusal(['eval', '--checkpoint', 'c', '--data', 'd', '--batch', '2.5']), /option '--batch <n>' argument '2\.5' is invalid\. Expected a positive integer\./);
   assert.match(await refusal(['launch', '--nproc', '2', '--node-rank', '-1', '--', 'train']), /option '--node-rank <r>' argument '-1' is invalid\. Expected an integer >= 0\./);
   assert.match(await refusal(['study', '--builtin', 'modality-balance', '--seeds', '1,,x']), /option '--seeds <list>' argument '1,,x' is invalid\. Expected comma-separated non-negative integers/);
+});
+
+test('Ctrl-C: the first interrupt says what happens and stops the run through its signal; the second exits with 130 at once', () => {
+  const ac = new AbortController();
+  const calls: string[] = [];
+  const onSigint = interruptHandler(ac, { first: () => calls.push('first'), exit: (code) => calls.push(`exit ${code}`) });
+  assert.equal(ac.signal.aborted, false);
+  onSigint();
+  assert.deepEqual(calls, ['first']);
+  assert.equal(ac.signal.aborted, true);
+  onSigint();
+  assert.deepEqual(calls, ['first', 'exit 130']);
+  onSigint();
+  assert.deepEqual(calls, ['first', 'exit 130', 'exit 130']);
 });

@@ -7,7 +7,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataLoader, cat, generateSynthetic, loadSafetensors, readManifest, TextTokenizer, bundledTokenizer, imageConfig, tidy } from '../src/index.js';
+import { DataLoader, buildInfo, buildReport, cat, generateSynthetic, loadSafetensors, readManifest, TextTokenizer, bundledTokenizer, imageConfig, tidy } from '../src/index.js';
 import { distEnvFromProcess, distributedAvailable, firstSlurmHost } from '../src/train/distributed.js';
 import { freePort } from '../src/cli/launch.js';
 import { ROOT, tinyModel } from './helpers.js';
@@ -131,6 +131,37 @@ test('two processes with the same global batch as one: losses and weights within
   const l3 = losses(resumed);
   for (let s = 11; s <= 20; s++) assert.ok(Math.abs(l3.get(s)! - l2.get(s)!) <= 1e-5, `resumed step ${s}: ${l3.get(s)} vs ${l2.get(s)}`);
   compareWeights(lastCheckpoint(two), lastCheckpoint(resumed), 1e-5);
+});
+
+test('gradients averaged while backward runs (c10d\'s Reducer) equal those averaged after it and a single process\'s: gradient accumulation, and a rank with an empty micro-batch', { skip }, async () => {
+  // the Reducer is in every build whose LibTorch headers carry what it includes (2.x; Debian 12's 1.13 does not,
+  // and there both runs average after backward)
+  if (Number(buildInfo().libtorch.split('.')[0]) >= 2) assert.equal(buildReport().distributed.overlap, true);
+  const { dir } = await setup();
+  // 37 samples in batches of 9: the epoch's last batch has 1 sample, so rank 1 has none and its step is a
+  // backward that adds nothing; 2 micro-batches a step, so the epoch's third step is that batch alone
+  const lines = readFileSync(join(dir, 'data', 'train.jsonl'), 'utf8').trim().split('\n');
+  assert.ok(lines.length >= 37);
+  writeFileSync(join(dir, 'data', 'small.jsonl'), `${lines.slice(0, 37).join('\n')}\n`);
+  const cfg = join(dir, 'accum.yaml');
+  writeFileSync(cfg, [
+    'seed: 4',
+    `model: ${JSON.stringify(tinyModel({ dropout: false }))}`,
+    'data: { train: data/small.jsonl }',
+    'train: { epochs: 100, maxSteps: 7, batchSize: 9, gradAccumulation: 2, lr: 1.0e-3, schedule: { type: constant, warmupSteps: 0 } }',
+    'checkpoint: { every: 7, keepLast: 1 }',
+    'log: { every: 1, progress: none, report: false, tensorboard: false }',
+  ].join('\n'));
+  const run = (name: string, args: string[], extra: string[] = []) => {
+    const runDir = join(dir, name);
+    execFileSync(process.execPath, [CLI, ...args, 'train', '--config', cfg, '--run-dir', runDir, ...extra], { stdio: 'pipe' });
+    return join(runDir, 'checkpoints', 'step-00000007');
+  };
+  const one = run('one', ['--threads', '1']);
+  const during = run('during', ['launch', '--nproc', '2', '--']);
+  const after = run('after', ['launch', '--nproc', '2', '--'], ['--set', 'distributed.overlap=false']);
+  compareWeights(one, during, 1e-5);
+  compareWeights(during, after, 1e-5);
 });
 
 function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {

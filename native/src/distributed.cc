@@ -14,11 +14,19 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// c10d's Reducer (gradient sync overlapping backward) where its header's includes are installed: Debian 12's
+// libtorch-dev 1.13 lacks torch/csrc/distributed/autograd, and there gradients are averaged after backward.
+#if __has_include(<torch/csrc/distributed/autograd/context/context.h>)
+#define MMTRAIN_WITH_REDUCER 1
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
+#include <unordered_map>
 #endif  // MMTRAIN_WITH_GLOO (includes)
 
 namespace mm {
@@ -71,6 +79,23 @@ void forBuckets(std::vector<at::Tensor>& ts, int64_t bucketBytes, bool writeBack
 }
 
 std::vector<uint8_t> bytesOf(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+#ifdef MMTRAIN_WITH_REDUCER
+// c10d Reducers by id (the JS side holds the id), process-global like the process group they use.
+struct Reducers {
+  std::unordered_map<int, std::unique_ptr<c10d::Reducer>> byId;
+  int next = 0;
+};
+Reducers& reducers() {
+  static Reducers* r = new Reducers();  // leaked at exit, as the process group is
+  return *r;
+}
+c10d::Reducer& reducer(int id) {
+  auto it = reducers().byId.find(id);
+  if (it == reducers().byId.end()) throw std::invalid_argument("this gradient reducer was disposed");
+  return *it->second;
+}
+#endif
 }  // namespace
 
 // distInit(rank, world, masterAddr, masterPort, timeoutMs, ifname, storeFile) — rank 0 hosts the TCPStore, or, with
@@ -142,6 +167,52 @@ MM_FN(DistAllreduceGrads) {
   });
 }
 
+#ifdef MMTRAIN_WITH_REDUCER
+// distReducerNew(params[], bucketBytes, firstBucketBytes, findUnused) -> id: LibTorch's c10d Reducer, the engine of
+// PyTorch's DistributedDataParallel, over these parameters. It hooks their gradient accumulators; during a backward
+// that follows distReducerPrepare, each bucket (assigned by size as DDP assigns them, in reverse parameter order,
+// the first one small) is averaged across ranks as soon as all its gradients are ready, so communication overlaps
+// the rest of the backward; at its end every gradient holds the mean over ranks. A parameter that no rank used
+// keeps no gradient.
+MM_FN(DistReducerNew) {
+  return guarded(info, "reducer", [&]() -> Napi::Value {
+    std::vector<at::Tensor> params = unwrapList(info.Env(), info[0]);
+    const int64_t bucketBytes = I(info, 1);
+    const int64_t firstBucketBytes = I(info, 2);
+    const bool findUnused = B(info, 3);
+    std::vector<bool> sparse(params.size(), false);
+    auto assignment = c10d::compute_bucket_assignment_by_size(params, {static_cast<size_t>(firstBucketBytes), static_cast<size_t>(bucketBytes)}, sparse);
+    auto buckets = std::get<0>(assignment);
+    auto limits = std::get<1>(assignment);
+    std::reverse(buckets.begin(), buckets.end());
+    std::reverse(limits.begin(), limits.end());
+    if (!dist().pg) throw std::invalid_argument("no process group: call distInit first");
+    auto group = compat::asProcessGroup<c10d::ProcessGroup>(dist().store, dist().rank, dist().world, dist().pg);
+    auto r = std::make_unique<c10d::Reducer>(params, buckets, limits, group, sparse, bucketBytes, findUnused,
+                                             /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>{}, firstBucketBytes);
+    const int id = reducers().next++;
+    reducers().byId[id] = std::move(r);
+    return Napi::Number::New(info.Env(), id);
+  });
+}
+
+// distReducerPrepare(id, outputs[]): the next backward (from these outputs) synchronises the gradients
+MM_FN(DistReducerPrepare) {
+  return guarded(info, "reducer", [&]() -> Napi::Value {
+    reducer(static_cast<int>(I(info, 0))).prepare_for_backward(unwrapList(info.Env(), info[1]));
+    return info.Env().Undefined();
+  });
+}
+
+MM_FN(DistReducerFree) {
+  return guarded(info, "reducer", [&]() -> Napi::Value {
+    reducers().byId.erase(static_cast<int>(I(info, 0)));
+    return info.Env().Undefined();
+  });
+}
+#define MM_REDUCER_FNS 1
+#endif
+
 // distBroadcast(tensors[], root, bucketBytes): every rank's tensors become root's (in place).
 MM_FN(DistBroadcast) {
   return guarded(info, "broadcast", [&]() -> Napi::Value {
@@ -207,6 +278,9 @@ MM_FN(DistStoreGet) {
 
 MM_FN(DistDestroy) {
   return guarded(info, "distDestroy", [&]() -> Napi::Value {
+#ifdef MMTRAIN_WITH_REDUCER
+    reducers().byId.clear();
+#endif
     dist().pg.reset();
     dist().store.reset();
     dist().rank = 0;
@@ -234,9 +308,29 @@ MM_FN(DistMissing) {
 #define DistStoreSet DistMissing
 #define DistStoreGet DistMissing
 #define DistDestroy DistMissing
+
+#endif
+
+#ifndef MM_REDUCER_FNS
+// Built without the headers c10d's reducer.hpp includes: the TypeScript side averages gradients after backward.
+MM_FN(ReducerMissing) {
+  Napi::Error::New(info.Env(), "gradient sync during backward is not in this build: the LibTorch headers lack "
+    "torch/csrc/distributed/autograd (Debian 12's libtorch-dev); set distributed.overlap false").ThrowAsJavaScriptException();
+  return info.Env().Undefined();
+}
+#define DistReducerNew ReducerMissing
+#define DistReducerPrepare ReducerMissing
+#define DistReducerFree ReducerMissing
 #endif
 
 void registerDistributed(Napi::Env env, Napi::Object exports) {
+  exports.Set("distOverlapAvailable", Napi::Boolean::New(env,
+#ifdef MM_REDUCER_FNS
+    true
+#else
+    false
+#endif
+  ));
   exports.Set("distAvailable", Napi::Boolean::New(env,
 #ifdef MM_DIST_FNS
     true
@@ -253,6 +347,9 @@ void registerDistributed(Napi::Env env, Napi::Object exports) {
   MM_EXPORT(exports, "distStoreSet", DistStoreSet);
   MM_EXPORT(exports, "distStoreGet", DistStoreGet);
   MM_EXPORT(exports, "distDestroy", DistDestroy);
+  MM_EXPORT(exports, "distReducerNew", DistReducerNew);
+  MM_EXPORT(exports, "distReducerPrepare", DistReducerPrepare);
+  MM_EXPORT(exports, "distReducerFree", DistReducerFree);
 }
 
 }  // namespace mm

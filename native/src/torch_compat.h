@@ -111,5 +111,20 @@ c10::intrusive_ptr<Store> makeTcpStore(const std::string& addr, StoreOptions opt
   }
 }
 
+// ---- c10d Reducer: it takes a ProcessGroup. Up to 1.x the Gloo process group is one; from 2.0 Gloo is a Backend,
+// which a ProcessGroup made for the same store, rank and size dispatches to for CPU tensors. Which of the two is
+// read from the class hierarchy, not from a version number.
+template <typename ProcessGroupT, typename StoreT, typename GlooT>
+c10::intrusive_ptr<ProcessGroupT> asProcessGroup(const c10::intrusive_ptr<StoreT>& store, int rank, int world, const c10::intrusive_ptr<GlooT>& gloo) {
+  if constexpr (std::is_base_of_v<ProcessGroupT, GlooT>) {
+    return c10::intrusive_ptr<ProcessGroupT>(gloo);
+  } else {
+    auto group = c10::make_intrusive<ProcessGroupT>(store, rank, world);
+    group->setBackend(c10::DeviceType::CPU, ProcessGroupT::BackendType::GLOO, gloo);
+    group->setDefaultBackend(ProcessGroupT::BackendType::GLOO);
+    return group;
+  }
+}
+
 }  // namespace compat
 }  // namespace mm

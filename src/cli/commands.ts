@@ -11,6 +11,7 @@ import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
 import type { StudySpec } from '../train/study.js';
 import { BUILTIN_STUDIES } from '../train/studies.js';
 import { DEMO_SAMPLES } from './demo.js';
+import { onCtrlC } from './interrupts.js';
 import { launch } from './launch.js';
 import { preferredPrecision, tuneThreadWaiting } from './threading.js';
 
@@ -70,7 +71,7 @@ program
     const { runDemo } = await import('./demo.js');
     console.log(`mmtrain demo: LibTorch ${buildInfo().libtorch}, ${getNumThreads()} threads; task: does the caption match the image?`);
     const ac = new AbortController();
-    process.once('SIGINT', () => ac.abort());
+    process.on('SIGINT', onCtrlC(ac));
     const r = await runDemo({ ...o, precision, signal: ac.signal });
     const acc = r.test ? `${(r.test.accuracy * 100).toFixed(1)}%` : 'n/a';
     console.log(`test accuracy: ${acc} on ${r.test?.n ?? 0} pairs (chance 50%) after ${r.steps} steps in ${Math.round(r.wallS)} s`);
@@ -106,17 +107,7 @@ program
     await loadTorch();
     const { train } = await import('../train/trainer.js');
     const ac = new AbortController();
-    let interrupts = 0;
-    const onSigint = () => {
-      interrupts++;
-      if (interrupts === 1) {
-        console.error('\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)');
-        ac.abort();
-      } else {
-        console.error('aborted');
-        process.exit(130);
-      }
-    };
+    const onSigint = onCtrlC(ac);
     process.on('SIGINT', onSigint);
     const r = await train(config, { resume: o.resume, runDir: o.runDir, signal: ac.signal });
     process.off('SIGINT', onSigint);
@@ -264,6 +255,8 @@ program
       ...r.gpus.map((g): [string, string] => [`cuda:${g.index}`, `${g.name}, ${(g.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${g.major}.${g.minor}, ${g.multiProcessors} SMs`]),
       ['cuDNN', r.cudnn ?? 'none'],
       ['NCCL', r.nccl ? 'built in' : 'none'],
+      ['parallel', !r.distributed.gloo ? 'no data-parallel training in this build (c10d Gloo headers missing at build time)'
+        : `Gloo; gradients averaged ${r.distributed.overlap ? 'during backward (c10d Reducer)' : 'after backward (these LibTorch headers lack what c10d\'s Reducer includes)'}`],
       ['BLAS', r.blas],
       ['CPU', `${r.cpu.capability ?? 'unknown'} kernels; bf16 ${r.cpu.bf16}`],
       ['threads', r.threads],

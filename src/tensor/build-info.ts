@@ -79,6 +79,8 @@ export interface BuildReport {
   cuda: { build: string | null; linked: boolean; available: boolean; devices: number };
   /** the GPUs LibTorch sees: name, memory, compute capability */
   gpus: CudaDevice[];
+  /** data-parallel training: Gloo in the build, and whether gradients can be averaged during backward */
+  distributed: { gloo: boolean; overlap: boolean };
   cudnn: string | null;
   nccl: boolean;
   threads: string;
@@ -101,6 +103,7 @@ export function buildReport(): BuildReport {
     blas: describeBlas(cfg.blas, loadedBlasLibraries()),
     cuda: { build: cfg.cuda, linked: b.cudaBuild, available: b.cudaAvailable, devices: b.cudaDeviceCount },
     gpus: cudaDevices(),
+    distributed: { gloo: native.distAvailable, overlap: native.distOverlapAvailable },
     cudnn,
     nccl: cfg.nccl,
     threads: threadsLine(b.parallelInfo),

@@ -165,6 +165,8 @@ export interface NativeBinding {
   clipGradNorm(params: Handle[], maxNorm: number, normType: number): number;
   // c10d (native/src/distributed.cc): one Gloo process group per process
   distAvailable: boolean;
+  /** c10d's Reducer is in this build (gradient sync overlapping backward) */
+  distOverlapAvailable: boolean;
   distInit(rank: number, world: number, masterAddr: string, masterPort: number, timeoutMs: number, ifname: string | null, storeFile: string | null): void;
   distAllreduceGrads(params: Handle[], bucketBytes: number, scale: number): void;
   distBroadcast(tensors: Handle[], root: number, bucketBytes: number): void;
@@ -174,6 +176,9 @@ export interface NativeBinding {
   distStoreSet(key: string, value: string): void;
   distStoreGet(key: string): string;
   distDestroy(): void;
+  distReducerNew(params: Handle[], bucketBytes: number, firstBucketBytes: number, findUnused: boolean): number;
+  distReducerPrepare(id: number, outputs: Handle[]): void;
+  distReducerFree(id: number): void;
 }
 
 function findAddon(): string {

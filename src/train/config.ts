@@ -158,6 +158,8 @@ export const ConfigSchema = z.strictObject({
     timeoutS: z.number().positive().default(300),
     /** gradients travel in flat buckets of this size */
     bucketMB: z.number().positive().default(25),
+    /** average each bucket of gradients while backward still runs (c10d's Reducer, as DDP); false: after backward */
+    overlap: z.boolean().default(true),
   }).prefault({}),
   log: z.strictObject({
     every: positiveInt.default(10),
@@ -396,7 +398,7 @@ balance:                       # modality balancing
   endEpoch: null               # ... up to, not including, this one (null: to the end)
   modalityDropout: 0           # probability of dropping one modality per training sample
 
-distributed: { timeoutS: 300, bucketMB: 25 }   # used under mmtrain launch, torchrun or Slurm (docs/distributed.md)
+distributed: { timeoutS: 300, bucketMB: 25, overlap: true }   # used under mmtrain launch, torchrun or Slurm (docs/distributed.md)
 
 log: { every: 10, tensorboard: true, progress: auto, report: true }   # progress: auto | bar | lines | none; report: report.html at the end of mmtrain train
 `;

@@ -67,6 +67,13 @@ export function distEnvFromProcess(env: NodeJS.ProcessEnv = process.env): DistEn
   };
 }
 
+/** See ProcessGroup.reducer. */
+export interface GradientReducer {
+  /** the next backward, from these outputs, averages the gradients across ranks while it runs */
+  prepare(outputs: Tensor[]): void;
+  dispose(): void;
+}
+
 /** A c10d Gloo process group (one per process). */
 export class ProcessGroup {
   static #current: ProcessGroup | null = null;
@@ -97,6 +104,28 @@ export class ProcessGroup {
     } catch (e) {
       throw new MmtrainError(`distributed: rank ${this.rank} lost the other ranks during ${what} (a rank died, hung for over ${this.timeoutS} s, or could not be reached): ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * Gradient synchronisation that overlaps backward: LibTorch's c10d Reducer (the engine of PyTorch's
+   * DistributedDataParallel) over `params`, in buckets of bucketMB (the first one 1 MB, as DDP's). After
+   * `prepare(outputs)`, the next backward averages each bucket across ranks as soon as its gradients are ready;
+   * backward passes without it (the earlier micro-batches of gradient accumulation) stay local.
+   */
+  /** Whether this build has c10d's Reducer (Debian 12's LibTorch headers lack what it includes). */
+  get canOverlap(): boolean { return native.distOverlapAvailable; }
+
+  reducer(params: Tensor[], bucketMB = 25): GradientReducer {
+    const id = this.#wrap('setting up the gradient reducer', () =>
+      native.distReducerNew(params.map((p) => p.handle), Math.round(bucketMB * 2 ** 20), Math.min(2 ** 20, Math.round(bucketMB * 2 ** 20)), true));
+    let live = true;
+    return {
+      prepare: (outputs) => this.#wrap('the gradient allreduce', () => native.distReducerPrepare(id, outputs.map((t) => t.handle))),
+      dispose: () => {
+        if (live) native.distReducerFree(id);
+        live = false;
+      },
+    };
   }
 
   /** Sums every parameter's gradient across ranks and multiplies by scale, in flat buckets of bucketMB. */

@@ -7,7 +7,7 @@ import { MmtrainError } from '../errors.js';
 import { type DataLoader, disposeBatch } from '../data/loader.js';
 import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
-import { autocast } from '../tensor/modes.js';
+import { autocast, noGrad } from '../tensor/modes.js';
 import type { Device } from '../tensor/dtype.js';
 import { LossScaler } from './loss-scaler.js';
 import { autocastFor } from './precision.js';
@@ -18,7 +18,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Callback, StepInfo, TrainContext } from './callbacks.js';
 import { type InferenceInfo, type TrainerState, loadOptimizerState, pruneCheckpoints, readTrainerState, saveCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import type { ProcessGroup } from './distributed.js';
+import type { GradientReducer, ProcessGroup } from './distributed.js';
 import { better, evaluateLoader, metricValue } from './evaluate.js';
 import { type FeatureStore, disposeFeatureBatch } from './features.js';
 import type { EvalMetrics } from './metrics.js';
@@ -70,6 +70,8 @@ export class TrainingLoop {
   #stoppedEarly = false;
   #window = { loss: 0, n: 0, samples: 0, wait: 0, allreduce: 0, t: performance.now() };
   #features: FeatureStore | null = null;
+  /** data-parallel with overlap: the c10d Reducer that averages gradients during the step's last backward */
+  #reducer: GradientReducer | null = null;
   /** fp16: dynamic loss scaling (null otherwise) */
   #scaler: LossScaler | null = null;
   #progress: ProgressReporter | null = null;
@@ -100,6 +102,19 @@ export class TrainingLoop {
 
   /** Trains to the end (or an interruption); `features` replaces the loader when the encoders are frozen. */
   async run(opts: { features: FeatureStore | null; progress: ProgressReporter }): Promise<LoopEnd> {
+    const { c, pg } = this.#p;
+    // Gradient modulation scales (and, for OGM-GE, perturbs) each rank's own gradients before they are summed, so
+    // with it the gradients are synchronised after backward; otherwise while backward runs.
+    if (pg && c.distributed.overlap && pg.canOverlap && c.balance.method === 'none') this.#reducer = pg.reducer(this.#p.groups.flatMap((g) => g.params), c.distributed.bucketMB);
+    try {
+      return await this.#run(opts);
+    } finally {
+      this.#reducer?.dispose();
+      this.#reducer = null;
+    }
+  }
+
+  async #run(opts: { features: FeatureStore | null; progress: ProgressReporter }): Promise<LoopEnd> {
     this.#features = opts.features;
     this.#progress = opts.progress;
     this.#window.t = performance.now();
@@ -114,7 +129,9 @@ export class TrainingLoop {
         const next = await it.next();
         this.#window.wait += performance.now() - w0;
         if (next.done) break;
-        const loss = this.#forwardBackward(next.value);
+        // the step's last micro-batch: its backward synchronises the gradients (data-parallel with overlap)
+        const last = micro.n + 1 >= c.train.gradAccumulation || this.#cursor >= loaders.train.length;
+        const loss = this.#forwardBackward(next.value, last);
         micro = { n: micro.n + 1, loss: micro.loss + loss / c.train.gradAccumulation, lossSum: micro.lossSum + loss, samples: micro.samples + next.value.size };
         if (micro.n < c.train.gradAccumulation && this.#cursor < loaders.train.length) continue;
         const step = this.#optimizerStep(micro);
@@ -151,9 +168,21 @@ export class TrainingLoop {
   }
 
   /** Forward and backward of one micro-batch; returns its loss (summed over samples when data-parallel). */
-  #forwardBackward(b: StepBatch): number {
+  #forwardBackward(b: StepBatch, last: boolean): number {
     const { c, ctx, callbacks, pg } = this.#p;
-    if (b.size === 0) return 0; // data-parallel: this rank has no sample in the batch, but takes part in the step
+    const sync = last ? this.#reducer : null;
+    if (b.size === 0) {
+      // data-parallel: this rank has no sample in the batch, but takes part in the step; with the reducer, through
+      // a backward that adds nothing to any gradient
+      if (sync) {
+        tidy(() => {
+          const nothing = this.#p.groups.flatMap((g) => g.params).map((p) => p.sum().mul(0)).reduce((a, t) => a.add(t));
+          sync.prepare([nothing]);
+          nothing.backward();
+        });
+      }
+      return 0;
+    }
     return tidy(() => {
       const fo: ForwardOptions = { modalityDropout: c.balance.modalityDropout };
       for (const cb of callbacks) {
@@ -167,8 +196,10 @@ export class TrainingLoop {
         // data-parallel: summed here, divided by the step's global sample count when gradients are synchronized
         return F.crossEntropy(out.logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing, reduction: pg ? 'sum' : 'mean' });
       });
-      const scaled = pg ? l : l.div(c.train.gradAccumulation);
-      (this.#scaler ? this.#scaler.scaleLoss(scaled) : scaled).backward();
+      const unscaled = pg ? l : l.div(c.train.gradAccumulation);
+      const scaled = this.#scaler ? this.#scaler.scaleLoss(unscaled) : unscaled;
+      sync?.prepare([scaled]);
+      scaled.backward();
       const v = l.item();
       b.dispose();
       return v;
@@ -188,7 +219,21 @@ export class TrainingLoop {
       // one small allreduce agrees on the step's loss, sample count and whether any rank was interrupted
       const [lossSum, n, aborts] = pg.allreduceSum([micro.lossSum, micro.samples, signal?.aborted ? 1 : 0]);
       const ar0 = performance.now();
-      pg.allreduceGrads(params, n! > 0 ? 1 / n! : 0, c.distributed.bucketMB);
+      if (this.#reducer) {
+        // the reducer left the mean over ranks of each rank's summed-loss gradients: x world / samples gives the
+        // mean over the step's samples
+        const k = n! > 0 ? pg.worldSize / n! : 0;
+        noGrad(() => {
+          for (const p of params) {
+            const g = p.grad;
+            if (!g) continue;
+            g.mul_(k);
+            g.dispose();
+          }
+        });
+      } else {
+        pg.allreduceGrads(params, n! > 0 ? 1 / n! : 0, c.distributed.bucketMB);
+      }
       this.#window.allreduce += performance.now() - ar0;
       loss = n! > 0 ? lossSum! / n! : 0;
       samples = n!;
