@@ -236,6 +236,24 @@ program
   });
 
 program
+  .command('export')
+  .description('write a checkpoint as Hugging Face folders (text_encoder/: BertModel, image_encoder/: ViTModel, fusion/)')
+  .argument('<checkpoint>', 'a checkpoint directory (e.g. runs/NAME/best)')
+  .addOption(new Option('--format <f>', 'hf: Hugging Face folders').choices(['hf']).default('hf'))
+  .requiredOption('--out <dir>', 'a new (or empty) folder')
+  .option('--check-file <file>', 'also write inputs and the encoders\' outputs for scripts/hf-check.py')
+  .action(async (checkpoint: string, o: { format: 'hf'; out: string; checkFile?: string }) => {
+    await loadTorch();
+    const { exportHuggingFace, writeHfCheckFile } = await import('../export/hf.js');
+    const r = exportHuggingFace(checkpoint, o.out);
+    console.log(`wrote ${r.textEncoder} (BertModel), ${r.imageEncoder} (ViTModel) and ${r.fusion} (fusion + head); mmtrain eval/predict --checkpoint ${r.dir} use it as it is`);
+    if (o.checkFile) {
+      writeHfCheckFile(r.dir, o.checkFile);
+      console.log(`wrote ${o.checkFile}: check the export with python3 scripts/hf-check.py ${r.dir} ${o.checkFile}`);
+    }
+  });
+
+program
   .command('info')
   .description('print what this build runs on: LibTorch, CUDA, cuDNN, NCCL, BLAS, CPU bf16 support, threads')
   .option('--json', 'print it as JSON (with LibTorch\'s full build configuration)')

@@ -1,7 +1,7 @@
 // The image-text fusion classifier: a BERT text encoder, a ViT image encoder, a fusion module and an MLP head
 // (Linear(2C, 512) -> ReLU -> Dropout(0.1) -> Linear(512, num_labels)). Checkpoint keys: `text_encoder.*`,
 // `image_encoder.*`, `fusion.*`, `classifier.*`.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalid } from '../errors.js';
 import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
@@ -11,7 +11,8 @@ import { Tensor, cat, rand, zerosLike } from '../tensor/tensor.js';
 import { BertModel } from './bert.js';
 import { BERT_PRESETS, type BertConfig, BertConfigOverrides } from './bert-config.js';
 import { type FusionConfig, type FusionConfigInput, fusionConfig, presetPair } from './fusion-config.js';
-import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
+import { checkpointFile, checkpointStateDict, loadMapped, readConfigJson, type PretrainedLoad } from './loading.js';
+import { loadSafetensors } from '../tensor/safetensors.js';
 import { ViTModel } from './vit.js';
 import { VIT_PRESETS, type ViTConfig, ViTConfigOverrides } from './vit-config.js';
 import { parseConfig } from '../validation.js';
@@ -330,18 +331,46 @@ export class FusionClassifier extends Module {
   }
 
   /** Loads a directory written by save(); every key must match (a different architecture is refused). */
+  /**
+   * Loads a model directory (a checkpoint: config.json + model.safetensors), or a Hugging Face export of one
+   * (`mmtrain export --format hf`: text_encoder/, image_encoder/ and fusion/ folders).
+   */
   static fromPretrained(dir: string): FusionClassifier {
-    const raw = readConfigJson(dir);
+    const exported = isHfExport(dir);
+    const configDir = exported ? join(dir, 'fusion') : dir;
+    const raw = readConfigJson(configDir);
     delete raw.mmtrain_version;
-    const model = new FusionClassifier(fusionConfig(raw as FusionConfigInput, `${dir}/config.json`));
+    const model = new FusionClassifier(fusionConfig(raw as FusionConfigInput, `${configDir}/config.json`));
     try {
-      checkpointStateDict(model, dir, { strict: true });
+      if (!exported) {
+        checkpointStateDict(model, dir, { strict: true });
+      } else {
+        // the three folders' tensors under the whole model's names
+        const parts: [string, string][] = [['fusion', ''], ['text_encoder', 'text_encoder.'], ['image_encoder', 'image_encoder.']];
+        const all = new Map<string, Tensor>();
+        const loaded: Map<string, Tensor>[] = [];
+        try {
+          for (const [sub, prefix] of parts) {
+            const { tensors } = loadSafetensors(checkpointFile(join(dir, sub)));
+            loaded.push(tensors);
+            for (const [k, t] of tensors) all.set(prefix + k, t);
+          }
+          loadMapped(model, all, `${dir}/{fusion,text_encoder,image_encoder}/model.safetensors`, { strict: true });
+        } finally {
+          for (const m of loaded) for (const t of m.values()) t.dispose();
+        }
+      }
     } catch (e) {
       model.dispose();
       throw e;
     }
     return model;
   }
+}
+
+/** A Hugging Face export of a fusion model (mmtrain export --format hf): fusion/config.json and no config.json. */
+export function isHfExport(dir: string): boolean {
+  return !existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'fusion', 'config.json'));
 }
 
 export interface EncoderSpec {

@@ -5,7 +5,7 @@ import { DataLoader, disposeBatch } from '../data/loader.js';
 import { imageConfig, type ImageConfig } from '../data/image.js';
 import { type Sample, readManifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
-import { FusionClassifier } from '../models/fusion.js';
+import { FusionClassifier, isHfExport } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { autocast, noGrad } from '../tensor/modes.js';
 import { autocastFor, deviceOf } from './precision.js';
@@ -26,9 +26,11 @@ export interface Predictor {
 /** Loads a checkpoint for inference on `device` (auto: the first GPU LibTorch sees, else the CPU). */
 export function loadPredictor(checkpoint: string, opts: { device?: string } = {}): Predictor {
   const device = resolveDevice(opts.device ?? 'auto', 'device');
-  const info = readInferenceInfo(checkpoint);
-  const tokFile = join(checkpoint, info.tokenizer);
-  const tokenizer = info.tokenizer === 'vocab.txt' ? TextTokenizer.fromVocab(tokFile, { doLowerCase: info.doLowerCase }) : TextTokenizer.fromFile(tokFile);
+  // a Hugging Face export keeps mmtrain.json in fusion/, its tokenizer path relative to that folder
+  const infoDir = isHfExport(checkpoint) ? join(checkpoint, 'fusion') : checkpoint;
+  const info = readInferenceInfo(infoDir);
+  const tokFile = join(infoDir, info.tokenizer);
+  const tokenizer = /vocab\.txt$/.test(info.tokenizer) ? TextTokenizer.fromVocab(tokFile, { doLowerCase: info.doLowerCase }) : TextTokenizer.fromFile(tokFile);
   const model = FusionClassifier.fromPretrained(checkpoint).to(device).eval();
   return { model, tokenizer, image: imageConfig({ ...info.image }), info, dispose: () => model.dispose() };
 }
