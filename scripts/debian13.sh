@@ -148,6 +148,13 @@ step_cuda() {
   in_root sh -c 'cd /work/mmtrain && npm run build:native' || die "the addon failed to compile or link against libtorch-cuda-dev (see above)"
   in_root sh -c 'cd /work/mmtrain && node native/check-link.cjs build/Release/mmtrain_native.node libtorch_cuda.so' \
     || die "the CUDA build of the addon does not link as it should (see above)"
+  # libtorch-cuda-dev does not bring the CUDA runtime's headers: the build above had none (GPU details and the
+  # caching allocator's counters left out); with nvidia-cuda-dev the device code that reads them compiles too
+  say "building again with the CUDA runtime headers (nvidia-cuda-dev)"
+  apt_install nvidia-cuda-dev
+  in_root sh -c 'cd /work/mmtrain && npm run build:native' || die "the addon failed to compile against libtorch-cuda-dev with nvidia-cuda-dev (see above)"
+  in_root sh -c 'cd /work/mmtrain && node native/check-link.cjs build/Release/mmtrain_native.node libtorch_cuda.so' \
+    || die "the CUDA build of the addon (with the CUDA runtime headers) does not link as it should (see above)"
 }
 
 make_root

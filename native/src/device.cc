@@ -2,15 +2,21 @@
 // cache, synchronisation, the current device, and the two pieces of asynchronous host-to-device copies: pinned
 // host memory and moving a parameter's data in place (set_data, as PyTorch's Module.to does). In a CPU build of
 // LibTorch the device list is empty and the CUDA-only calls say that this build has no CUDA.
+//
+// Device properties and the caching allocator's API need the CUDA runtime's headers (cuda_runtime_api.h), which a
+// CUDA LibTorch does not always bring (Debian's libtorch-cuda-dev without nvidia-cuda-dev, a pip wheel without
+// the CUDA toolkit). Without them the device list has indices only, memory counters are unknown and the cache is
+// not emptied; everything else goes through LibTorch's header-free CUDA hooks and device guards.
 #include "handles.h"
 
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
-#ifdef MMTRAIN_WITH_CUDA
+#if defined(MMTRAIN_WITH_CUDA) && __has_include(<cuda_runtime_api.h>)
+#define MMTRAIN_CUDA_RUNTIME 1
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
-#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace mm {
@@ -23,23 +29,32 @@ static void needCuda() {
 #endif
 }
 
-// cudaDevices() -> [{ index, name, totalMemory, major, minor, multiProcessors }]
+// cudaDevices() -> [{ index, name, totalMemory, major, minor, multiProcessors }] (without the CUDA runtime headers
+// at build time: index only, name "", numbers 0)
 MM_FN(CudaDevices) {
   return guarded(info, "cudaDevices", [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env);
 #ifdef MMTRAIN_WITH_CUDA
     if (at::hasCUDA()) {
-      const int n = static_cast<int>(at::cuda::device_count());
+      const int n = at::detail::getCUDAHooks().getNumGPUs();
       for (int i = 0; i < n; i++) {
-        const auto* p = at::cuda::getDeviceProperties(i);
         Napi::Object d = Napi::Object::New(env);
         d.Set("index", i);
+#ifdef MMTRAIN_CUDA_RUNTIME
+        const auto* p = at::cuda::getDeviceProperties(i);
         d.Set("name", std::string(p->name));
         d.Set("totalMemory", static_cast<double>(p->totalGlobalMem));
         d.Set("major", p->major);
         d.Set("minor", p->minor);
         d.Set("multiProcessors", p->multiProcessorCount);
+#else
+        d.Set("name", std::string());
+        d.Set("totalMemory", 0);
+        d.Set("major", 0);
+        d.Set("minor", 0);
+        d.Set("multiProcessors", 0);
+#endif
         out.Set(static_cast<uint32_t>(i), d);
       }
     }
@@ -48,39 +63,40 @@ MM_FN(CudaDevices) {
   });
 }
 
-// cudaMemory(index) -> { allocated, reserved, peakAllocated } in bytes, from the caching allocator
+// cudaMemory(index) -> { allocated, reserved, peakAllocated } in bytes from the caching allocator, or null where
+// this build cannot read them (no CUDA runtime headers at build time)
 MM_FN(CudaMemory) {
   return guarded(info, "cudaMemory", [&]() -> Napi::Value {
     needCuda();
+#ifdef MMTRAIN_CUDA_RUNTIME
     Napi::Object o = Napi::Object::New(info.Env());
-#ifdef MMTRAIN_WITH_CUDA
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(info[0].As<Napi::Number>().Int32Value()));
     // index 0 of each statistic is the aggregate over the small and large pools (StatType::AGGREGATE)
     o.Set("allocated", static_cast<double>(stats.allocated_bytes[0].current));
     o.Set("reserved", static_cast<double>(stats.reserved_bytes[0].current));
     o.Set("peakAllocated", static_cast<double>(stats.allocated_bytes[0].peak));
-#endif
     return o;
+#else
+    return info.Env().Null();
+#endif
   });
 }
 
 // cudaEmptyCache(): hands the caching allocator's unused blocks back to the driver
 MM_FN(CudaEmptyCache) {
   return guarded(info, "cudaEmptyCache", [&]() -> Napi::Value {
-#ifdef MMTRAIN_WITH_CUDA
+#ifdef MMTRAIN_CUDA_RUNTIME
     if (at::hasCUDA()) c10::cuda::CUDACachingAllocator::emptyCache();
 #endif
     return info.Env().Undefined();
   });
 }
 
-// cudaSynchronize(): waits for every queued kernel and copy of the current device
+// cudaSynchronize(index): waits for every kernel and copy queued on that GPU
 MM_FN(CudaSynchronize) {
   return guarded(info, "cudaSynchronize", [&]() -> Napi::Value {
     needCuda();
-#ifdef MMTRAIN_WITH_CUDA
-    c10::cuda::device_synchronize();
-#endif
+    at::detail::getCUDAHooks().deviceSynchronize(static_cast<c10::DeviceIndex>(info[0].As<Napi::Number>().Int32Value()));
     return info.Env().Undefined();
   });
 }
@@ -89,9 +105,8 @@ MM_FN(CudaSynchronize) {
 MM_FN(CudaSetDevice) {
   return guarded(info, "cudaSetDevice", [&]() -> Napi::Value {
     needCuda();
-#ifdef MMTRAIN_WITH_CUDA
-    c10::cuda::set_device(static_cast<c10::DeviceIndex>(info[0].As<Napi::Number>().Int32Value()));
-#endif
+    const auto index = static_cast<c10::DeviceIndex>(info[0].As<Napi::Number>().Int32Value());
+    c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(c10::Device(c10::DeviceType::CUDA, index));
     return info.Env().Undefined();
   });
 }

@@ -270,7 +270,9 @@ program
       ['LibTorch', `${r.libtorch} (C++11 ABI ${r.cxx11Abi ? 'on' : 'off'})`],
       ['CUDA', r.cuda.build ? `${r.cuda.build} build${r.cuda.linked ? '' : ' (the addon was not linked against libtorch_cuda)'}, ` +
         (r.cuda.available ? `${r.cuda.devices} device(s)` : 'no device visible') : 'none (CPU build)'],
-      ...r.gpus.map((g): [string, string] => [`cuda:${g.index}`, `${g.name}, ${(g.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${g.major}.${g.minor}, ${g.multiProcessors} SMs`]),
+      ...r.gpus.map((g): [string, string] => [`cuda:${g.index}`, g.name
+        ? `${g.name}, ${(g.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${g.major}.${g.minor}, ${g.multiProcessors} SMs`
+        : 'details unknown: the addon was built without the CUDA runtime headers (cuda_runtime_api.h)']),
       ['cuDNN', r.cudnn ?? 'none'],
       ['NCCL', r.nccl ? 'built in' : 'none'],
       ['parallel', !r.distributed.gloo ? 'no data-parallel training in this build (c10d Gloo headers missing at build time)'

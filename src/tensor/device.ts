@@ -6,6 +6,7 @@ import { native } from './native.js';
 
 export interface CudaDevice {
   index: number;
+  /** "" (and zeros below) where the addon was built without the CUDA runtime's headers */
   name: string;
   /** bytes */
   totalMemory: number;
@@ -20,14 +21,17 @@ export function cudaDevices(): CudaDevice[] {
   return native.cudaDevices();
 }
 
-/** The caching allocator's bytes on one GPU: allocated to tensors, reserved from the driver, peak allocated. */
-export function cudaMemory(index: number): { allocated: number; reserved: number; peakAllocated: number } {
+/**
+ * The caching allocator's bytes on one GPU: allocated to tensors, reserved from the driver, peak allocated; null
+ * where the addon was built without the CUDA runtime's headers.
+ */
+export function cudaMemory(index: number): { allocated: number; reserved: number; peakAllocated: number } | null {
   return native.cudaMemory(index);
 }
 
-/** Waits for every kernel and copy queued on the current GPU. */
-export function cudaSynchronize(): void {
-  native.cudaSynchronize();
+/** Waits for every kernel and copy queued on GPU `index`. */
+export function cudaSynchronize(index = 0): void {
+  native.cudaSynchronize(index);
 }
 
 /** TF32 tensor cores for fp32 matmuls and convolutions on Ampere and later GPUs (no effect elsewhere). */

@@ -116,9 +116,9 @@ export interface NativeBinding {
   to(a: Handle, dtype: number, device: string | null, copy: boolean, nonBlocking?: boolean): Handle;
   // CUDA devices (an empty list in a CPU build), the caching allocator, pinned memory, in-place device moves
   cudaDevices(): { index: number; name: string; totalMemory: number; major: number; minor: number; multiProcessors: number }[];
-  cudaMemory(index: number): { allocated: number; reserved: number; peakAllocated: number };
+  cudaMemory(index: number): { allocated: number; reserved: number; peakAllocated: number } | null;
   cudaEmptyCache(): void;
-  cudaSynchronize(): void;
+  cudaSynchronize(index: number): void;
   cudaSetDevice(index: number): void;
   pinMemory(a: Handle): Handle;
   setData(dst: Handle, src: Handle): void;

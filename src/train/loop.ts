@@ -317,7 +317,8 @@ export class TrainingLoop {
       };
       ctx.log(rec);
       const dev = this.#p.device;
-      const gpu = dev.startsWith('cuda') ? gpuMemoryText(cudaMemory(Number(dev.slice(5)))) : undefined;
+      const mem = dev.startsWith('cuda') ? cudaMemory(Number(dev.slice(5))) : null;
+      const gpu = mem ? gpuMemoryText(mem) : undefined;
       this.#progress?.update(state.step, { epoch: state.epoch, loss: rec.loss, lr: Object.values(lrs)[0] ?? 0, samplesPerS: rec.samples_per_s, gpu });
       this.#window = { loss: 0, n: 0, samples: 0, wait: 0, allreduce: 0, t: performance.now() };
     }
