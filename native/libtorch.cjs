@@ -50,6 +50,24 @@ function cxx11Abi(libdir) {
 
 const where = locate();
 const hasCuda = fs.existsSync(path.join(where.libdir, 'libtorch_cuda.so'));
+// A CUDA LibTorch's headers include the CUDA runtime's (cuda_runtime_api.h), which it does not ship: the CUDA toolkit
+// ($CUDA_HOME, /usr/local/cuda), Debian's nvidia-cuda-dev (/usr/include) or a pip wheel's nvidia-cuda-runtime
+// package beside torch/ have them. Without them the addon leaves out GPU details and allocator counters.
+function cudaRuntimeInclude() {
+  const torchRoot = process.env.LIBTORCH ? path.resolve(process.env.LIBTORCH) : null;
+  const candidates = [
+    process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'include'),
+    process.env.CUDA_PATH && path.join(process.env.CUDA_PATH, 'include'),
+    '/usr/local/cuda/include',
+    torchRoot && path.join(torchRoot, '..', 'nvidia', 'cuda_runtime', 'include'),
+    torchRoot && path.join(torchRoot, '..', 'nvidia', 'cu13', 'include'),
+  ].filter(Boolean);
+  return candidates.find((d) => fs.existsSync(path.join(d, 'cuda_runtime_api.h'))) ?? null;
+}
+if (hasCuda && !where.include.some((d) => fs.existsSync(path.join(d, 'cuda_runtime_api.h')))) {
+  const inc = cudaRuntimeInclude();
+  if (inc) where.include.push(inc);
+}
 // Distributed training needs c10d's Gloo process group, whose header includes Gloo's own headers: Debian ships them
 // in libgloo-dev (linked as -lgloo); a LibTorch folder that carries include/gloo links Gloo from libtorch_cpu.
 // native/src/distributed.cc detects the headers itself (__has_include), so only the link flags depend on this.
