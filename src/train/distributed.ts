@@ -69,8 +69,11 @@ export function distEnvFromProcess(env: NodeJS.ProcessEnv = process.env): DistEn
 
 /** See ProcessGroup.reducer. */
 export interface GradientReducer {
-  /** the next backward, from these outputs, averages the gradients across ranks while it runs */
-  prepare(outputs: Tensor[]): void;
+  /**
+   * Runs `backward` (from these outputs) so that it averages the gradients across ranks while it runs; a rank
+   * lost meanwhile (dead, hung past the timeout) is reported as in every other collective.
+   */
+  backward(outputs: Tensor[], backward: () => void): void;
   dispose(): void;
 }
 
@@ -108,9 +111,9 @@ export class ProcessGroup {
 
   /**
    * Gradient synchronisation that overlaps backward: LibTorch's c10d Reducer (the engine of PyTorch's
-   * DistributedDataParallel) over `params`, in buckets of bucketMB (the first one 1 MB, as DDP's). After
-   * `prepare(outputs)`, the next backward averages each bucket across ranks as soon as its gradients are ready;
-   * backward passes without it (the earlier micro-batches of gradient accumulation) stay local.
+   * DistributedDataParallel) over `params`, in buckets of bucketMB (the first one 1 MB, as DDP's). A backward run
+   * through `backward()` averages each bucket across ranks as soon as its gradients are ready; backward passes
+   * run otherwise (the earlier micro-batches of gradient accumulation) stay local.
    */
   /** Whether this build has c10d's Reducer (Debian 12's LibTorch headers lack what it includes). */
   get canOverlap(): boolean { return native.distOverlapAvailable; }
@@ -120,7 +123,16 @@ export class ProcessGroup {
       native.distReducerNew(params.map((p) => p.handle), Math.round(bucketMB * 2 ** 20), Math.min(2 ** 20, Math.round(bucketMB * 2 ** 20)), true));
     let live = true;
     return {
-      prepare: (outputs) => this.#wrap('the gradient allreduce', () => native.distReducerPrepare(id, outputs.map((t) => t.handle))),
+      backward: (outputs, backward) => {
+        this.#wrap('the gradient allreduce', () => native.distReducerPrepare(id, outputs.map((t) => t.handle)));
+        try {
+          backward();
+        } catch (e) {
+          // the reducer's collectives fail inside backward: those errors name the transport; others are backward's own
+          if (/gloo|nccl|timed out|connection|peer|socket|broken pipe/i.test((e as Error).message)) this.#wrap('the gradient allreduce', () => { throw e; });
+          throw e;
+        }
+      },
       dispose: () => {
         if (live) native.distReducerFree(id);
         live = false;

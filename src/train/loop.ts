@@ -177,8 +177,7 @@ export class TrainingLoop {
       if (sync) {
         tidy(() => {
           const nothing = this.#p.groups.flatMap((g) => g.params).map((p) => p.sum().mul(0)).reduce((a, t) => a.add(t));
-          sync.prepare([nothing]);
-          nothing.backward();
+          sync.backward([nothing], () => nothing.backward());
         });
       }
       return 0;
@@ -198,8 +197,8 @@ export class TrainingLoop {
       });
       const unscaled = pg ? l : l.div(c.train.gradAccumulation);
       const scaled = this.#scaler ? this.#scaler.scaleLoss(unscaled) : unscaled;
-      sync?.prepare([scaled]);
-      scaled.backward();
+      if (sync) sync.backward([scaled], () => scaled.backward());
+      else scaled.backward();
       const v = l.item();
       b.dispose();
       return v;
