@@ -133,7 +133,7 @@ test('two processes with the same global batch as one: losses and weights within
   compareWeights(lastCheckpoint(two), lastCheckpoint(resumed), 1e-5);
 });
 
-test('gradients averaged while backward runs (c10d\'s Reducer) equal those averaged after it and a single process\'s: gradient accumulation, and a rank with an empty micro-batch', { skip }, async () => {
+test('gradients averaged while backward runs (c10d\'s Reducer) equal those averaged after it: gradient accumulation, and a rank with an empty micro-batch', { skip }, async () => {
   // the Reducer is in every build whose LibTorch headers carry what it includes (2.x; Debian 12's 1.13 does not,
   // and there both runs average after backward)
   if (Number(buildInfo().libtorch.split('.')[0]) >= 2) assert.equal(buildReport().distributed.overlap, true);
@@ -157,10 +157,9 @@ test('gradients averaged while backward runs (c10d\'s Reducer) equal those avera
     execFileSync(process.execPath, [CLI, ...args, 'train', '--config', cfg, '--run-dir', runDir, ...extra], { stdio: 'pipe' });
     return join(runDir, 'checkpoints', 'step-00000007');
   };
-  const one = run('one', ['--threads', '1']);
+  // (two processes against one with the same global batch: the test above)
   const during = run('during', ['launch', '--nproc', '2', '--']);
   const after = run('after', ['launch', '--nproc', '2', '--'], ['--set', 'distributed.overlap=false']);
-  compareWeights(one, during, 1e-5);
   compareWeights(during, after, 1e-5);
 });
 
@@ -209,10 +208,10 @@ test('a killed rank makes the other exit non-zero with a clear message within th
 });
 
 test('a hung rank (stopped) makes the other exit non-zero after distributed.timeoutS', { skip }, async () => {
-  const r = await faultRank1('SIGSTOP', 6);
+  const r = await faultRank1('SIGSTOP', 4);
   assert.notEqual(r.code, 0);
-  assert.ok(r.elapsed >= 3 && r.elapsed < 20, `rank 0 gave up after ${r.elapsed} s (timeout 6 s)`);
-  assert.match(r.stderr, /distributed: rank 0 lost the other ranks during .*hung for over 6 s/);
+  assert.ok(r.elapsed >= 3 && r.elapsed < 18, `rank 0 gave up after ${r.elapsed} s (timeout 4 s)`);
+  assert.match(r.stderr, /distributed: rank 0 lost the other ranks during .*hung for over 4 s/);
 });
 
 test('the launcher reports a failing rank and exits non-zero', { skip }, () => {
