@@ -93,6 +93,15 @@ async function dataDir(): Promise<string> {
   return dir;
 }
 
+/** The newest checkpoints of two runs hold the same tensors, byte for byte. */
+function assertSameFinalWeights(runA: string, runB: string): void {
+  const a = loadSafetensors(join(listCheckpoints(runA).pop()!, 'model.safetensors')).tensors;
+  const b = loadSafetensors(join(listCheckpoints(runB).pop()!, 'model.safetensors')).tensors;
+  assert.ok(a.size > 0, 'no weights to compare');
+  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
+  for (const [k, t] of a) assert.deepEqual(b.get(k)!.toBuffer(), t.toBuffer(), k);
+}
+
 const trainLosses = (runDir: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.event === 'train').map((r) => [r.step, r.loss]);
 
 test('resume: 40 steps straight equal 20 steps, an interrupt mid-epoch, and 20 resumed steps', async () => {
@@ -503,11 +512,7 @@ test('resume after non-finite rollbacks keeps the lr scale and skip counters: th
   assert.equal(events(straight.runDir, 'rollback').length, 2);
   assert.deepEqual(events(first.runDir, 'rollback').map((e) => [e.step, e.lr_scale]), events(straight.runDir, 'rollback').map((e) => [e.step, e.lr_scale]));
   assert.deepEqual(events(first.runDir, 'train').map((e) => [e.step, e.loss, e.lr]), events(straight.runDir, 'train').map((e) => [e.step, e.loss, e.lr]));
-  const a = loadSafetensors(join(listCheckpoints(straight.runDir).pop()!, 'model.safetensors')).tensors;
-  const b = loadSafetensors(join(listCheckpoints(second.runDir).pop()!, 'model.safetensors')).tensors;
-  assert.ok(a.size > 0, 'no weights to compare');
-  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
-  for (const [k, t] of a) assert.deepEqual(b.get(k)!.toBuffer(), t.toBuffer(), k);
+  assertSameFinalWeights(straight.runDir, second.runDir);
   rmSync(dir, { recursive: true });
 });
 
@@ -529,11 +534,7 @@ test('gradient accumulation resumed: a Ctrl-C during the micro-batches of a step
   assert.equal(second.steps, 12);
   assert.ok(trainLosses(straight.runDir).length >= 12, 'the straight run logged its losses');
   assert.deepEqual(trainLosses(first.runDir), trainLosses(straight.runDir));
-  const a = loadSafetensors(join(listCheckpoints(straight.runDir).pop()!, 'model.safetensors')).tensors;
-  const b = loadSafetensors(join(listCheckpoints(second.runDir).pop()!, 'model.safetensors')).tensors;
-  assert.ok(a.size > 0, 'no weights to compare');
-  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
-  for (const [k, t] of a) assert.deepEqual(b.get(k)!.toBuffer(), t.toBuffer(), k);
+  assertSameFinalWeights(straight.runDir, second.runDir);
   rmSync(dir, { recursive: true });
 });
 

@@ -16,6 +16,8 @@ import { launch } from './launch.js';
 import { preferredPrecision, tuneThreadWaiting } from './threading.js';
 
 const PRECISIONS = ['fp32', 'bf16'] as const;
+/** --device of demo, eval and predict (checked when LibTorch is loaded: resolveDevice) */
+const deviceOption = () => new Option('--device <d>', 'auto (the first GPU LibTorch sees, else cpu), cpu, cuda or cuda:N').default('auto');
 const DIFFICULTIES = ['easy', 'medium', 'hard'] as const;
 const TASKS = ['match', 'imbalanced'] as const;
 
@@ -63,7 +65,7 @@ program
   .addOption(new Option('--precision <p>', 'default: bf16 where the CPU has it natively').choices(PRECISIONS))
   .addOption(new Option('--difficulty <level>', 'how hard the task is').choices(DIFFICULTIES).default('easy'))
   .option('--seed <n>', 'random seed', positiveInt, 1)
-  .option('--device <d>', 'auto (the first GPU LibTorch sees, else cpu), cpu, cuda or cuda:N', 'auto')
+  .addOption(deviceOption())
   .action(async (o: { out: string; n: number; epochs?: number; precision?: 'fp32' | 'bf16'; difficulty: 'easy' | 'medium' | 'hard'; seed: number; device: string }) => {
     const precision = o.precision ?? preferredPrecision();
     tuneThreadWaiting(precision);
@@ -187,7 +189,7 @@ program
   .requiredOption('--data <manifest>', 'JSONL or CSV manifest')
   .option('--batch <n>', 'batch size', positiveInt, 64)
   .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
-  .option('--device <d>', 'auto (the first GPU LibTorch sees, else cpu), cpu, cuda or cuda:N', 'auto')
+  .addOption(deviceOption())
   .action(async (o: { checkpoint: string; data: string; batch: number; precision?: 'fp32' | 'bf16'; device: string }) => {
     await loadTorch();
     const { evaluate } = await import('../train/inference.js');
@@ -205,7 +207,7 @@ program
   .option('--out <file>', 'with --data: write JSONL predictions here')
   .option('--batch <n>', 'with --data: batch size', positiveInt, 64)
   .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
-  .option('--device <d>', 'auto (the first GPU LibTorch sees, else cpu), cpu, cuda or cuda:N', 'auto')
+  .addOption(deviceOption())
   .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string; batch: number; precision?: 'fp32' | 'bf16'; device: string }) => {
     if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data MANIFEST');
     await loadTorch();

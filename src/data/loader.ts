@@ -4,6 +4,7 @@
 import { MmtrainError, checkInt } from '../errors.js';
 import { normalizeImages } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
+import { hostToDevice } from '../tensor/device.js';
 import type { Device } from '../tensor/dtype.js';
 import { Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
 import { ImageCache } from './cache.js';
@@ -259,13 +260,13 @@ export class DataLoader {
         types[b * T + t] = e.tokenTypeIds[t]!;
       }
     });
-    const device = this.options.device ?? 'cpu';
+    const device = this.options.device;
     return {
-      inputIds: toDevice(tensor(ids, { shape: [B, T], dtype: 'int64' }), device),
-      attentionMask: toDevice(tensor(mask, { shape: [B, T], dtype: 'int64' }), device),
-      tokenTypeIds: toDevice(tensor(types, { shape: [B, T], dtype: 'int64' }), device),
+      inputIds: hostToDevice(tensor(ids, { shape: [B, T], dtype: 'int64' }), device),
+      attentionMask: hostToDevice(tensor(mask, { shape: [B, T], dtype: 'int64' }), device),
+      tokenTypeIds: hostToDevice(tensor(types, { shape: [B, T], dtype: 'int64' }), device),
       pixelValues: imagesToTensor(raw.images, this.image, device),
-      labels: toDevice(tensor(new Int32Array(raw.indices.map((i) => this.samples[i]!.label)), { dtype: 'int64' }), device),
+      labels: hostToDevice(tensor(new Int32Array(raw.indices.map((i) => this.samples[i]!.label)), { dtype: 'int64' }), device),
       indices: raw.indices,
     };
   }
@@ -278,19 +279,9 @@ export function imagesToTensor(images: DecodedImage[], cfg: ImageConfig, device:
   const buf = new Uint8Array(B * S * S * 3);
   images.forEach((im, b) => buf.set(im.data, b * S * S * 3));
   // no copy on the CPU: the batch buffer is ours; to a GPU the uint8 pixels travel (4x fewer bytes than float32)
-  return tidy(() => normalizeImages(toDevice(fromBuffer(buf, [B, S, S, 3]), device), cfg.mean, cfg.std));
+  return tidy(() => normalizeImages(hostToDevice(fromBuffer(buf, [B, S, S, 3]), device), cfg.mean, cfg.std));
 }
 
-/** A host tensor on `device`: itself on the CPU; else copied through pinned memory, asynchronously. */
-function toDevice(t: Tensor, device: Device): Tensor {
-  if (device === 'cpu') return t;
-  const pinned = t.pinMemory();
-  const moved = pinned.to({ device, nonBlocking: true });
-  // freeing the pinned block early is safe: LibTorch's host allocator holds it until the copy has run
-  pinned.dispose();
-  t.dispose();
-  return moved;
-}
 
 /** Frees the tensors of a batch (when it was not taken inside a tidy() scope). */
 export function disposeBatch(b: Batch): void {

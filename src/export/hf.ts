@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { writeJsonAtomic } from '../files.js';
 import { BertModel } from '../models/bert.js';
-import { FusionClassifier } from '../models/fusion.js';
+import { FusionClassifier, HF_EXPORT_ENCODERS } from '../models/fusion.js';
 import { ViTModel } from '../models/vit.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
@@ -62,19 +62,21 @@ export function exportHuggingFace(checkpoint: string, out: string): HfExport {
     for (const d of [text, image, fusion]) mkdirSync(d, { recursive: true });
     const meta = { format: 'pt' }; // as transformers writes it: the tensors are PyTorch's layout
 
-    saveSafetensors(join(text, 'model.safetensors'), prefixed(sd, 'text_encoder.'), meta);
+    // each encoder's folder holds its subtree (HF_EXPORT_ENCODERS, as FusionClassifier.fromPretrained reads them);
+    // fusion/ the rest
+    for (const e of HF_EXPORT_ENCODERS) saveSafetensors(join(tmp, e, 'model.safetensors'), prefixed(sd, `${e}.`), meta);
+    const rest = new Map([...sd].filter(([k]) => !HF_EXPORT_ENCODERS.some((e) => k.startsWith(`${e}.`))));
+    saveSafetensors(join(fusion, 'model.safetensors'), rest, meta);
+
     writeJsonAtomic(join(text, 'config.json'), { architectures: ['BertModel'], ...model.text_encoder.config, model_type: 'bert' });
     copyFileSync(join(checkpoint, info.tokenizer), join(text, info.tokenizer));
     writeJsonAtomic(join(text, 'tokenizer_config.json'), {
       tokenizer_class: info.tokenizer === 'vocab.txt' ? 'BertTokenizer' : 'BertTokenizerFast', do_lower_case: info.doLowerCase, model_max_length: info.maxLength,
     });
 
-    saveSafetensors(join(image, 'model.safetensors'), prefixed(sd, 'image_encoder.'), meta);
     writeJsonAtomic(join(image, 'config.json'), { architectures: ['ViTModel'], ...model.image_encoder.config, model_type: 'vit' });
     writeJsonAtomic(join(image, 'preprocessor_config.json'), preprocessorConfig(info.image));
 
-    const rest = new Map([...sd].filter(([k]) => !k.startsWith('text_encoder.') && !k.startsWith('image_encoder.')));
-    saveSafetensors(join(fusion, 'model.safetensors'), rest, meta);
     writeJsonAtomic(join(fusion, 'config.json'), model.config);
     writeJsonAtomic(join(fusion, 'mmtrain.json'), { ...info, tokenizer: `../text_encoder/${info.tokenizer}` });
 

@@ -346,7 +346,7 @@ export class FusionClassifier extends Module {
         checkpointStateDict(model, dir, { strict: true });
       } else {
         // the three folders' tensors under the whole model's names
-        const parts: [string, string][] = [['fusion', ''], ['text_encoder', 'text_encoder.'], ['image_encoder', 'image_encoder.']];
+        const parts: [string, string][] = [['fusion', ''], ...HF_EXPORT_ENCODERS.map((e): [string, string] => [e, `${e}.`])];
         const all = new Map<string, Tensor>();
         const loaded: Map<string, Tensor>[] = [];
         try {
@@ -369,6 +369,9 @@ export class FusionClassifier extends Module {
 }
 
 /** A Hugging Face export of a fusion model (mmtrain export --format hf): fusion/config.json and no config.json. */
+/** The encoders a Hugging Face export gives folders of their own; each folder holds its module's `<name>.` subtree. */
+export const HF_EXPORT_ENCODERS = ['text_encoder', 'image_encoder'] as const;
+
 export function isHfExport(dir: string): boolean {
   return !existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'fusion', 'config.json'));
 }

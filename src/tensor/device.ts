@@ -1,8 +1,9 @@
 // CUDA devices as LibTorch sees them, and the one place a device setting ("auto", "cpu", "cuda", "cuda:N") becomes
 // a device: train.device, eval/predict --device, the demo. CPU builds of LibTorch see no device.
 import { MmtrainError } from '../errors.js';
-import type { Device } from './dtype.js';
+import { DEVICE_SETTING, type Device } from './dtype.js';
 import { native } from './native.js';
+import type { Tensor } from './tensor.js';
 
 export interface CudaDevice {
   index: number;
@@ -39,15 +40,13 @@ export function setAllowTF32(on: boolean): void {
   native.setAllowTF32(on);
 }
 
-export const DEVICE_SETTINGS = 'auto, cpu, cuda or cuda:N';
-
 /**
  * The device a setting names: `auto` is the first GPU when LibTorch sees one, else the CPU; `cuda` is `cuda:0`.
  * Asking for a GPU that is not there is an error that says what this build sees. `what` names the setting.
  */
 export function resolveDevice(setting: string, what = 'device'): Device {
-  if (typeof setting !== 'string' || !/^(auto|cpu|cuda(:\d+)?)$/.test(setting)) {
-    throw new MmtrainError(`Expected ${DEVICE_SETTINGS} for ${what} but received ${JSON.stringify(setting)}`);
+  if (typeof setting !== 'string' || !DEVICE_SETTING.test(setting)) {
+    throw new MmtrainError(`Expected auto, cpu, cuda or cuda:N for ${what} but received ${JSON.stringify(setting)}`);
   }
   if (setting === 'cpu') return 'cpu';
   const info = native.buildInfo();
@@ -62,4 +61,18 @@ export function resolveDevice(setting: string, what = 'device'): Device {
     throw new MmtrainError(`${what} is ${setting} but LibTorch sees ${count} GPU(s) (cuda:0${count > 1 ? `..cuda:${count - 1}` : ''}); run \`mmtrain info\` to list them`);
   }
   return `cuda:${index}`;
+}
+
+/**
+ * A host tensor on `device`, taking its place: itself on the CPU; else copied through pinned memory asynchronously
+ * (the copy overlaps the work queued before it), the host tensor disposed.
+ */
+export function hostToDevice(t: Tensor, device: Device): Tensor {
+  if (device === 'cpu') return t;
+  const pinned = t.pinMemory();
+  const moved = pinned.to({ device, nonBlocking: true });
+  // freeing the pinned block early is safe: LibTorch's host allocator holds it until the copy has run
+  pinned.dispose();
+  t.dispose();
+  return moved;
 }

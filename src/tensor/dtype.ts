@@ -43,6 +43,9 @@ export function typedArrayFor(d: DType, buf: ArrayBuffer, byteOffset = 0, length
 
 export type Device = string; // 'cpu' | 'cuda' | 'cuda:N'
 
+/** A device setting (train.device, --device): a device, or auto (the first GPU LibTorch sees, else the CPU). */
+export const DEVICE_SETTING = /^(auto|cpu|cuda(:\d+)?)$/;
+
 export function checkDevice(d: unknown): Device {
   if (typeof d !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(d)) invalid('device', '"cpu", "cuda" or "cuda:N"', d);
   return d;

@@ -1,10 +1,10 @@
 // Checkpoints: model, optimizer moments, schedule step, RNG state, loader cursor and config, written into a
 // temporary directory, fsynced, then renamed into place, so a crash or a failing disk never leaves a half-written
 // checkpoint where a loader would look. A checkpoint is also a model directory (`mmtrain eval/predict --checkpoint`).
-import type { LossScalerState } from './loss-scaler.js';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { collectGarbage } from '../heap.js';
+import type { LossScalerState } from './loss-scaler.js';
 import { MmtrainError } from '../errors.js';
 import { fsyncDirectory, writeFileAtomic, writeJsonAtomic } from '../files.js';
 import { FusionClassifier } from '../models/fusion.js';

@@ -10,6 +10,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { ImageConfigSchema } from '../data/image-config.js';
 import { MmtrainError } from '../errors.js';
+import { DEVICE_SETTING } from '../tensor/dtype.js';
 import { BERT_PRESETS, BertConfigOverrides, BertConfigSchema } from '../models/bert-config.js';
 import { FUSION_PRESETS, FUSION_TYPES, FusionConfigSchema } from '../models/fusion-config.js';
 import { VIT_PRESETS, ViTConfigOverrides, ViTConfigSchema } from '../models/vit-config.js';
@@ -94,7 +95,7 @@ export const ConfigSchema = z.strictObject({
     /** clip the global gradient norm to this; null = no clipping */
     clipGradNorm: z.number().positive().nullable().default(1.0),
     /** auto (the first GPU LibTorch sees, else the CPU), cpu, cuda or cuda:N */
-    device: z.string().regex(/^(auto|cpu|cuda(:\d+)?)$/, 'expected auto, cpu, cuda or cuda:N').default('auto'),
+    device: z.string().regex(DEVICE_SETTING, 'expected auto, cpu, cuda or cuda:N').default('auto'),
     precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
     /** fp16's dynamic loss scaling (PyTorch's GradScaler): start, factors, and good steps before growing */
     lossScale: z.strictObject({

@@ -105,9 +105,16 @@ export class ProcessGroup {
     try {
       return fn();
     } catch (e) {
-      throw new MmtrainError(`distributed: rank ${this.rank} lost the other ranks during ${what} (a rank died, hung for over ${this.timeoutS} s, or could not be reached): ${(e as Error).message}`);
+      throw this.#lost(what, e);
     }
   }
+
+  #lost(what: string, e: unknown): MmtrainError {
+    return new MmtrainError(`distributed: rank ${this.rank} lost the other ranks during ${what} (a rank died, hung for over ${this.timeoutS} s, or could not be reached): ${(e as Error).message}`);
+  }
+
+  /** Whether this build has c10d's Reducer (Debian 12's LibTorch headers lack what it includes). */
+  get canOverlap(): boolean { return native.distOverlapAvailable; }
 
   /**
    * Gradient synchronisation that overlaps backward: LibTorch's c10d Reducer (the engine of PyTorch's
@@ -115,9 +122,6 @@ export class ProcessGroup {
    * through `backward()` averages each bucket across ranks as soon as its gradients are ready; backward passes
    * run otherwise (the earlier micro-batches of gradient accumulation) stay local.
    */
-  /** Whether this build has c10d's Reducer (Debian 12's LibTorch headers lack what it includes). */
-  get canOverlap(): boolean { return native.distOverlapAvailable; }
-
   reducer(params: Tensor[], bucketMB = 25): GradientReducer {
     const id = this.#wrap('setting up the gradient reducer', () =>
       native.distReducerNew(params.map((p) => p.handle), Math.round(bucketMB * 2 ** 20), Math.min(2 ** 20, Math.round(bucketMB * 2 ** 20)), true));
@@ -129,8 +133,7 @@ export class ProcessGroup {
           backward();
         } catch (e) {
           // the reducer's collectives fail inside backward: those errors name the transport; others are backward's own
-          if (/gloo|nccl|timed out|connection|peer|socket|broken pipe/i.test((e as Error).message)) this.#wrap('the gradient allreduce', () => { throw e; });
-          throw e;
+          throw /gloo|nccl|timed out|connection|peer|socket|broken pipe/i.test((e as Error).message) ? this.#lost('the gradient allreduce', e) : e;
         }
       },
       dispose: () => {

@@ -5,6 +5,7 @@ import { type DataLoader, disposeBatch } from '../data/loader.js';
 import type { FusionClassifier, FusionFeatures } from '../models/fusion.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
+import { hostToDevice } from '../tensor/device.js';
 import type { Device } from '../tensor/dtype.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 
@@ -65,12 +66,7 @@ export class FeatureStore {
 
   /** Tensors for a batch of dataset indices (texts padded to the longest), on `device`. */
   batch(indices: number[], device: Device = 'cpu'): FeatureBatch {
-    const on = (t: Tensor): Tensor => {
-      if (device === 'cpu') return t;
-      const moved = t.to(device);
-      t.dispose();
-      return moved;
-    };
+    const on = (t: Tensor): Tensor => hostToDevice(t, device);
     const B = indices.length;
     const T = Math.max(...indices.map((i) => this.textLen[i]!));
     const { C, Ci, N } = this;

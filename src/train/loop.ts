@@ -7,7 +7,7 @@ import { MmtrainError } from '../errors.js';
 import { type DataLoader, disposeBatch } from '../data/loader.js';
 import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
-import { autocast, noGrad } from '../tensor/modes.js';
+import { autocast } from '../tensor/modes.js';
 import type { Device } from '../tensor/dtype.js';
 import { LossScaler } from './loss-scaler.js';
 import { autocastFor } from './precision.js';
@@ -22,7 +22,7 @@ import type { GradientReducer, ProcessGroup } from './distributed.js';
 import { better, evaluateLoader, metricValue } from './evaluate.js';
 import { type FeatureStore, disposeFeatureBatch } from './features.js';
 import type { EvalMetrics } from './metrics.js';
-import { type AdamW, type ParamGroup, clipGradNorm } from './optim.js';
+import { type AdamW, type ParamGroup, clipGradNorm, scaleGradients } from './optim.js';
 import type { ProgressReporter } from './progress.js';
 import { rngFromString, rngToString } from './rng.js';
 import { lrFactor } from './schedule.js';
@@ -221,15 +221,7 @@ export class TrainingLoop {
       if (this.#reducer) {
         // the reducer left the mean over ranks of each rank's summed-loss gradients: x world / samples gives the
         // mean over the step's samples
-        const k = n! > 0 ? pg.worldSize / n! : 0;
-        noGrad(() => {
-          for (const p of params) {
-            const g = p.grad;
-            if (!g) continue;
-            g.mul_(k);
-            g.dispose();
-          }
-        });
+        scaleGradients(params, n! > 0 ? pg.worldSize / n! : 0);
       } else {
         pg.allreduceGrads(params, n! > 0 ? 1 / n! : 0, c.distributed.bucketMB);
       }
@@ -242,23 +234,15 @@ export class TrainingLoop {
     this.#scaler?.unscale(params);
     this.#emit('onAfterBackward', ctx, { step: state.step });
     const gradNorm = clipGradNorm(params, c.train.clipGradNorm ?? Infinity); // null: measure the norm, never clip
-    let finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
+    const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
+    // an fp16 overflow (finite loss, inf/NaN gradients) is the loss scaler's business: the step is skipped and the
+    // scale lowered, without counting toward the non-finite guard, which watches the loss itself
+    const overflow = this.#scaler !== null && Number.isFinite(loss) && !Number.isFinite(gradNorm);
     if (this.#scaler) {
-      // an fp16 overflow (finite loss, inf/NaN gradients) is the scaler's business: skip the step, lower the
-      // scale; it does not count toward the non-finite guard, which watches the loss itself
-      const overflow = Number.isFinite(loss) && !Number.isFinite(gradNorm);
       const before = this.#scaler.scale;
       const scale = this.#scaler.update(overflow);
       state.lossScale = this.#scaler.state;
       if (scale !== before) ctx.log({ event: 'loss_scale', step: state.step, scale, overflow });
-      if (overflow) {
-        optimizer.zeroGrad();
-        state.position = this.#cursor;
-        const info: StepInfo = { step: state.step, epoch: state.epoch, loss, gradNorm, lr: {}, samplesPerS: 0, dataWaitS: 0, skipped: true };
-        this.#emit('onStepEnd', ctx, info);
-        return { finite: false, lrs: {}, gradNorm, abortAll };
-      }
-      finite = Number.isFinite(loss);
     }
     const lrs: Record<string, number> = {};
     if (finite) {
@@ -269,7 +253,7 @@ export class TrainingLoop {
       });
       optimizer.step();
       this.#consecutiveBad = 0;
-    } else {
+    } else if (!overflow) {
       state.nonFiniteSkipped++;
       this.#consecutiveBad++;
       ctx.log({ event: 'nonfinite', step: state.step, loss, grad_norm: gradNorm });

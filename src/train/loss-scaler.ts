@@ -3,8 +3,8 @@
 // reciprocal of the scale) before clipping; a step whose unscaled gradients hold inf/NaN is skipped and the scale
 // multiplied by backoffFactor; after growthInterval good steps in a row it is multiplied by growthFactor. The scale
 // is a float32, as PyTorch keeps it. Its state travels in trainer_state.json, so a resumed run continues exactly.
-import { noGrad } from '../tensor/modes.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { scaleGradients } from './optim.js';
 
 export interface LossScaleConfig {
   init: number;
@@ -40,15 +40,7 @@ export class LossScaler {
 
   /** Multiplies every gradient by the float32 reciprocal of the scale (PyTorch: scale.double().reciprocal().float()). */
   unscale(params: Tensor[]): void {
-    const inv = Math.fround(1 / this.#scale);
-    noGrad(() => {
-      for (const p of params) {
-        const g = p.grad;
-        if (!g) continue;
-        g.mul_(inv);
-        g.dispose();
-      }
-    });
+    scaleGradients(params, Math.fround(1 / this.#scale));
   }
 
   /**

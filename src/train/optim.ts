@@ -1,6 +1,7 @@
 // AdamW and gradient clipping. The math is LibTorch's (torch::optim::AdamW, torch::nn::utils::clip_grad_norm_):
 // bias-corrected moments and decoupled weight decay exactly as torch.optim.AdamW, stepped for every parameter
 // in one native call.
+import { noGrad } from '../tensor/modes.js';
 import { MmtrainError, checkNumber, invalid } from '../errors.js';
 import { native } from '../tensor/native.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -119,4 +120,16 @@ export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): n
   checkNumber('maxNorm', maxNorm, 0);
   // LibTorch takes max_norm as a float: anything above FLT_MAX (Infinity, Number.MAX_VALUE) means "never clip"
   return native.clipGradNorm(params.map((p) => p.handle), Math.min(maxNorm, 3.4028234663852886e38), checkNumber('normType', normType, 0));
+}
+
+/** Multiplies every parameter's gradient by `factor` in place (parameters without a gradient are skipped). */
+export function scaleGradients(params: Tensor[], factor: number): void {
+  noGrad(() => {
+    for (const p of params) {
+      const g = p.grad;
+      if (!g) continue;
+      g.mul_(factor);
+      g.dispose();
+    }
+  });
 }
