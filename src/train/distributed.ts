@@ -133,7 +133,7 @@ export class ProcessGroup {
           backward();
         } catch (e) {
           // the reducer's collectives fail inside backward: those errors name the transport; others are backward's own
-          throw /gloo|nccl|timed out|connection|peer|socket|broken pipe/i.test((e as Error).message) ? this.#lost('the gradient allreduce', e) : e;
+          throw /gloo|nccl|timed out|timeout|connection|peer|socket|broken pipe|pair closure|closed/i.test((e as Error).message) ? this.#lost('the gradient allreduce', e) : e;
         }
       },
       dispose: () => {
