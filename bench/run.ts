@@ -8,6 +8,7 @@ import { ROOT } from '../test/helpers.js';
 import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos, sharpCeiling } from './data.js';
 import { dataParallel } from './distributed.js';
+import { serveLoad } from './serve.js';
 import { type E2ESide, type StepPhases, endToEnd, epochSeconds } from './e2e.js';
 import { cpuFlags } from '../src/cpu.js';
 import { cliEnv, runJson, torchDefaultEnv } from './env.js';
@@ -16,8 +17,8 @@ import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupPreset, tr
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
 const quick = process.argv.includes('--quick');
-// --only op,block,fusion,mfu,data,trainer,diagnostics,distributed,features,e2e runs those cases alone
-const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'e2e'] as const;
+// --only op,block,fusion,mfu,data,trainer,diagnostics,distributed,features,serve,e2e runs those cases alone
+const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'serve', 'e2e'] as const;
 const onlyArg = process.argv.find((a, i) => process.argv[i - 1] === '--only');
 const only = onlyArg ? new Set(onlyArg.split(',')) : null;
 for (const c of only ?? []) {
@@ -196,6 +197,18 @@ if (want('features')) {
       table.push([`  same at the ${preset} preset, 224px images, ${f.train_samples} samples, s`, f.epoch_s_cached.toFixed(2), f.epoch_s_plain.toFixed(2), `${f.speedup.toFixed(1)}x faster (FLOPs allow ${f.flop_bound.toFixed(1)}x)`]);
     }
   }
+}
+
+// the HTTP server under load on loopback (bench/serve.ts), against the same model predicting in-process
+if (want('serve')) {
+  const sv = await serveLoad(join(ROOT, 'bench', '.data', 'serve'), ROOT, quick ? 4 : 15, quick ? 2000 : 20000);
+  results.serve = sv;
+  for (const l of sv.levels) {
+    table.push([`serve (demo model, loopback, one pair per request): ${l.clients} concurrent client${l.clients > 1 ? 's' : ''}, requests/s; p50 / p99 ms; pairs per forward pass`,
+      `${l.requests_per_s.toFixed(0)}; ${l.p50_ms.toFixed(1)} / ${l.p99_ms.toFixed(1)}; ${l.mean_batch.toFixed(1)}`, `${sv.in_process_pairs_per_s.toFixed(0)} (in-process predict, batch 32)`,
+      `${(l.requests_per_s / sv.in_process_pairs_per_s).toFixed(2)} of in-process; ${l.errors} errors in ${l.requests}`]);
+  }
+  table.push(['  serve: server RSS after warm-up -> after the last level (highest sampled), MiB', `${sv.rss_mib_start.toFixed(0)} -> ${sv.rss_mib_end.toFixed(0)} (${sv.rss_mib_max.toFixed(0)})`, '-', `${(sv.rss_mib_end - sv.rss_mib_start).toFixed(1)} MiB over the run`]);
 }
 
 // 6. end to end on 4,000 synthetic JPEGs: mmtrain's defaults vs the original design's PyTorch pipeline and a tuned

@@ -228,6 +228,48 @@ program
   });
 
 program
+  .command('serve')
+  .description('serve a checkpoint over HTTP: POST /v1/predict, GET /v1/metadata, GET /healthz (docs/deploy.md)')
+  .argument('<checkpoint>', 'a checkpoint directory, or a Hugging Face export of one')
+  .option('--port <n>', 'TCP port (0: any free port)', nonNegativeInt, 8080)
+  .option('--host <addr>', 'address to bind (0.0.0.0 or :: make it reachable from other machines)', '127.0.0.1')
+  .option('--max-batch <n>', 'pairs per forward pass at most', positiveInt, 32)
+  .option('--max-wait-ms <n>', 'how long a batch\'s first pair waits for more', nonNegativeInt, 5)
+  .option('--max-body-mb <n>', 'request body limit in MiB', positiveInt, 20)
+  .option('--max-pixels <n>', 'an image\'s width x height limit, checked before decoding', positiveInt, 40_000_000)
+  .option('--max-text-chars <n>', 'a text\'s length limit in characters', positiveInt, 10000)
+  .option('--max-items <n>', 'pairs per request at most', positiveInt, 64)
+  .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
+  .addOption(deviceOption())
+  .action(async (checkpoint: string, o: { port: number; host: string; maxBatch: number; maxWaitMs: number; maxBodyMb: number; maxPixels: number; maxTextChars: number; maxItems: number; precision?: 'fp32' | 'bf16'; device: string }) => {
+    await loadTorch();
+    const { loadPredictor } = await import('../train/inference.js');
+    const { predictionServer } = await import('../serve/server.js');
+    const p = loadPredictor(checkpoint, { device: o.device });
+    const s = predictionServer(p, {
+      maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, maxBodyBytes: o.maxBodyMb * 2 ** 20, maxPixels: o.maxPixels,
+      maxTextChars: o.maxTextChars, maxItems: o.maxItems, precision: o.precision,
+    });
+    const addr = await s.listen(o.port, o.host);
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    console.log(`mmtrain serve: ${checkpoint} (${p.info.labels.length} labels) on http://${host}:${addr.port} — POST /v1/predict, GET /v1/metadata, GET /healthz`);
+    if (!/^(127\.|::1$|localhost$)/.test(o.host)) console.error(`mmtrain serve: bound to ${o.host}: reachable from other machines, without authentication`);
+    let stopping = false;
+    const stop = () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      console.error('mmtrain serve: stopping (answering the requests in progress; Ctrl-C again to abort)');
+      void s.close().then(() => {
+        p.dispose();
+        console.error(`mmtrain serve: stopped after ${s.stats.items} predictions in ${s.stats.batches} batches`);
+        process.exit(0);
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+
+program
   .command('init')
   .description('write a commented example configuration')
   .argument('[file]', 'where to write it', 'mmtrain.yaml')

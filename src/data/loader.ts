@@ -2,11 +2,8 @@
 // optional length bucketing, a resumable cursor (epoch, batch position), image decoding dispatched from a worker
 // thread into libuv's pool, overlapping model compute (prefetch), and an optional on-disk cache of preprocessed images.
 import { MmtrainError, checkInt } from '../errors.js';
-import { normalizeImages } from '../tensor/functional.js';
-import { tidy } from '../tensor/scope.js';
-import { hostToDevice } from '../tensor/device.js';
 import type { Device } from '../tensor/dtype.js';
-import { Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
+import { type Batch, collate } from './collate.js';
 import { ImageCache } from './cache.js';
 import { type DecodeTicket, decodeOnThread } from './batch-thread.js';
 import { type DecodedImage, type ImageConfig, loadImage, mulberry32 } from './image.js';
@@ -65,22 +62,6 @@ interface RawBatch {
   indices: number[];
   images: DecodedImage[];
   skipped: Problem[];
-}
-
-/** Tensors of one batch. Made when the batch is taken, so a tidy() around the step frees them. */
-export interface Batch {
-  /** (B, T) int64 */
-  inputIds: Tensor;
-  /** (B, T) int64, 1 for real tokens */
-  attentionMask: Tensor;
-  /** (B, T) int64 */
-  tokenTypeIds: Tensor;
-  /** (B, 3, S, S) float32, normalised */
-  pixelValues: Tensor;
-  /** (B,) int64 */
-  labels: Tensor;
-  /** dataset indices of the samples */
-  indices: number[];
 }
 
 /** A batch being prepared, and its decoding on the batch thread if it has any. */
@@ -245,47 +226,12 @@ export class DataLoader {
     return batch.slice(lo, hi);
   }
 
-  /** Turns a host batch into tensors: dynamic padding of the texts, uint8 pixels normalised in LibTorch. */
+  /** Turns a host batch into tensors (collate.ts): dynamic padding of the texts, uint8 pixels normalised in LibTorch. */
   collate(raw: RawBatch): Batch {
-    const B = raw.indices.length;
-    const encs = raw.indices.map((i) => this.encodings[i]!);
-    const T = this.options.padding === 'max_length' ? this.options.maxLength : Math.max(1, ...encs.map((e) => e.ids.length));
-    const ids = new Int32Array(B * T).fill(this.tokenizer.padId);
-    const mask = new Int32Array(B * T);
-    const types = new Int32Array(B * T);
-    encs.forEach((e, b) => {
-      for (let t = 0; t < e.ids.length; t++) {
-        ids[b * T + t] = e.ids[t]!;
-        mask[b * T + t] = 1;
-        types[b * T + t] = e.tokenTypeIds[t]!;
-      }
-    });
-    const device = this.options.device;
-    return {
-      inputIds: hostToDevice(tensor(ids, { shape: [B, T], dtype: 'int64' }), device),
-      attentionMask: hostToDevice(tensor(mask, { shape: [B, T], dtype: 'int64' }), device),
-      tokenTypeIds: hostToDevice(tensor(types, { shape: [B, T], dtype: 'int64' }), device),
-      pixelValues: imagesToTensor(raw.images, this.image, device),
-      labels: hostToDevice(tensor(new Int32Array(raw.indices.map((i) => this.samples[i]!.label)), { dtype: 'int64' }), device),
-      indices: raw.indices,
-    };
+    const { padding, maxLength, device } = this.options;
+    const items = raw.indices.map((i, k) => ({ encoding: this.encodings[i]!, image: raw.images[k]!, label: this.samples[i]!.label, index: i }));
+    return collate(items, { padId: this.tokenizer.padId, padding, maxLength, image: this.image, device });
   }
-}
-
-/** uint8 HWC images -> (B, 3, S, S) float32, (x / 255 - mean) / std, computed in LibTorch on `device`. */
-export function imagesToTensor(images: DecodedImage[], cfg: ImageConfig, device: Device = 'cpu'): Tensor {
-  const S = cfg.size;
-  const B = images.length;
-  const buf = new Uint8Array(B * S * S * 3);
-  images.forEach((im, b) => buf.set(im.data, b * S * S * 3));
-  // no copy on the CPU: the batch buffer is ours; to a GPU the uint8 pixels travel (4x fewer bytes than float32)
-  return tidy(() => normalizeImages(hostToDevice(fromBuffer(buf, [B, S, S, 3]), device), cfg.mean, cfg.std));
-}
-
-
-/** Frees the tensors of a batch (when it was not taken inside a tidy() scope). */
-export function disposeBatch(b: Batch): void {
-  for (const t of [b.inputIds, b.attentionMask, b.tokenTypeIds, b.pixelValues, b.labels]) t.dispose();
 }
 
 function hashSeed(...xs: number[]): number {

@@ -1,6 +1,7 @@
 // Evaluation of a model over a loader: loss and metrics over every sample, gathered across data-parallel ranks, and
 // (when asked) the modality diagnostics: contribution scores and unimodal linear-probe accuracy.
-import { type DataLoader, disposeBatch } from '../data/loader.js';
+import type { DataLoader } from '../data/loader.js';
+import { disposeBatch } from '../data/collate.js';
 import type { FusionClassifier } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { autocast, noGrad } from '../tensor/modes.js';

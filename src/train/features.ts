@@ -1,7 +1,8 @@
 // Frozen-encoder feature cache: when both encoders are frozen and augmentation is off, their outputs do not change
 // between epochs, so they are computed once (eval mode, no dropout) and later epochs train only fusion + head.
 import { MmtrainError } from '../errors.js';
-import { type DataLoader, disposeBatch } from '../data/loader.js';
+import type { DataLoader } from '../data/loader.js';
+import { disposeBatch } from '../data/collate.js';
 import type { FusionClassifier, FusionFeatures } from '../models/fusion.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';

@@ -1,7 +1,8 @@
 // Evaluation and prediction from a checkpoint directory (written by the trainer): weights, labels, tokenizer and
 // preprocessing all come from the directory.
 import { dirname, join, relative, resolve } from 'node:path';
-import { DataLoader, disposeBatch } from '../data/loader.js';
+import { DataLoader } from '../data/loader.js';
+import { type Batch, disposeBatch } from '../data/collate.js';
 import { imageConfig, type ImageConfig } from '../data/image.js';
 import { type Sample, readManifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
@@ -57,20 +58,26 @@ export interface Prediction {
  */
 export async function predictSamples(p: Predictor, samples: Sample[], opts: InferenceOptions = {}): Promise<Prediction[]> {
   const loader = new DataLoader(samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), decodeThread: samples.length > 1 });
-  const cast = autocastFor(opts.precision ?? p.info.precision ?? 'fp32', deviceOf(p.model));
-  const k = p.info.labels.length;
   const out: Prediction[] = new Array(samples.length);
   p.model.eval();
   for await (const b of loader.epoch(0)) {
-    const probs = noGrad(() => tidy(() => F.softmax(autocast(cast, () => p.model.forward(b)).logits.float(), -1).toNumbers()));
+    const preds = predictBatch(p, b, opts);
     disposeBatch(b);
-    b.indices.forEach((s, i) => {
-      const row = probs.slice(i * k, (i + 1) * k);
-      const index = row.indexOf(Math.max(...row));
-      out[s] = { label: p.info.labels[index]!, index, probabilities: Object.fromEntries(p.info.labels.map((l, j) => [l, row[j]!])) };
-    });
+    b.indices.forEach((s, i) => (out[s] = preds[i]!));
   }
   return out;
+}
+
+/** The predictions for one collated batch, in its order (the batch stays the caller's to free). */
+export function predictBatch(p: Predictor, b: Batch, opts: Pick<InferenceOptions, 'precision'> = {}): Prediction[] {
+  const cast = autocastFor(opts.precision ?? p.info.precision ?? 'fp32', deviceOf(p.model));
+  const k = p.info.labels.length;
+  const probs = noGrad(() => tidy(() => F.softmax(autocast(cast, () => p.model.forward(b)).logits.float(), -1).toNumbers()));
+  return b.indices.map((_, i) => {
+    const row = probs.slice(i * k, (i + 1) * k);
+    const index = row.indexOf(Math.max(...row));
+    return { label: p.info.labels[index]!, index, probabilities: Object.fromEntries(p.info.labels.map((l, j) => [l, row[j]!])) };
+  });
 }
 
 /** Predicts labels for image-text pairs (image paths as given, relative to the working directory). */

@@ -4,7 +4,8 @@
 // step and epoch boundaries. Everything the loop reports goes through the callbacks and the run's log.
 import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
-import { type DataLoader, disposeBatch } from '../data/loader.js';
+import type { DataLoader } from '../data/loader.js';
+import { disposeBatch } from '../data/collate.js';
 import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { autocast } from '../tensor/modes.js';
