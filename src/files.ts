@@ -3,7 +3,8 @@
 // The data goes to a temporary file beside the target, is fsynced, renamed over the target (atomic within a
 // folder), and the folder is fsynced so the rename itself is on disk. On failure the temporary file is removed and
 // the previous file is left as it was. Every such writer in mmtrain goes through writeFileAtomic.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { MmtrainError } from './errors.js';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
@@ -64,5 +65,27 @@ export function fsyncDirectory(dir: string): void {
     // not supported here
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * A new folder written whole or not at all: `fill` writes into a temporary folder beside `out`, which is then
+ * renamed to `out`. `out` must not exist or be empty (an export never overwrites anything); on failure the
+ * temporary folder is removed and `out` left as it was.
+ */
+export function writeFolderAtomic<T>(out: string, fill: (dir: string) => T): T {
+  if (existsSync(out) && readdirSync(out).length > 0) throw new MmtrainError(`${out}: the export folder exists and is not empty; choose a new folder or empty it`);
+  const tmp = join(dirname(out), `.tmp-${basename(out)}-${process.pid}-${threadId}`);
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    mkdirSync(tmp, { recursive: true });
+    const r = fill(tmp);
+    if (existsSync(out)) rmSync(out, { recursive: true });
+    renameSync(tmp, out);
+    fsyncDirectory(dirname(out));
+    return r;
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
   }
 }

@@ -281,13 +281,49 @@ program
 
 program
   .command('export')
-  .description('write a checkpoint as Hugging Face folders (text_encoder/: BertModel, image_encoder/: ViTModel, fusion/)')
-  .argument('<checkpoint>', 'a checkpoint directory (e.g. runs/NAME/best)')
-  .addOption(new Option('--format <f>', 'hf: Hugging Face folders').choices(['hf']).default('hf'))
+  .description('write a checkpoint as Hugging Face folders (hf), one ONNX graph (onnx) or a browser page (web); docs/deploy.md')
+  .argument('<checkpoint>', 'a checkpoint directory (e.g. runs/NAME/best), or a Hugging Face export of one')
+  .addOption(new Option('--format <f>', 'hf: BertModel / ViTModel folders + the fusion head; onnx: the whole classifier as one ONNX graph; web: a static page that runs it in the browser').choices(['hf', 'onnx', 'web']).default('hf'))
   .requiredOption('--out <dir>', 'a new (or empty) folder')
-  .option('--check-file <file>', 'also write inputs and the encoders\' outputs for scripts/hf-check.py')
-  .action(async (checkpoint: string, o: { format: 'hf'; out: string; checkFile?: string }) => {
+  .option('--check-file <file>', 'hf: also write inputs and the encoders\' outputs for scripts/hf-check.py')
+  .option('--fp16', 'onnx, web: weights stored as float16 (half the size), computed in float32')
+  .option('--int8', 'onnx, web: Linear layers dynamically quantised to int8')
+  .option('--token-type-ids', 'onnx: a token_type_ids input (default: every token in segment 0, as mmtrain tokenizes one text)')
+  .option('--external-data', 'onnx: weights in model.onnx.data beside model.onnx (automatic past protobuf\'s 2 GB limit)')
+  .option('--check-data <manifest>', 'onnx: run the export with ONNX Runtime Web on this manifest and compare it with the checkpoint (logits, agreement, accuracy)')
+  .action(async (checkpoint: string, o: { format: 'hf' | 'onnx' | 'web'; out: string; checkFile?: string; fp16?: boolean; int8?: boolean; tokenTypeIds?: boolean; externalData?: boolean; checkData?: string }) => {
+    const onnxOnly = (['fp16', 'int8', 'tokenTypeIds', 'externalData', 'checkData'] as const).filter((k) => o[k] !== undefined);
+    const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    if (o.format === 'hf' && onnxOnly.length) throw new Error(`${flag(onnxOnly[0]!)} applies to --format onnx only`);
+    const notWeb = onnxOnly.filter((k) => k !== 'fp16' && k !== 'int8');
+    if (o.format === 'web' && notWeb.length) throw new Error(`${flag(notWeb[0]!)} applies to --format onnx only`);
+    if (o.format !== 'hf' && o.checkFile) throw new Error('--check-file applies to --format hf only (for ONNX, --check-data MANIFEST)');
     await loadTorch();
+    if (o.format === 'web') {
+      const { exportWeb } = await import('../export/web.js');
+      const r = exportWeb(checkpoint, o.out, { fp16: o.fp16, int8: o.int8 });
+      const mib = Object.values(r.files).reduce((a, b) => a + b, 0) / 2 ** 20;
+      console.log(`wrote ${r.dir}: index.html and the model (${Object.keys(r.files).length} files, ${mib.toFixed(1)} MiB); serve the folder over HTTP, e.g. python3 -m http.server -d ${r.dir}`);
+      return;
+    }
+    if (o.format === 'onnx') {
+      const { exportOnnx } = await import('../export/onnx.js');
+      const r = exportOnnx(checkpoint, o.out, { fp16: o.fp16, int8: o.int8, tokenTypeIds: o.tokenTypeIds, externalData: o.externalData ? true : 'auto' });
+      console.log(`wrote ${r.model}${r.externalData ? ` and ${r.externalData}` : ''} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${o.int8 ? ', int8 Linear layers' : o.fp16 ? ', float16 weights' : ''}), with mmtrain.json, config.json and the tokenizer`);
+      if (o.checkData) {
+        const { loadPredictor } = await import('../train/inference.js');
+        const { compareOnnx } = await import('../export/onnx-check.js');
+        const p = loadPredictor(checkpoint, { device: 'cpu' });
+        try {
+          const c = await compareOnnx(p, o.out, o.checkData);
+          const acc = c.accuracy ? `; accuracy ${(c.accuracy.onnx * 100).toFixed(2)}% (mmtrain ${(c.accuracy.mmtrain * 100).toFixed(2)}%)` : '';
+          console.log(`ONNX Runtime Web on ${c.samples} samples of ${o.checkData}: logits within ${c.maxAbsDiff.toExponential(2)} of mmtrain's, probabilities within ${c.maxProbDiff.toExponential(2)}; same label for ${(c.agreement * 100).toFixed(2)}%${acc}`);
+        } finally {
+          p.dispose();
+        }
+      }
+      return;
+    }
     const { exportHuggingFace, writeHfCheckFile } = await import('../export/hf.js');
     const r = exportHuggingFace(checkpoint, o.out);
     console.log(`wrote ${r.textEncoder} (BertModel), ${r.imageEncoder} (ViTModel) and ${r.fusion} (fusion + head); mmtrain eval/predict --checkpoint ${r.dir} use it as it is`);

@@ -14,7 +14,8 @@ export class TextTokenizer {
   readonly padId: number;
   readonly vocabSize: number;
 
-  private constructor(private readonly tok: Tokenizer, readonly source: string, vocabSize: number) {
+  /** @param json the tokenizer.json it was built from (for a vocab.txt, the equivalent one) */
+  private constructor(readonly json: Record<string, any>, readonly source: string, vocabSize: number, private readonly tok = new Tokenizer(json, {})) {
     const pad = tok.token_to_id('[PAD]');
     this.padId = pad ?? 0;
     this.vocabSize = vocabSize;
@@ -32,7 +33,7 @@ export class TextTokenizer {
     try {
       const vocab = json.model.vocab;
       const size = Array.isArray(vocab) ? vocab.length : Object.keys(vocab ?? {}).length;
-      return new TextTokenizer(new Tokenizer(json, {}), path, size);
+      return new TextTokenizer(json, path, size);
     } catch (e) {
       throw new MmtrainError(`${path}: unsupported tokenizer.json (${(e as Error).message})`);
     }
@@ -79,7 +80,7 @@ export class TextTokenizer {
       decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
       model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
     };
-    return new TextTokenizer(new Tokenizer(json, {}), path, lines.length);
+    return new TextTokenizer(json, path, lines.length);
   }
 
   /**

@@ -5,10 +5,9 @@
 //   DIR/fusion/         the fusion layers and the head (model.safetensors), the whole model's config.json, and
 //                       mmtrain.json (labels and preprocessing), so that mmtrain loads DIR as a model
 // Module paths equal checkpoint keys, so each encoder's state dict is its Hugging Face state dict as it is.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { MmtrainError } from '../errors.js';
-import { writeJsonAtomic } from '../files.js';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFolderAtomic, writeJsonAtomic } from '../files.js';
 import { BertModel } from '../models/bert.js';
 import { FusionClassifier, HF_EXPORT_ENCODERS } from '../models/fusion.js';
 import { ViTModel } from '../models/vit.js';
@@ -49,42 +48,35 @@ export interface HfExport {
  * are written beside it and renamed into place, so a failed export leaves nothing half-written.
  */
 export function exportHuggingFace(checkpoint: string, out: string): HfExport {
-  if (existsSync(out) && readdirSync(out).length > 0) throw new MmtrainError(`${out}: the export folder exists and is not empty; choose a new folder or empty it`);
   const info = readInferenceInfo(checkpoint);
   const model = FusionClassifier.fromPretrained(checkpoint);
-  const tmp = join(dirname(out), `.tmp-${basename(out)}-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
   try {
-    const sd = model.stateDict();
-    const text = join(tmp, 'text_encoder');
-    const image = join(tmp, 'image_encoder');
-    const fusion = join(tmp, 'fusion');
-    for (const d of [text, image, fusion]) mkdirSync(d, { recursive: true });
-    const meta = { format: 'pt' }; // as transformers writes it: the tensors are PyTorch's layout
+    writeFolderAtomic(out, (tmp) => {
+      const sd = model.stateDict();
+      const text = join(tmp, 'text_encoder');
+      const image = join(tmp, 'image_encoder');
+      const fusion = join(tmp, 'fusion');
+      for (const d of [text, image, fusion]) mkdirSync(d, { recursive: true });
+      const meta = { format: 'pt' }; // as transformers writes it: the tensors are PyTorch's layout
 
-    // each encoder's folder holds its subtree (HF_EXPORT_ENCODERS, as FusionClassifier.fromPretrained reads them);
-    // fusion/ the rest
-    for (const e of HF_EXPORT_ENCODERS) saveSafetensors(join(tmp, e, 'model.safetensors'), prefixed(sd, `${e}.`), meta);
-    const rest = new Map([...sd].filter(([k]) => !HF_EXPORT_ENCODERS.some((e) => k.startsWith(`${e}.`))));
-    saveSafetensors(join(fusion, 'model.safetensors'), rest, meta);
+      // each encoder's folder holds its subtree (HF_EXPORT_ENCODERS, as FusionClassifier.fromPretrained reads them);
+      // fusion/ the rest
+      for (const e of HF_EXPORT_ENCODERS) saveSafetensors(join(tmp, e, 'model.safetensors'), prefixed(sd, `${e}.`), meta);
+      const rest = new Map([...sd].filter(([k]) => !HF_EXPORT_ENCODERS.some((e) => k.startsWith(`${e}.`))));
+      saveSafetensors(join(fusion, 'model.safetensors'), rest, meta);
 
-    writeJsonAtomic(join(text, 'config.json'), { architectures: ['BertModel'], ...model.text_encoder.config, model_type: 'bert' });
-    copyFileSync(join(checkpoint, info.tokenizer), join(text, info.tokenizer));
-    writeJsonAtomic(join(text, 'tokenizer_config.json'), {
-      tokenizer_class: info.tokenizer === 'vocab.txt' ? 'BertTokenizer' : 'BertTokenizerFast', do_lower_case: info.doLowerCase, model_max_length: info.maxLength,
+      writeJsonAtomic(join(text, 'config.json'), { architectures: ['BertModel'], ...model.text_encoder.config, model_type: 'bert' });
+      copyFileSync(join(checkpoint, info.tokenizer), join(text, info.tokenizer));
+      writeJsonAtomic(join(text, 'tokenizer_config.json'), {
+        tokenizer_class: info.tokenizer === 'vocab.txt' ? 'BertTokenizer' : 'BertTokenizerFast', do_lower_case: info.doLowerCase, model_max_length: info.maxLength,
+      });
+
+      writeJsonAtomic(join(image, 'config.json'), { architectures: ['ViTModel'], ...model.image_encoder.config, model_type: 'vit' });
+      writeJsonAtomic(join(image, 'preprocessor_config.json'), preprocessorConfig(info.image));
+
+      writeJsonAtomic(join(fusion, 'config.json'), model.config);
+      writeJsonAtomic(join(fusion, 'mmtrain.json'), { ...info, tokenizer: `../text_encoder/${info.tokenizer}` });
     });
-
-    writeJsonAtomic(join(image, 'config.json'), { architectures: ['ViTModel'], ...model.image_encoder.config, model_type: 'vit' });
-    writeJsonAtomic(join(image, 'preprocessor_config.json'), preprocessorConfig(info.image));
-
-    writeJsonAtomic(join(fusion, 'config.json'), model.config);
-    writeJsonAtomic(join(fusion, 'mmtrain.json'), { ...info, tokenizer: `../text_encoder/${info.tokenizer}` });
-
-    if (existsSync(out)) rmSync(out, { recursive: true });
-    renameSync(tmp, out);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
   } finally {
     model.dispose();
   }
