@@ -9,6 +9,7 @@ import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos, sharpCeiling } from './data.js';
 import { dataParallel } from './distributed.js';
 import { serveLoad } from './serve.js';
+import { towerStep } from './towers.js';
 import { type E2ESide, type StepPhases, endToEnd, epochSeconds } from './e2e.js';
 import { cpuFlags } from '../src/cpu.js';
 import { cliEnv, runJson, torchDefaultEnv } from './env.js';
@@ -17,8 +18,8 @@ import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupPreset, tr
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
 const quick = process.argv.includes('--quick');
-// --only op,block,fusion,mfu,data,trainer,diagnostics,distributed,features,serve,e2e runs those cases alone
-const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'serve', 'e2e'] as const;
+// --only op,block,fusion,mfu,data,trainer,diagnostics,distributed,features,serve,towers,e2e runs those cases alone
+const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'serve', 'towers', 'e2e'] as const;
 const onlyArg = process.argv.find((a, i) => process.argv[i - 1] === '--only');
 const only = onlyArg ? new Set(onlyArg.split(',')) : null;
 for (const c of only ?? []) {
@@ -209,6 +210,21 @@ if (want('serve')) {
       `${(l.requests_per_s / sv.in_process_pairs_per_s).toFixed(2)} of in-process; ${l.errors} errors in ${l.requests}`]);
   }
   table.push(['  serve: server RSS after warm-up -> after the last level (highest sampled), MiB', `${sv.rss_mib_start.toFixed(0)} -> ${sv.rss_mib_end.toFixed(0)} (${sv.rss_mib_max.toFixed(0)})`, '-', `${(sv.rss_mib_end - sv.rss_mib_start).toFixed(1)} MiB over the run`]);
+}
+
+// each encoder architecture alone (docs/models.md): text towers at batch 8 x 32 tokens, image towers at batch 8
+// (tiny presets) and 2 (base presets, 224 px)
+if (want('towers')) {
+  const rows = [];
+  for (const size of ['tiny', 'base'] as const) {
+    for (const [side, arch] of [['text', 'bert'], ['text', 'distilbert'], ['text', 'roberta'], ['image', 'vit'], ['image', 'deit']] as const) {
+      const B = side === 'image' && size === 'base' ? 2 : 8;
+      const r = towerStep(side, `${arch}-${size}`, B, 1, quick || size === 'base' ? 2 : 5);
+      rows.push(r);
+      table.push([`encoder ${r.preset} alone (${r.params_m.toFixed(1)} M params): fwd + bwd + AdamW, batch ${r.batch} x ${side === 'text' ? `${r.length} tokens` : `${r.length} px`}, s/step`, r.median_s.toFixed(3), '-', `${r.samples_per_s.toFixed(1)} samples/s`]);
+    }
+  }
+  results.towers = rows;
 }
 
 // 6. end to end on 4,000 synthetic JPEGs: mmtrain's defaults vs the original design's PyTorch pipeline and a tuned

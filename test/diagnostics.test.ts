@@ -21,6 +21,7 @@ test('modules and layers by parameter name', () => {
   assert.equal(moduleOf('image_projection.weight'), 'fusion');
   assert.equal(moduleOf('fusion.text_to_image.in_proj_weight'), 'fusion');
   assert.equal(layerOf('text_encoder.encoder.layer.1.attention.self.query.weight'), 'text_encoder.layer.1');
+  assert.equal(layerOf('text_encoder.transformer.layer.1.ffn.lin1.weight'), 'text_encoder.layer.1'); // DistilBERT
   assert.equal(layerOf('image_encoder.embeddings.cls_token'), 'image_encoder.embeddings');
   assert.equal(layerOf('classifier.3.bias'), 'classifier.3');
 });

@@ -152,7 +152,7 @@ test('a forward pass frees each layer\'s intermediates as the layer returns; gra
     // leaves its ~30 intermediates behind until the step ends.
     grown = memory().liveTensors - before;
     out.logits.sum().backward();
-    grad = model.text_encoder.embeddings.word_embeddings.weight.grad!.abs().sum().item();
+    grad = (model.text_encoder as BertModel).embeddings.word_embeddings.weight.grad!.abs().sum().item();
   });
   assert.ok(grown < 40, `${grown} tensors alive after the forward pass`);
   assert.ok(grad > 0, 'gradients reach the first layer through the scopes');
@@ -257,18 +257,18 @@ test("a checkpoint's config.json may carry fields mmtrain does not use (as Huggi
 test('presets use Hugging Face initialisation; freezing whole encoders or lower layers', () => {
   manualSeed(11);
   const { model } = createFusionModel({ preset: 'tiny', image: { config: { image_size: 32 } } });
-  const q = model.text_encoder.encoder.layer.at(0).attention.self.query;
+  const q = (model.text_encoder as BertModel).encoder.layer.at(0).attention.self.query;
   assert.ok(Math.abs(q.weight.std().item() - 0.02) < 0.002);
   assert.equal(q.bias!.abs().max().item(), 0);
-  assert.equal(model.text_encoder.embeddings.word_embeddings.weight.select(0, 0).abs().max().item(), 0);
-  assert.equal(model.text_encoder.config.hidden_size, 128);
-  assert.equal(model.text_encoder.encoder.layer.length, 2);
+  assert.equal((model.text_encoder as BertModel).embeddings.word_embeddings.weight.select(0, 0).abs().max().item(), 0);
+  assert.equal((model.text_encoder as BertModel).config.hidden_size, 128);
+  assert.equal((model.text_encoder as BertModel).encoder.layer.length, 2);
   const head = model.classifier.layers[0] as unknown as { weight: Tensor };
   assert.deepEqual(head.weight.shape, [512, 256]);
   model.freeze('text', { layers: 1 });
-  assert.equal(model.text_encoder.embeddings.word_embeddings.weight.requiresGrad, false);
+  assert.equal((model.text_encoder as BertModel).embeddings.word_embeddings.weight.requiresGrad, false);
   assert.equal(q.weight.requiresGrad, false);
-  assert.equal(model.text_encoder.encoder.layer.at(1).attention.self.query.weight.requiresGrad, true);
+  assert.equal((model.text_encoder as BertModel).encoder.layer.at(1).attention.self.query.weight.requiresGrad, true);
   model.freeze('image');
   assert.equal(model.image_encoder.numParameters(true), 0);
   assert.throws(() => model.freeze('text', { layers: 5 }), /Expected an integer in \[0, 2\] for layers but received number 5/);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import {
   AdamW, clipGradNorm, computeMetrics, generateSynthetic, listCheckpoints, loadSafetensors, lrFactor, memory,
   noGrad, resolveConfig, saveCheckpoint, tensor, tidy, train, type ScheduleConfig, type TrainConfigInput, FusionClassifier,
-  evaluate, loadPredictor, predict,
+  evaluate, loadPredictor, predict, type BertModel, type ViTModel,
 } from '../src/index.js';
 import { predictManifest } from '../src/train/inference.js';
 import { FIXTURES, settleGarbage, tinyModel } from './helpers.js';
@@ -289,16 +289,16 @@ test('parameter groups: encoder lr, layer-wise decay, no weight decay on biases 
   const cfg = resolveConfig({ data: { train: 'x.jsonl' }, train: { lr: 1e-3, encoderLr: 1e-4, layerDecay: 0.5, weightDecay: 0.05 } });
   const groups = parameterGroups(model, cfg);
   const lrOf = (p: unknown) => groups.find((g) => g.params.includes(p as never))!;
-  const layer0 = model.text_encoder.encoder.layer.at(0).attention.self.query;
-  const layer1 = model.text_encoder.encoder.layer.at(1).attention.self.query;
+  const layer0 = (model.text_encoder as BertModel).encoder.layer.at(0).attention.self.query;
+  const layer1 = (model.text_encoder as BertModel).encoder.layer.at(1).attention.self.query;
   assert.equal(lrOf(layer1.weight).lr, 1e-4 * 0.5); // top layer of 2: decay^(L + 1 - 2) = 0.5
   assert.equal(lrOf(layer0.weight).lr, 1e-4 * 0.25);
-  assert.equal(lrOf(model.text_encoder.embeddings.word_embeddings.weight).lr, 1e-4 * 0.125);
+  assert.equal(lrOf((model.text_encoder as BertModel).embeddings.word_embeddings.weight).lr, 1e-4 * 0.125);
   assert.equal(lrOf(model.classifier.parameters()[0]).lr, 1e-3);
   assert.equal(lrOf(layer0.weight).weightDecay, 0.05);
   assert.equal(lrOf(layer0.bias).weightDecay, 0);
-  assert.equal(lrOf(model.text_encoder.embeddings.LayerNorm.weight).weightDecay, 0);
-  assert.equal(lrOf(model.image_encoder.embeddings.cls_token).weightDecay, 0);
+  assert.equal(lrOf((model.text_encoder as BertModel).embeddings.LayerNorm.weight).weightDecay, 0);
+  assert.equal(lrOf((model.image_encoder as ViTModel).embeddings.cls_token).weightDecay, 0);
   assert.equal(new Set(groups.map((g) => g.name)).size, groups.length, 'group names are unique');
   model.freeze('image');
   assert.ok(model.image_encoder.parameters().length > 0 && parameterGroups(model, cfg).length > 0, 'frozen image parameters and groups to look through');

@@ -18,6 +18,10 @@ export interface DemoOptions {
   seed?: number;
   imageSize?: number;
   lr?: number;
+  /** the text encoder's architecture (default bert) */
+  textEncoder?: 'bert' | 'distilbert' | 'roberta';
+  /** the image encoder's architecture (default vit) */
+  imageEncoder?: 'vit' | 'deit';
   print?: (s: string) => void;
   signal?: AbortSignal;
 }
@@ -33,14 +37,20 @@ export interface DemoOptions {
 export function demoConfig(dataDir: string, o: DemoOptions): TrainConfigInput {
   const S = o.imageSize ?? DEMO_IMAGE_SIZE;
   const enc = { hidden_size: 64, num_attention_heads: 2, intermediate_size: 256, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, initializer_range: 0.5 };
+  // the same widths under each architecture's own field names; RoBERTa pads with the bundled BERT tokenizer's id 0
+  const text = {
+    bert: { preset: 'bert-tiny', config: { ...enc, max_position_embeddings: 64 } },
+    distilbert: { preset: 'distilbert-tiny', config: { dim: 64, n_heads: 2, hidden_dim: 256, n_layers: 2, dropout: 0, attention_dropout: 0, initializer_range: 0.5, max_position_embeddings: 64 } },
+    roberta: { preset: 'roberta-tiny', config: { ...enc, max_position_embeddings: 66, pad_token_id: 0, vocab_size: 30522, type_vocab_size: 1 } },
+  }[o.textEncoder ?? 'bert'];
+  const image = { preset: `${o.imageEncoder ?? 'vit'}-tiny`, config: { ...enc, num_hidden_layers: 2, image_size: S, patch_size: S / 8 } };
   return {
     name: 'demo',
     out: o.out ?? 'runs',
     seed: o.seed ?? 1,
     model: {
       preset: 'tiny',
-      text: { preset: 'bert-tiny', config: { ...enc, max_position_embeddings: 64 } },
-      image: { preset: 'vit-tiny', config: { ...enc, image_size: S, patch_size: S / 8 } },
+      text, image,
       fusion_num_heads: 4, head_hidden_size: 128, head_dropout: 0,
     },
     data: {

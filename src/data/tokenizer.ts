@@ -16,8 +16,9 @@ export class TextTokenizer {
 
   /** @param json the tokenizer.json it was built from (for a vocab.txt, the equivalent one) */
   private constructor(readonly json: Record<string, any>, readonly source: string, vocabSize: number, private readonly tok = new Tokenizer(json, {})) {
-    const pad = tok.token_to_id('[PAD]');
-    this.padId = pad ?? 0;
+    // the padding id: tokenizer.json's padding settings, else BERT's [PAD] or RoBERTa's <pad>, else 0
+    const pad = json.padding?.pad_id ?? tok.token_to_id('[PAD]') ?? tok.token_to_id('<pad>');
+    this.padId = typeof pad === 'number' ? pad : 0;
     this.vocabSize = vocabSize;
   }
 

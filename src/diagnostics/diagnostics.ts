@@ -24,7 +24,8 @@ export function moduleOf(name: string): ModuleName {
 
 /** The layer a parameter belongs to: text_encoder.layer.3, text_encoder.embeddings, fusion.text_to_image, classifier.0 ... */
 export function layerOf(name: string): string {
-  const m = /^(text_encoder|image_encoder)\.encoder\.layer\.(\d+)\./.exec(name);
+  // encoder.layer.N (BERT, RoBERTa, ViT, DeiT), transformer.layer.N (DistilBERT), encoder.layers.N
+  const m = /^(text_encoder|image_encoder)\.(?:[\w.]*\.)?(?:encoder|transformer)\.layers?\.(\d+)\./.exec(name);
   if (m) return `${m[1]}.layer.${m[2]}`;
   const parts = name.split('.');
   return parts.length > 2 ? `${parts[0]}.${parts[1]}` : parts[0]!;

@@ -8,9 +8,9 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFolderAtomic, writeJsonAtomic } from '../files.js';
-import { BertModel } from '../models/bert.js';
+import { encoderConfigKind } from '../models/encoder-configs.js';
+import { loadTower } from '../models/encoders.js';
 import { FusionClassifier, HF_EXPORT_ENCODERS } from '../models/fusion.js';
-import { ViTModel } from '../models/vit.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
@@ -65,13 +65,15 @@ export function exportHuggingFace(checkpoint: string, out: string): HfExport {
       const rest = new Map([...sd].filter(([k]) => !HF_EXPORT_ENCODERS.some((e) => k.startsWith(`${e}.`))));
       saveSafetensors(join(fusion, 'model.safetensors'), rest, meta);
 
-      writeJsonAtomic(join(text, 'config.json'), { architectures: ['BertModel'], ...model.text_encoder.config, model_type: 'bert' });
+      const tk = encoderConfigKind('text', model.config.text_config);
+      writeJsonAtomic(join(text, 'config.json'), { architectures: [tk.className], ...model.text_encoder.config, model_type: tk.type });
       copyFileSync(join(checkpoint, info.tokenizer), join(text, info.tokenizer));
       writeJsonAtomic(join(text, 'tokenizer_config.json'), {
         tokenizer_class: info.tokenizer === 'vocab.txt' ? 'BertTokenizer' : 'BertTokenizerFast', do_lower_case: info.doLowerCase, model_max_length: info.maxLength,
       });
 
-      writeJsonAtomic(join(image, 'config.json'), { architectures: ['ViTModel'], ...model.image_encoder.config, model_type: 'vit' });
+      const ik = encoderConfigKind('image', model.config.image_config);
+      writeJsonAtomic(join(image, 'config.json'), { architectures: [ik.className], ...model.image_encoder.config, model_type: ik.type });
       writeJsonAtomic(join(image, 'preprocessor_config.json'), preprocessorConfig(info.image));
 
       writeJsonAtomic(join(fusion, 'config.json'), model.config);
@@ -88,14 +90,15 @@ export function exportHuggingFace(checkpoint: string, out: string): HfExport {
  * Hugging Face's math: two texts of different lengths (padded), two images of the encoder's size.
  */
 export function writeHfCheckFile(exportDir: string, file: string): void {
-  const bert = BertModel.fromPretrained(join(exportDir, 'text_encoder'), { strict: true }).model.eval();
-  const vit = ViTModel.fromPretrained(join(exportDir, 'image_encoder'), { strict: true }).model.eval();
+  const bert = loadTower('text', join(exportDir, 'text_encoder'), { strict: true }).model.eval();
+  const vit = loadTower('image', join(exportDir, 'image_encoder'), { strict: true }).model.eval();
   try {
     noGrad(() => tidy(() => {
       const V = bert.config.vocab_size;
+      const typeVocab = bert.config.model_type === 'distilbert' ? 1 : bert.config.type_vocab_size;
       const ids = tensor([[2, 7 % V, 9 % V, 3, 0, 0], [2, 11 % V, 13 % V, 17 % V, 19 % V, 3]], { dtype: 'int64' });
       const mask = tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], { dtype: 'int64' });
-      const types = tensor([[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], { dtype: 'int64' }).remainder(bert.config.type_vocab_size);
+      const types = tensor([[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], { dtype: 'int64' }).remainder(typeVocab);
       const S = vit.config.image_size;
       const px = tensor(Array.from({ length: 2 * 3 * S * S }, (_, i) => Math.sin(i * 0.37)), { shape: [2, 3, S, S] });
       const t = bert.forward(ids, mask, types);

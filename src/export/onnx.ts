@@ -16,9 +16,11 @@ import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { writeFolderAtomic, writeJsonAtomic } from '../files.js';
 import { TextTokenizer } from '../data/tokenizer.js';
-import type { BertConfig } from '../models/bert-config.js';
+import type { BertLikeConfig } from '../models/bert.js';
+import type { DistilBertConfig } from '../models/distilbert-config.js';
+import { textWidth } from '../models/encoder-configs.js';
 import { FusionClassifier } from '../models/fusion.js';
-import type { ViTConfig } from '../models/vit-config.js';
+import type { ViTLikeConfig, ViTModel } from '../models/vit.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -98,7 +100,7 @@ class Lowering {
     return this.g.op('LayerNormalization', [x, this.weight(`${prefix}.weight`), this.weight(`${prefix}.bias`)], { axis: { i: -1 }, epsilon: { f: eps } }, prefix);
   }
 
-  activation(x: string, act: BertConfig['hidden_act'], hint: string): string {
+  activation(x: string, act: BertLikeConfig['hidden_act'], hint: string): string {
     const g = this.g;
     if (act === 'relu') return g.op('Relu', [x], {}, hint);
     const half = g.op('Mul', [x, g.scalar(0.5)], {}, hint);
@@ -137,16 +139,27 @@ class Lowering {
   }
 }
 
-// ---- BERT (src/models/bert.ts) ----
+// ---- BERT and RoBERTa (src/models/bert.ts, roberta.ts) ----
 
-/** BertModel's last hidden state (B, T, C) and, with `pooler`, its pooled [CLS] vector. */
-function bert(L: Lowering, c: BertConfig, ids: string, typeIds: string | null, maskAdd: string): { hidden: string } {
+/** BertModel's (or RobertaModel's) last hidden state (B, T, C). */
+function bert(L: Lowering, c: BertLikeConfig, ids: string, typeIds: string | null, maskAdd: string): { hidden: string } {
   const g = L.g;
   const p = 'text_encoder';
-  // embeddings: words + positions 0..T-1 + token types, then LayerNorm
+  // embeddings: words + positions + token types, then LayerNorm
   const words = g.op('Gather', [L.weight(`${p}.embeddings.word_embeddings.weight`), ids], { axis: { i: 0 } }, 'words'); // (B, T, C)
-  const T = g.op('Slice', [g.op('Shape', [ids], {}, 'shape'), g.ints([1]), g.ints([2])], {}, 'T'); // [T]
-  const positions = g.op('Slice', [L.weight(`${p}.embeddings.position_embeddings.weight`), g.ints([0]), T, g.ints([0])], {}, 'positions'); // (T, C)
+  const positionTable = L.weight(`${p}.embeddings.position_embeddings.weight`);
+  let positions: string;
+  if (c.model_type === 'roberta') {
+    // RoBERTa: real tokens numbered pad + 1, pad + 2, ...; padding keeps the padding id
+    const pad = g.intScalar(c.pad_token_id);
+    const real = g.op('Cast', [g.op('Not', [g.op('Equal', [ids, pad], {}, 'is_pad')], {}, 'real')], { to: { i: 7 } }, 'real'); // (B, T) int64
+    const index = g.op('Add', [g.op('Mul', [g.op('CumSum', [real, g.intScalar(1)], {}, 'positions'), real], {}, 'positions'), pad], {}, 'positions');
+    positions = g.op('Gather', [positionTable, index], { axis: { i: 0 } }, 'positions'); // (B, T, C)
+  } else {
+    // BERT: positions 0 .. T - 1
+    const T = g.op('Slice', [g.op('Shape', [ids], {}, 'shape'), g.ints([1]), g.ints([2])], {}, 'T'); // [T]
+    positions = g.op('Slice', [positionTable, g.ints([0]), T, g.ints([0])], {}, 'positions'); // (T, C)
+  }
   const typeTable = L.weight(`${p}.embeddings.token_type_embeddings.weight`);
   const types = typeIds ? g.op('Gather', [typeTable, typeIds], { axis: { i: 0 } }, 'types') : g.op('Gather', [typeTable, g.intScalar(0)], { axis: { i: 0 } }, 'types'); // (B, T, C) or (C)
   let h = L.layerNorm(g.op('Add', [g.op('Add', [words, positions]), types]), `${p}.embeddings.LayerNorm`, c.layer_norm_eps);
@@ -162,10 +175,36 @@ function bert(L: Lowering, c: BertConfig, ids: string, typeIds: string | null, m
   return { hidden: h };
 }
 
+// ---- DistilBERT (src/models/distilbert.ts) ----
+
+/** DistilBertModel's last hidden state (B, T, C): no token types, post-norm blocks under its own names. */
+function distilbert(L: Lowering, c: DistilBertConfig, ids: string, maskAdd: string): { hidden: string } {
+  const g = L.g;
+  const p = 'text_encoder';
+  const eps = 1e-12;
+  const words = g.op('Gather', [L.weight(`${p}.embeddings.word_embeddings.weight`), ids], { axis: { i: 0 } }, 'words'); // (B, T, C)
+  const T = g.op('Slice', [g.op('Shape', [ids], {}, 'shape'), g.ints([1]), g.ints([2])], {}, 'T'); // [T]
+  const positions = g.op('Slice', [L.weight(`${p}.embeddings.position_embeddings.weight`), g.ints([0]), T, g.ints([0])], {}, 'positions'); // (T, C)
+  let h = L.layerNorm(g.op('Add', [words, positions]), `${p}.embeddings.LayerNorm`, eps);
+  for (let i = 0; i < c.n_layers; i++) {
+    const l = `${p}.transformer.layer.${i}`;
+    const s = `${l}.attention`;
+    const ctx = L.attend(L.linear(h, `${s}.q_lin`), L.linear(h, `${s}.k_lin`), L.linear(h, `${s}.v_lin`), c.dim, c.n_heads, maskAdd, s);
+    const a = L.layerNorm(g.op('Add', [L.linear(ctx, `${s}.out_lin`), h]), `${l}.sa_layer_norm`, eps);
+    const mid = L.activation(L.linear(a, `${l}.ffn.lin1`), c.activation, `${l}.ffn`);
+    h = L.layerNorm(g.op('Add', [L.linear(mid, `${l}.ffn.lin2`), a]), `${l}.output_layer_norm`, eps);
+  }
+  return { hidden: h };
+}
+
 // ---- ViT (src/models/vit.ts) ----
 
-/** ViTModel's last hidden state (B, 1 + N, C), [CLS] first, and its pooled [CLS] vector when it has a pooler. */
-function vit(L: Lowering, model: FusionClassifier, c: ViTConfig, pixels: string, size: number): { hidden: string; pooled: string | null } {
+/**
+ * ViTModel's (or DeiTModel's) last hidden state (B, 1 + N, C), [CLS] first (then DeiT's [DIST]), and its pooled
+ * [CLS] vector when it has a pooler.
+ */
+function vit(L: Lowering, model: FusionClassifier, c: ViTLikeConfig, pixels: string, size: number): { hidden: string; pooled: string | null } {
+  const enc = model.image_encoder as ViTModel;
   const g = L.g;
   const p = 'image_encoder';
   const C = c.hidden_size;
@@ -176,11 +215,12 @@ function vit(L: Lowering, model: FusionClassifier, c: ViTConfig, pixels: string,
   const patches = g.op('Transpose', [g.op('Reshape', [conv, g.ints([0, C, -1])], {}, 'patches')], { perm: { ints: [0, 2, 1] } }, 'patches'); // (B, C, N) -> (B, N, C)
   // [CLS] for every image: (1, 1, C) expanded to (B, 1, C)
   const B = g.op('Slice', [g.op('Shape', [pixels], {}, 'shape'), g.ints([0]), g.ints([1])], {}, 'B');
-  const cls = g.op('Expand', [L.weight(`${p}.embeddings.cls_token`), g.op('Concat', [B, g.ints([1, C])], { axis: { i: 0 } }, 'cls_shape')], {}, 'cls');
+  const special = (key: string) => g.op('Expand', [L.weight(`${p}.embeddings.${key}`), g.op('Concat', [B, g.ints([1, C])], { axis: { i: 0 } }, 'cls_shape')], {}, key);
+  const tokens = [special('cls_token'), ...(c.model_type === 'deit' ? [special('distillation_token')] : []), patches];
   // position embeddings for this image size (interpolated by the model when it differs from the checkpoint's)
-  const pos = tidy(() => model.image_encoder.embeddings.positionEmbeddingsFor(size / P, size / P).contiguous());
-  let h = g.op('Add', [g.op('Concat', [cls, patches], { axis: { i: 1 } }, 'tokens'), L.weight(`${p}.embeddings.position_embeddings`, pos)], {}, 'tokens'); // (B, 1 + N, C)
-  if (pos !== model.image_encoder.embeddings.position_embeddings) pos.dispose();
+  const pos = tidy(() => enc.embeddings.positionEmbeddingsFor(size / P, size / P).contiguous());
+  let h = g.op('Add', [g.op('Concat', tokens, { axis: { i: 1 } }, 'tokens'), L.weight(`${p}.embeddings.position_embeddings`, pos)], {}, 'tokens'); // (B, 1 + N, C)
+  if (pos !== enc.embeddings.position_embeddings) pos.dispose();
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const l = `${p}.encoder.layer.${i}`;
     // pre-norm: x + attention(LN(x)), then h + mlp(LN(h))
@@ -192,7 +232,7 @@ function vit(L: Lowering, model: FusionClassifier, c: ViTConfig, pixels: string,
     h = g.op('Add', [L.linear(mid, `${l}.output.dense`), h]);
   }
   h = L.layerNorm(h, `${p}.layernorm`, c.layer_norm_eps);
-  const pooled = model.image_encoder.pooler ? g.op('Tanh', [L.linear(L.first(h), `${p}.pooler.dense`)], {}, 'image_pooled') : null;
+  const pooled = enc.pooler ? g.op('Tanh', [L.linear(L.first(h), `${p}.pooler.dense`)], {}, 'image_pooled') : null;
   return { hidden: h, pooled };
 }
 
@@ -226,7 +266,7 @@ function maskedMean(L: Lowering, h: string, maskF: string): string {
 function lowerFusionClassifier(L: Lowering, model: FusionClassifier, imageSize: number): void {
   const g = L.g;
   const cfg = model.config;
-  const C = cfg.text_config.hidden_size;
+  const C = textWidth(cfg.text_config);
   const nh = cfg.fusion_num_heads;
   const ids = g.input('input_ids', 'int64', ['batch', 'sequence']);
   const mask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
@@ -236,7 +276,8 @@ function lowerFusionClassifier(L: Lowering, model: FusionClassifier, imageSize: 
   const maskF = g.op('Cast', [mask], { to: { i: 1 } }, 'mask_f'); // (B, T) float
   // additive (B, 1, 1, T): 0 for real tokens, float32's lowest for padding
   const maskAdd = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [g.scalar(1), maskF], {}, 'mask_add'), g.scalar(MASK_MIN)], {}, 'mask_add'), g.ints([1, 2])], {}, 'mask_add');
-  const text = bert(L, cfg.text_config, ids, types, maskAdd).hidden; // (B, T, C)
+  const tc = cfg.text_config;
+  const text = (tc.model_type === 'distilbert' ? distilbert(L, tc, ids, maskAdd) : bert(L, tc, ids, types, maskAdd)).hidden; // (B, T, C)
   const image = vit(L, model, cfg.image_config, pixels, imageSize); // (B, 1 + N, Ci)
   const project = (t: string) => (model.image_projection ? L.linear(t, 'image_projection') : t);
   const mean = (h: string) => g.op('ReduceMean', [h], { axes: { ints: [1] }, keepdims: { i: 0 } }, 'image_mean'); // (B, N, C) -> (B, C)

@@ -8,7 +8,8 @@ import { describe } from '../errors.js';
 import { parseConfig, withoutDefaults } from '../validation.js';
 import { HIDDEN_ACTS, dropoutProb, modelType, positiveInt, requireMultiple } from './config-fields.js';
 
-const fields = {
+/** BERT's config.json fields and defaults (RoBERTa's config has the same fields: roberta-config.ts) */
+export const BERT_FIELDS = {
   model_type: modelType('bert', 'BERT'),
   vocab_size: positiveInt.default(30522),
   hidden_size: positiveInt.default(768),
@@ -28,15 +29,18 @@ const fields = {
 };
 
 /** A full BERT config: defaults filled in, unknown config.json fields dropped. */
-export const BertConfigSchema = z.object(fields).superRefine((c, ctx) => {
+export const BertConfigSchema = z.object(BERT_FIELDS).superRefine(checkBertLike);
+
+/** The cross-field checks of BERT-shaped configs (BERT's, RoBERTa's). */
+export function checkBertLike(c: { hidden_size: number; num_attention_heads: number; pad_token_id: number; vocab_size: number }, ctx: z.RefinementCtx): void {
   requireMultiple(ctx, c, 'hidden_size', 'num_attention_heads');
   if (Number.isInteger(c.pad_token_id) && Number.isInteger(c.vocab_size) && c.pad_token_id >= c.vocab_size) {
     ctx.addIssue({ code: 'custom', path: ['pad_token_id'], input: c.pad_token_id, message: `expected an integer below vocab_size (${c.vocab_size}), received ${describe(c.pad_token_id)}` });
   }
-});
+}
 
 /** Overrides of a preset: any subset of the fields, and no other key. */
-export const BertConfigOverrides = z.strictObject(withoutDefaults(fields)).partial();
+export const BertConfigOverrides = z.strictObject(withoutDefaults(BERT_FIELDS)).partial();
 
 export type BertConfig = z.output<typeof BertConfigSchema>;
 

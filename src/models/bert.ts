@@ -9,8 +9,12 @@ import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import * as F from '../tensor/functional.js';
 import { Tensor, arange } from '../tensor/tensor.js';
-import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
+import { loadPretrained, type PretrainedLoad } from './loading.js';
 import { type BertConfig, bertConfig } from './bert-config.js';
+import type { RobertaConfig } from './roberta-config.js';
+
+/** A config BertModel runs: BERT's, or RoBERTa's (the same fields). */
+export type BertLikeConfig = BertConfig | RobertaConfig;
 
 // ---- config (Hugging Face `config.json` field names: ./bert-config.ts) ----
 
@@ -29,7 +33,7 @@ export class BertEmbeddings extends Module {
   readonly token_type_embeddings: Embedding;
   readonly LayerNorm: LayerNorm;
   readonly dropout: Dropout;
-  constructor(readonly config: BertConfig) {
+  constructor(readonly config: BertLikeConfig) {
     super();
     this.word_embeddings = this.registerModule('word_embeddings', new Embedding(config.vocab_size, config.hidden_size, config.pad_token_id));
     this.position_embeddings = this.registerModule('position_embeddings', new Embedding(config.max_position_embeddings, config.hidden_size));
@@ -56,7 +60,7 @@ export class BertSelfAttention extends Module {
   readonly value: Linear;
   readonly nh: number;
   readonly hs: number;
-  constructor(readonly config: BertConfig) {
+  constructor(readonly config: BertLikeConfig) {
     super();
     const C = config.hidden_size;
     this.nh = config.num_attention_heads;
@@ -86,7 +90,7 @@ export class BertSelfOutput extends Module {
   readonly dense: Linear;
   readonly LayerNorm: LayerNorm;
   readonly dropout: Dropout;
-  constructor(config: BertConfig) {
+  constructor(config: BertLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.hidden_size));
     this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
@@ -100,7 +104,7 @@ export class BertSelfOutput extends Module {
 export class BertAttention extends Module {
   readonly self: BertSelfAttention;
   readonly output: BertSelfOutput;
-  constructor(config: BertConfig) {
+  constructor(config: BertLikeConfig) {
     super();
     this.self = this.registerModule('self', new BertSelfAttention(config));
     this.output = this.registerModule('output', new BertSelfOutput(config));
@@ -112,7 +116,7 @@ export class BertAttention extends Module {
 
 export class BertIntermediate extends Module {
   readonly dense: Linear;
-  constructor(readonly config: BertConfig) {
+  constructor(readonly config: BertLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.intermediate_size));
   }
@@ -125,7 +129,7 @@ export class BertOutput extends Module {
   readonly dense: Linear;
   readonly LayerNorm: LayerNorm;
   readonly dropout: Dropout;
-  constructor(config: BertConfig) {
+  constructor(config: BertLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.intermediate_size, config.hidden_size));
     this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
@@ -140,7 +144,7 @@ export class BertLayer extends Module {
   readonly attention: BertAttention;
   readonly intermediate: BertIntermediate;
   readonly output: BertOutput;
-  constructor(config: BertConfig) {
+  constructor(config: BertLikeConfig) {
     super();
     this.attention = this.registerModule('attention', new BertAttention(config));
     this.intermediate = this.registerModule('intermediate', new BertIntermediate(config));
@@ -154,7 +158,7 @@ export class BertLayer extends Module {
 
 export class BertEncoder extends Module {
   readonly layer: ModuleList<BertLayer>;
-  constructor(config: BertConfig) {
+  constructor(config: BertLikeConfig) {
     super();
     this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: config.num_hidden_layers }, () => new BertLayer(config))));
   }
@@ -162,7 +166,7 @@ export class BertEncoder extends Module {
 
 export class BertPooler extends Module {
   readonly dense: Linear;
-  constructor(config: BertConfig) {
+  constructor(config: BertLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.hidden_size));
   }
@@ -181,17 +185,35 @@ export interface BertOutputs {
   poolerOutput: Tensor | null;
 }
 
+/** The embeddings BertModel runs: BERT's own, or another model's of the same interface (RoBERTa's). */
+export interface TextEmbeddings extends Module {
+  readonly word_embeddings: Embedding;
+  readonly position_embeddings: Embedding;
+  readonly token_type_embeddings: Embedding;
+  readonly LayerNorm: LayerNorm;
+  forward(inputIds: Tensor, tokenTypeIds: Tensor | null): Tensor;
+}
+
 export class BertModel extends Module {
-  readonly embeddings: BertEmbeddings;
+  readonly embeddings: TextEmbeddings;
   readonly encoder: BertEncoder;
   readonly pooler: BertPooler | null;
 
-  constructor(readonly config: BertConfig, opts: { addPoolingLayer?: boolean } = {}) {
+  constructor(readonly config: BertLikeConfig, opts: { addPoolingLayer?: boolean; embeddings?: TextEmbeddings } = {}) {
     super();
-    this.embeddings = this.registerModule('embeddings', new BertEmbeddings(config));
+    this.embeddings = this.registerModule('embeddings', opts.embeddings ?? new BertEmbeddings(config));
     this.encoder = this.registerModule('encoder', new BertEncoder(config));
     this.pooler = (opts.addPoolingLayer ?? true) ? this.registerModule('pooler', new BertPooler(config)) : null;
     initBertWeights(this, config);
+  }
+
+  get hiddenSize(): number {
+    return this.config.hidden_size;
+  }
+
+  /** The embeddings, then the layers from the input up: what freezing and layer-wise lr decay walk. */
+  stages(): { embeddings: Module; layers: Module[] } {
+    return { embeddings: this.embeddings, layers: [...this.encoder.layer] };
   }
 
   /**
@@ -216,19 +238,12 @@ export class BertModel extends Module {
 
   /** Loads config.json and model.safetensors from a local Hugging Face-style directory. */
   static fromPretrained(dir: string, opts: { strict?: boolean } = {}): PretrainedLoad<BertModel> {
-    const config = bertConfig(readConfigJson(dir) as Partial<BertConfig>, `${dir}/config.json`);
-    const model = new BertModel(config);
-    try {
-      return { model, report: checkpointStateDict(model, dir, { prefixes: ['bert.'], strict: opts.strict }) };
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
+    return loadPretrained(dir, bertConfig, (c) => new BertModel(c), { prefixes: ['bert.'], strict: opts.strict });
   }
 }
 
 /** Hugging Face's initializer: normal(0, initializer_range) for Linear and Embedding, zero bias and padding row, LayerNorm 1/0. */
-export function initBertWeights(model: Module, config: BertConfig): void {
+export function initBertWeights(model: Module, config: BertLikeConfig): void {
   // tidy: views made while initialising (a padding row) are freed at once
   tidy(() => noGrad(() => {
     for (const [, m] of model.namedModules()) {

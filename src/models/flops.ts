@@ -3,6 +3,7 @@
 // attention scores and their weighted sums), 2 FLOPs per multiply-add; a training step is 3x the forward pass
 // (the backward pass computes gradients of inputs and of weights, each as costly as the forward). Embedding
 // lookups, norms, softmax and activations are left out, as is usual.
+import { imageSpecialTokens, textShape } from './encoder-configs.js';
 import type { FusionConfig } from './fusion-config.js';
 
 interface EncoderShape { hidden_size: number; num_hidden_layers: number; intermediate_size: number }
@@ -16,7 +17,7 @@ function encoderForward(c: EncoderShape, T: number): number {
 }
 
 /**
- * Forward FLOPs of one sample: text of Tt tokens, the image as the config's patches (plus [CLS]).
+ * Forward FLOPs of one sample: text of Tt tokens, the image as the config's patches (plus [CLS], and DeiT's [DIST]).
  * The poolers' (B, C) products are included when the fusion reads them.
  */
 export function fusionForwardFlops(config: FusionConfig, Tt: number): number {
@@ -30,10 +31,10 @@ export function fusionForwardFlops(config: FusionConfig, Tt: number): number {
  * head, which still run every step.
  */
 export function fusionForwardFlopParts(config: FusionConfig, Tt: number): { encoders: number; fusionHead: number } {
-  const t = config.text_config;
+  const t = textShape(config.text_config);
   const v = config.image_config;
   const patches = (v.image_size / v.patch_size) ** 2;
-  const N = patches + 1;
+  const N = patches + imageSpecialTokens(v);
   const C = t.hidden_size;
   const Ci = v.hidden_size;
   let encoders = encoderForward(t, Tt) + encoderForward(v, N) + 2 * patches * (v.num_channels * v.patch_size * v.patch_size) * Ci; // + patch embedding

@@ -4,17 +4,43 @@
 import { z } from 'zod';
 import { MmtrainError, invalid } from '../errors.js';
 import { parseConfig } from '../validation.js';
-import { BERT_PRESETS, type BertConfig, BertConfigSchema } from './bert-config.js';
+import { BERT_PRESETS, type BertConfig } from './bert-config.js';
 import { dropoutProb, positiveInt } from './config-fields.js';
-import { VIT_PRESETS, type ViTConfig, ViTConfigSchema } from './vit-config.js';
+import type { DeiTConfig } from './deit-config.js';
+import type { DistilBertConfig } from './distilbert-config.js';
+import { IMAGE_CONFIGS, type Side, TEXT_CONFIGS, modelTypeOf, textWidth } from './encoder-configs.js';
+import type { RobertaConfig } from './roberta-config.js';
+import { VIT_PRESETS, type ViTConfig } from './vit-config.js';
 
 export const FUSION_TYPES = ['cross-attention', 'cls-cross-attention', 'shared-cls-cross-attention', 'concat'] as const;
 export type FusionType = (typeof FUSION_TYPES)[number];
 
+export type TextConfig = BertConfig | DistilBertConfig | RobertaConfig;
+export type ImageConfig = ViTConfig | DeiTConfig;
+
+/** An encoder's config, checked by the schema of its model_type (BERT / ViT when it has none). */
+function towerConfig<T>(side: Side) {
+  const table: Record<string, { schema: z.ZodType }> = side === 'text' ? TEXT_CONFIGS : IMAGE_CONFIGS;
+  return z.record(z.string(), z.unknown()).transform((v, ctx): T => {
+    const type = modelTypeOf(side, v);
+    const kind = table[type];
+    if (!kind) {
+      ctx.addIssue({ code: 'custom', path: ['model_type'], input: v.model_type, message: `expected one of ${Object.keys(table).map((t) => `"${t}"`).join(', ')}, received ${JSON.stringify(v.model_type)}: a ${side} encoder mmtrain does not implement` });
+      return z.NEVER;
+    }
+    const r = kind.schema.safeParse(v);
+    if (!r.success) {
+      for (const iss of r.error.issues) ctx.addIssue(iss as Parameters<typeof ctx.addIssue>[0]);
+      return z.NEVER;
+    }
+    return r.data as T;
+  });
+}
+
 export const FusionConfigSchema = z.object({
   model_type: z.literal('mmtrain-fusion').default('mmtrain-fusion'),
-  text_config: BertConfigSchema.prefault(BERT_PRESETS['bert-tiny']!),
-  image_config: ViTConfigSchema.prefault(VIT_PRESETS['vit-tiny']!),
+  text_config: towerConfig<TextConfig>('text').prefault(BERT_PRESETS['bert-tiny']!),
+  image_config: towerConfig<ImageConfig>('image').prefault(VIT_PRESETS['vit-tiny']!),
   fusion_type: z.enum(FUSION_TYPES).default('cross-attention'),
   /** heads of the cross-attention modules (8 in the original design) */
   fusion_num_heads: positiveInt.default(8),
@@ -27,9 +53,9 @@ export const FusionConfigSchema = z.object({
   num_labels: z.number().int().min(2).default(2),
   id2label: z.record(z.string(), z.string()).optional(),
 }).superRefine((c, ctx) => {
-  const C = c.text_config?.hidden_size;
+  const C = c.text_config ? textWidth(c.text_config) : undefined;
   const h = c.fusion_num_heads;
-  if (c.fusion_type === 'concat' || !Number.isInteger(C) || !Number.isInteger(h) || h < 1 || C % h === 0) return;
+  if (c.fusion_type === 'concat' || C === undefined || !Number.isInteger(C) || !Number.isInteger(h) || h < 1 || C % h === 0) return;
   ctx.addIssue({
     code: 'custom', path: ['fusion_num_heads'], input: h,
     message: `expected a divisor of the text hidden_size (${C}), received number ${h}: set fusion_num_heads to a divisor such as ${[8, 4, 2, 1].find((d) => C % d === 0)}`,

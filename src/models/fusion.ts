@@ -8,13 +8,12 @@ import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequentia
 import { saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, cat, rand, zerosLike } from '../tensor/tensor.js';
-import { BertModel } from './bert.js';
-import { BERT_PRESETS, type BertConfig, BertConfigOverrides } from './bert-config.js';
+import { type Side, encoderConfigKind, presetConfig, presetNames, textWidth } from './encoder-configs.js';
+import { createTower, loadTower } from './encoders.js';
 import { type FusionConfig, type FusionConfigInput, fusionConfig, presetPair } from './fusion-config.js';
 import { checkpointFile, checkpointStateDict, loadMapped, readConfigJson, type PretrainedLoad } from './loading.js';
 import { loadSafetensors } from '../tensor/safetensors.js';
-import { ViTModel } from './vit.js';
-import { VIT_PRESETS, type ViTConfig, ViTConfigOverrides } from './vit-config.js';
+import type { ImageTower, TextTower, Tower } from './towers.js';
 import { parseConfig } from '../validation.js';
 import { writeFileAtomic } from '../files.js';
 
@@ -86,7 +85,7 @@ export class CrossAttentionFusion extends Module {
   readonly image_norm: LayerNorm;
   constructor(readonly config: FusionConfig) {
     super();
-    const C = config.text_config.hidden_size;
+    const C = textWidth(config.text_config);
     const opts = { batchFirst: true, dropout: config.fusion_attention_dropout };
     this.text_to_image = this.registerModule('text_to_image', new MultiheadAttention(C, config.fusion_num_heads, opts));
     this.image_to_text = this.registerModule('image_to_text', new MultiheadAttention(C, config.fusion_num_heads, opts));
@@ -117,7 +116,7 @@ export class ClsCrossAttentionFusion extends Module {
   readonly image_to_text: MultiheadAttention;
   constructor(readonly config: FusionConfig) {
     super();
-    const C = config.text_config.hidden_size;
+    const C = textWidth(config.text_config);
     const opts = { batchFirst: true, dropout: config.fusion_attention_dropout };
     this.text_to_image = this.registerModule('text_to_image', new MultiheadAttention(C, config.fusion_num_heads, opts));
     this.image_to_text = this.registerModule('image_to_text', new MultiheadAttention(C, config.fusion_num_heads, opts));
@@ -139,7 +138,7 @@ export class SharedClsCrossAttentionFusion extends Module {
   readonly cross_attention: MultiheadAttention;
   constructor(readonly config: FusionConfig) {
     super();
-    const C = config.text_config.hidden_size;
+    const C = textWidth(config.text_config);
     this.cross_attention = this.registerModule('cross_attention', new MultiheadAttention(C, config.fusion_num_heads, { batchFirst: true, dropout: config.fusion_attention_dropout }));
   }
   forward(textCls: Tensor, imageVec: Tensor, needWeights: boolean) {
@@ -165,19 +164,19 @@ export interface ParameterRole {
 }
 
 export class FusionClassifier extends Module {
-  readonly text_encoder: BertModel;
-  readonly image_encoder: ViTModel;
+  readonly text_encoder: TextTower;
+  readonly image_encoder: ImageTower;
   /** maps image features to the text width when the two encoders differ */
   readonly image_projection: Linear | null;
   readonly fusion: CrossAttentionFusion | ClsCrossAttentionFusion | SharedClsCrossAttentionFusion | null;
   readonly classifier: Sequential;
 
-  constructor(readonly config: FusionConfig, encoders: { text?: BertModel; image?: ViTModel } = {}) {
+  constructor(readonly config: FusionConfig, encoders: { text?: TextTower; image?: ImageTower } = {}) {
     super();
-    const C = config.text_config.hidden_size;
+    const C = textWidth(config.text_config);
     const Ci = config.image_config.hidden_size;
-    this.text_encoder = this.registerModule('text_encoder', encoders.text ?? new BertModel(config.text_config));
-    this.image_encoder = this.registerModule('image_encoder', encoders.image ?? new ViTModel(config.image_config));
+    this.text_encoder = this.registerModule('text_encoder', encoders.text ?? createTower('text', config.text_config));
+    this.image_encoder = this.registerModule('image_encoder', encoders.image ?? createTower('image', config.image_config));
     this.image_projection = Ci !== C ? this.registerModule('image_projection', new Linear(Ci, C)) : null;
     switch (config.fusion_type) {
       case 'cross-attention': this.fusion = this.registerModule('fusion', new CrossAttentionFusion(config)); break;
@@ -201,15 +200,14 @@ export class FusionClassifier extends Module {
   parameterRoles(): ParameterRole[] {
     const noDecay = new Set<Tensor>();
     for (const [, m] of this.namedModules()) if (m instanceof LayerNorm) for (const [, p] of m.namedParameters()) noDecay.add(p);
-    const decays = (name: string, p: Tensor) => !(noDecay.has(p) || p.ndim < 2 || /(^|\.)(cls_token|position_embeddings)$/.test(name));
+    const decays = (name: string, p: Tensor) => !(noDecay.has(p) || p.ndim < 2 || /(^|\.)(cls_token|distillation_token|position_embeddings)$/.test(name));
     const out: ParameterRole[] = [];
     for (const [role, enc] of [['text_encoder', this.text_encoder], ['image_encoder', this.image_encoder]] as const) {
-      const L = enc.encoder.layer.length;
+      const depths = stageDepths(enc);
+      const L = enc.stages().layers.length;
       for (const [n, p] of enc.namedParameters()) {
         if (!p.requiresGrad) continue;
-        const m = /^encoder\.layer\.(\d+)\./.exec(n);
-        const depth = m ? Number(m[1]) + 1 : n.startsWith('embeddings.') ? 0 : L + 1;
-        out.push({ name: `${role}.${n}`, param: p, role, depth: { index: depth, count: L + 2 }, weightDecay: decays(n, p) });
+        out.push({ name: `${role}.${n}`, param: p, role, depth: { index: depths.get(p) ?? L + 1, count: L + 2 }, weightDecay: decays(n, p) });
       }
     }
     for (const [n, p] of this.namedParameters()) {
@@ -307,14 +305,15 @@ export class FusionClassifier extends Module {
    */
   freeze(which: 'text' | 'image', opts: { layers?: number } = {}): void {
     const enc = which === 'text' ? this.text_encoder : which === 'image' ? this.image_encoder : invalid('which', '"text" or "image"', which);
-    const n = enc.encoder.layer.length;
+    const { embeddings, layers } = enc.stages();
+    const n = layers.length;
     if (opts.layers === undefined) {
       enc.requiresGrad_(false);
       return;
     }
     if (!Number.isInteger(opts.layers) || opts.layers < 0 || opts.layers > n) invalid('layers', `an integer in [0, ${n}]`, opts.layers);
-    enc.embeddings.requiresGrad_(false);
-    for (let i = 0; i < opts.layers; i++) enc.encoder.layer.at(i).requiresGrad_(false);
+    embeddings.requiresGrad_(false);
+    for (let i = 0; i < opts.layers; i++) layers[i]!.requiresGrad_(false);
   }
 
   /** Makes every parameter of an encoder trainable again. */
@@ -368,10 +367,19 @@ export class FusionClassifier extends Module {
   }
 }
 
-/** A Hugging Face export of a fusion model (mmtrain export --format hf): fusion/config.json and no config.json. */
+/** Each parameter of an encoder's stages by depth: its embeddings 0, layer i at i + 1 (the rest: after the layers). */
+function stageDepths(enc: Tower): Map<Tensor, number> {
+  const { embeddings, layers } = enc.stages();
+  const depth = new Map<Tensor, number>();
+  for (const p of embeddings.parameters()) depth.set(p, 0);
+  layers.forEach((l, i) => { for (const p of l.parameters()) depth.set(p, i + 1); });
+  return depth;
+}
+
 /** The encoders a Hugging Face export gives folders of their own; each folder holds its module's `<name>.` subtree. */
 export const HF_EXPORT_ENCODERS = ['text_encoder', 'image_encoder'] as const;
 
+/** A Hugging Face export of a fusion model (mmtrain export --format hf): fusion/config.json and no config.json. */
 export function isHfExport(dir: string): boolean {
   return !existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'fusion', 'config.json'));
 }
@@ -396,25 +404,23 @@ export function createFusionModel(opts: CreateFusionOptions = {}): PretrainedLoa
   const { preset, text, image, ...rest } = opts;
   const pair = presetPair(preset);
   const report = { missing: [] as string[], unexpected: [] as string[], mismatched: [] as { key: string; expected: number[]; received: number[] }[] };
-  // each encoder: a local pretrained one as it is (its loading report prefixed with its place in the fusion model), or
-  // a preset with the user's overrides
-  const encoder = <M extends { config: C }, C>(
-    side: 'text' | 'image', spec: EncoderSpec | undefined, defaultPreset: string, presets: Record<string, Partial<C>>,
-    load: (dir: string) => PretrainedLoad<M>, overrides: Parameters<typeof parseConfig>[0],
-  ): { model?: M; config: Partial<C> } => {
+  // each encoder: a local pretrained one as it is (its class from the folder's model_type, its loading report
+  // prefixed with its place in the fusion model), or a preset (of any architecture) with the user's overrides
+  const encoder = <T extends Tower>(side: Side, spec: EncoderSpec | undefined, defaultPreset: string): { model?: T; config: Record<string, unknown> } => {
     if (spec?.pretrained) {
-      const r = load(spec.pretrained);
+      const r = (side === 'text' ? loadTower('text', spec.pretrained) : loadTower('image', spec.pretrained)) as unknown as PretrainedLoad<T>;
       report.missing.push(...r.report.missing.map((k) => `${side}_encoder.${k}`));
       report.unexpected.push(...r.report.unexpected.map((k) => `${side}_encoder.${k}`));
       return { model: r.model, config: r.model.config };
     }
     const name = spec?.preset ?? defaultPreset;
-    const base = presets[name];
-    if (!base) invalid(`${side}.preset`, `one of ${Object.keys(presets).join(', ')}`, name);
-    return { config: { ...base, ...(parseConfig(overrides, spec?.config ?? {}, `${side}.config`) as Partial<C>) } };
+    const base = presetConfig(side, name);
+    if (!base) invalid(`${side}.preset`, `one of ${presetNames(side).join(', ')}`, name);
+    const kind = encoderConfigKind(side, base);
+    return { config: { ...base, ...(parseConfig(kind.overrides, spec?.config ?? {}, `${side}.config`) as Record<string, unknown>) } };
   };
-  const t = encoder<BertModel, BertConfig>('text', text, pair.text, BERT_PRESETS, (d) => BertModel.fromPretrained(d), BertConfigOverrides);
-  const i = encoder<ViTModel, ViTConfig>('image', image, pair.image, VIT_PRESETS, (d) => ViTModel.fromPretrained(d), ViTConfigOverrides);
-  const config = fusionConfig({ ...rest, text_config: t.config, image_config: i.config });
+  const t = encoder<TextTower>('text', text, pair.text);
+  const i = encoder<ImageTower>('image', image, pair.image);
+  const config = fusionConfig({ ...rest, text_config: t.config as FusionConfigInput['text_config'], image_config: i.config as FusionConfigInput['image_config'] });
   return { model: new FusionClassifier(config, { text: t.model, image: i.model }), report };
 }

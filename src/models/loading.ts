@@ -91,3 +91,17 @@ export function loadMapped(model: Module, tensors: Map<string, Tensor>, file: st
   }
   return report;
 }
+
+/**
+ * A model class's fromPretrained: `dir/config.json` parsed by its config function (errors name the file), the model
+ * built from it, and `dir/model.safetensors` loaded with the hub prefix stripped; the model is freed if loading fails.
+ */
+export function loadPretrained<C, M extends Module>(dir: string, parse: (raw: never, source: string) => C, make: (config: C) => M, opts: { prefixes: string[]; strict?: boolean }): PretrainedLoad<M> {
+  const model = make(parse(readConfigJson(dir) as never, `${dir}/config.json`));
+  try {
+    return { model, report: checkpointStateDict(model, dir, opts) };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}

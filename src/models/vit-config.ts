@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { parseConfig, withoutDefaults } from '../validation.js';
 import { HIDDEN_ACTS, dropoutProb, modelType, positiveInt, requireMultiple } from './config-fields.js';
 
-const fields = {
+/** ViT's config.json fields and defaults (DeiT's config has the same fields: deit-config.ts) */
+export const VIT_FIELDS = {
   model_type: modelType('vit', 'ViT'),
   hidden_size: positiveInt.default(768),
   num_hidden_layers: positiveInt.default(12),
@@ -25,13 +26,16 @@ const fields = {
 };
 
 /** A full ViT config: defaults filled in, unknown config.json fields dropped. */
-export const ViTConfigSchema = z.object(fields).superRefine((c, ctx) => {
+export const ViTConfigSchema = z.object(VIT_FIELDS).superRefine(checkViTLike);
+
+/** The cross-field checks of ViT-shaped configs (ViT's, DeiT's). */
+export function checkViTLike(c: { hidden_size: number; num_attention_heads: number; image_size: number; patch_size: number }, ctx: z.RefinementCtx): void {
   requireMultiple(ctx, c, 'hidden_size', 'num_attention_heads');
   requireMultiple(ctx, c, 'image_size', 'patch_size');
-});
+}
 
 /** Overrides of a preset: any subset of the fields, and no other key. */
-export const ViTConfigOverrides = z.strictObject(withoutDefaults(fields)).partial();
+export const ViTConfigOverrides = z.strictObject(withoutDefaults(VIT_FIELDS)).partial();
 
 export type ViTConfig = z.output<typeof ViTConfigSchema>;
 

@@ -8,8 +8,12 @@ import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import * as F from '../tensor/functional.js';
 import { Tensor, cat, zeros } from '../tensor/tensor.js';
-import { checkpointStateDict, readConfigJson, type PretrainedLoad } from './loading.js';
+import { loadPretrained, type PretrainedLoad } from './loading.js';
 import { type ViTConfig, vitConfig } from './vit-config.js';
+import type { DeiTConfig } from './deit-config.js';
+
+/** A config ViTModel runs: ViT's, or DeiT's (the same fields). */
+export type ViTLikeConfig = ViTConfig | DeiTConfig;
 
 // ---- config (Hugging Face `config.json` field names: ./vit-config.ts) ----
 
@@ -24,7 +28,7 @@ function activation(x: Tensor, act: ViTConfig['hidden_act']): Tensor {
 
 export class ViTPatchEmbeddings extends Module {
   readonly projection: Conv2d;
-  constructor(readonly config: ViTConfig) {
+  constructor(readonly config: ViTLikeConfig) {
     super();
     this.projection = this.registerModule('projection', new Conv2d(config.num_channels, config.hidden_size, config.patch_size, { stride: config.patch_size }));
   }
@@ -38,7 +42,7 @@ export class ViTEmbeddings extends Module {
   readonly position_embeddings: Tensor;
   readonly patch_embeddings: ViTPatchEmbeddings;
   readonly dropout: Dropout;
-  constructor(readonly config: ViTConfig) {
+  constructor(readonly config: ViTLikeConfig) {
     super();
     const n = (config.image_size / config.patch_size) ** 2;
     this.cls_token = this.registerParameter('cls_token', zeros([1, 1, config.hidden_size]));
@@ -62,15 +66,22 @@ export class ViTEmbeddings extends Module {
    * Hugging Face's interpolate_pos_encoding) when the grid differs.
    */
   positionEmbeddingsFor(h: number, w: number): Tensor {
-    const pos = this.position_embeddings;
-    const n = pos.size(1) - 1;
-    if (h * w === n && h === w) return pos;
-    const side = Math.round(Math.sqrt(n));
-    const C = pos.size(2);
-    const grid = pos.slice(1, 1).reshape(1, side, side, C).permute(0, 3, 1, 2); // (1, N, C) -> (1, C, side, side)
-    const resized = F.interpolate(grid, [h, w], 'bicubic', false).permute(0, 2, 3, 1).reshape(1, h * w, C); // (1, C, h, w) -> (1, h*w, C)
-    return cat([pos.slice(1, 0, 1), resized], 1);
+    return positionEmbeddingsFor(this.position_embeddings, 1, h, w);
   }
+}
+
+/**
+ * Position embeddings (1, leading + N, C) for an h x w patch grid: as they are when N = h * w on a square grid,
+ * else the `leading` special tokens' rows followed by the patch rows resized bicubically from their square grid.
+ */
+export function positionEmbeddingsFor(pos: Tensor, leading: number, h: number, w: number): Tensor {
+  const n = pos.size(1) - leading;
+  if (h * w === n && h === w) return pos;
+  const side = Math.round(Math.sqrt(n));
+  const C = pos.size(2);
+  const grid = pos.slice(1, leading).reshape(1, side, side, C).permute(0, 3, 1, 2); // (1, N, C) -> (1, C, side, side)
+  const resized = F.interpolate(grid, [h, w], 'bicubic', false).permute(0, 2, 3, 1).reshape(1, h * w, C); // (1, C, h, w) -> (1, h*w, C)
+  return cat([pos.slice(1, 0, leading), resized], 1);
 }
 
 // Adapted from BertSelfAttention (src/models/bert.ts): no attention mask (every patch attends to every patch)
@@ -81,7 +92,7 @@ export class ViTSelfAttention extends Module {
   readonly value: Linear;
   readonly nh: number;
   readonly hs: number;
-  constructor(readonly config: ViTConfig) {
+  constructor(readonly config: ViTLikeConfig) {
     super();
     const C = config.hidden_size;
     this.nh = config.num_attention_heads;
@@ -108,7 +119,7 @@ export class ViTSelfAttention extends Module {
 export class ViTSelfOutput extends Module {
   readonly dense: Linear;
   readonly dropout: Dropout;
-  constructor(config: ViTConfig) {
+  constructor(config: ViTLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.hidden_size));
     this.dropout = this.registerModule('dropout', new Dropout(config.hidden_dropout_prob));
@@ -122,7 +133,7 @@ export class ViTSelfOutput extends Module {
 export class ViTAttention extends Module {
   readonly attention: ViTSelfAttention;
   readonly output: ViTSelfOutput;
-  constructor(config: ViTConfig) {
+  constructor(config: ViTLikeConfig) {
     super();
     this.attention = this.registerModule('attention', new ViTSelfAttention(config));
     this.output = this.registerModule('output', new ViTSelfOutput(config));
@@ -135,7 +146,7 @@ export class ViTAttention extends Module {
 // Copied from BertIntermediate (src/models/bert.ts) with Bert->ViT
 export class ViTIntermediate extends Module {
   readonly dense: Linear;
-  constructor(readonly config: ViTConfig) {
+  constructor(readonly config: ViTLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.intermediate_size));
   }
@@ -148,7 +159,7 @@ export class ViTIntermediate extends Module {
 export class ViTOutput extends Module {
   readonly dense: Linear;
   readonly dropout: Dropout;
-  constructor(config: ViTConfig) {
+  constructor(config: ViTLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.intermediate_size, config.hidden_size));
     this.dropout = this.registerModule('dropout', new Dropout(config.hidden_dropout_prob));
@@ -166,7 +177,7 @@ export class ViTLayer extends Module {
   readonly output: ViTOutput;
   readonly layernorm_before: LayerNorm;
   readonly layernorm_after: LayerNorm;
-  constructor(config: ViTConfig) {
+  constructor(config: ViTLikeConfig) {
     super();
     this.attention = this.registerModule('attention', new ViTAttention(config));
     this.intermediate = this.registerModule('intermediate', new ViTIntermediate(config));
@@ -183,7 +194,7 @@ export class ViTLayer extends Module {
 // Copied from BertEncoder (src/models/bert.ts) with Bert->ViT
 export class ViTEncoder extends Module {
   readonly layer: ModuleList<ViTLayer>;
-  constructor(config: ViTConfig) {
+  constructor(config: ViTLikeConfig) {
     super();
     this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: config.num_hidden_layers }, () => new ViTLayer(config))));
   }
@@ -192,7 +203,7 @@ export class ViTEncoder extends Module {
 // Adapted from BertPooler (src/models/bert.ts)
 export class ViTPooler extends Module {
   readonly dense: Linear;
-  constructor(config: ViTConfig) {
+  constructor(config: ViTLikeConfig) {
     super();
     this.dense = this.registerModule('dense', new Linear(config.hidden_size, config.hidden_size));
   }
@@ -210,19 +221,37 @@ export interface ViTOutputs {
   poolerOutput: Tensor | null;
 }
 
+/** The embeddings ViTModel runs: ViT's own, or another model's of the same interface (DeiT's). */
+export interface ImageEmbeddings extends Module {
+  readonly cls_token: Tensor;
+  readonly position_embeddings: Tensor;
+  readonly patch_embeddings: ViTPatchEmbeddings;
+  forward(pixels: Tensor): Tensor;
+  positionEmbeddingsFor(h: number, w: number): Tensor;
+}
+
 export class ViTModel extends Module {
-  readonly embeddings: ViTEmbeddings;
+  readonly embeddings: ImageEmbeddings;
   readonly encoder: ViTEncoder;
   readonly layernorm: LayerNorm;
   readonly pooler: ViTPooler | null;
 
-  constructor(readonly config: ViTConfig, opts: { addPoolingLayer?: boolean } = {}) {
+  constructor(readonly config: ViTLikeConfig, opts: { addPoolingLayer?: boolean; embeddings?: ImageEmbeddings } = {}) {
     super();
-    this.embeddings = this.registerModule('embeddings', new ViTEmbeddings(config));
+    this.embeddings = this.registerModule('embeddings', opts.embeddings ?? new ViTEmbeddings(config));
     this.encoder = this.registerModule('encoder', new ViTEncoder(config));
     this.layernorm = this.registerModule('layernorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
     this.pooler = (opts.addPoolingLayer ?? true) ? this.registerModule('pooler', new ViTPooler(config)) : null;
     initViTWeights(this, config);
+  }
+
+  get hiddenSize(): number {
+    return this.config.hidden_size;
+  }
+
+  /** The embeddings, then the layers from the input up: what freezing and layer-wise lr decay walk. */
+  stages(): { embeddings: Module; layers: Module[] } {
+    return { embeddings: this.embeddings, layers: [...this.encoder.layer] };
   }
 
   /** pixelValues (B, num_channels, H, W), normalised. */
@@ -243,14 +272,7 @@ export class ViTModel extends Module {
    * (google/vit-base-patch16-224) have no pooler: it is reported missing and keeps its random initialisation.
    */
   static fromPretrained(dir: string, opts: { strict?: boolean; addPoolingLayer?: boolean } = {}): PretrainedLoad<ViTModel> {
-    const config = vitConfig(readConfigJson(dir) as Partial<ViTConfig>, `${dir}/config.json`);
-    const model = new ViTModel(config, { addPoolingLayer: opts.addPoolingLayer });
-    try {
-      return { model, report: checkpointStateDict(model, dir, { prefixes: ['vit.'], strict: opts.strict }) };
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
+    return loadPretrained(dir, vitConfig, (c) => new ViTModel(c, { addPoolingLayer: opts.addPoolingLayer }), { prefixes: ['vit.'], strict: opts.strict });
   }
 }
 
@@ -259,7 +281,7 @@ export class ViTModel extends Module {
  * embeddings and the [CLS] token (truncation at ±2, as torch.nn.init.trunc_normal_'s defaults), zero biases,
  * LayerNorm 1/0.
  */
-export function initViTWeights(model: Module, config: ViTConfig): void {
+export function initViTWeights(model: Module, config: ViTLikeConfig): void {
   const std = config.initializer_range;
   // tidy: views made while initialising (a padding row) are freed at once
   tidy(() => noGrad(() => {
@@ -270,9 +292,10 @@ export function initViTWeights(model: Module, config: ViTConfig): void {
       } else if (m instanceof LayerNorm) {
         m.weight?.fill_(1);
         m.bias?.zero_();
-      } else if (m instanceof ViTEmbeddings) {
-        m.position_embeddings.normal_(0, std).clamp_(-2, 2);
-        m.cls_token.normal_(0, std).clamp_(-2, 2);
+      } else if (m === (model as { embeddings?: unknown }).embeddings && m instanceof Module && 'cls_token' in m) {
+        // the embeddings' own parameters: the position table, the class token (and DeiT's distillation token)
+        const e = m as unknown as ImageEmbeddings & { distillation_token?: Tensor };
+        for (const p of [e.position_embeddings, e.cls_token, e.distillation_token]) p?.normal_(0, std).clamp_(-2, 2);
       }
     }
   }));

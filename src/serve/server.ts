@@ -79,8 +79,8 @@ export function predictionServer(p: Predictor, options: ServeOptions = {}): Pred
     model: {
       fusion_type: p.model.config.fusion_type,
       pooling: p.model.config.pooling,
-      text: { model_type: 'bert', hidden_size: p.model.config.text_config.hidden_size, num_hidden_layers: p.model.config.text_config.num_hidden_layers },
-      image: { model_type: 'vit', hidden_size: p.model.config.image_config.hidden_size, num_hidden_layers: p.model.config.image_config.num_hidden_layers },
+      text: { model_type: p.model.config.text_config.model_type, hidden_size: p.model.text_encoder.hiddenSize, num_hidden_layers: p.model.text_encoder.stages().layers.length },
+      image: { model_type: p.model.config.image_config.model_type, hidden_size: p.model.image_encoder.hiddenSize, num_hidden_layers: p.model.image_encoder.stages().layers.length },
     },
     preprocessing: {
       text: { max_length: p.info.maxLength, padding: p.info.padding ?? 'longest', truncation: true },

@@ -1,9 +1,9 @@
 // The training configuration: one schema (zod) checked in full before the first step, and before LibTorch loads
 // (this module imports no module that loads it: the CLI reads the run's precision here first). Unknown keys, wrong
 // types and impossible combinations are errors that name the key path, what was expected and received, and the fix;
-// encoder overrides (model.text.config, model.image.config) are checked against the BERT and ViT configs. Files are
+// encoder overrides (model.text.config, model.image.config) are checked against their architecture's config. Files are
 // JSON or YAML; `--set a.b=v` overrides any key.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -11,18 +11,20 @@ import { z } from 'zod';
 import { ImageConfigSchema } from '../data/image-config.js';
 import { MmtrainError } from '../errors.js';
 import { DEVICE_SETTING } from '../tensor/dtype.js';
-import { BERT_PRESETS, BertConfigOverrides, BertConfigSchema } from '../models/bert-config.js';
+import { type Side, encoderConfigKind, presetConfig, presetNames } from '../models/encoder-configs.js';
 import { FUSION_PRESETS, FUSION_TYPES, FusionConfigSchema } from '../models/fusion-config.js';
-import { VIT_PRESETS, ViTConfigOverrides, ViTConfigSchema } from '../models/vit-config.js';
 import { checkConfig, formatIssues, issueLines } from '../validation.js';
 
 const positiveInt = z.number().int().positive();
 const prob = z.number().min(0).max(1);
 const names = (presets: Record<string, unknown>) => Object.keys(presets) as [string, ...string[]];
-/** an encoder: a preset with overrides of its Hugging Face config fields, or a local pretrained directory */
-const encoder = <S extends z.ZodType>(presets: Record<string, unknown>, overrides: S) => z.strictObject({
-  preset: z.enum(names(presets)).optional(),
-  config: overrides.optional(),
+/**
+ * an encoder: a preset (of any architecture of its side) with overrides of its Hugging Face config fields (checked
+ * against that architecture's config by checkModel), or a local pretrained directory
+ */
+const encoder = (side: Side) => z.strictObject({
+  preset: z.enum(presetNames(side)).optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
   pretrained: z.string().optional(),
 });
 
@@ -34,10 +36,10 @@ export const ConfigSchema = z.strictObject({
   out: z.string().default('runs'),
   model: z.strictObject({
     preset: z.enum(names(FUSION_PRESETS)).default('tiny'),
-    /** BERT: a preset (bert-tiny ... bert-large) and overrides of its config.json fields, or a pretrained directory */
-    text: encoder(BERT_PRESETS, BertConfigOverrides).optional(),
-    /** ViT: a preset (vit-tiny ... vit-large) and overrides of its config.json fields, or a pretrained directory */
-    image: encoder(VIT_PRESETS, ViTConfigOverrides).optional(),
+    /** a text encoder preset (bert-*, distilbert-*, roberta-*) and overrides of its config.json fields, or a pretrained directory */
+    text: encoder('text').optional(),
+    /** an image encoder preset (vit-*, deit-*) and overrides of its config.json fields, or a pretrained directory */
+    image: encoder('image').optional(),
     fusion_type: z.enum(FUSION_TYPES).default('cross-attention'),
     pooling: z.enum(['mean', 'cls']).default('mean'),
     fusion_num_heads: positiveInt.default(8),
@@ -247,11 +249,35 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
   c.data.train = abs(c.data.train)!;
   c.data.val = abs(c.data.val);
   c.data.test = abs(c.data.test);
-  c.data.tokenizer = abs(c.data.tokenizer) ?? bundledTokenizer();
   c.out = abs(c.out)!;
   if (typeof c.data.cache === 'string') c.data.cache = abs(c.data.cache)!;
   for (const e of [c.model.text, c.model.image]) if (e?.pretrained) e.pretrained = abs(e.pretrained);
+  // the tokenizer: data.tokenizer, else the pretrained text encoder's own (a RoBERTa's BPE), else the bundled one
+  const own = c.model.text?.pretrained ? ['tokenizer.json', 'vocab.txt'].map((f) => join(c.model.text!.pretrained!, f)).find((f) => existsSync(f)) : undefined;
+  c.data.tokenizer = abs(c.data.tokenizer) ?? own ?? bundledTokenizer();
+  // a pretrained image encoder's normalisation and size from its preprocessor_config.json, where data.image is silent
+  if (c.model.image?.pretrained) fromPreprocessor(c, join(c.model.image.pretrained, 'preprocessor_config.json'), (raw as { data?: { image?: Record<string, unknown> } })?.data?.image ?? {});
   return c;
+}
+
+/**
+ * Takes image_mean, image_std and the input size (crop_size, else size) of a Hugging Face image processor config
+ * for the fields the run's data.image does not set. (mmtrain resizes with Pillow's bilinear filter, the shorter side
+ * to the size then the centre crop, or exactly: docs/models.md.)
+ */
+function fromPreprocessor(c: TrainConfig, file: string, given: Record<string, unknown>): void {
+  if (!existsSync(file)) return;
+  let p: Record<string, any>;
+  try {
+    p = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new MmtrainError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+  const triple = (v: unknown) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  const size = p.crop_size?.height ?? p.size?.height ?? p.size?.shortest_edge ?? (typeof p.size === 'number' ? p.size : undefined);
+  if (given.mean === undefined && triple(p.image_mean)) c.data.image.mean = p.image_mean;
+  if (given.std === undefined && triple(p.image_std) && p.image_std.every((x: number) => x > 0)) c.data.image.std = p.image_std;
+  if (given.size === undefined && Number.isInteger(size) && size > 0) c.data.image.size = size;
 }
 
 /**
@@ -262,8 +288,19 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
 function checkModel(c: TrainConfig): z.core.$ZodIssue[] {
   const m = c.model;
   const pair = FUSION_PRESETS[m.preset]!;
-  const text = m.text?.pretrained ? undefined : { ...BERT_PRESETS[m.text?.preset ?? pair.text], ...m.text?.config };
-  const image = m.image?.pretrained ? undefined : { ...VIT_PRESETS[m.image?.preset ?? pair.image], ...m.image?.config };
+  const under = (key: PropertyKey[], found: z.core.$ZodIssue[] = []) => found.map((i) => ({ ...i, path: [...key, ...i.path] }));
+  // each side's overrides against its architecture's fields (strict: an unknown key is named)
+  const overrideIssues: z.core.$ZodIssue[] = [];
+  const side = (s: Side, e: TrainConfig['model']['text']) => {
+    if (e?.pretrained) return undefined;
+    const base = presetConfig(s, e?.preset ?? (s === 'text' ? pair.text : pair.image))!;
+    const found = checkConfig(encoderConfigKind(s, base).overrides, e?.config ?? {}).error?.issues;
+    overrideIssues.push(...under(['model', s, 'config'], found));
+    return found?.length ? undefined : { ...base, ...e?.config };
+  };
+  const text = side('text', m.text);
+  const image = side('image', m.image);
+  if (overrideIssues.length) return overrideIssues;
   let issues: z.core.$ZodIssue[];
   if (text && image) {
     issues = checkConfig(FusionConfigSchema, {
@@ -271,10 +308,9 @@ function checkModel(c: TrainConfig): z.core.$ZodIssue[] {
       fusion_attention_dropout: m.fusion_attention_dropout, pooling: m.pooling, head_hidden_size: m.head_hidden_size, head_dropout: m.head_dropout,
     }).error?.issues ?? [];
   } else {
-    const under = (key: string, found: z.core.$ZodIssue[] = []) => found.map((i) => ({ ...i, path: [key, ...i.path] }));
     issues = [
-      ...(text ? under('text_config', checkConfig(BertConfigSchema, text).error?.issues) : []),
-      ...(image ? under('image_config', checkConfig(ViTConfigSchema, image).error?.issues) : []),
+      ...(text ? under(['text_config'], checkConfig(encoderConfigKind('text', text).schema, text).error?.issues) : []),
+      ...(image ? under(['image_config'], checkConfig(encoderConfigKind('image', image).schema, image).error?.issues) : []),
     ];
   }
   const where: Record<string, PropertyKey[]> = { text_config: ['model', 'text', 'config'], image_config: ['model', 'image', 'config'] };

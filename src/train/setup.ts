@@ -7,6 +7,7 @@ import { type ImageConfig, imageConfig } from '../data/image.js';
 import { DataLoader } from '../data/loader.js';
 import { type Manifest, readManifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
+import { MmtrainError } from '../errors.js';
 import { type FusionClassifier, createFusionModel } from '../models/fusion.js';
 import type { InferenceInfo } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
@@ -37,6 +38,20 @@ export function buildModel(c: TrainConfig, numLabels: number): FusionClassifier 
     fusion_num_heads: c.model.fusion_num_heads, fusion_attention_dropout: c.model.fusion_attention_dropout,
     head_hidden_size: c.model.head_hidden_size, head_dropout: c.model.head_dropout, num_labels: numLabels,
   }).model;
+}
+
+/**
+ * The tokenizer against the text encoder: ids past its vocabulary would fail inside the embedding lookup, and a
+ * RoBERTa numbers positions by its padding id, which must be the tokenizer's.
+ */
+export function checkTokenizerFits(model: FusionClassifier, tokenizer: TextTokenizer): void {
+  const tc = model.config.text_config;
+  if (tokenizer.vocabSize > tc.vocab_size) {
+    throw new MmtrainError(`data.tokenizer: ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the text encoder's vocab_size is ${tc.vocab_size}: use the encoder's own tokenizer (its folder's tokenizer.json) or a preset with vocab_size ${tokenizer.vocabSize}`);
+  }
+  if (tc.model_type === 'roberta' && tokenizer.padId !== tc.pad_token_id) {
+    throw new MmtrainError(`data.tokenizer: ${tokenizer.source} pads with id ${tokenizer.padId} but the RoBERTa encoder's pad_token_id is ${tc.pad_token_id} (its positions count from it): use RoBERTa's own tokenizer.json`);
+  }
 }
 
 /** Image preprocessing for the model: data.image, at the image encoder's image_size unless data.image.size is set. */

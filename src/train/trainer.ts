@@ -22,7 +22,7 @@ import { parameterGroups } from './param-groups.js';
 import { createProgress } from './progress.js';
 import { readRecords } from './records.js';
 import { RunLog, chooseRunDir, writeRunFile, writeRunStart } from './run-files.js';
-import { augments, buildModel, imageFor, inferenceInfo, makeLoaders, readData } from './setup.js';
+import { augments, buildModel, checkTokenizerFits, imageFor, inferenceInfo, makeLoaders, readData } from './setup.js';
 
 let trainCalls = 0;
 
@@ -56,6 +56,7 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
   const model = buildModel(c, data.labels.length).to(device); // before the optimizer: its state lives beside the weights
   let optimizer: AdamW | null = null;
   try {
+    checkTokenizerFits(model, data.tokenizer);
     if (c.model.freeze.text !== false) model.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
     if (c.model.freeze.image !== false) model.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
     if (pg) pg.broadcast(model.parameters(), 0, c.distributed.bucketMB); // every rank starts from rank 0's weights
