@@ -217,7 +217,7 @@ if (want('serve')) {
 if (want('towers')) {
   const rows = [];
   for (const size of ['tiny', 'base'] as const) {
-    for (const [side, arch] of [['text', 'bert'], ['text', 'distilbert'], ['text', 'roberta'], ['image', 'vit'], ['image', 'deit']] as const) {
+    for (const [side, arch] of [['text', 'bert'], ['text', 'distilbert'], ['text', 'roberta'], ['text', 'clip-text'], ['text', 'siglip-text'], ['image', 'vit'], ['image', 'deit'], ['image', 'clip-vision'], ['image', 'siglip-vision']] as const) {
       const B = side === 'image' && size === 'base' ? 2 : 8;
       const r = towerStep(side, `${arch}-${size}`, B, 1, quick || size === 'base' ? 2 : 5);
       rows.push(r);

@@ -101,6 +101,52 @@ test('DeiT loads a DeiTForImageClassificationWithTeacher checkpoint and matches 
   model.dispose();
 });
 
+test('CLIP\'s towers load from CLIPTextModel / CLIPVisionModel folders and out of a full CLIPModel folder, and match the reference', async () => {
+  const { CLIPTextModel, CLIPVisionModel } = await import('../src/models/clip.js');
+  const { loadTower } = await import('../src/models/encoders.js');
+  const text = CLIPTextModel.fromPretrained(join(DIR, 'clip_text'));
+  assert.deepEqual([text.report.missing, text.report.unexpected], [[], []]);
+  checkParity('clip_text', text.model, () => text.model.forward(get('clip_text.input_ids'), get('clip_text.attention_mask')));
+  text.model.dispose();
+  const vision = CLIPVisionModel.fromPretrained(join(DIR, 'clip_vision'));
+  assert.deepEqual([vision.report.missing, vision.report.unexpected], [[], []]);
+  checkParity('clip_vision', vision.model, () => vision.model.forward(get('clip_vision.pixel_values')));
+  assert.throws(() => vision.model.forward(randn([1, 3, 48, 48])), /CLIP vision: image size 48x48, expected 32x32 \(the checkpoint's image_size\): set data\.image\.size to 32/);
+  vision.model.dispose();
+  // each tower out of the CLIPModel folder: the other tower and logit_scale skipped, its own projection reported
+  const t = loadTower('text', join(DIR, 'clip'));
+  assert.ok(t.model instanceof CLIPTextModel);
+  assert.deepEqual([t.report.missing, t.report.unexpected], [[], ['text_projection.weight']]);
+  checkParity('clip_text', t.model, () => t.model.forward(get('clip_text.input_ids'), get('clip_text.attention_mask'), null));
+  t.model.dispose();
+  const v = loadTower('image', join(DIR, 'clip'));
+  assert.deepEqual([v.report.missing, v.report.unexpected], [[], ['visual_projection.weight']]);
+  checkParity('clip_vision', v.model, () => v.model.forward(get('clip_vision.pixel_values')));
+  v.model.dispose();
+});
+
+test('SigLIP\'s towers load from their own folders and out of a full SiglipModel folder, and match the reference (attention-pooling head included)', async () => {
+  const { SiglipTextModel, SiglipVisionModel } = await import('../src/models/siglip.js');
+  const { loadTower } = await import('../src/models/encoders.js');
+  const text = SiglipTextModel.fromPretrained(join(DIR, 'siglip_text'));
+  assert.deepEqual([text.report.missing, text.report.unexpected], [[], []]);
+  checkParity('siglip_text', text.model, () => text.model.forward(get('siglip_text.input_ids'), get('siglip_text.attention_mask')));
+  text.model.dispose();
+  const vision = SiglipVisionModel.fromPretrained(join(DIR, 'siglip_vision'));
+  assert.deepEqual([vision.report.missing, vision.report.unexpected], [[], []]);
+  checkParity('siglip_vision', vision.model, () => vision.model.forward(get('siglip_vision.pixel_values')));
+  vision.model.dispose();
+  const t = loadTower('text', join(DIR, 'siglip'));
+  assert.ok(t.model instanceof SiglipTextModel);
+  assert.deepEqual([t.report.missing, t.report.unexpected], [[], []]);
+  checkParity('siglip_text', t.model, () => t.model.forward(get('siglip_text.input_ids'), get('siglip_text.attention_mask'), null));
+  t.model.dispose();
+  const v = loadTower('image', join(DIR, 'siglip'));
+  assert.deepEqual([v.report.missing, v.report.unexpected], [[], []]);
+  checkParity('siglip_vision', v.model, () => v.model.forward(get('siglip_vision.pixel_values')));
+  v.model.dispose();
+});
+
 test('a checkpoint of another architecture, or with a wrong shape, is refused naming the key and both shapes', () => {
   assert.throws(() => RobertaModel.fromPretrained(join(DIR, 'distilbert')), /distilbert\/config\.json: invalid configuration:\s+model_type: expected "roberta", received "distilbert": not a RoBERTa checkpoint/);
   assert.throws(() => DistilBertModel.fromPretrained(join(DIR, 'bert')), /bert\/config\.json: invalid configuration:\s+model_type: expected "distilbert", received "bert"/);
@@ -125,6 +171,10 @@ const SMALL = {
   'bert-tiny': { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32 },
   'deit-tiny': { hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 },
   'vit-tiny': { hidden_size: 24, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 },
+  'clip-text-tiny': { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, vocab_size: 30522, max_position_embeddings: 64, eos_token_id: 102 }, // [SEP] ends the bundled tokenizer's texts
+  'clip-vision-tiny': { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 },
+  'siglip-text-tiny': { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, vocab_size: 30522, max_position_embeddings: 64 },
+  'siglip-vision-tiny': { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 },
 } as const;
 
 test('every tower pair trains in the fusion model (loss falls), freezes by layers, decays lr by depth, and exports to HF and ONNX with the same outputs', async () => {
@@ -135,22 +185,27 @@ test('every tower pair trains in the fusion model (loss falls), freezes by layer
   const { parameterGroups } = await import('../src/train/param-groups.js');
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-tower-pairs-'));
   await generateSynthetic({ out: join(dir, 'data'), n: 120, seed: 2, imageSize: 16 });
-  for (const [text, image] of [['distilbert-tiny', 'deit-tiny'], ['roberta-tiny', 'vit-tiny'], ['bert-tiny', 'deit-tiny']] as const) {
-    const name = `${text}+${image}`;
+  for (const [text, image, fusion_type, pooling] of [
+    ['distilbert-tiny', 'deit-tiny', 'cross-attention', 'mean'], ['roberta-tiny', 'vit-tiny', 'cross-attention', 'mean'], ['bert-tiny', 'deit-tiny', 'cross-attention', 'mean'],
+    ['clip-text-tiny', 'clip-vision-tiny', 'cls-cross-attention', 'mean'], ['clip-text-tiny', 'vit-tiny', 'concat', 'cls'],
+    ['siglip-text-tiny', 'siglip-vision-tiny', 'cross-attention', 'cls'], ['bert-tiny', 'siglip-vision-tiny', 'shared-cls-cross-attention', 'mean'],
+  ] as const) {
+    const name = `${text}+${image} (${fusion_type}, ${pooling})`;
     const cfg = resolveConfig({
       name, out: join(dir, 'runs'), seed: 3, data: { train: join(dir, 'data', 'train.jsonl') },
-      model: { text: { preset: text, config: SMALL[text] }, image: { preset: image, config: SMALL[image] }, fusion_num_heads: 2, head_hidden_size: 16 },
+      model: { text: { preset: text, config: SMALL[text] }, image: { preset: image, config: SMALL[image] }, fusion_num_heads: 2, head_hidden_size: 16, fusion_type, pooling },
       train: { maxSteps: 40, batchSize: 8, lr: 3e-3, layerDecay: 0.5, encoderLr: 1e-3 }, log: { progress: 'none', every: 5 },
     });
     const r = await train(cfg, { print: () => {} });
-    const losses = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.event === 'train').map((m) => m.loss as number);
+    const losses: number[] = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.event === 'train').map((m) => m.loss as number);
     const head = losses.slice(0, 2).reduce((a, b) => a + b) / 2;
     const tail = losses.slice(-2).reduce((a, b) => a + b) / 2;
     assert.ok(tail < head, `${name}: loss ${head.toFixed(3)} -> ${tail.toFixed(3)}`);
     const ckpt = listCheckpoints(r.runDir).pop()!;
     const model = FusionClassifier.fromPretrained(ckpt);
-    assert.equal(model.config.text_config.model_type, text.split('-')[0]);
-    assert.equal(model.config.image_config.model_type, image.split('-')[0]);
+    const typeOf = (preset: string) => ({ 'clip-text-tiny': 'clip_text_model', 'clip-vision-tiny': 'clip_vision_model', 'siglip-text-tiny': 'siglip_text_model', 'siglip-vision-tiny': 'siglip_vision_model' } as Record<string, string>)[preset] ?? preset.split('-')[0];
+    assert.equal(model.config.text_config.model_type, typeOf(text));
+    assert.equal(model.config.image_config.model_type, typeOf(image));
     // layer-wise decay follows each tower's own layers: its top layer at encoderLr * decay, embeddings lowest
     const groups = parameterGroups(model, cfg);
     const lrOf = (p: Tensor) => groups.find((g) => g.params.includes(p))!.lr;
@@ -165,10 +220,11 @@ test('every tower pair trains in the fusion model (loss falls), freezes by layer
     const hf = exportHuggingFace(ckpt, join(dir, `hf-${name}`));
     const tcfg = JSON.parse(readFileSync(join(hf.textEncoder, 'config.json'), 'utf8'));
     const icfg = JSON.parse(readFileSync(join(hf.imageEncoder, 'config.json'), 'utf8'));
-    assert.deepEqual([tcfg.model_type, tcfg.architectures, icfg.model_type, icfg.architectures], [
-      text.split('-')[0], [{ distilbert: 'DistilBertModel', roberta: 'RobertaModel', bert: 'BertModel' }[text.split('-')[0]!]],
-      image.split('-')[0], [{ deit: 'DeiTModel', vit: 'ViTModel' }[image.split('-')[0]!]],
-    ]);
+    const classOf: Record<string, string> = {
+      distilbert: 'DistilBertModel', roberta: 'RobertaModel', bert: 'BertModel', clip_text_model: 'CLIPTextModel', siglip_text_model: 'SiglipTextModel',
+      deit: 'DeiTModel', vit: 'ViTModel', clip_vision_model: 'CLIPVisionModel', siglip_vision_model: 'SiglipVisionModel',
+    };
+    assert.deepEqual([tcfg.model_type, tcfg.architectures, icfg.model_type, icfg.architectures], [typeOf(text), [classOf[typeOf(text)!]], typeOf(image), [classOf[typeOf(image)!]]]);
     const a = FusionClassifier.fromPretrained(ckpt).eval();
     const b = FusionClassifier.fromPretrained(hf.dir).eval();
     noGrad(() => tidy(() => {

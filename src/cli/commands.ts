@@ -65,10 +65,10 @@ program
   .addOption(new Option('--precision <p>', 'default: bf16 where the CPU has it natively').choices(PRECISIONS))
   .addOption(new Option('--difficulty <level>', 'how hard the task is').choices(DIFFICULTIES).default('easy'))
   .option('--seed <n>', 'random seed', positiveInt, 1)
-  .addOption(new Option('--text-encoder <arch>', 'the text encoder\'s architecture (tiny, random init)').choices(['bert', 'distilbert', 'roberta']).default('bert'))
-  .addOption(new Option('--image-encoder <arch>', 'the image encoder\'s architecture (tiny, random init)').choices(['vit', 'deit']).default('vit'))
+  .addOption(new Option('--text-encoder <arch>', 'the text encoder\'s architecture (tiny, random init)').choices(['bert', 'distilbert', 'roberta', 'clip', 'siglip']).default('bert'))
+  .addOption(new Option('--image-encoder <arch>', 'the image encoder\'s architecture (tiny, random init)').choices(['vit', 'deit', 'clip', 'siglip']).default('vit'))
   .addOption(deviceOption())
-  .action(async (o: { out: string; n: number; epochs?: number; precision?: 'fp32' | 'bf16'; difficulty: 'easy' | 'medium' | 'hard'; seed: number; device: string; textEncoder: 'bert' | 'distilbert' | 'roberta'; imageEncoder: 'vit' | 'deit' }) => {
+  .action(async (o: { out: string; n: number; epochs?: number; precision?: 'fp32' | 'bf16'; difficulty: 'easy' | 'medium' | 'hard'; seed: number; device: string; textEncoder: 'bert' | 'distilbert' | 'roberta' | 'clip' | 'siglip'; imageEncoder: 'vit' | 'deit' | 'clip' | 'siglip' }) => {
     const precision = o.precision ?? preferredPrecision();
     tuneThreadWaiting(precision);
     const { buildInfo, getNumThreads } = await loadTorch();

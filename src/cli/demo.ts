@@ -19,9 +19,9 @@ export interface DemoOptions {
   imageSize?: number;
   lr?: number;
   /** the text encoder's architecture (default bert) */
-  textEncoder?: 'bert' | 'distilbert' | 'roberta';
+  textEncoder?: 'bert' | 'distilbert' | 'roberta' | 'clip' | 'siglip';
   /** the image encoder's architecture (default vit) */
-  imageEncoder?: 'vit' | 'deit';
+  imageEncoder?: 'vit' | 'deit' | 'clip' | 'siglip';
   print?: (s: string) => void;
   signal?: AbortSignal;
 }
@@ -37,13 +37,21 @@ export interface DemoOptions {
 export function demoConfig(dataDir: string, o: DemoOptions): TrainConfigInput {
   const S = o.imageSize ?? DEMO_IMAGE_SIZE;
   const enc = { hidden_size: 64, num_attention_heads: 2, intermediate_size: 256, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, initializer_range: 0.5 };
+  const clip = { hidden_size: 64, num_attention_heads: 2, intermediate_size: 256, num_hidden_layers: 2, attention_dropout: 0, initializer_factor: 8 };
+  const siglip = { hidden_size: 64, num_attention_heads: 2, intermediate_size: 256, num_hidden_layers: 2, attention_dropout: 0 };
   // the same widths under each architecture's own field names; RoBERTa pads with the bundled BERT tokenizer's id 0
   const text = {
     bert: { preset: 'bert-tiny', config: { ...enc, max_position_embeddings: 64 } },
     distilbert: { preset: 'distilbert-tiny', config: { dim: 64, n_heads: 2, hidden_dim: 256, n_layers: 2, dropout: 0, attention_dropout: 0, initializer_range: 0.5, max_position_embeddings: 64 } },
     roberta: { preset: 'roberta-tiny', config: { ...enc, max_position_embeddings: 66, pad_token_id: 0, vocab_size: 30522, type_vocab_size: 1 } },
+    // CLIP's initializer scales with initializer_factor: 8 gives its projections about the 0.5 of the others;
+    // the bundled tokenizer ends each text with [SEP] (102), CLIP's end-of-text here
+    clip: { preset: 'clip-text-tiny', config: { ...clip, vocab_size: 30522, max_position_embeddings: 64, eos_token_id: 102 } },
+    siglip: { preset: 'siglip-text-tiny', config: { ...siglip, vocab_size: 30522, max_position_embeddings: 64 } },
   }[o.textEncoder ?? 'bert'];
-  const image = { preset: `${o.imageEncoder ?? 'vit'}-tiny`, config: { ...enc, num_hidden_layers: 2, image_size: S, patch_size: S / 8 } };
+  const image = o.imageEncoder === 'clip' ? { preset: 'clip-vision-tiny', config: { ...clip, image_size: S, patch_size: S / 8 } }
+    : o.imageEncoder === 'siglip' ? { preset: 'siglip-vision-tiny', config: { ...siglip, image_size: S, patch_size: S / 8 } }
+      : { preset: `${o.imageEncoder ?? 'vit'}-tiny`, config: { ...enc, num_hidden_layers: 2, image_size: S, patch_size: S / 8 } };
   return {
     name: 'demo',
     out: o.out ?? 'runs',

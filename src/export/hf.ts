@@ -95,7 +95,7 @@ export function writeHfCheckFile(exportDir: string, file: string): void {
   try {
     noGrad(() => tidy(() => {
       const V = bert.config.vocab_size;
-      const typeVocab = bert.config.model_type === 'distilbert' ? 1 : bert.config.type_vocab_size;
+      const typeVocab = 'type_vocab_size' in bert.config ? bert.config.type_vocab_size : 1;
       const ids = tensor([[2, 7 % V, 9 % V, 3, 0, 0], [2, 11 % V, 13 % V, 17 % V, 19 % V, 3]], { dtype: 'int64' });
       const mask = tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], { dtype: 'int64' });
       const types = tensor([[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], { dtype: 'int64' }).remainder(typeVocab);

@@ -18,7 +18,10 @@ import { writeFolderAtomic, writeJsonAtomic } from '../files.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import type { BertLikeConfig } from '../models/bert.js';
 import type { DistilBertConfig } from '../models/distilbert-config.js';
-import { textWidth } from '../models/encoder-configs.js';
+import { hasClassToken, summarisesLast, textWidth } from '../models/encoder-configs.js';
+import type { CLIPTextConfig, CLIPVisionConfig } from '../models/clip-config.js';
+import type { CLIPLayerConfig } from '../models/clip.js';
+import type { SiglipTextConfig, SiglipVisionConfig } from '../models/siglip-config.js';
 import { FusionClassifier } from '../models/fusion.js';
 import type { ViTLikeConfig, ViTModel } from '../models/vit.js';
 import { noGrad } from '../tensor/modes.js';
@@ -100,9 +103,10 @@ class Lowering {
     return this.g.op('LayerNormalization', [x, this.weight(`${prefix}.weight`), this.weight(`${prefix}.bias`)], { axis: { i: -1 }, epsilon: { f: eps } }, prefix);
   }
 
-  activation(x: string, act: BertLikeConfig['hidden_act'], hint: string): string {
+  activation(x: string, act: BertLikeConfig['hidden_act'] | 'quick_gelu', hint: string): string {
     const g = this.g;
     if (act === 'relu') return g.op('Relu', [x], {}, hint);
+    if (act === 'quick_gelu') return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, g.scalar(1.702)], {}, hint)], {}, hint)], {}, hint); // x sigmoid(1.702 x)
     const half = g.op('Mul', [x, g.scalar(0.5)], {}, hint);
     if (act === 'gelu') { // 0.5 x (1 + erf(x / sqrt 2))
       const erf = g.op('Erf', [g.op('Mul', [x, g.scalar(Math.SQRT1_2)], {}, hint)], {}, hint);
@@ -131,6 +135,14 @@ class Lowering {
     const probs = g.op('Softmax', [scores], { axis: { i: -1 } }, hint);
     const ctx = g.op('Transpose', [g.op('MatMul', [probs, vh], {}, hint)], { perm: { ints: [0, 2, 1, 3] } }, hint); // (B, nh, T, hs) -> (B, T, nh, hs)
     return g.op('Reshape', [ctx, g.ints([0, 0, C])], {}, hint); // (B, T, nh, hs) -> (B, T, C)
+  }
+
+  /** h[:, i] for each sample's own position i (index: (B,) int64): (B, L, C) -> (B, C) */
+  pick(h: string, index: string, C: number): string {
+    const g = this.g;
+    const B = g.op('Slice', [g.op('Shape', [h], {}, 'shape'), g.ints([0]), g.ints([1])], {}, 'B');
+    const at = g.op('Expand', [g.op('Reshape', [index, g.ints([-1, 1, 1])], {}, 'pick'), g.op('Concat', [B, g.ints([1, C])], { axis: { i: 0 } }, 'pick_shape')], {}, 'pick'); // (B, 1, C)
+    return g.op('Squeeze', [g.op('GatherElements', [h, at], { axis: { i: 1 } }, 'pick'), g.ints([1])], {}, 'pick');
   }
 
   /** h[:, 0]: (B, L, C) -> (B, C) */
@@ -195,6 +207,85 @@ function distilbert(L: Lowering, c: DistilBertConfig, ids: string, maskAdd: stri
     h = L.layerNorm(g.op('Add', [L.linear(mid, `${l}.ffn.lin2`), a]), `${l}.output_layer_norm`, eps);
   }
   return { hidden: h };
+}
+
+// ---- CLIP (src/models/clip.ts) ----
+
+/** CLIP's pre-norm layers at `prefix.encoder.layers.i`: x + attention(LN1(x)), then h + mlp(LN2(h)). */
+function clipLayers(L: Lowering, c: CLIPLayerConfig, prefix: string, h0: string, mask: string | null): string {
+  const g = L.g;
+  let h = h0;
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const l = `${prefix}.encoder.layers.${i}`;
+    const x = L.layerNorm(h, `${l}.layer_norm1`, c.layer_norm_eps);
+    const s = `${l}.self_attn`;
+    h = g.op('Add', [h, L.linear(L.attend(L.linear(x, `${s}.q_proj`), L.linear(x, `${s}.k_proj`), L.linear(x, `${s}.v_proj`), c.hidden_size, c.num_attention_heads, mask, s), `${s}.out_proj`)]);
+    const mid = L.activation(L.linear(L.layerNorm(h, `${l}.layer_norm2`, c.layer_norm_eps), `${l}.mlp.fc1`), c.hidden_act, `${l}.mlp`);
+    h = g.op('Add', [h, L.linear(mid, `${l}.mlp.fc2`)]);
+  }
+  return h;
+}
+
+/** CLIPTextModel's last hidden state (B, T, C): causal attention over real tokens, the final LayerNorm. */
+function clipText(L: Lowering, c: CLIPTextConfig, ids: string, maskAdd: string): { hidden: string } {
+  const g = L.g;
+  const p = 'text_encoder.text_model';
+  const words = g.op('Gather', [L.weight(`${p}.embeddings.token_embedding.weight`), ids], { axis: { i: 0 } }, 'words'); // (B, T, C)
+  const T = g.op('Slice', [g.op('Shape', [ids], {}, 'shape'), g.ints([1]), g.ints([2])], {}, 'T'); // [T]
+  const positions = g.op('Slice', [L.weight(`${p}.embeddings.position_embedding.weight`), g.ints([0]), T, g.ints([0])], {}, 'positions'); // (T, C)
+  // the causal mask: float32's lowest above the diagonal, cut to T x T, plus the padding mask (B, 1, 1, T)
+  const P = c.max_position_embeddings;
+  const table = new Float32Array(P * P);
+  for (let r = 0; r < P; r++) for (let k = r + 1; k < P; k++) table[r * P + k] = MASK_MIN;
+  const causal = g.op('Slice', [g.initializer('causal_mask', 'float32', [P, P], bytesOf(table)), g.ints([0, 0]), g.op('Concat', [T, T], { axis: { i: 0 } }, 'TT'), g.ints([0, 1])], {}, 'causal'); // (T, T)
+  const mask = g.op('Max', [g.op('Add', [causal, maskAdd], {}, 'text_mask'), g.scalar(MASK_MIN)], {}, 'text_mask'); // (B, 1, T, T)
+  const h = clipLayers(L, c, p, g.op('Add', [words, positions], {}, 'embeddings'), mask);
+  return { hidden: L.layerNorm(h, `${p}.final_layer_norm`, c.layer_norm_eps) };
+}
+
+/** CLIPVisionModel's last hidden state (B, 1 + N, C) (before post_layernorm) and its pooled post_layernorm([CLS]). */
+function clipVision(L: Lowering, c: CLIPVisionConfig, pixels: string): { hidden: string; pooled: string } {
+  const g = L.g;
+  const p = 'image_encoder.vision_model';
+  const C = c.hidden_size;
+  const P = c.patch_size;
+  const conv = g.op('Conv', [pixels, L.weight(`${p}.embeddings.patch_embedding.weight`)], { kernel_shape: { ints: [P, P] }, strides: { ints: [P, P] } }, 'patches');
+  const patches = g.op('Transpose', [g.op('Reshape', [conv, g.ints([0, C, -1])], {}, 'patches')], { perm: { ints: [0, 2, 1] } }, 'patches'); // (B, C, N) -> (B, N, C)
+  const B = g.op('Slice', [g.op('Shape', [pixels], {}, 'shape'), g.ints([0]), g.ints([1])], {}, 'B');
+  const cls = g.op('Expand', [g.op('Reshape', [L.weight(`${p}.embeddings.class_embedding`), g.ints([1, 1, C])], {}, 'cls'), g.op('Concat', [B, g.ints([1, C])], { axis: { i: 0 } }, 'cls_shape')], {}, 'cls');
+  const tokens = g.op('Add', [g.op('Concat', [cls, patches], { axis: { i: 1 } }, 'tokens'), L.weight(`${p}.embeddings.position_embedding.weight`)], {}, 'tokens'); // (B, 1 + N, C)
+  const h = clipLayers(L, c, p, L.layerNorm(tokens, `${p}.pre_layrnorm`, c.layer_norm_eps), null);
+  return { hidden: h, pooled: L.layerNorm(L.first(h), `${p}.post_layernorm`, c.layer_norm_eps) };
+}
+
+// ---- SigLIP (src/models/siglip.ts) ----
+
+/** SiglipTextModel's last hidden state (B, T, C): bidirectional attention over real tokens, the final LayerNorm. */
+function siglipText(L: Lowering, c: SiglipTextConfig, ids: string, maskAdd: string): { hidden: string } {
+  const g = L.g;
+  const p = 'text_encoder.text_model';
+  const words = g.op('Gather', [L.weight(`${p}.embeddings.token_embedding.weight`), ids], { axis: { i: 0 } }, 'words'); // (B, T, C)
+  const T = g.op('Slice', [g.op('Shape', [ids], {}, 'shape'), g.ints([1]), g.ints([2])], {}, 'T'); // [T]
+  const positions = g.op('Slice', [L.weight(`${p}.embeddings.position_embedding.weight`), g.ints([0]), T, g.ints([0])], {}, 'positions'); // (T, C)
+  const h = clipLayers(L, c, p, g.op('Add', [words, positions], {}, 'embeddings'), maskAdd);
+  return { hidden: L.layerNorm(h, `${p}.final_layer_norm`, c.layer_norm_eps) };
+}
+
+/** SiglipVisionModel's last hidden state (B, N, C) (after post_layernorm, no class token) and its attention-pooled vector. */
+function siglipVision(L: Lowering, c: SiglipVisionConfig, pixels: string): { hidden: string; pooled: string } {
+  const g = L.g;
+  const p = 'image_encoder.vision_model';
+  const C = c.hidden_size;
+  const P = c.patch_size;
+  const conv = g.op('Conv', [pixels, L.weight(`${p}.embeddings.patch_embedding.weight`), L.weight(`${p}.embeddings.patch_embedding.bias`)], { kernel_shape: { ints: [P, P] }, strides: { ints: [P, P] } }, 'patches');
+  const patches = g.op('Transpose', [g.op('Reshape', [conv, g.ints([0, C, -1])], {}, 'patches')], { perm: { ints: [0, 2, 1] } }, 'patches'); // (B, C, N) -> (B, N, C)
+  const h = L.layerNorm(clipLayers(L, c, p, g.op('Add', [patches, L.weight(`${p}.embeddings.position_embedding.weight`)], {}, 'tokens'), null), `${p}.post_layernorm`, c.layer_norm_eps);
+  // the head: a probe (1, 1, C) per image attends to the tokens, then a residual MLP over its LayerNorm
+  const B = g.op('Slice', [g.op('Shape', [pixels], {}, 'shape'), g.ints([0]), g.ints([1])], {}, 'B');
+  const probe = g.op('Expand', [L.weight(`${p}.head.probe`), g.op('Concat', [B, g.ints([1, C])], { axis: { i: 0 } }, 'probe_shape')], {}, 'probe'); // (B, 1, C)
+  const a = multiheadAttention(L, `${p}.head.attention`, probe, h, C, c.num_attention_heads, null); // (B, 1, C)
+  const mid = L.activation(L.linear(L.layerNorm(a, `${p}.head.layernorm`, c.layer_norm_eps), `${p}.head.mlp.fc1`), c.hidden_act, `${p}.head.mlp`);
+  return { hidden: h, pooled: L.first(g.op('Add', [a, L.linear(mid, `${p}.head.mlp.fc2`)], {}, 'image_pooled')) };
 }
 
 // ---- ViT (src/models/vit.ts) ----
@@ -277,8 +368,20 @@ function lowerFusionClassifier(L: Lowering, model: FusionClassifier, imageSize: 
   // additive (B, 1, 1, T): 0 for real tokens, float32's lowest for padding
   const maskAdd = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [g.scalar(1), maskF], {}, 'mask_add'), g.scalar(MASK_MIN)], {}, 'mask_add'), g.ints([1, 2])], {}, 'mask_add');
   const tc = cfg.text_config;
-  const text = (tc.model_type === 'distilbert' ? distilbert(L, tc, ids, maskAdd) : bert(L, tc, ids, types, maskAdd)).hidden; // (B, T, C)
-  const image = vit(L, model, cfg.image_config, pixels, imageSize); // (B, 1 + N, Ci)
+  const text = (tc.model_type === 'distilbert' ? distilbert(L, tc, ids, maskAdd)
+    : tc.model_type === 'clip_text_model' ? clipText(L, tc, ids, maskAdd)
+      : tc.model_type === 'siglip_text_model' ? siglipText(L, tc, ids, maskAdd)
+        : bert(L, tc, ids, types, maskAdd)).hidden; // (B, T, C)
+  const ic = cfg.image_config;
+  const image = ic.model_type === 'clip_vision_model' ? clipVision(L, ic, pixels)
+    : ic.model_type === 'siglip_vision_model' ? siglipVision(L, ic, pixels)
+      : vit(L, model, ic, pixels, imageSize); // (B, [CLS] + N, Ci)
+  // the image tokens' summary for the "cls" paths: the class token, or the mean without one (SigLIP)
+  const imageSummary = (h: string) => (hasClassToken(ic) ? L.first(h) : g.op('ReduceMean', [h], { axes: { ints: [1] }, keepdims: { i: 0 } }, 'image_summary'));
+  // the text's summary for the "cls" paths: [CLS], or CLIP's end-of-text token (the last real one)
+  const summary = (h: string) => (summarisesLast(tc)
+    ? L.pick(h, g.op('Sub', [g.op('ReduceSum', [mask, g.ints([1])], { keepdims: { i: 0 } }, 'length'), g.intScalar(1)], {}, 'last'), C)
+    : L.first(h));
   const project = (t: string) => (model.image_projection ? L.linear(t, 'image_projection') : t);
   const mean = (h: string) => g.op('ReduceMean', [h], { axes: { ints: [1] }, keepdims: { i: 0 } }, 'image_mean'); // (B, N, C) -> (B, C)
 
@@ -291,16 +394,16 @@ function lowerFusionClassifier(L: Lowering, model: FusionClassifier, imageSize: 
       const i = multiheadAttention(L, 'fusion.image_to_text', img, text, C, nh, maskAdd);
       const tt = L.layerNorm(g.op('Add', [text, t]), 'fusion.text_norm', 1e-5);
       const ii = L.layerNorm(g.op('Add', [img, i]), 'fusion.image_norm', 1e-5);
-      textVector = cfg.pooling === 'cls' ? L.first(tt) : maskedMean(L, tt, maskF);
-      imageVector = cfg.pooling === 'cls' ? L.first(ii) : mean(ii);
+      textVector = cfg.pooling === 'cls' ? summary(tt) : maskedMean(L, tt, maskF);
+      imageVector = cfg.pooling === 'cls' ? imageSummary(ii) : mean(ii);
       break;
     }
     case 'cls-cross-attention':
     case 'shared-cls-cross-attention': {
       // the text [CLS] state and the image pooler output, each a sequence of one: (B, C) -> (B, 1, C)
       const seq = (v: string) => g.op('Unsqueeze', [v, g.ints([1])], {}, 'seq');
-      const t = seq(L.first(text));
-      const i = seq(project(image.pooled ?? L.first(image.hidden)));
+      const t = seq(summary(text));
+      const i = seq(project(image.pooled ?? imageSummary(image.hidden)));
       const [a, b] = cfg.fusion_type === 'cls-cross-attention' ? ['fusion.text_to_image', 'fusion.image_to_text'] : ['fusion.cross_attention', 'fusion.cross_attention'];
       const unseq = (v: string) => g.op('Squeeze', [v, g.ints([1])], {}, 'unseq');
       textVector = unseq(multiheadAttention(L, a, t, i, C, nh, null));
@@ -309,8 +412,8 @@ function lowerFusionClassifier(L: Lowering, model: FusionClassifier, imageSize: 
     }
     default: { // concat
       const img = project(image.hidden);
-      textVector = cfg.pooling === 'cls' ? L.first(text) : maskedMean(L, text, maskF);
-      imageVector = cfg.pooling === 'cls' ? L.first(img) : mean(img);
+      textVector = cfg.pooling === 'cls' ? summary(text) : maskedMean(L, text, maskF);
+      imageVector = cfg.pooling === 'cls' ? imageSummary(img) : mean(img);
     }
   }
   // the head: Linear(2C, hidden) -> ReLU -> (Dropout) -> Linear(hidden, num_labels)

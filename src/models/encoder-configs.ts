@@ -1,10 +1,14 @@
 // The encoder architectures the fusion model takes, by Hugging Face model_type, as configurations: each one's
 // config schema, preset overrides schema, presets and Hugging Face class name, defined once for the fusion config,
 // the run config's checks, the exports and the CLI. Loads no LibTorch (encoders.ts adds the classes).
-// Text towers: bert, distilbert, roberta; image towers: vit, deit.
+// Text towers: bert, distilbert, roberta, clip_text_model, siglip_text_model; image towers: vit, deit,
+// clip_vision_model, siglip_vision_model. A full CLIPModel or SiglipModel folder (model_type clip, siglip) gives
+// either tower from its text_config / vision_config (towerConfigOf).
 import type { z } from 'zod';
 import { MmtrainError } from '../errors.js';
 import { BERT_PRESETS, BertConfigOverrides, BertConfigSchema } from './bert-config.js';
+import { CLIP_TEXT_PRESETS, CLIP_VISION_PRESETS, CLIPTextConfigOverrides, CLIPTextConfigSchema, CLIPVisionConfigOverrides, CLIPVisionConfigSchema } from './clip-config.js';
+import { SIGLIP_TEXT_PRESETS, SIGLIP_VISION_PRESETS, SiglipTextConfigOverrides, SiglipTextConfigSchema, SiglipVisionConfigOverrides, SiglipVisionConfigSchema } from './siglip-config.js';
 import { DEIT_PRESETS, DeiTConfigOverrides, DeiTConfigSchema } from './deit-config.js';
 import { DISTILBERT_PRESETS, DistilBertConfigOverrides, DistilBertConfigSchema } from './distilbert-config.js';
 import { ROBERTA_PRESETS, RobertaConfigOverrides, RobertaConfigSchema } from './roberta-config.js';
@@ -22,11 +26,15 @@ export const TEXT_CONFIGS = {
   bert: { className: 'BertModel', schema: BertConfigSchema, overrides: BertConfigOverrides, presets: BERT_PRESETS },
   distilbert: { className: 'DistilBertModel', schema: DistilBertConfigSchema, overrides: DistilBertConfigOverrides, presets: DISTILBERT_PRESETS },
   roberta: { className: 'RobertaModel', schema: RobertaConfigSchema, overrides: RobertaConfigOverrides, presets: ROBERTA_PRESETS },
+  clip_text_model: { className: 'CLIPTextModel', schema: CLIPTextConfigSchema, overrides: CLIPTextConfigOverrides, presets: CLIP_TEXT_PRESETS },
+  siglip_text_model: { className: 'SiglipTextModel', schema: SiglipTextConfigSchema, overrides: SiglipTextConfigOverrides, presets: SIGLIP_TEXT_PRESETS },
 } satisfies Record<string, EncoderConfigKind>;
 
 export const IMAGE_CONFIGS = {
   vit: { className: 'ViTModel', schema: ViTConfigSchema, overrides: ViTConfigOverrides, presets: VIT_PRESETS },
   deit: { className: 'DeiTModel', schema: DeiTConfigSchema, overrides: DeiTConfigOverrides, presets: DEIT_PRESETS },
+  clip_vision_model: { className: 'CLIPVisionModel', schema: CLIPVisionConfigSchema, overrides: CLIPVisionConfigOverrides, presets: CLIP_VISION_PRESETS },
+  siglip_vision_model: { className: 'SiglipVisionModel', schema: SiglipVisionConfigSchema, overrides: SiglipVisionConfigOverrides, presets: SIGLIP_VISION_PRESETS },
 } satisfies Record<string, EncoderConfigKind>;
 
 export type TextModelType = keyof typeof TEXT_CONFIGS;
@@ -78,7 +86,40 @@ export function textShape(c: Record<string, any>): { hidden_size: number; num_hi
   return { hidden_size: c.hidden_size, num_hidden_layers: c.num_hidden_layers, num_attention_heads: c.num_attention_heads, intermediate_size: c.intermediate_size };
 }
 
-/** Tokens an image encoder adds before its patches: [CLS], and DeiT's [DIST]. */
+/** Tokens an image encoder adds before its patches: [CLS], and DeiT's [DIST]; none for SigLIP. */
 export function imageSpecialTokens(c: { model_type?: string }): number {
-  return c.model_type === 'deit' ? 2 : 1;
+  return c.model_type === 'deit' ? 2 : hasClassToken(c) ? 1 : 0;
+}
+
+/** Two-tower models whose folders hold both encoders: model_type -> each side's model_type. */
+export const DUAL_TOWER_MODELS: Record<string, { text: string; image: string }> = {
+  clip: { text: 'clip_text_model', image: 'clip_vision_model' },
+  siglip: { text: 'siglip_text_model', image: 'siglip_vision_model' },
+};
+
+/** Text towers whose one-vector summary is the last real token, not the first (CLIP's causal one; SigLIP's last-position head). */
+export function summarisesLast(c: { model_type?: string }): boolean {
+  return c.model_type === 'clip_text_model' || c.model_type === 'siglip_text_model';
+}
+
+/** Image towers without a class token: their "first token" is a patch, so the fusion takes the tokens' mean instead. */
+export function hasClassToken(c: { model_type?: string }): boolean {
+  return c.model_type !== 'siglip_vision_model';
+}
+
+/**
+ * The config of one side's tower from a folder's config.json: itself, or for a two-tower model (a CLIPModel
+ * folder) its text_config / vision_config with that tower's model_type.
+ */
+export function towerConfigOf(side: Side, raw: Record<string, unknown>): Record<string, unknown> {
+  const dual = typeof raw.model_type === 'string' ? DUAL_TOWER_MODELS[raw.model_type] : undefined;
+  if (!dual) return raw;
+  const sub = raw[side === 'text' ? 'text_config' : 'vision_config'];
+  return { ...(sub && typeof sub === 'object' ? sub : {}), model_type: dual[side] };
+}
+
+/** The state-dict keys of a two-tower folder that belong to the other tower (skipped, not reported). */
+export function otherTowerKeys(side: Side, raw: Record<string, unknown>): RegExp | undefined {
+  if (typeof raw.model_type !== 'string' || !DUAL_TOWER_MODELS[raw.model_type]) return undefined;
+  return side === 'text' ? /^(vision_model\.|visual_projection\.|logit_scale$|logit_bias$)/ : /^(text_model\.|text_projection\.|logit_scale$|logit_bias$)/;
 }

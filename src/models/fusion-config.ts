@@ -6,17 +6,19 @@ import { MmtrainError, invalid } from '../errors.js';
 import { parseConfig } from '../validation.js';
 import { BERT_PRESETS, type BertConfig } from './bert-config.js';
 import { dropoutProb, positiveInt } from './config-fields.js';
+import type { CLIPTextConfig, CLIPVisionConfig } from './clip-config.js';
 import type { DeiTConfig } from './deit-config.js';
 import type { DistilBertConfig } from './distilbert-config.js';
 import { IMAGE_CONFIGS, type Side, TEXT_CONFIGS, modelTypeOf, textWidth } from './encoder-configs.js';
 import type { RobertaConfig } from './roberta-config.js';
+import type { SiglipTextConfig, SiglipVisionConfig } from './siglip-config.js';
 import { VIT_PRESETS, type ViTConfig } from './vit-config.js';
 
 export const FUSION_TYPES = ['cross-attention', 'cls-cross-attention', 'shared-cls-cross-attention', 'concat'] as const;
 export type FusionType = (typeof FUSION_TYPES)[number];
 
-export type TextConfig = BertConfig | DistilBertConfig | RobertaConfig;
-export type ImageConfig = ViTConfig | DeiTConfig;
+export type TextConfig = BertConfig | DistilBertConfig | RobertaConfig | CLIPTextConfig | SiglipTextConfig;
+export type ImageConfig = ViTConfig | DeiTConfig | CLIPVisionConfig | SiglipVisionConfig;
 
 /** An encoder's config, checked by the schema of its model_type (BERT / ViT when it has none). */
 function towerConfig<T>(side: Side) {

@@ -8,7 +8,7 @@ import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequentia
 import { saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, cat, rand, zerosLike } from '../tensor/tensor.js';
-import { type Side, encoderConfigKind, presetConfig, presetNames, textWidth } from './encoder-configs.js';
+import { type Side, encoderConfigKind, hasClassToken, presetConfig, presetNames, summarisesLast, textWidth } from './encoder-configs.js';
 import { createTower, loadTower } from './encoders.js';
 import { type FusionConfig, type FusionConfigInput, fusionConfig, presetPair } from './fusion-config.js';
 import { checkpointFile, checkpointStateDict, loadMapped, readConfigJson, type PretrainedLoad } from './loading.js';
@@ -237,8 +237,8 @@ export class FusionClassifier extends Module {
     if (opts.returnEncoderVectors) {
       const cls = this.config.pooling === 'cls' || (this.fusion !== null && !(this.fusion instanceof CrossAttentionFusion));
       encoderVectors = {
-        text: cls ? x.textHidden.select(1, 0) : maskedMean(x.textHidden, x.attentionMask), // (B, T, C) -> (B, C)
-        image: cls ? x.imagePooled ?? x.imageHidden.select(1, 0) : x.imageHidden.mean(1), // (B, N, Ci) -> (B, Ci)
+        text: cls ? this.textSummary(x.textHidden, x.attentionMask) : maskedMean(x.textHidden, x.attentionMask), // (B, T, C) -> (B, C)
+        image: cls ? x.imagePooled ?? this.imageSummary(x.imageHidden) : x.imageHidden.mean(1), // (B, N, Ci) -> (B, Ci)
       };
     }
     const project = (t: Tensor) => (this.image_projection ? this.image_projection.forward(t) : t);
@@ -248,20 +248,20 @@ export class FusionClassifier extends Module {
     const f = this.fusion;
     if (f instanceof CrossAttentionFusion) {
       const r = tidy(() => f.forward(x.textHidden, project(x.imageHidden), x.attentionMask, needWeights)); // frees its intermediates
-      textVector = this.config.pooling === 'cls' ? r.text.select(1, 0) : maskedMean(r.text, x.attentionMask);
-      imageVector = this.config.pooling === 'cls' ? r.image.select(1, 0) : r.image.mean(1);
+      textVector = this.config.pooling === 'cls' ? this.textSummary(r.text, x.attentionMask) : maskedMean(r.text, x.attentionMask);
+      imageVector = this.config.pooling === 'cls' ? this.imageSummary(r.image) : r.image.mean(1);
       attention = r.weights;
     } else if (f) {
       // The original reads the text [CLS] state and the image pooler output.
-      const imageVec = project(x.imagePooled ?? x.imageHidden.select(1, 0));
-      const r = f.forward(x.textHidden.select(1, 0), imageVec, needWeights);
+      const imageVec = project(x.imagePooled ?? this.imageSummary(x.imageHidden));
+      const r = f.forward(this.textSummary(x.textHidden, x.attentionMask), imageVec, needWeights);
       textVector = r.text;
       imageVector = r.image;
       attention = r.weights;
     } else {
       const img = project(x.imageHidden);
-      textVector = this.config.pooling === 'cls' ? x.textHidden.select(1, 0) : maskedMean(x.textHidden, x.attentionMask);
-      imageVector = this.config.pooling === 'cls' ? img.select(1, 0) : img.mean(1);
+      textVector = this.config.pooling === 'cls' ? this.textSummary(x.textHidden, x.attentionMask) : maskedMean(x.textHidden, x.attentionMask);
+      imageVector = this.config.pooling === 'cls' ? this.imageSummary(img) : img.mean(1);
     }
     const p = opts.modalityDropout ?? 0;
     if (p > 0 && this.training) {
@@ -273,6 +273,24 @@ export class FusionClassifier extends Module {
     }
     const logits = this.classifier.forward(cat([textVector, imageVector], 1)); // (B, 2C) -> (B, num_labels)
     return { logits, textVector, imageVector, attention, encoderVectors };
+  }
+
+  /**
+   * The text's one-vector summary that the "cls" paths read: the first token ([CLS]), or for CLIP's causal text
+   * tower the end-of-text token, its last real one (the only state that has seen the whole text), and for SigLIP's
+   * the last real token too (its own head reads the last position).
+   * (B, T, C) states and the (B, T) mask -> (B, C).
+   */
+  textSummary(h: Tensor, attentionMask: Tensor): Tensor {
+    if (!summarisesLast(this.config.text_config)) return h.select(1, 0);
+    const [B, , C] = h.shape as [number, number, number];
+    const last = attentionMask.sum(1).sub(1).clamp(0).to('int64'); // (B,)
+    return h.gather(1, last.view(B, 1, 1).expand(B, 1, C)).squeeze(1); // (B, 1, C) -> (B, C)
+  }
+
+  /** The image tokens' one-vector summary for the "cls" paths: the class token, or their mean without one (SigLIP). (B, N, C) -> (B, C) */
+  imageSummary(h: Tensor): Tensor {
+    return hasClassToken(this.config.image_config) ? h.select(1, 0) : h.mean(1);
   }
 
   /**
