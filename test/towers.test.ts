@@ -275,3 +275,25 @@ test('a pretrained encoder folder brings its tokenizer and its image normalisati
   writeFileSync(join(dir, 'image', 'preprocessor_config.json'), '{ "image_mean": [0.5, ');
   assert.throws(() => resolveConfig({ data: { train: 'x.jsonl' }, model }), /image\/preprocessor_config\.json: invalid JSON/);
 });
+
+test('frozen CLIP text and SigLIP vision towers: the feature cache (hidden states, pooled vector, the text summary) trains as running them does', async () => {
+  const { generateSynthetic, resolveConfig, train } = await import('../src/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-tower-cache-'));
+  await generateSynthetic({ out: join(dir, 'data'), n: 60, seed: 4, imageSize: 16 });
+  const base = {
+    out: join(dir, 'runs'), seed: 2, data: { train: join(dir, 'data', 'train.jsonl') },
+    model: {
+      text: { preset: 'clip-text-tiny', config: SMALL['clip-text-tiny'] }, image: { preset: 'siglip-vision-tiny', config: SMALL['siglip-vision-tiny'] },
+      fusion_type: 'cls-cross-attention', fusion_num_heads: 2, head_hidden_size: 16, freeze: { text: true, image: true },
+    },
+    train: { epochs: 2, batchSize: 8 }, log: { progress: 'none', every: 1 },
+  };
+  const lines: string[] = [];
+  const cached = await train(resolveConfig({ ...base, name: 'cached' }), { print: (s) => lines.push(s) });
+  assert.ok(lines.some((l) => /frozen encoders: cached their outputs/.test(l)), lines.join('\n'));
+  const plain = await train(resolveConfig({ ...base, name: 'plain', train: { ...base.train, featureCache: false } }), { print: () => {} });
+  const losses = (d: string) => readFileSync(join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.event === 'train').map((m) => m.loss as number);
+  const [a, b] = [losses(cached.runDir), losses(plain.runDir)];
+  assert.equal(a.length, b.length);
+  a.forEach((l, i) => assert.ok(Math.abs(l - b[i]!) < 1e-4, `step ${i + 1}: ${l} vs ${b[i]}`));
+});
