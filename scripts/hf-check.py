@@ -8,10 +8,11 @@ CHECK_FILE is a safetensors file of inputs and mmtrain's outputs for them, writt
   input_ids, attention_mask, token_type_ids (B, T) int64; pixel_values (B, 3, S, S) float32;
   text.last_hidden_state, text.pooler_output, image.last_hidden_state, image.pooler_output: mmtrain's outputs.
 
-Two references read the folders as they are (config.json + model.safetensors, no mmtrain code):
-  1. the plain-PyTorch implementation of modeling_bert.py / modeling_vit.py that the test fixtures use
-     (test/fixtures/gen_models.py), on Debian's python3-torch;
-  2. where `transformers` is installed: BertModel.from_pretrained and ViTModel.from_pretrained themselves.
+Two references read the folders as they are (config.json + model.safetensors, no mmtrain code), for every tower
+mmtrain exports (BERT, DistilBERT, RoBERTa, CLIP text, SigLIP text; ViT, DeiT, CLIP vision, SigLIP vision):
+  1. the plain-PyTorch implementations of Hugging Face's modeling_*.py math that the test fixtures use
+     (test/fixtures/gen_models.py, gen_towers.py), on Debian's python3-torch;
+  2. where `transformers` is installed: AutoModel.from_pretrained on each folder (the class its model_type names).
 Each output must agree with mmtrain's within 1e-5 (max absolute difference). Exit status 0 when all agree.
 """
 import json
@@ -23,6 +24,23 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "fixtures"))
 from gen_models import bert_forward, vit_forward  # noqa: E402
+from gen_towers import (clip_text_forward, clip_vision_forward, deit_forward, distilbert_forward, roberta_forward,  # noqa: E402
+                        siglip_text_forward, siglip_vision_forward)
+
+# each tower's reference by model_type: (weights, config, inputs) -> (last hidden state, pooled or None)
+TEXT = {
+    "bert": lambda w, c, ids, mask, tt: bert_forward(w, c, ids, mask, tt),
+    "distilbert": lambda w, c, ids, mask, tt: distilbert_forward(w, c, ids, mask),
+    "roberta": lambda w, c, ids, mask, tt: roberta_forward(w, c, ids, mask),
+    "clip_text_model": lambda w, c, ids, mask, tt: clip_text_forward(w, c, ids, mask),
+    "siglip_text_model": lambda w, c, ids, mask, tt: siglip_text_forward(w, c, ids, mask),
+}
+IMAGE = {
+    "vit": vit_forward,
+    "deit": deit_forward,
+    "clip_vision_model": clip_vision_forward,
+    "siglip_vision_model": siglip_vision_forward,
+}
 from safetensors_io import read_safetensors  # noqa: E402
 
 TOL = 1e-5
@@ -46,26 +64,31 @@ def main():
         results.append((name, d))
         print(f"{name}: max |mmtrain - reference| = {d:.3g}")
 
+    tt_name, it_name = tc["model_type"], ic["model_type"]
     with torch.no_grad():
-        h, pooled = bert_forward(tw, tc, ids, mask, tt)
-        compare("reference BertModel last_hidden_state", x["text.last_hidden_state"], h)
-        compare("reference BertModel pooler_output", x["text.pooler_output"], pooled)
-        h, pooled = vit_forward(iw, ic, px)
-        compare("reference ViTModel last_hidden_state", x["image.last_hidden_state"], h)
-        compare("reference ViTModel pooler_output", x["image.pooler_output"], pooled)
+        h, pooled = TEXT[tt_name](tw, tc, ids, mask, tt)
+        compare(f"reference {tt_name} last_hidden_state", x["text.last_hidden_state"], h)
+        if pooled is not None:
+            compare(f"reference {tt_name} pooler_output", x["text.pooler_output"], pooled)
+        h, pooled = IMAGE[it_name](iw, ic, px)
+        compare(f"reference {it_name} last_hidden_state", x["image.last_hidden_state"], h)
+        compare(f"reference {it_name} pooler_output", x["image.pooler_output"], pooled)
         try:
             import transformers
         except ImportError:
             print("transformers is not installed here: the check against its own classes was not run")
         else:
-            bert = transformers.BertModel.from_pretrained(text_dir).eval()
-            o = bert(input_ids=ids, attention_mask=mask, token_type_ids=tt)
-            compare(f"transformers {transformers.__version__} BertModel last_hidden_state", x["text.last_hidden_state"], o.last_hidden_state)
-            compare("transformers BertModel pooler_output", x["text.pooler_output"], o.pooler_output)
-            vit = transformers.ViTModel.from_pretrained(image_dir).eval()
-            o = vit(pixel_values=px)
-            compare("transformers ViTModel last_hidden_state", x["image.last_hidden_state"], o.last_hidden_state)
-            compare("transformers ViTModel pooler_output", x["image.pooler_output"], o.pooler_output)
+            text = transformers.AutoModel.from_pretrained(text_dir).eval()
+            extra = {"token_type_ids": tt} if tt_name in ("bert", "roberta") else {}
+            o = text(input_ids=ids, attention_mask=mask, **extra)
+            name = f"transformers {transformers.__version__} {type(text).__name__}"
+            compare(f"{name} last_hidden_state", x["text.last_hidden_state"], o.last_hidden_state)
+            if getattr(o, "pooler_output", None) is not None:
+                compare(f"{name} pooler_output", x["text.pooler_output"], o.pooler_output)
+            image = transformers.AutoModel.from_pretrained(image_dir).eval()
+            o = image(pixel_values=px)
+            compare(f"transformers {type(image).__name__} last_hidden_state", x["image.last_hidden_state"], o.last_hidden_state)
+            compare(f"transformers {type(image).__name__} pooler_output", x["image.pooler_output"], o.pooler_output)
             proc = transformers.AutoImageProcessor.from_pretrained(image_dir)
             print(f"transformers reads preprocessor_config.json as {type(proc).__name__}")
     bad = [(n, d) for n, d in results if not d <= TOL]

@@ -12,7 +12,8 @@ import { DistilBertModel } from '../src/models/distilbert.js';
 import { RobertaModel } from '../src/models/roberta.js';
 import type { EncoderOutputs } from '../src/models/towers.js';
 import type { Module } from '../src/nn/module.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, ROOT } from './helpers.js';
+import { spawnSync } from 'node:child_process';
 
 const DIR = join(FIXTURES, 'models');
 const io = loadSafetensors(join(DIR, 'towers_io.safetensors')).tensors;
@@ -179,7 +180,7 @@ const SMALL = {
 
 test('every tower pair trains in the fusion model (loss falls), freezes by layers, decays lr by depth, and exports to HF and ONNX with the same outputs', async () => {
   const { generateSynthetic, resolveConfig, train, listCheckpoints, FusionClassifier, loadPredictor, noGrad } = await import('../src/index.js');
-  const { exportHuggingFace } = await import('../src/export/hf.js');
+  const { exportHuggingFace, writeHfCheckFile } = await import('../src/export/hf.js');
   const { exportOnnx } = await import('../src/export/onnx.js');
   const { compareOnnx } = await import('../src/export/onnx-check.js');
   const { parameterGroups } = await import('../src/train/param-groups.js');
@@ -233,6 +234,14 @@ test('every tower pair trains in the fusion model (loss falls), freezes by layer
     }));
     a.dispose();
     b.dispose();
+    // the exported towers against the plain-PyTorch references (scripts/hf-check.py), where Debian's torch is here
+    const check = join(dir, `check-${name}.safetensors`);
+    writeHfCheckFile(hf.dir, check);
+    const py = spawnSync('/usr/bin/python3', [join(ROOT, 'scripts', 'hf-check.py'), hf.dir, check], { encoding: 'utf8' });
+    if (!/No module named 'torch'|ENOENT/.test(`${py.stderr}${py.error?.message ?? ''}`)) {
+      assert.equal(py.status, 0, `${name}: ${py.stdout}${py.stderr}`);
+      assert.match(py.stdout, /all within 1e-5/);
+    }
     // ONNX: the whole model in ONNX Runtime Web
     const onnx = exportOnnx(ckpt, join(dir, `onnx-${name}`));
     const p = loadPredictor(ckpt, { device: 'cpu' });

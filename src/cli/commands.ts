@@ -285,7 +285,7 @@ program
   .command('export')
   .description('write a checkpoint as Hugging Face folders (hf), one ONNX graph (onnx) or a browser page (web); docs/deploy.md')
   .argument('<checkpoint>', 'a checkpoint directory (e.g. runs/NAME/best), or a Hugging Face export of one')
-  .addOption(new Option('--format <f>', 'hf: BertModel / ViTModel folders + the fusion head; onnx: the whole classifier as one ONNX graph; web: a static page that runs it in the browser').choices(['hf', 'onnx', 'web']).default('hf'))
+  .addOption(new Option('--format <f>', 'hf: the encoders as Hugging Face folders (BertModel, ViTModel, ...) + the fusion head; onnx: the whole classifier as one ONNX graph; web: a static page that runs it in the browser').choices(['hf', 'onnx', 'web']).default('hf'))
   .requiredOption('--out <dir>', 'a new (or empty) folder')
   .option('--check-file <file>', 'hf: also write inputs and the encoders\' outputs for scripts/hf-check.py')
   .option('--fp16', 'onnx, web: weights stored as float16 (half the size), computed in float32')
@@ -328,7 +328,7 @@ program
     }
     const { exportHuggingFace, writeHfCheckFile } = await import('../export/hf.js');
     const r = exportHuggingFace(checkpoint, o.out);
-    console.log(`wrote ${r.textEncoder} (BertModel), ${r.imageEncoder} (ViTModel) and ${r.fusion} (fusion + head); mmtrain eval/predict --checkpoint ${r.dir} use it as it is`);
+    console.log(`wrote ${r.textEncoder} (${r.classes.text}), ${r.imageEncoder} (${r.classes.image}) and ${r.fusion} (fusion + head); mmtrain eval/predict --checkpoint ${r.dir} use it as it is`);
     if (o.checkFile) {
       writeHfCheckFile(r.dir, o.checkFile);
       console.log(`wrote ${o.checkFile}: check the export with python3 scripts/hf-check.py ${r.dir} ${o.checkFile}`);

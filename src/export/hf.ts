@@ -41,6 +41,8 @@ export interface HfExport {
   textEncoder: string;
   imageEncoder: string;
   fusion: string;
+  /** the encoders' Hugging Face classes (BertModel, CLIPVisionModel, ...) */
+  classes: { text: string; image: string };
 }
 
 /**
@@ -82,7 +84,8 @@ export function exportHuggingFace(checkpoint: string, out: string): HfExport {
   } finally {
     model.dispose();
   }
-  return { dir: out, textEncoder: join(out, 'text_encoder'), imageEncoder: join(out, 'image_encoder'), fusion: join(out, 'fusion') };
+  const classes = { text: encoderConfigKind('text', model.config.text_config).className, image: encoderConfigKind('image', model.config.image_config).className };
+  return { dir: out, textEncoder: join(out, 'text_encoder'), imageEncoder: join(out, 'image_encoder'), fusion: join(out, 'fusion'), classes };
 }
 
 /**
