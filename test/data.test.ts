@@ -12,6 +12,7 @@ import {
 } from '../src/index.js';
 import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
 import { decodeOnThread } from '../src/data/batch-thread.js';
+import { decodeImage } from '../src/data/image.js';
 
 const IMG = join(FIXTURES, 'images');
 const TOKENIZER = join(ROOT, 'assets', 'bert-base-uncased', 'tokenizer.json');
@@ -44,6 +45,25 @@ for (const name of ['rgb.jpg', 'rgb.png', 'gray.png', 'rgba.png', 'palette.png',
     });
   }
 }
+
+// Bicubic (CLIP's, SigLIP's and DeiT's processors): the pixels of PIL's BICUBIC resize through torchvision, exactly
+const bicubic = loadSafetensors(join(IMG, 'reference-bicubic.safetensors')).tensors;
+test('bicubic resampling equals PIL + torchvision (InterpolationMode.BICUBIC) pixel for pixel: shorter side + crop, exact, and exact to a larger size then the centre crop', async () => {
+  for (const name of ['rgb.png', 'stripes-text.png', 'odd-crop.png', 'rgb.jpg', 'stripes-text.jpg']) {
+    for (const [resize, size, key, resizeSize] of [['shorter-side', 32, name, undefined], ['exact', 24, `${name}.exact`, undefined], ['exact', 32, `${name}.exact40crop32`, 40]] as const) {
+      const img = await decodeImage(readFileSync(join(IMG, name)), name, imageConfig({ size, resize, resample: 'bicubic', resizeSize }));
+      const want = bicubic.get(key)!.toFloat32Array();
+      let worst = 0;
+      img.data.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want[i]!))));
+      assert.equal(img.data.length, want.length);
+      assert.equal(worst, 0, `${key}: up to ${worst} grey levels from PIL`);
+    }
+  }
+  // and it differs from bilinear where there is detail
+  const stripes = readFileSync(join(IMG, 'stripes-text.png'));
+  const [a, b] = await Promise.all(['bilinear', 'bicubic'].map((r) => decodeImage(stripes, 'x', imageConfig({ size: 32, resample: r as 'bilinear' | 'bicubic' }))));
+  assert.ok(a!.data.some((v, i) => v !== b!.data[i]));
+});
 
 test('normalizeImages equals transpose, widen, subtract, divide (tolerance 1e-6); bad input is named', () => {
   const B = 2, H = 3, W = 5;

@@ -274,13 +274,19 @@ test('a pretrained encoder folder brings its tokenizer and its image normalisati
   cpSync(join(DIR, 'distilbert'), join(dir, 'text'), { recursive: true });
   cpSync(join(DIR, 'deit'), join(dir, 'image'), { recursive: true });
   writeFileSync(join(dir, 'text', 'tokenizer.json'), readFileSync(join(FIXTURES, '..', '..', 'assets', 'bert-base-uncased', 'tokenizer.json')));
-  writeFileSync(join(dir, 'image', 'preprocessor_config.json'), JSON.stringify({ image_mean: [0.5, 0.5, 0.5], image_std: [0.25, 0.5, 0.5], crop_size: { height: 32, width: 32 }, size: { height: 36, width: 36 }, do_center_crop: true }));
+  writeFileSync(join(dir, 'image', 'preprocessor_config.json'), JSON.stringify({ image_mean: [0.5, 0.5, 0.5], image_std: [0.25, 0.5, 0.5], crop_size: { height: 32, width: 32 }, size: { height: 36, width: 36 }, do_center_crop: true, resample: 3 }));
   const model = { text: { pretrained: join(dir, 'text') }, image: { pretrained: join(dir, 'image') } };
   const c = resolveConfig({ data: { train: 'x.jsonl' }, model });
   assert.equal(c.data.tokenizer, join(dir, 'text', 'tokenizer.json'));
-  assert.deepEqual([c.data.image.mean, c.data.image.std, c.data.image.size], [[0.5, 0.5, 0.5], [0.25, 0.5, 0.5], 32]);
-  const own = resolveConfig({ data: { train: 'x.jsonl', tokenizer: '/elsewhere/tokenizer.json', image: { mean: [0.1, 0.2, 0.3], size: 16 } }, model });
-  assert.deepEqual([own.data.tokenizer, own.data.image.mean, own.data.image.std, own.data.image.size], ['/elsewhere/tokenizer.json', [0.1, 0.2, 0.3], [0.25, 0.5, 0.5], 16]);
+  // DeiT's kind: {height, width} 36 (exact), then the centre 32 crop, bicubic
+  assert.deepEqual([c.data.image.mean, c.data.image.std, c.data.image.size, c.data.image.resizeSize, c.data.image.resample, c.data.image.resize], [[0.5, 0.5, 0.5], [0.25, 0.5, 0.5], 32, 36, 'bicubic', 'exact']);
+  // CLIP's kind: the shorter side to 224, the centre 224 crop
+  writeFileSync(join(dir, 'image', 'preprocessor_config.json'), JSON.stringify({ size: { shortest_edge: 224 }, crop_size: { height: 224, width: 224 }, do_center_crop: true, resample: 3 }));
+  const clip = resolveConfig({ data: { train: 'x.jsonl' }, model });
+  assert.deepEqual([clip.data.image.size, clip.data.image.resizeSize, clip.data.image.resize, clip.data.image.resample], [224, undefined, 'shorter-side', 'bicubic']);
+  const own = resolveConfig({ data: { train: 'x.jsonl', tokenizer: '/elsewhere/tokenizer.json', image: { mean: [0.1, 0.2, 0.3], size: 16, resample: 'bilinear' } }, model });
+  assert.deepEqual([own.data.tokenizer, own.data.image.mean, own.data.image.size, own.data.image.resizeSize, own.data.image.resample], ['/elsewhere/tokenizer.json', [0.1, 0.2, 0.3], 16, undefined, 'bilinear']);
+  assert.throws(() => resolveConfig({ data: { train: 'x.jsonl', image: { size: 32, resizeSize: 30 } } }), /data\.image\.resizeSize: expected at least data\.image\.size \(32\), received 30/);
   writeFileSync(join(dir, 'image', 'preprocessor_config.json'), '{ "image_mean": [0.5, ');
   assert.throws(() => resolveConfig({ data: { train: 'x.jsonl' }, model }), /image\/preprocessor_config\.json: invalid JSON/);
 });

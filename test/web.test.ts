@@ -99,7 +99,7 @@ test('export --format web in headless Chromium: tokens, pixels and predictions a
     // pixels: PNGs (lossless: decoding is exact everywhere) resized by the page as by the Node pipeline
     for (const f of ['stripes-text.png', 'odd-crop.png']) {
       const bytes = readFileSync(join(FIXTURES, 'images', f));
-      for (const cfg of [p.image, { ...p.image, size: 37 }, { ...p.image, resize: 'exact' as const, size: 24 }]) {
+      for (const cfg of [p.image, { ...p.image, size: 37 }, { ...p.image, resize: 'exact' as const, size: 24 }, { ...p.image, resample: 'bicubic' as const, size: 29 }, { ...p.image, resize: 'exact' as const, resample: 'bicubic' as const, size: 20 }, { ...p.image, resize: 'exact' as const, resample: 'bicubic' as const, size: 16, resizeSize: 21 }, { ...p.image, size: 16, resizeSize: 19 }]) {
         const node = await decodeImage(bytes, f, cfg);
         const browserPx = await page.evaluate(async ({ b64, c }) => {
           const { decodeRgb, resizeForModel } = await import('./preprocess.js' as string);
@@ -108,7 +108,7 @@ test('export --format web in headless Chromium: tokens, pixels and predictions a
         }, { b64: bytes.toString('base64'), c: cfg });
         const diff = browserPx.reduce((m, v, i) => Math.max(m, Math.abs(v - node.data[i]!)), 0);
         assert.equal(browserPx.length, node.data.length);
-        assert.equal(diff, 0, `${f} at ${cfg.size} (${cfg.resize}): the page's pixels differ from the Node pipeline's by up to ${diff}`);
+        assert.equal(diff, 0, `${f} at ${cfg.size} (${cfg.resize}, ${cfg.resample}): the page's pixels differ from the Node pipeline's by up to ${diff}`);
       }
     }
 

@@ -1,12 +1,14 @@
-// mmtrain_image: Pillow's antialiased bilinear resize of 8-bit RGB (libImaging/Resample.c's algorithm: a triangle
-// filter widened by the scale factor, coefficients normalised and rounded to 22-bit fixed point, a horizontal pass
-// then a vertical pass, each rounded to 8 bits), run in libuv's thread pool. A separate addon without LibTorch, so
+// mmtrain_image: Pillow's antialiased bilinear and bicubic resizes of 8-bit RGB (libImaging/Resample.c's
+// algorithm: a triangle, or Keys' cubic with a = -0.5, widened by the scale factor, coefficients normalised and
+// rounded to 22-bit fixed point, a horizontal pass then a vertical pass, each rounded to 8 bits), run in libuv's
+// thread pool. A separate addon without LibTorch, so
 // the batch thread can load it. Written here because no maintained library reproduces Pillow's pixels: libvips
 // (sharp) pre-shrinks with a box filter and differed by up to 17 grey levels on striped or text images.
 //
-// resizeBilinear(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight): Promise<Uint8Array>
+// resize(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array>
 // resizes the box (left, top, width, height) of a row-major RGB image, as Pillow's
-// img.crop(box).resize((outWidth, outHeight), Image.BILINEAR). TypeScript (src/data/resample.ts) validates.
+// img.crop(box).resize((outWidth, outHeight), Image.BILINEAR) (filter 0) or Image.BICUBIC (filter 1).
+// TypeScript (src/data/resample.ts) validates.
 #include <napi.h>
 
 #include <algorithm>
@@ -25,6 +27,21 @@ double Triangle(double x) {
   return x < 1 ? 1 - x : 0;
 }
 
+// Pillow's bicubic_filter: Keys' cubic convolution with a = -0.5, support 2.
+double Bicubic(double x) {
+  constexpr double a = -0.5;
+  if (x < 0) x = -x;
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0;
+}
+
+struct Filter {
+  double (*fn)(double);
+  double support;
+};
+constexpr Filter kFilters[] = {{Triangle, 1.0}, {Bicubic, 2.0}};
+
 struct Coefficients {
   std::vector<int> start, count;
   std::vector<int32_t> weights;
@@ -32,11 +49,11 @@ struct Coefficients {
 };
 
 // Pillow's precompute_coeffs + normalize_coeffs_8bpc for input [0, inSize) onto outSize pixels.
-Coefficients Compute(int inSize, int outSize) {
+Coefficients Compute(int inSize, int outSize, const Filter& f) {
   Coefficients c;
   const double scale = static_cast<double>(inSize) / outSize;
   const double filterScale = std::max(scale, 1.0);
-  const double support = 1.0 * filterScale;
+  const double support = f.support * filterScale;
   c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   c.start.resize(outSize);
   c.count.resize(outSize);
@@ -48,7 +65,7 @@ Coefficients Compute(int inSize, int outSize) {
     const int xmax = std::min(static_cast<int>(center + support + 0.5), inSize) - xmin;
     double ww = 0;
     for (int x = 0; x < xmax; x++) {
-      k[x] = Triangle((x + xmin - center + 0.5) / filterScale);
+      k[x] = f.fn((x + xmin - center + 0.5) / filterScale);
       ww += k[x];
     }
     for (int x = 0; x < c.ksize; x++) {
@@ -67,14 +84,14 @@ inline uint8_t Clip8(int32_t v) {
   return static_cast<uint8_t>(s < 0 ? 0 : s > 255 ? 255 : s);
 }
 
-void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, uint8_t* out) {
+void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, const Filter& f, uint8_t* out) {
   std::vector<uint8_t> mid;
   const uint8_t* m;
   if (outWidth == width) {
     mid.resize(static_cast<size_t>(width) * height * 3);
     for (int y = 0; y < height; y++) std::memcpy(&mid[static_cast<size_t>(y) * width * 3], src + (static_cast<size_t>(top + y) * srcWidth + left) * 3, static_cast<size_t>(width) * 3);
   } else {
-    const Coefficients h = Compute(width, outWidth);
+    const Coefficients h = Compute(width, outWidth, f);
     mid.resize(static_cast<size_t>(outWidth) * height * 3);
     for (int y = 0; y < height; y++) {
       const uint8_t* row = src + (static_cast<size_t>(top + y) * srcWidth + left) * 3;
@@ -100,7 +117,7 @@ void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int 
     std::memcpy(out, m, stride * outHeight);
     return;
   }
-  const Coefficients v = Compute(height, outHeight);
+  const Coefficients v = Compute(height, outHeight, f);
   std::vector<int32_t> acc(stride);
   for (int yy = 0; yy < outHeight; yy++) {
     std::fill(acc.begin(), acc.end(), kRound);
@@ -117,12 +134,12 @@ void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int 
 
 class ResizeWorker : public Napi::AsyncWorker {
  public:
-  ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[7])
+  ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[8])
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
-        src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]),
+        src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]), filter_(kFilters[a[7]]),
         out_(static_cast<size_t>(outWidth_) * outHeight_ * 3) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { Resize(src_, srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_, out_.data()); }
+  void Execute() override { Resize(src_, srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_.data()); }
   void OnOK() override {
     auto buf = Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size());
     deferred_.Resolve(buf);
@@ -134,12 +151,13 @@ class ResizeWorker : public Napi::AsyncWorker {
   Napi::Reference<Napi::Uint8Array> srcRef_;  // keeps the input alive while a pool thread reads it
   const uint8_t* src_;
   int srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_;
+  Filter filter_;
   std::vector<uint8_t> out_;
 };
 
-Napi::Value ResizeBilinear(const Napi::CallbackInfo& info) {
-  int a[7];
-  for (int i = 0; i < 7; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
+Napi::Value ResizeJs(const Napi::CallbackInfo& info) {
+  int a[8];
+  for (int i = 0; i < 8; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
   auto* w = new ResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a);
   auto p = w->Promise();
   w->Queue();
@@ -147,7 +165,7 @@ Napi::Value ResizeBilinear(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("resizeBilinear", Napi::Function::New(env, ResizeBilinear));
+  exports.Set("resize", Napi::Function::New(env, ResizeJs));
   return exports;
 }
 

@@ -31,7 +31,7 @@ export class ImageCache {
   constructor(readonly dir: string, readonly image: ImageConfig) {
     mkdirSync(dir, { recursive: true });
     // Only what changes the decoded pixels enters the key (augmentation never uses the cache).
-    this.key = createHash('sha256').update(JSON.stringify({ FORMAT, size: image.size, resize: image.resize, kernel: 'pil-bilinear', maxPixels: image.maxPixels })).digest('hex').slice(0, 16);
+    this.key = createHash('sha256').update(JSON.stringify({ FORMAT, size: image.size, resize: image.resize, resizeSize: image.resizeSize ?? image.size, kernel: `pil-${image.resample}`, maxPixels: image.maxPixels })).digest('hex').slice(0, 16);
     this.dataFile = join(dir, `images-${this.key}.u8`);
     this.indexFile = join(dir, `images-${this.key}.json`);
     this.#data = existsSync(this.dataFile) ? readFileSync(this.dataFile) : Buffer.alloc(0);

@@ -18,19 +18,32 @@ export const AugmentSchema = z.strictObject({
   colorJitter: z.strictObject({ brightness: z.number().min(0), contrast: z.number().min(0), saturation: z.number().min(0) }).nullable().default(null),
 });
 
-export const ImageConfigSchema = z.strictObject({
+/** The fields (the run config's data.image extends them); ImageConfigSchema adds the cross-field check. */
+export const ImageConfigFields = z.strictObject({
   /** output side (square) in pixels */
   size: z.number().int().positive().max(8192).default(224),
   /**
-   * "shorter-side": resize the shorter side to size then center-crop (torchvision Resize(size) + CenterCrop);
-   * "exact": resize to size x size ignoring aspect (the original design's Resize((224, 224)))
+   * "shorter-side": resize the shorter side to resizeSize, then the centre size x size crop (torchvision
+   * Resize(resizeSize) + CenterCrop(size)); "exact": resize to resizeSize x resizeSize ignoring aspect (the original
+   * design's Resize((224, 224))), then the centre crop when resizeSize is larger (DeiT's 256 then 224)
    */
   resize: z.enum(['shorter-side', 'exact']).default('shorter-side'),
+  /** the resize's target before the centre crop (default: size, no margin) */
+  resizeSize: z.number().int().positive().max(8192).optional(),
+  /** Pillow's resampling filter: bilinear (torchvision's default), or bicubic (CLIP's, SigLIP's and DeiT's processors) */
+  resample: z.enum(['bilinear', 'bicubic']).default('bilinear'),
   mean: z.tuple([z.number(), z.number(), z.number()]).default(IMAGENET_MEAN),
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default(IMAGENET_STD),
   /** refuse images with more pixels than this (decompression bombs) */
   maxPixels: z.number().int().positive().default(100_000_000),
   augment: AugmentSchema.prefault({}),
+});
+
+/** resizeSize below size would crop more than the image holds */
+export const ImageConfigSchema = ImageConfigFields.superRefine((c, ctx) => {
+  if (c.resizeSize !== undefined && Number.isInteger(c.size) && c.resizeSize < c.size) {
+    ctx.addIssue({ code: 'custom', path: ['resizeSize'], input: c.resizeSize, message: `expected at least size (${c.size}), received ${c.resizeSize}: the centre crop takes size x size out of the resized image` });
+  }
 });
 
 export type ImageConfig = z.output<typeof ImageConfigSchema>;

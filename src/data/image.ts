@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { MmtrainError } from '../errors.js';
 import type { ImageConfig } from './image-config.js';
-import { resizeBilinear } from './resample.js';
+import { resize } from './resample.js';
 
 export { IMAGENET_MEAN, IMAGENET_STD, imageConfig, type AugmentConfig, type ImageConfig } from './image-config.js';
 
@@ -80,13 +80,13 @@ export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, r
   if (rnd && aug.randomResizedCrop) {
     // torchvision RandomResizedCrop: crop the box, then resize it to S x S
     const [left, top, width, height] = randomResizedCropBox(W0, H0, aug.randomResizedCrop, rnd);
-    out = await resizeBilinear(px, W0, { left, top, width, height }, S, S);
-  } else if (cfg.resize === 'exact') {
-    out = await resizeBilinear(px, W0, whole, S, S);
+    out = await resize(px, W0, { left, top, width, height }, S, S, cfg.resample);
   } else {
-    // torchvision Resize(S) then CenterCrop(S), whose offsets are int(round((size_in - size_out) / 2))
-    const [w, h] = shorterSideSize(W0, H0, S);
-    const resized = await resizeBilinear(px, W0, whole, w, h);
+    // "exact": R x R; "shorter-side": torchvision Resize(R), the shorter side to R; then CenterCrop(S), whose
+    // offsets are int(round((size_in - size_out) / 2)); R is resizeSize, the crop size S when unset
+    const R = cfg.resizeSize ?? S;
+    const [w, h] = cfg.resize === 'exact' ? [R, R] : shorterSideSize(W0, H0, R);
+    const resized = await resize(px, W0, whole, w, h, cfg.resample);
     out = w === S && h === S ? resized : crop(resized, w, roundHalfEven((w - S) / 2), roundHalfEven((h - S) / 2), S);
   }
   if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) flipHorizontal(out, S);

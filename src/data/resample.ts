@@ -1,12 +1,17 @@
-// Antialiased bilinear resampling of 8-bit RGB, computed as Pillow's `Image.resize(size, BILINEAR)` computes it,
-// so an mmtrain model sees the pixels torchvision's Resize and Hugging Face's image processors give the same file.
+// Antialiased bilinear and bicubic resampling of 8-bit RGB, computed as Pillow's `Image.resize(size, BILINEAR)`
+// and `BICUBIC` compute them, so an mmtrain model sees the pixels torchvision's Resize and Hugging Face's image
+// processors give the same file.
 // The arithmetic is in the small `mmtrain_image` addon (native/image/resample.cc), which runs in libuv's thread
 // pool beside sharp's decoding and needs no LibTorch, so the batch thread can load it. Inputs are checked here.
 import { createRequire } from 'node:module';
 import { builtAddon } from '../addon-path.js';
 
+/** The resampling filters, by the addon's codes (PIL's: BILINEAR 2, BICUBIC 3). */
+export const RESAMPLE_FILTERS = ['bilinear', 'bicubic'] as const;
+export type ResampleFilter = (typeof RESAMPLE_FILTERS)[number];
+
 interface ImageAddon {
-  resizeBilinear(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number): Promise<Uint8Array>;
+  resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array>;
 }
 
 let addon: ImageAddon | undefined;
@@ -28,19 +33,21 @@ export interface Box {
 
 function check(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number): void {
   const ints = [srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight];
-  if (!ints.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 31)) throw new RangeError(`resizeBilinear: expected non-negative integer sizes, received ${ints.join(', ')}`);
-  if (!(box.width > 0 && box.height > 0 && outWidth > 0 && outHeight > 0)) throw new RangeError('resizeBilinear: sizes must be positive');
+  if (!ints.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 31)) throw new RangeError(`resize: expected non-negative integer sizes, received ${ints.join(', ')}`);
+  if (!(box.width > 0 && box.height > 0 && outWidth > 0 && outHeight > 0)) throw new RangeError('resize: sizes must be positive');
   const rows = srcWidth > 0 ? src.length / (srcWidth * 3) : 0;
   if (!Number.isInteger(rows) || box.left + box.width > srcWidth || box.top + box.height > rows) {
-    throw new RangeError(`resizeBilinear: box ${box.left},${box.top} ${box.width}x${box.height} is outside the ${srcWidth}x${rows} RGB image`);
+    throw new RangeError(`resize: box ${box.left},${box.top} ${box.width}x${box.height} is outside the ${srcWidth}x${rows} RGB image`);
   }
 }
 
 /**
  * Resizes the box of an RGB uint8 image (row-major HWC, `srcWidth` pixels a row) to outWidth x outHeight, as
- * Pillow's `img.crop(box).resize((outWidth, outHeight), Image.BILINEAR)`; computed in libuv's thread pool.
+ * Pillow's `img.crop(box).resize((outWidth, outHeight), Image.BILINEAR or BICUBIC)`; computed in libuv's thread pool.
  */
-export function resizeBilinear(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number): Promise<Uint8Array> {
+export function resize(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number, filter: ResampleFilter = 'bilinear'): Promise<Uint8Array> {
   check(src, srcWidth, box, outWidth, outHeight);
-  return image().resizeBilinear(src, srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight);
+  const code = RESAMPLE_FILTERS.indexOf(filter);
+  if (code < 0) throw new RangeError(`resize: filter ${JSON.stringify(filter)}, expected one of ${RESAMPLE_FILTERS.join(', ')}`);
+  return image().resize(src, srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight, code);
 }

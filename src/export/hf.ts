@@ -18,18 +18,20 @@ import { saveSafetensors } from '../tensor/safetensors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { readInferenceInfo, type InferenceInfo } from '../train/checkpoint.js';
 
-/** PIL's resampling filter codes, as image processors store them (2 = BILINEAR). */
-const PIL_BILINEAR = 2;
+/** PIL's resampling filter codes, as image processors store them. */
+const PIL_FILTERS = { bilinear: 2, bicubic: 3 } as const;
 
 /** Hugging Face's image processor settings for mmtrain's preprocessing of `info.image`. */
 export function preprocessorConfig(image: InferenceInfo['image']): Record<string, unknown> {
   const common = {
-    do_resize: true, resample: PIL_BILINEAR, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true,
+    do_resize: true, resample: PIL_FILTERS[image.resample ?? 'bilinear'], do_rescale: true, rescale_factor: 1 / 255, do_normalize: true,
     image_mean: image.mean, image_std: image.std, do_convert_rgb: true,
   };
-  if (image.resize === 'exact') return { image_processor_type: 'ViTImageProcessor', ...common, size: { height: image.size, width: image.size } };
-  // the shorter side to `size`, then the centre `size` x `size` crop: torchvision's Resize + CenterCrop
-  return { image_processor_type: 'BitImageProcessor', ...common, size: { shortest_edge: image.size }, do_center_crop: true, crop_size: { height: image.size, width: image.size } };
+  const R = image.resizeSize ?? image.size;
+  const crop = R !== image.size ? { do_center_crop: true, crop_size: { height: image.size, width: image.size } } : {};
+  if (image.resize === 'exact') return { image_processor_type: 'ViTImageProcessor', ...common, size: { height: R, width: R }, ...crop };
+  // the shorter side to R, then the centre `size` x `size` crop: torchvision's Resize + CenterCrop
+  return { image_processor_type: 'BitImageProcessor', ...common, size: { shortest_edge: R }, do_center_crop: true, crop_size: { height: image.size, width: image.size } };
 }
 
 function prefixed(sd: Map<string, Tensor>, prefix: string): Map<string, Tensor> {

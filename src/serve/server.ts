@@ -84,7 +84,7 @@ export function predictionServer(p: Predictor, options: ServeOptions = {}): Pred
     },
     preprocessing: {
       text: { max_length: p.info.maxLength, padding: p.info.padding ?? 'longest', truncation: true },
-      image: { size: p.image.size, resize: p.image.resize, resample: 'bilinear', mean: p.image.mean, std: p.image.std },
+      image: { size: p.image.size, resize: p.image.resize, resample: p.image.resample, mean: p.image.mean, std: p.image.std },
     },
     precision: o.precision ?? p.info.precision ?? 'fp32',
     device,

@@ -37,7 +37,8 @@ export interface InferenceInfo {
   labels: string[];
   maxLength: number;
   doLowerCase: boolean;
-  image: { size: number; resize: 'shorter-side' | 'exact'; mean: [number, number, number]; std: [number, number, number]; maxPixels: number };
+  /** resample: absent in checkpoints written before bicubic existed (bilinear) */
+  image: { size: number; resize: 'shorter-side' | 'exact'; resizeSize?: number; resample?: 'bilinear' | 'bicubic'; mean: [number, number, number]; std: [number, number, number]; maxPixels: number };
   /** file name of the tokenizer inside the checkpoint */
   tokenizer: string;
   /** how the run batched texts and the precision it evaluated in, so that eval and predict reproduce its test pass

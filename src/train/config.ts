@@ -8,7 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { ImageConfigSchema } from '../data/image-config.js';
+import { ImageConfigFields } from '../data/image-config.js';
 import { MmtrainError } from '../errors.js';
 import { DEVICE_SETTING } from '../tensor/dtype.js';
 import { type Side, encoderConfigKind, presetConfig, presetNames } from '../models/encoder-configs.js';
@@ -68,7 +68,7 @@ export const ConfigSchema = z.strictObject({
     /** on-disk cache of preprocessed images (used when augmentation is off): a folder, or true for <run>/cache */
     cache: z.union([z.boolean(), z.string()]).default(false),
     /** preprocessing (src/data/image-config.ts); size defaults to the image encoder's image_size */
-    image: ImageConfigSchema.extend({ size: ImageConfigSchema.shape.size.unwrap().optional() }).prefault({}),
+    image: ImageConfigFields.extend({ size: ImageConfigFields.shape.size.unwrap().optional() }).prefault({}),
   }),
   train: z.strictObject({
     epochs: positiveInt.default(10),
@@ -239,6 +239,8 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
     problems.push(`balance.method: ${c.balance.method} modulates encoder gradients, but an encoder is frozen (model.freeze); unfreeze it or set balance.method: none`);
   }
   if (c.balance.endEpoch !== null && c.balance.endEpoch <= c.balance.startEpoch) problems.push('balance.endEpoch: must be greater than balance.startEpoch (or null)');
+  const im = c.data.image;
+  if (im.resizeSize !== undefined && im.size !== undefined && im.resizeSize < im.size) problems.push(`data.image.resizeSize: expected at least data.image.size (${im.size}), received ${im.resizeSize}: the centre crop takes size x size out of the resized image`);
   const aug = c.data.image.augment;
   if (c.data.cache !== false && (aug.randomResizedCrop || aug.horizontalFlip > 0 || aug.colorJitter)) {
     problems.push('data.cache: the image cache holds un-augmented pixels; turn augmentation off or set data.cache: false');
@@ -261,9 +263,9 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
 }
 
 /**
- * Takes image_mean, image_std and the input size (crop_size, else size) of a Hugging Face image processor config
- * for the fields the run's data.image does not set. (mmtrain resizes with Pillow's bilinear filter, the shorter side
- * to the size then the centre crop, or exactly: docs/models.md.)
+ * Takes image_mean, image_std, the input size (crop_size, else size), the resampling filter (PIL's 2 bilinear, 3
+ * bicubic) and the resize (a centre crop: the shorter side first; none: exact) of a Hugging Face image processor
+ * config, for the fields the run's data.image does not set (docs/models.md).
  */
 function fromPreprocessor(c: TrainConfig, file: string, given: Record<string, unknown>): void {
   if (!existsSync(file)) return;
@@ -274,10 +276,21 @@ function fromPreprocessor(c: TrainConfig, file: string, given: Record<string, un
     throw new MmtrainError(`${file}: invalid JSON (${(e as Error).message})`);
   }
   const triple = (v: unknown) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
-  const size = p.crop_size?.height ?? p.size?.height ?? p.size?.shortest_edge ?? (typeof p.size === 'number' ? p.size : undefined);
+  const int = (v: unknown) => (Number.isInteger(v) && (v as number) > 0 ? (v as number) : undefined);
+  // the resize: {shortest_edge} keeps the aspect (shorter-side), {height, width} does not (exact); its size, then
+  // the centre crop (crop_size) when do_center_crop
+  const shortest = int(p.size?.shortest_edge);
+  const resizeTo = shortest ?? int(p.size?.height) ?? int(p.size);
+  const cropTo = p.do_center_crop ? int(p.crop_size?.height) ?? int(p.crop_size) : undefined;
   if (given.mean === undefined && triple(p.image_mean)) c.data.image.mean = p.image_mean;
   if (given.std === undefined && triple(p.image_std) && p.image_std.every((x: number) => x > 0)) c.data.image.std = p.image_std;
-  if (given.size === undefined && Number.isInteger(size) && size > 0) c.data.image.size = size;
+  if (given.size === undefined && given.resizeSize === undefined && given.resize === undefined && resizeTo) {
+    c.data.image.resize = shortest ? 'shorter-side' : 'exact';
+    c.data.image.size = cropTo ?? resizeTo;
+    if (cropTo && resizeTo > cropTo) c.data.image.resizeSize = resizeTo;
+  }
+  const filter = ({ 2: 'bilinear', 3: 'bicubic' } as const)[p.resample as 2 | 3];
+  if (given.resample === undefined && filter) c.data.image.resample = filter;
 }
 
 /**
@@ -377,6 +390,8 @@ data:
   image:
     size: 224                  # default: the image encoder's image_size
     resize: shorter-side       # shorter-side (+ center crop) | exact
+    # resizeSize: 256           # resize to this, then the centre size x size crop (default: size)
+    resample: bilinear         # bilinear | bicubic (Pillow's; a pretrained image encoder's processor may set it)
     mean: [0.485, 0.456, 0.406]
     std: [0.229, 0.224, 0.225]
     maxPixels: 100000000       # larger images are refused (decompression bombs)

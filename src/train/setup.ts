@@ -99,7 +99,7 @@ export function makeLoaders(c: TrainConfig, data: RunData, image: ImageConfig, r
 export function inferenceInfo(c: TrainConfig, labels: string[], image: ImageConfig): InferenceInfo {
   return {
     labels, maxLength: c.data.maxLength, doLowerCase: c.data.doLowerCase, tokenizer: /\.txt$/i.test(c.data.tokenizer!) ? 'vocab.txt' : 'tokenizer.json',
-    image: { size: image.size, resize: image.resize, mean: image.mean, std: image.std, maxPixels: image.maxPixels },
+    image: { size: image.size, resize: image.resize, resizeSize: image.resizeSize, resample: image.resample, mean: image.mean, std: image.std, maxPixels: image.maxPixels },
     padding: c.data.padding, precision: c.train.precision,
   };
 }

@@ -1,12 +1,16 @@
 // The browser's half of mmtrain's preprocessing, so that the page feeds the model what `mmtrain predict` does:
-// the image decoded to 8-bit RGB (EXIF orientation applied, alpha dropped), resized as Pillow's BILINEAR resize
-// (the algorithm of native/image/resample.cc, which the Node pipeline runs), the shorter side to `size` then the
+// the image decoded to 8-bit RGB (EXIF orientation applied, alpha dropped), resized as Pillow's BILINEAR or BICUBIC
+// resize (the algorithm of native/image/resample.cc, which the Node pipeline runs), the shorter side to `size` then the
 // centre crop with Python's rounding (or an exact resize), then (x / 255 - mean) / std as float32 (1, 3, S, S);
 // the text truncated to maxLength tokens with [SEP] kept last, as TextTokenizer.encode does.
 
 export interface ImagePreprocessing {
   size: number;
   resize: 'shorter-side' | 'exact';
+  /** absent in exports from before bicubic existed: bilinear */
+  resample?: 'bilinear' | 'bicubic';
+  /** the resize's target before the centre crop (absent: size) */
+  resizeSize?: number;
   mean: [number, number, number];
   std: [number, number, number];
 }
@@ -30,11 +34,26 @@ export async function decodeRgb(bytes: Blob): Promise<{ data: Uint8Array; width:
 
 const PRECISION_BITS = 32 - 8 - 2;
 
-/** Pillow's precompute_coeffs + normalize_coeffs_8bpc: a triangle filter widened by the scale, 22-bit fixed point. */
-function coefficients(inSize: number, outSize: number) {
+/** Pillow's filters: the triangle (BILINEAR, support 1) and Keys' cubic with a = -0.5 (BICUBIC, support 2). */
+const FILTERS = {
+  bilinear: { support: 1, fn: (x: number) => (Math.abs(x) < 1 ? 1 - Math.abs(x) : 0) },
+  bicubic: {
+    support: 2,
+    fn: (x0: number) => {
+      const a = -0.5;
+      const x = Math.abs(x0);
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      return 0;
+    },
+  },
+};
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc: the filter widened by the scale, 22-bit fixed point. */
+function coefficients(inSize: number, outSize: number, filter: (typeof FILTERS)['bilinear']) {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
-  const support = filterScale;
+  const support = filter.support * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
   const count = new Int32Array(outSize);
@@ -46,8 +65,7 @@ function coefficients(inSize: number, outSize: number) {
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     let ww = 0;
     for (let x = 0; x < xmax; x++) {
-      const t = Math.abs((x + xmin - center + 0.5) / filterScale);
-      k[x] = t < 1 ? 1 - t : 0;
+      k[x] = filter.fn((x + xmin - center + 0.5) / filterScale);
       ww += k[x]!;
     }
     for (let x = 0; x < ksize; x++) {
@@ -66,15 +84,16 @@ function clip8(v: number): number {
   return s < 0 ? 0 : s > 255 ? 255 : s;
 }
 
-/** Pillow's img.crop((left, top, left + width, top + height)).resize((outW, outH), BILINEAR) of RGB pixels. */
-export function resizeBilinear(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outW: number, outH: number): Uint8Array {
+/** Pillow's img.crop((left, top, left + width, top + height)).resize((outW, outH), BILINEAR or BICUBIC) of RGB pixels. */
+export function resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outW: number, outH: number, resample: 'bilinear' | 'bicubic' = 'bilinear'): Uint8Array {
+  const filter = FILTERS[resample];
   const round = 1 << (PRECISION_BITS - 1);
   let mid: Uint8Array;
   if (outW === width) {
     mid = new Uint8Array(width * height * 3);
     for (let y = 0; y < height; y++) mid.set(src.subarray(((top + y) * srcWidth + left) * 3, ((top + y) * srcWidth + left + width) * 3), y * width * 3);
   } else {
-    const h = coefficients(width, outW);
+    const h = coefficients(width, outW, filter);
     mid = new Uint8Array(outW * height * 3);
     for (let y = 0; y < height; y++) {
       const row = ((top + y) * srcWidth + left) * 3;
@@ -95,7 +114,7 @@ export function resizeBilinear(src: Uint8Array, srcWidth: number, left: number, 
     }
   }
   if (outH === height) return mid;
-  const v = coefficients(height, outH);
+  const v = coefficients(height, outH, filter);
   const stride = outW * 3;
   const out = new Uint8Array(outH * stride);
   for (let yy = 0; yy < outH; yy++) {
@@ -121,10 +140,11 @@ function roundHalfEven(x: number): number {
 export function resizeForModel(img: { data: Uint8Array; width: number; height: number }, p: ImagePreprocessing): Uint8Array {
   const S = p.size;
   const { data, width: W, height: H } = img;
-  if (p.resize === 'exact') return resizeBilinear(data, W, 0, 0, W, H, S, S);
-  // torchvision's Resize(S): the shorter side to S, the longer int(S * long / short); then CenterCrop(S)
-  const [w, h] = W <= H ? [S, Math.floor((S * H) / W)] : [Math.floor((S * W) / H), S];
-  const resized = resizeBilinear(data, W, 0, 0, W, H, w, h);
+  const filter = p.resample ?? 'bilinear';
+  // "exact": R x R; "shorter-side": torchvision's Resize(R); then CenterCrop(S) (R: resizeSize, else S)
+  const R = p.resizeSize ?? S;
+  const [w, h] = p.resize === 'exact' ? [R, R] : W <= H ? [R, Math.floor((R * H) / W)] : [Math.floor((R * W) / H), R];
+  const resized = resize(data, W, 0, 0, W, H, w, h, filter);
   if (w === S && h === S) return resized;
   const left = roundHalfEven((w - S) / 2);
   const top = roundHalfEven((h - S) / 2);
