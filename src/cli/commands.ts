@@ -50,8 +50,12 @@ program.option('--threads <n>', 'intra-op threads (default: all cores)', positiv
 
 /** Loads LibTorch (call it once the command has set OpenMP's thread waiting) and applies --threads. */
 async function loadTorch() {
-  const torch = await import('../tensor/modes.js');
   const threads = program.opts().threads as number | undefined;
+  // LibTorch's thread setting reaches OpenMP, not OpenBLAS's own pthreads (fp32 matmuls), which size themselves
+  // from the environment when the library loads: --threads caps them too (unless the user set it), so that the
+  // ranks of `mmtrain launch` do not each run a pool of all the cores
+  if (threads && process.env.OPENBLAS_NUM_THREADS === undefined) process.env.OPENBLAS_NUM_THREADS = String(threads);
+  const torch = await import('../tensor/modes.js');
   if (threads) torch.setNumThreads(threads);
   return torch;
 }
