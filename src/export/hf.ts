@@ -54,6 +54,8 @@ export interface HfExport {
 export function exportHuggingFace(checkpoint: string, out: string): HfExport {
   const info = readInferenceInfo(checkpoint);
   const model = FusionClassifier.fromPretrained(checkpoint);
+  const tk = encoderConfigKind('text', model.config.text_config);
+  const ik = encoderConfigKind('image', model.config.image_config);
   try {
     writeFolderAtomic(out, (tmp) => {
       const sd = model.stateDict();
@@ -69,14 +71,12 @@ export function exportHuggingFace(checkpoint: string, out: string): HfExport {
       const rest = new Map([...sd].filter(([k]) => !HF_EXPORT_ENCODERS.some((e) => k.startsWith(`${e}.`))));
       saveSafetensors(join(fusion, 'model.safetensors'), rest, meta);
 
-      const tk = encoderConfigKind('text', model.config.text_config);
       writeJsonAtomic(join(text, 'config.json'), { architectures: [tk.className], ...model.text_encoder.config, model_type: tk.type });
       copyFileSync(join(checkpoint, info.tokenizer), join(text, info.tokenizer));
       writeJsonAtomic(join(text, 'tokenizer_config.json'), {
         tokenizer_class: info.tokenizer === 'vocab.txt' ? 'BertTokenizer' : 'BertTokenizerFast', do_lower_case: info.doLowerCase, model_max_length: info.maxLength,
       });
 
-      const ik = encoderConfigKind('image', model.config.image_config);
       writeJsonAtomic(join(image, 'config.json'), { architectures: [ik.className], ...model.image_encoder.config, model_type: ik.type });
       writeJsonAtomic(join(image, 'preprocessor_config.json'), preprocessorConfig(info.image));
 
@@ -86,8 +86,7 @@ export function exportHuggingFace(checkpoint: string, out: string): HfExport {
   } finally {
     model.dispose();
   }
-  const classes = { text: encoderConfigKind('text', model.config.text_config).className, image: encoderConfigKind('image', model.config.image_config).className };
-  return { dir: out, textEncoder: join(out, 'text_encoder'), imageEncoder: join(out, 'image_encoder'), fusion: join(out, 'fusion'), classes };
+  return { dir: out, textEncoder: join(out, 'text_encoder'), imageEncoder: join(out, 'image_encoder'), fusion: join(out, 'fusion'), classes: { text: tk.className, image: ik.className } };
 }
 
 /**

@@ -14,6 +14,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
+import { MASK_LOWEST } from '../nn/attention.js';
 import { writeFolderAtomic, writeJsonAtomic } from '../files.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import type { BertLikeConfig } from '../models/bert.js';
@@ -31,8 +32,6 @@ import { readInferenceInfo } from '../train/checkpoint.js';
 import { OnnxGraph, PROTOBUF_LIMIT, bytesOf } from './onnx-graph.js';
 
 export const ONNX_OPSET = 17;
-/** float32's lowest value: the additive mask of padded keys (BERT's, and for the fusion's key padding) */
-const MASK_MIN = -3.4028234663852886e38;
 
 export interface OnnxExportOptions {
   /** weights as float16 (computed in float32) */
@@ -236,9 +235,9 @@ function clipText(L: Lowering, c: CLIPTextConfig, ids: string, maskAdd: string):
   // the causal mask: float32's lowest above the diagonal, cut to T x T, plus the padding mask (B, 1, 1, T)
   const P = c.max_position_embeddings;
   const table = new Float32Array(P * P);
-  for (let r = 0; r < P; r++) for (let k = r + 1; k < P; k++) table[r * P + k] = MASK_MIN;
+  for (let r = 0; r < P; r++) for (let k = r + 1; k < P; k++) table[r * P + k] = MASK_LOWEST;
   const causal = g.op('Slice', [g.initializer('causal_mask', 'float32', [P, P], bytesOf(table)), g.ints([0, 0]), g.op('Concat', [T, T], { axis: { i: 0 } }, 'TT'), g.ints([0, 1])], {}, 'causal'); // (T, T)
-  const mask = g.op('Max', [g.op('Add', [causal, maskAdd], {}, 'text_mask'), g.scalar(MASK_MIN)], {}, 'text_mask'); // (B, 1, T, T)
+  const mask = g.op('Max', [g.op('Add', [causal, maskAdd], {}, 'text_mask'), g.scalar(MASK_LOWEST)], {}, 'text_mask'); // (B, 1, T, T)
   const h = clipLayers(L, c, p, g.op('Add', [words, positions], {}, 'embeddings'), mask);
   return { hidden: L.layerNorm(h, `${p}.final_layer_norm`, c.layer_norm_eps) };
 }
@@ -366,7 +365,7 @@ function lowerFusionClassifier(L: Lowering, model: FusionClassifier, imageSize: 
 
   const maskF = g.op('Cast', [mask], { to: { i: 1 } }, 'mask_f'); // (B, T) float
   // additive (B, 1, 1, T): 0 for real tokens, float32's lowest for padding
-  const maskAdd = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [g.scalar(1), maskF], {}, 'mask_add'), g.scalar(MASK_MIN)], {}, 'mask_add'), g.ints([1, 2])], {}, 'mask_add');
+  const maskAdd = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [g.scalar(1), maskF], {}, 'mask_add'), g.scalar(MASK_LOWEST)], {}, 'mask_add'), g.ints([1, 2])], {}, 'mask_add');
   const tc = cfg.text_config;
   const text = (tc.model_type === 'distilbert' ? distilbert(L, tc, ids, maskAdd)
     : tc.model_type === 'clip_text_model' ? clipText(L, tc, ids, maskAdd)

@@ -4,7 +4,7 @@
 // (`encoder.layer.0.attention.self.query.weight`), so loading a bert-base-uncased model.safetensors is a direct
 // mapping.
 import { MmtrainError, invalid } from '../errors.js';
-import { LayerNorm, Linear, ModuleList, Module, Dropout, Embedding } from '../nn/index.js';
+import { LayerNorm, Linear, ModuleList, Module, Dropout, Embedding, additivePaddingMask } from '../nn/index.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import * as F from '../tensor/functional.js';
@@ -227,7 +227,7 @@ export class BertModel extends Module {
       invalid('attentionMask', `shape [${B}, ${T}] like inputIds`, `shape [${attentionMask.shape.join(', ')}]`);
     }
     // HF's extended mask: (1 - mask) * finfo(float32).min, added to the scores of padded keys.
-    const mask = attentionMask ? attentionMask.float().rsub(1).mul(-3.4028234663852886e38).view(B, 1, 1, T) : null; // (B, T) -> (B, 1, 1, T)
+    const mask = attentionMask ? additivePaddingMask(attentionMask) : null; // (B, 1, 1, T)
     // One scope per stage: a stage's intermediates are freed as soon as it returns, so only what autograd saved
     // stays alive, and backward frees that as it goes (as Python's reference counting does for PyTorch).
     let x = tidy(() => this.embeddings.forward(inputIds, tokenTypeIds).transpose(0, 1).contiguous()); // (B, T, C) -> (T, B, C)

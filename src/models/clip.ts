@@ -5,7 +5,7 @@
 // q_proj.weight`), so CLIPTextModel / CLIPVisionModel folders load directly, and each tower also loads out of a
 // full CLIPModel folder (the other tower, the projections and logit_scale are skipped: encoders.ts).
 import { MmtrainError, invalid } from '../errors.js';
-import { Conv2d, Embedding, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
+import { Conv2d, Embedding, LayerNorm, Linear, Module, MASK_LOWEST, ModuleList, additivePaddingMask } from '../nn/index.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import * as F from '../tensor/functional.js';
@@ -29,7 +29,6 @@ export interface CLIPLayerConfig {
   attention_dropout: number;
 }
 type CLIPConfig = CLIPLayerConfig;
-const MASK_MIN = -3.4028234663852886e38;
 
 function activation(x: Tensor, act: CLIPConfig['hidden_act']): Tensor {
   if (act === 'quick_gelu') return x.mul(x.mul(1.702).sigmoid());
@@ -121,10 +120,11 @@ export class CLIPEncoder extends Module {
 
 // ---- text tower ----
 
+/** Token + position embeddings; SigLIP's text tower has the same (siglip.ts), `model` names it in messages. */
 export class CLIPTextEmbeddings extends Module {
   readonly token_embedding: Embedding;
   readonly position_embedding: Embedding;
-  constructor(readonly config: CLIPTextConfig) {
+  constructor(readonly config: Pick<CLIPTextConfig, 'vocab_size' | 'hidden_size' | 'max_position_embeddings'>, readonly model = 'CLIP text') {
     super();
     this.token_embedding = this.registerModule('token_embedding', new Embedding(config.vocab_size, config.hidden_size));
     this.position_embedding = this.registerModule('position_embedding', new Embedding(config.max_position_embeddings, config.hidden_size));
@@ -132,7 +132,7 @@ export class CLIPTextEmbeddings extends Module {
   forward(inputIds: Tensor): Tensor {
     const T = inputIds.size(1);
     if (T > this.config.max_position_embeddings) {
-      throw new MmtrainError(`CLIP text input has ${T} tokens but max_position_embeddings is ${this.config.max_position_embeddings}: truncate the text (maxLength)`);
+      throw new MmtrainError(`${this.model} input has ${T} tokens but max_position_embeddings is ${this.config.max_position_embeddings}: truncate the text (maxLength)`);
     }
     return this.token_embedding.forward(inputIds).add(this.position_embedding.forward(arange(T).unsqueeze(0))); // (B, T, C)
   }
@@ -176,8 +176,8 @@ export class CLIPTextModel extends Module {
     const [B, T] = inputIds.shape as [number, number];
     const m = this.text_model;
     // additive (B, 1, T, T): keys after the query, and padded keys, at float32's lowest
-    let mask = full([T, T], MASK_MIN).triu(1).view(1, 1, T, T);
-    if (attentionMask) mask = mask.add(attentionMask.float().rsub(1).mul(MASK_MIN).view(B, 1, 1, T)).clamp(MASK_MIN); // (B, T) -> (B, 1, 1, T)
+    let mask = full([T, T], MASK_LOWEST).triu(1).view(1, 1, T, T);
+    if (attentionMask) mask = mask.add(additivePaddingMask(attentionMask)).clamp(MASK_LOWEST); // + (B, 1, 1, T)
     let x = tidy(() => m.embeddings.forward(inputIds).transpose(0, 1).contiguous()); // (B, T, C) -> (T, B, C)
     x = m.encoder.forward(x, mask);
     const lastHiddenState = m.final_layer_norm.forward(x).transpose(0, 1); // (T, B, C) -> (B, T, C)

@@ -3,7 +3,7 @@
 // (`transformer.layer.0.attention.q_lin.weight`), so distilbert-base-uncased (with its `distilbert.` prefix and
 // masked-LM head, which are skipped) loads directly.
 import { MmtrainError, invalid } from '../errors.js';
-import { Dropout, Embedding, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
+import { Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, additivePaddingMask } from '../nn/index.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import * as F from '../tensor/functional.js';
@@ -149,7 +149,7 @@ export class DistilBertModel extends Module {
     if (attentionMask && (attentionMask.ndim !== 2 || attentionMask.size(0) !== B || attentionMask.size(1) !== T)) {
       invalid('attentionMask', `shape [${B}, ${T}] like inputIds`, `shape [${attentionMask.shape.join(', ')}]`);
     }
-    const mask = attentionMask ? attentionMask.float().rsub(1).mul(-3.4028234663852886e38).view(B, 1, 1, T) : null; // (B, T) -> (B, 1, 1, T)
+    const mask = attentionMask ? additivePaddingMask(attentionMask) : null; // (B, 1, 1, T)
     let x = tidy(() => this.embeddings.forward(inputIds).transpose(0, 1).contiguous()); // (B, T, C) -> (T, B, C)
     for (const layer of this.transformer.layer) x = tidy(() => layer.forward(x, mask));
     return { lastHiddenState: x.transpose(0, 1), poolerOutput: null }; // (T, B, C) -> (B, T, C)

@@ -5,11 +5,11 @@
 // learned probe attending to the patches). SiglipTextModel / SiglipVisionModel folders load directly, and each
 // tower out of a full SiglipModel folder (encoders.ts).
 import { MmtrainError, invalid } from '../errors.js';
-import { Conv2d, Embedding, LayerNorm, Linear, Module, MultiheadAttention } from '../nn/index.js';
+import { Conv2d, Embedding, LayerNorm, Linear, Module, MultiheadAttention, additivePaddingMask } from '../nn/index.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
-import { type Tensor, arange, zeros } from '../tensor/tensor.js';
-import { CLIPEncoder, CLIPMLP } from './clip.js';
+import { type Tensor, zeros } from '../tensor/tensor.js';
+import { CLIPEncoder, CLIPMLP, CLIPTextEmbeddings } from './clip.js';
 import { loadPretrained, type PretrainedLoad } from './loading.js';
 import { type SiglipTextConfig, type SiglipVisionConfig, siglipTextConfig, siglipVisionConfig } from './siglip-config.js';
 import type { EncoderOutputs } from './towers.js';
@@ -18,36 +18,16 @@ import type { EncoderOutputs } from './towers.js';
 
 export { SIGLIP_TEXT_PRESETS, SIGLIP_VISION_PRESETS, siglipTextConfig, siglipVisionConfig, type SiglipTextConfig, type SiglipVisionConfig } from './siglip-config.js';
 
-const MASK_MIN = -3.4028234663852886e38;
-
 // ---- text tower ----
 
-// Copied from CLIPTextEmbeddings (src/models/clip.ts) with CLIP->Siglip
-export class SiglipTextEmbeddings extends Module {
-  readonly token_embedding: Embedding;
-  readonly position_embedding: Embedding;
-  constructor(readonly config: SiglipTextConfig) {
-    super();
-    this.token_embedding = this.registerModule('token_embedding', new Embedding(config.vocab_size, config.hidden_size));
-    this.position_embedding = this.registerModule('position_embedding', new Embedding(config.max_position_embeddings, config.hidden_size));
-  }
-  forward(inputIds: Tensor): Tensor {
-    const T = inputIds.size(1);
-    if (T > this.config.max_position_embeddings) {
-      throw new MmtrainError(`SigLIP text input has ${T} tokens but max_position_embeddings is ${this.config.max_position_embeddings}: truncate the text (maxLength)`);
-    }
-    return this.token_embedding.forward(inputIds).add(this.position_embedding.forward(arange(T).unsqueeze(0))); // (B, T, C)
-  }
-}
-
 export class SiglipTextTransformer extends Module {
-  readonly embeddings: SiglipTextEmbeddings;
+  readonly embeddings: CLIPTextEmbeddings;
   readonly encoder: CLIPEncoder;
   readonly final_layer_norm: LayerNorm;
   readonly head: Linear;
   constructor(readonly config: SiglipTextConfig) {
     super();
-    this.embeddings = this.registerModule('embeddings', new SiglipTextEmbeddings(config));
+    this.embeddings = this.registerModule('embeddings', new CLIPTextEmbeddings(config, 'SigLIP text'));
     this.encoder = this.registerModule('encoder', new CLIPEncoder(config));
     this.final_layer_norm = this.registerModule('final_layer_norm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
     this.head = this.registerModule('head', new Linear(config.hidden_size, config.projection_size ?? config.hidden_size));
@@ -73,9 +53,9 @@ export class SiglipTextModel extends Module {
   /** inputIds (B, T); attentionMask (B, T) or null. Pooled = head(the last position's state), as Hugging Face. */
   forward(inputIds: Tensor, attentionMask: Tensor | null = null, _tokenTypeIds: Tensor | null = null): EncoderOutputs {
     if (inputIds.ndim !== 2) invalid('inputIds', 'a (batch, tokens) tensor', `shape [${inputIds.shape.join(', ')}]`);
-    const [B, T] = inputIds.shape as [number, number];
+    const T = inputIds.size(1);
     const m = this.text_model;
-    const mask = attentionMask ? attentionMask.float().rsub(1).mul(MASK_MIN).view(B, 1, 1, T) : null; // (B, T) -> (B, 1, 1, T)
+    const mask = attentionMask ? additivePaddingMask(attentionMask) : null; // (B, 1, 1, T)
     let x = tidy(() => m.embeddings.forward(inputIds).transpose(0, 1).contiguous()); // (B, T, C) -> (T, B, C)
     x = m.encoder.forward(x, mask);
     const lastHiddenState = m.final_layer_norm.forward(x).transpose(0, 1); // (T, B, C) -> (B, T, C)

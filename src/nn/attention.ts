@@ -137,3 +137,15 @@ export class MultiheadAttention extends Module {
     return mask;
   }
 }
+
+/** float32's lowest value: what an additive attention mask adds for a key that may not be attended */
+export const MASK_LOWEST = -3.4028234663852886e38;
+
+/**
+ * The additive key-padding mask of a (B, T) attention mask (1 for real tokens): 0 for real keys, MASK_LOWEST for
+ * padding, (B, 1, 1, T) to broadcast over heads and queries (BERT's, DistilBERT's, CLIP's and SigLIP's text encoders).
+ */
+export function additivePaddingMask(attentionMask: Tensor): Tensor {
+  const [B, T] = attentionMask.shape as [number, number];
+  return attentionMask.float().rsub(1).mul(MASK_LOWEST).view(B, 1, 1, T); // (B, T) -> (B, 1, 1, T)
+}
