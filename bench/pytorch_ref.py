@@ -126,6 +126,49 @@ def decode(manifest):
     return {"case": "decode", "images_per_s": best, "n": len(files)}
 
 
+def decode_tar(pattern, workers):
+    """A WebDataset-style pipeline as a user writes it with PyTorch alone: an IterableDataset over tar shards (Python's
+    tarfile, samples grouped by key), PIL decode + convert('RGB'), torchvision Resize((224, 224)) / ToTensor /
+    Normalize, the text kept beside; a DataLoader with `workers` worker processes, the shards split between them,
+    batches of 32."""
+    import glob as _glob
+    import io
+    import tarfile
+    from PIL import Image
+    from torchvision import transforms as T
+    shards = sorted(_glob.glob(pattern))
+    tf = T.Compose([T.Resize((224, 224)), T.ToTensor(), T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+
+    class Shards(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            mine = shards if info is None else shards[info.id::info.num_workers]
+            for shard in mine:
+                with tarfile.open(shard) as t:
+                    key, sample = None, {}
+                    for m in t:
+                        if not m.isfile():
+                            continue
+                        k, ext = m.name.split(".", 1)
+                        if k != key and sample:
+                            yield tf(Image.open(io.BytesIO(sample["jpg"])).convert("RGB")), sample["txt"].decode()
+                            sample = {}
+                        key = k
+                        sample[ext] = t.extractfile(m).read()
+                    if sample:
+                        yield tf(Image.open(io.BytesIO(sample["jpg"])).convert("RGB")), sample["txt"].decode()
+
+    loader = torch.utils.data.DataLoader(Shards(), batch_size=32, num_workers=workers, persistent_workers=workers > 0)
+    best = 0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        n = 0
+        for x, _t in loader:
+            n += x.shape[0]
+        best = max(best, n / (time.perf_counter() - t0))
+    return {"case": "decode_tar", "samples_per_s": best, "n": n, "workers": workers}
+
+
 def matmul_rate(dtype, n=1024, reps=20):
     """GFLOP/s of an (n x n) @ (n x n) product in fp32 or bf16, median over repetitions (bench/blocks.ts matmulRate)."""
     torch.manual_seed(0)
@@ -152,6 +195,8 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument("--manifest")
+    p.add_argument("--shards")
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--dtype", default="float32")
     a = p.parse_args()
@@ -162,6 +207,8 @@ def main():
         r = block(8, 128, 256, 4, 4, a.warmup, a.steps)
     elif a.case == "decode":
         r = decode(a.manifest)
+    elif a.case == "decode_tar":
+        r = decode_tar(a.shards, a.workers)
     elif a.case == "matmul":
         r = matmul_rate(a.dtype)
     elif a.case == "fusion":

@@ -9,6 +9,7 @@ import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos, sharpCeiling } from './data.js';
 import { dataParallel } from './distributed.js';
 import { serveLoad } from './serve.js';
+import { ensureStreamSets, streamThroughput } from './stream.js';
 import { towerStep } from './towers.js';
 import { type E2ESide, type StepPhases, endToEnd, epochSeconds } from './e2e.js';
 import { cpuFlags } from '../src/cpu.js';
@@ -18,8 +19,8 @@ import { diagnosticsOverhead, featureCacheSpeedup, featureCacheSpeedupPreset, tr
 const PYTHON = process.env.MMTRAIN_BENCH_PYTHON ?? '/usr/bin/python3';
 const threads = Number(process.env.MMTRAIN_BENCH_THREADS ?? cpus().length);
 const quick = process.argv.includes('--quick');
-// --only op,block,fusion,mfu,data,trainer,diagnostics,distributed,features,serve,towers,e2e runs those cases alone
-const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'serve', 'towers', 'e2e'] as const;
+// --only op,block,fusion,mfu,data,trainer,diagnostics,distributed,features,serve,towers,stream,e2e runs those cases alone
+const CASES = ['op', 'block', 'fusion', 'mfu', 'data', 'trainer', 'diagnostics', 'distributed', 'features', 'serve', 'towers', 'stream', 'e2e'] as const;
 const onlyArg = process.argv.find((a, i) => process.argv[i - 1] === '--only');
 const only = onlyArg ? new Set(onlyArg.split(',')) : null;
 for (const c of only ?? []) {
@@ -163,6 +164,30 @@ if (want('data')) {
   results.data_wait = { decoding: dw, cached: dwc };
   table.push(['data wait per step, tiny preset, prefetch 2, decoding JPEGs (share of step)', `${(dw.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
   table.push(['data wait per step, same, images from the cache (later epochs)', `${(dwc.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
+}
+
+// 4b. streamed data: the same JPEGs as files, Parquet and WebDataset shards into the model, against PyTorch's
+// WebDataset-style pipeline (tarfile + PIL + torchvision, a DataLoader worker per core)
+if (want('stream')) {
+  const tokPath = bundledTokenizer();
+  const out: Record<string, unknown> = {};
+  for (const [name, dir, make] of [
+    ['320px synthetic JPEGs', join(ROOT, 'bench', '.data', 'jpeg320'), () => ensureImages(join(ROOT, 'bench', '.data', 'jpeg320'), quick ? 100 : 400, 320)],
+    ['640x480 photo-like JPEGs', join(ROOT, 'bench', '.data', 'photos640'), () => ensurePhotos(join(ROOT, 'bench', '.data', 'photos640'), quick ? 60 : 200)],
+  ] as const) {
+    await make();
+    const sets = await ensureStreamSets(dir, 50);
+    const files = await streamThroughput(sets.manifest, tokPath);
+    const parquet = await streamThroughput(sets.parquet, tokPath);
+    const wds = await streamThroughput(sets.webdataset, tokPath);
+    const workers = cpus().length;
+    const pt = torchRef(['--case', 'decode_tar', '--shards', sets.webdataset.replace(/\{[^}]*\}/, '*'), '--workers', String(workers)]);
+    out[name] = { files, parquet, webdataset: wds, pytorch_webdataset: pt };
+    table.push([`${name}: files (manifest) into the model, samples/s`, files.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (files.samples_per_s / pt.samples_per_s).toFixed(2)]);
+    table.push([`  Parquet (row groups of 100), samples/s (vs files ${(parquet.samples_per_s / files.samples_per_s).toFixed(2)}x)`, parquet.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (parquet.samples_per_s / pt.samples_per_s).toFixed(2)]);
+    table.push([`  WebDataset shards of 50, samples/s (vs files ${(wds.samples_per_s / files.samples_per_s).toFixed(2)}x; PyTorch: tarfile+PIL, ${workers} workers)`, wds.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (wds.samples_per_s / pt.samples_per_s).toFixed(2)]);
+  }
+  results.stream = out;
 }
 
 // 5. trainer overhead over a bare loop (same model step, batches in memory)

@@ -6,7 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FusionClassifier, generateSynthetic, listCheckpoints, loadSafetensors, readTrainerState } from '../src/index.js';
+import { FusionClassifier, convertDataset, generateSynthetic, listCheckpoints, loadSafetensors, readManifest, readTrainerState } from '../src/index.js';
 import { ROOT, tinyModel } from './helpers.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -20,14 +20,20 @@ export interface FaultSetup {
   referenceMs: number;
 }
 
-export async function faultSetup(steps = 30): Promise<FaultSetup> {
+/** `format`: the training data as a manifest, or converted to WebDataset shards (streamed, replayed on resume). */
+export async function faultSetup(steps = 30, format: 'manifest' | 'webdataset' = 'manifest'): Promise<FaultSetup> {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-fault-'));
   await generateSynthetic({ out: join(dir, 'data'), n: 120, seed: 5, imageSize: 16 });
+  let train = 'data/train.jsonl';
+  if (format === 'webdataset') {
+    const r = await convertDataset(readManifest(join(dir, 'data', 'train.jsonl')), { to: 'webdataset', out: join(dir, 'wds'), prefix: 'train', shardSize: 25, rowGroupSize: 100, compression: 'snappy', onBadSample: 'error' });
+    train = r.pattern;
+  }
   const cfg = join(dir, 'cfg.yaml');
   writeFileSync(cfg, [
     'seed: 9',
     `model: ${JSON.stringify(tinyModel())}`,
-    'data: { train: data/train.jsonl, val: data/val.jsonl, cache: true }',
+    `data: { train: "${train}", val: data/val.jsonl, cache: true, stream: { shuffleBuffer: 20 } }`,
     `train: { epochs: 100, maxSteps: ${steps}, batchSize: 8, lr: 1.0e-3 }`,
     'eval: { every: 10 }',
     'checkpoint: { every: 5, keepLast: 2 }',

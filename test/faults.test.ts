@@ -23,6 +23,18 @@ test('SIGKILL at random moments: every trial resumes to bit-identical weights; n
   assert.equal(killed, 3, 'three trials with at least one kill');
 });
 
+test('SIGKILL while training from WebDataset shards: the resumed run replays the stream to bit-identical weights', async () => {
+  const s = await faultSetup(30, 'webdataset');
+  const rnd = prng(Number(process.env.MMTRAIN_FAULT_SEED ?? 11));
+  let killed = 0;
+  for (let i = 0; killed < 1 && i < 6; i++) {
+    const r = await killResumeTrial(s, rnd, 1);
+    assert.ok(r.identical, `trial ${i}: final weights differ from the uninterrupted run`);
+    if (r.kills > 0) killed++;
+  }
+  assert.equal(killed, 1, 'a trial with a kill');
+});
+
 test('a full disk mid-run: a clear error naming the checkpoint, the last good checkpoint intact, nothing half-written', async () => {
   const s = await faultSetup(10);
   const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');

@@ -16,7 +16,10 @@ import type { DecodedImage, ImageConfig } from './image.js';
 
 /** An image to decode (a seed turns augmentation on for it). */
 export interface BatchItem {
+  /** the file to read, or the name of the image held in `bytes` */
   file: string;
+  /** the encoded image in memory (streamed data): decoded from here instead of read from `file` */
+  bytes?: Uint8Array;
   seed: number | null;
 }
 
@@ -138,7 +141,7 @@ class BatchThread {
 let shared: BatchThread | null = null;
 
 /**
- * Decodes and resizes image files (as loadImage does) on the process's batch thread, started on first use and
+ * Decodes and resizes image files or in-memory images (as loadImage / decodeImage do) on the process's batch thread, started on first use and
  * shared by every DataLoader. Its images start `width.background` at a time until the ticket is hurried.
  */
 export function decodeOnThread(items: BatchItem[], cfg: ImageConfig, width: DecodeWidth): DecodeTicket {

@@ -1,4 +1,4 @@
-// The batch thread's entry (see batch-thread.ts): reads and decodes the files of each request (sharp runs them in
+// The batch thread's entry (see batch-thread.ts): reads and decodes the files (or in-memory images) of each request (sharp runs them in
 // libuv's pool) and sends the 8-bit pixels back, transferring their buffers.
 //
 // Images are started oldest request first. Those of a batch the training loop is not waiting for yet start
@@ -27,10 +27,13 @@ async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
   try {
     // A synchronous read blocks only this thread, and saves the four event-loop turns of an async one.
     let buf: Buffer;
-    try {
-      buf = readFileSync(item.file);
-    } catch (e) {
-      throw imageReadError(item.file, e);
+    if (item.bytes) buf = Buffer.from(item.bytes.buffer, item.bytes.byteOffset, item.bytes.byteLength);
+    else {
+      try {
+        buf = readFileSync(item.file);
+      } catch (e) {
+        throw imageReadError(item.file, e);
+      }
     }
     const img = await decodeImage(buf, item.file, r.cfg, item.seed === null ? undefined : mulberry32(item.seed));
     return { data: img.data, width: img.width, height: img.height };

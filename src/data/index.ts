@@ -6,3 +6,8 @@ export { DataLoader, type Cursor, type LoaderOptions } from './loader.js';
 export { collate, imagesToTensor, disposeBatch, type Batch, type CollateItem, type CollateOptions } from './collate.js';
 export { ImageCache } from './cache.js';
 export { generateSynthetic, synthesizeRecords, COLORS, SHAPES, RELATIONS, type SynthOptions, type SynthRecord, type Task, type Difficulty } from './synth.js';
+export { openDataset, datasetSize, isStreamSet, type Dataset, type DatasetOptions } from './dataset.js';
+export { openStreamSet, epochStream, epochUnits, assignUnits, streamBatches, type StreamSet, type StreamItem, type StreamOptions } from './stream.js';
+export type { ColumnNames, StreamUnit, RawRecord } from './stream-types.js';
+export { expandDataPaths, dataFormat, type DataFormat } from './paths.js';
+export { convertDataset, imageExtension, type ConvertOptions, type ConvertResult } from './convert.js';

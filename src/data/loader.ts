@@ -6,8 +6,10 @@ import type { Device } from '../tensor/dtype.js';
 import { type Batch, collate } from './collate.js';
 import { ImageCache } from './cache.js';
 import { type DecodeTicket, decodeOnThread } from './batch-thread.js';
-import { type DecodedImage, type ImageConfig, loadImage, mulberry32 } from './image.js';
+import { type DecodedImage, type ImageConfig, decodeImage, loadImage } from './image.js';
 import type { Problem, Sample } from './manifest.js';
+import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
+import { type StreamSet, epochStream, localBatchSize, streamBatches } from './stream.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
 
 export interface LoaderOptions {
@@ -49,6 +51,15 @@ export interface LoaderOptions {
    * in step with the others.
    */
   shard?: { rank: number; worldSize: number } | null;
+  /**
+   * With `shard`: a rank whose samples ran out takes empty batches to the end of the epoch, to stay in step with the
+   * others (default true; false for evaluation, where ranks do not step together).
+   */
+  lockstep?: boolean;
+  /** streamed data: units read at once per rank (default 2) */
+  readers?: number;
+  /** streamed data: shuffle buffer in samples (default 1000; 0 turns it off) */
+  shuffleBuffer?: number;
 }
 
 export interface Cursor {
@@ -57,9 +68,23 @@ export interface Cursor {
   position: number;
 }
 
+/** A sample of a batch: its data set index (augmentation seed, Batch.indices) and its tokens. */
+interface LoadItem {
+  sample: Sample;
+  index: number;
+  encoding: EncodedText;
+}
+
+/** What one batch is made of, before its images are decoded; `error`: a bad sample under onBadSample "error". */
+interface BatchSpec {
+  items: LoadItem[];
+  skipped: Problem[];
+  error?: MmtrainError;
+}
+
 /** Host-side batch: pixels and token ids, before they become tensors. */
 interface RawBatch {
-  indices: number[];
+  items: LoadItem[];
   images: DecodedImage[];
   skipped: Problem[];
 }
@@ -77,21 +102,31 @@ export class DataLoader {
   /** the least of #width: about one 224 x 224 image's worth of output pixels (three 128 x 128, twelve 64 x 64) */
   readonly #minWidth: number;
   readonly options: Required<Omit<LoaderOptions, 'cache'>> & { cache: ImageCache | null };
+  /** the samples of a manifest (empty for streamed data) */
+  readonly samples: Sample[];
+  /** streamed data (Parquet, WebDataset), read unit by unit each epoch; null for a manifest */
+  readonly stream: StreamSet | null;
   /** samples skipped while loading images (onBadSample: "skip") */
   readonly skipped: Problem[] = [];
   cursor: Cursor = { epoch: 0, position: 0 };
 
-  constructor(readonly samples: Sample[], readonly tokenizer: TextTokenizer, readonly image: ImageConfig, opts: LoaderOptions) {
-    if (!samples.length) throw new MmtrainError('DataLoader: no samples');
+  constructor(source: Sample[] | StreamSet, readonly tokenizer: TextTokenizer, readonly image: ImageConfig, opts: LoaderOptions) {
+    this.samples = Array.isArray(source) ? source : [];
+    this.stream = Array.isArray(source) ? null : source;
+    if (!this.samples.length && !this.stream) throw new MmtrainError('DataLoader: no samples');
     this.options = {
       shuffle: true, seed: 0, dropLast: false, maxLength: 128, padding: 'longest', bucketByLength: false, prefetch: 2,
-      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null, device: opts.device ?? 'cpu',
+      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, lockstep: true, readers: 2, shuffleBuffer: 1000,
+      ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null, device: opts.device ?? 'cpu',
     };
+    if (this.stream && this.options.bucketByLength) throw new MmtrainError(`data.bucketByLength: needs the texts before the epoch starts, which streamed data (${this.stream.file}) does not give; turn it off`);
+    checkInt('readers', this.options.readers, 1, 64);
+    checkInt('shuffleBuffer', this.options.shuffleBuffer, 0, 10_000_000);
     checkInt('batchSize', this.options.batchSize, 1);
     checkInt('prefetch', this.options.prefetch, 0, 64);
     checkInt('concurrency', this.options.concurrency, 1, 1024);
     checkInt('maxLength', this.options.maxLength, 2, 100000);
-    this.encodings = samples.map((s) => tokenizer.encode(s.text, this.options.maxLength));
+    this.encodings = this.samples.map((s) => tokenizer.encode(s.text, this.options.maxLength));
     // Decoding ahead takes CPU from a training step that already uses every core: large images go one at a time,
     // so that few threads compete with the step; small ones in groups, since one at a time their round trips through
     // libuv's pool (~1 ms each, mostly waiting) spread over the whole step. Measured on the demo model, first epochs
@@ -103,6 +138,10 @@ export class DataLoader {
 
   /** Batches per epoch. */
   get length(): number {
+    if (this.stream) {
+      const sh = this.options.shard;
+      return streamBatches(this.stream, this.options.batchSize, sh?.worldSize ?? 1, this.options.dropLast);
+    }
     const n = this.samples.length;
     const b = this.options.batchSize;
     return this.options.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
@@ -110,6 +149,7 @@ export class DataLoader {
 
   /** The batches of an epoch as lists of sample indices: a pure function of (seed, epoch). */
   plan(epoch: number): number[][] {
+    if (this.stream) throw new MmtrainError(`DataLoader.plan: streamed data (${this.stream.file}) has no plan of sample indices; iterate epoch()`);
     const n = this.samples.length;
     const idx = Array.from({ length: n }, (_, i) => i);
     const rnd = mulberry32(hashSeed(this.options.seed, epoch));
@@ -137,53 +177,111 @@ export class DataLoader {
    * cursor advances as batches are taken.
    */
   async *epoch(epoch: number, startPosition = 0): AsyncGenerator<Batch> {
-    const plan = this.plan(epoch).map((b) => this.localSlice(b));
+    const specs = this.#specs(epoch, startPosition);
     const depth = Math.max(1, this.options.prefetch + 1);
     const inflight: InFlight[] = [];
-    let next = startPosition;
-    const fill = () => {
-      while (inflight.length < depth && next < plan.length) {
+    let ended = false;
+    const fill = async () => {
+      while (!ended && inflight.length < depth) {
+        const n = await specs.next();
+        if (n.done) {
+          ended = true;
+          break;
+        }
         let ticket: DecodeTicket | null = null;
-        const raw = this.#load(plan[next++]!, epoch, (t) => (ticket = t)); // dispatches before its first await
+        const raw = this.#load(n.value, epoch, (t) => (ticket = t)); // dispatches before its first await
         raw.catch(() => {}); // a failure surfaces when this batch is awaited; never as an unhandled rejection
         inflight.push({ raw, ticket });
       }
     };
     this.cursor = { epoch, position: startPosition };
-    fill();
-    while (inflight.length) {
-      const head = inflight.shift()!;
-      // The batch thread decodes ahead narrowly (as little CPU as it can take from the step). When the loop has to
-      // wait for a batch anyway, decoding is what it waits on: that batch starts all its images at once, and the
-      // batches behind it are decoded twice as wide; each batch found ready halves that width again.
-      if (head.ticket && !head.ticket.arrived()) {
-        this.#width = Math.min(this.options.concurrency, this.#width * 2);
-        head.ticket.hurry(this.#width);
-      } else if (head.ticket) {
-        this.#width = Math.max(this.#minWidth, this.#width >> 1);
+    try {
+      await fill();
+      while (inflight.length) {
+        const head = inflight.shift()!;
+        // The batch thread decodes ahead narrowly (as little CPU as it can take from the step). When the loop has to
+        // wait for a batch anyway, decoding is what it waits on: that batch starts all its images at once, and the
+        // batches behind it are decoded twice as wide; each batch found ready halves that width again.
+        if (head.ticket && !head.ticket.arrived()) {
+          this.#width = Math.min(this.options.concurrency, this.#width * 2);
+          head.ticket.hurry(this.#width);
+        } else if (head.ticket) {
+          this.#width = Math.max(this.#minWidth, this.#width >> 1);
+        }
+        const raw = await head.raw;
+        await fill();
+        this.skipped.push(...raw.skipped);
+        this.cursor = { epoch, position: this.cursor.position + 1 };
+        if (!raw.items.length && !(this.options.shard && this.options.lockstep)) continue;
+        yield this.collate(raw);
       }
-      const raw = await head.raw;
-      fill();
-      this.skipped.push(...raw.skipped);
-      this.cursor = { epoch, position: this.cursor.position + 1 };
-      if (!raw.indices.length && !this.options.shard) continue;
-      yield this.collate(raw);
+    } finally {
+      await specs.return(undefined);
     }
   }
 
-  async #load(indices: number[], epoch: number, onDispatch: (t: DecodeTicket) => void): Promise<RawBatch> {
-    const skipped: Problem[] = [];
+  /** The batches of an epoch from a position: this rank's samples of each, with their tokens. */
+  async *#specs(epoch: number, start: number): AsyncGenerator<BatchSpec> {
+    if (!this.stream) {
+      const plan = this.plan(epoch);
+      for (let p = start; p < plan.length; p++) {
+        yield { items: this.localSlice(plan[p]!).map((i) => ({ sample: this.samples[i]!, index: i, encoding: this.encodings[i]! })), skipped: [] };
+      }
+      return;
+    }
+    // Streamed: this rank's samples in the epoch's order, cut into its share of each global batch. A resumed epoch
+    // reads (does not decode) the samples of the batches before `start` again: the order is replayed exactly.
+    const sh = this.options.shard ?? { rank: 0, worldSize: 1 };
+    const b = localBatchSize(this.options.batchSize, sh.rank, sh.worldSize);
+    const total = this.length;
+    const it = epochStream(this.stream, { seed: this.options.seed, epoch, shuffle: this.options.shuffle, rank: sh.rank, worldSize: sh.worldSize, readers: this.options.readers, buffer: this.options.shuffleBuffer });
+    try {
+      let position = 0;
+      let spec: BatchSpec = { items: [], skipped: [] };
+      let taken = 0;
+      for await (const item of b > 0 ? it : []) {
+        if (position >= total) break;
+        taken++;
+        if (position >= start) {
+          if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: this.tokenizer.encode(item.sample.text, this.options.maxLength) });
+          else if (item.problem) {
+            if (this.options.onBadSample === 'skip') spec.skipped.push(item.problem);
+            else spec.error ??= new MmtrainError(`${item.problem.where}: ${item.problem.message}\nSet data.onBadSample: "skip" to train without such samples.`);
+          }
+        }
+        if (taken === b) {
+          if (position >= start) yield spec;
+          position++;
+          spec = { items: [], skipped: [] };
+          taken = 0;
+        }
+      }
+      if (taken > 0 && position < total && !this.options.dropLast) {
+        if (position >= start) yield spec;
+        position++;
+      }
+      // this rank's samples ran out: empty batches keep it in step with the others
+      if (this.options.shard && this.options.lockstep) for (; position < total; position++) if (position >= start) yield { items: [], skipped: [] };
+    } finally {
+      await it.return(undefined);
+    }
+  }
+
+  async #load(spec: BatchSpec, epoch: number, onDispatch: (t: DecodeTicket) => void): Promise<RawBatch> {
+    const { items } = spec;
+    const skipped: Problem[] = [...spec.skipped];
     const aug = this.options.augment;
     const cache = aug ? null : this.options.cache;
-    // Cache hits are read synchronously first (a view into the cache, no copy); only the misses are decoded.
+    // Cache hits are read synchronously first (a view into the cache, no copy); only the misses are decoded. Images
+    // held in memory (streamed data) are not cached: they have no file to check the entry against.
     // per sample: its pixels, null (skipped), undefined (to do)
-    const results: (DecodedImage | null | undefined)[] = cache ? indices.map((i) => cache.get(this.samples[i]!.image) ?? undefined) : new Array(indices.length);
-    const todo = indices.map((_, k) => k).filter((k) => results[k] === undefined);
+    const results: (DecodedImage | null | undefined)[] = cache ? items.map((it) => (it.sample.bytes ? undefined : cache.get(it.sample.image) ?? undefined)) : new Array(items.length);
+    const todo = items.map((_, k) => k).filter((k) => results[k] === undefined);
     const seedOf = (i: number) => (aug ? hashSeed(this.options.seed, epoch, i) : null);
     const settle = (k: number, img: DecodedImage | Error) => {
-      const s = this.samples[indices[k]!]!;
+      const s = items[k]!.sample;
       if (!(img instanceof Error)) {
-        if (!aug) cache?.put(s.image, img);
+        if (!aug && !s.bytes) cache?.put(s.image, img);
         results[k] = img;
       } else if (this.options.onBadSample === 'skip') {
         skipped.push({ where: s.where, message: img.message });
@@ -194,26 +292,29 @@ export class DataLoader {
     };
     if (this.options.decodeThread && todo.length) {
       // the misses go to the batch thread and come back as 8-bit pixels
-      const items = todo.map((k) => ({ file: this.samples[indices[k]!]!.image, seed: seedOf(indices[k]!) }));
-      const ticket = decodeOnThread(items, this.image, { background: this.#width, concurrency: this.options.concurrency });
+      const batchItems = todo.map((k) => ({ file: items[k]!.sample.image, bytes: items[k]!.sample.bytes, seed: seedOf(items[k]!.index) }));
+      const ticket = decodeOnThread(batchItems, this.image, { background: this.#width, concurrency: this.options.concurrency });
       onDispatch(ticket);
+      if (spec.error) throw spec.error;
       const { images } = await ticket.results;
       todo.forEach((k, j) => settle(k, images[j]!));
     } else {
+      if (spec.error) throw spec.error;
       await mapLimit(todo, this.options.concurrency, async (k) => {
-        const i = indices[k]!;
-        const seed = seedOf(i);
+        const { sample, index } = items[k]!;
+        const seed = seedOf(index);
+        const rnd = seed === null ? undefined : mulberry32(seed);
         let img: DecodedImage | Error;
         try {
-          img = await loadImage(this.samples[i]!.image, this.image, seed === null ? undefined : mulberry32(seed));
+          img = sample.bytes ? await decodeImage(Buffer.from(sample.bytes.buffer, sample.bytes.byteOffset, sample.bytes.byteLength), sample.image, this.image, rnd) : await loadImage(sample.image, this.image, rnd);
         } catch (e) {
           img = e as Error;
         }
         settle(k, img);
       });
     }
-    const keep = indices.filter((_, k) => results[k] !== null);
-    return { indices: keep, images: results.filter((r): r is DecodedImage => r != null), skipped };
+    const keep = items.filter((_, k) => results[k] !== null);
+    return { items: keep, images: results.filter((r): r is DecodedImage => r != null), skipped };
   }
 
   /** This rank's part of a global batch (all of it without sharding): contiguous, sizes differ by at most one. */
@@ -229,24 +330,8 @@ export class DataLoader {
   /** Turns a host batch into tensors (collate.ts): dynamic padding of the texts, uint8 pixels normalised in LibTorch. */
   collate(raw: RawBatch): Batch {
     const { padding, maxLength, device } = this.options;
-    const items = raw.indices.map((i, k) => ({ encoding: this.encodings[i]!, image: raw.images[k]!, label: this.samples[i]!.label, index: i }));
+    const items = raw.items.map((it, k) => ({ encoding: it.encoding, image: raw.images[k]!, label: it.sample.label, index: it.index }));
     return collate(items, { padId: this.tokenizer.padId, padding, maxLength, image: this.image, device });
-  }
-}
-
-function hashSeed(...xs: number[]): number {
-  let h = 2166136261;
-  for (const x of xs) {
-    h = Math.imul(h ^ (x & 0xffffffff), 16777619);
-    h = Math.imul(h ^ Math.floor(x / 4294967296), 16777619);
-  }
-  return h >>> 0;
-}
-
-function shuffleInPlace<T>(a: T[], rnd: () => number): void {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
   }
 }
 

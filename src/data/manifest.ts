@@ -6,10 +6,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { MmtrainError } from '../errors.js';
+import { discoverLabels, labelResolver, noLabel } from './labels.js';
 
 export interface Sample {
-  /** absolute image path */
+  /** absolute image path; for an image held in memory (bytes), the name its messages use */
   image: string;
+  /** the encoded image itself (Parquet, WebDataset), decoded from memory instead of read from `image` */
+  bytes?: Uint8Array;
   text: string;
   /** class index into the label list; -1 for an unlabelled sample (prediction, label: "optional") */
   label: number;
@@ -123,18 +126,8 @@ export function readManifest(file: string, opts: ManifestOptions = {}): Manifest
   const badLines = new Set(problems.map((p) => p.where));
 
   // Labels: integers index directly; names go through the label list (given, or discovered and sorted).
-  let labels = opts.labels;
-  const isIntLabel = (v: unknown) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^\d+$/.test(v));
-  if (!labels) {
-    const valid = rows.map((r) => r.label).filter((v) => v !== undefined && v !== null && v !== '');
-    if (valid.every(isIntLabel)) {
-      const max = valid.reduce<number>((m, v) => Math.max(m, Number(v)), -1);
-      labels = Array.from({ length: Math.max(max + 1, 2) }, (_, i) => String(i));
-    } else {
-      labels = [...new Set(valid.filter((v) => typeof v === 'string') as string[])].sort();
-    }
-  }
-  const index = new Map(labels.map((l, i) => [l, i]));
+  const labels = opts.labels ?? discoverLabels(rows.map((r) => r.label));
+  const toIndex = labelResolver(labels, Boolean(opts.labels));
 
   const samples: Sample[] = [];
   const statCache = new Map<string, number>();
@@ -145,17 +138,13 @@ export function readManifest(file: string, opts: ManifestOptions = {}): Manifest
     if (typeof r.text !== 'string') report('"text" must be a string');
     else if (!r.text.trim()) report('"text" is empty');
     let label = -1;
-    if (r.label === undefined || r.label === null || r.label === '') {
+    if (noLabel(r.label)) {
       if (opts.label !== 'optional') report('"label" is missing');
-    }
-    else if (typeof r.label === 'number') {
-      if (!Number.isInteger(r.label) || r.label < 0 || r.label >= labels.length) report(`label ${r.label} is not a class index in [0, ${labels.length - 1}]`);
-      else label = r.label;
-    } else if (typeof r.label === 'string') {
-      const i = index.get(r.label) ?? (isIntLabel(r.label) && Number(r.label) < labels.length && !opts.labels ? Number(r.label) : undefined);
-      if (i === undefined) report(`unknown label "${r.label}" (known: ${labels.slice(0, 10).join(', ')}${labels.length > 10 ? ', ...' : ''})`);
+    } else {
+      const i = toIndex(r.label);
+      if (typeof i === 'string') report(i);
       else label = i;
-    } else report('"label" must be an integer or a label name');
+    }
     let image = '';
     if (typeof r.image === 'string' && r.image.trim()) {
       image = isAbsolute(r.image) ? r.image : resolve(base, r.image);

@@ -53,7 +53,11 @@ export const ConfigSchema = z.strictObject({
     train: z.string(),
     val: z.string().optional(),
     test: z.string().optional(),
-    /** class names in index order; discovered from the training manifest when absent */
+    /** Parquet columns / WebDataset fields holding the image, the text and the label (docs/data.md) */
+    columns: z.strictObject({ image: z.string().min(1).optional(), text: z.string().min(1).optional(), label: z.string().min(1).optional() }).optional(),
+    /** streamed data (Parquet, WebDataset): units read at once per rank, and the shuffle buffer in samples */
+    stream: z.strictObject({ readers: z.number().int().min(1).max(64).default(2), shuffleBuffer: z.number().int().min(0).max(10_000_000).default(1000) }).prefault({}),
+    /** class names in index order; discovered from the training data when absent */
     labels: z.array(z.string()).min(2).optional(),
     /** tokenizer.json or vocab.txt; the bundled bert-base-uncased tokenizer by default */
     tokenizer: z.string().optional(),
@@ -374,9 +378,17 @@ model:
   freeze: { text: false, image: false }   # true, or a number of lower layers
 
 data:
-  train: data/train.jsonl      # JSONL {"image","text","label"} or CSV with header image,text,label
+  train: data/train.jsonl      # JSONL {"image","text","label"} or CSV with header image,text,label; or Parquet
+                               # files / WebDataset shards: "data/train-*.parquet", "shards/train-{000000..000127}.tar"
   val: data/val.jsonl
   # test: data/test.jsonl
+  # columns:                   # Parquet columns / WebDataset fields (docs/data.md)
+    # image: image             # Parquet: bytes, a {bytes, path} struct or a path; WebDataset: extensions, "jpg;png"
+    # text: text               # WebDataset: a member extension (txt) or a key of the sample's .json
+    # label: label             # WebDataset: a member extension (cls) or a key of the sample's .json
+  stream:                      # Parquet / WebDataset only
+    readers: 2                 # row groups / shards read at once per process
+    shuffleBuffer: 1000        # samples mixed across row groups / shards (0: off)
   # labels: [mismatch, match]  # class names in index order (discovered when absent)
   # tokenizer: ./tokenizer.json   # or a vocab.txt; default: bundled bert-base-uncased
   doLowerCase: true            # for a vocab.txt tokenizer (tokenizer.json carries its own normalizer)

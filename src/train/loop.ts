@@ -318,6 +318,12 @@ export class TrainingLoop {
     this.#state.epoch++;
     this.#state.position = 0;
     loaders.cache?.flush();
+    // bad samples left out while loading this epoch (data.onBadSample: "skip"): counted, the first one named
+    const bad = loaders.train.skipped.splice(0);
+    if (bad.length) {
+      this.#p.print(`epoch ${this.#state.epoch}: left out ${bad.length} bad sample${bad.length === 1 ? '' : 's'} (data.onBadSample: "skip"); first: ${bad[0]!.where}: ${bad[0]!.message}`);
+      ctx.log({ event: 'skipped_samples', step: this.#state.step, epoch: this.#state.epoch - 1, count: bad.length, first: `${bad[0]!.where}: ${bad[0]!.message}` });
+    }
     this.#emit('onEpochEnd', ctx, this.#state.epoch - 1);
     if (c.eval.every === 'epoch') await this.#validate();
     if (c.checkpoint.every === 'epoch') this.#lastGood = this.#save('epoch');

@@ -4,8 +4,8 @@
 import { join } from 'node:path';
 import { ImageCache } from '../data/cache.js';
 import { type ImageConfig, imageConfig } from '../data/image.js';
+import { type Dataset, isStreamSet, openDataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
-import { type Manifest, readManifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import { MmtrainError } from '../errors.js';
 import { type FusionClassifier, createFusionModel } from '../models/fusion.js';
@@ -15,20 +15,22 @@ import type { ProcessGroup } from './distributed.js';
 import type { Device } from '../tensor/dtype.js';
 
 export interface RunData {
-  train: Manifest;
-  val: Manifest | null;
-  test: Manifest | null;
+  train: Dataset;
+  val: Dataset | null;
+  test: Dataset | null;
   labels: string[];
   tokenizer: TextTokenizer;
 }
 
-/** Reads the manifests (val and test through train's label list) and the tokenizer. */
-export function readData(c: TrainConfig): RunData {
-  const train = readManifest(c.data.train, { labels: c.data.labels, onBadSample: c.data.onBadSample });
+/** Opens the data sets (val and test through train's label list) and the tokenizer. */
+export async function readData(c: TrainConfig, print?: (line: string) => void): Promise<RunData> {
+  const common = { onBadSample: c.data.onBadSample, columns: c.data.columns, print };
+  const train = await openDataset('data.train', c.data.train, { ...common, labels: c.data.labels });
   const labels = train.labels;
-  const read = (p?: string): Manifest | null => (p ? readManifest(p, { labels, onBadSample: c.data.onBadSample }) : null);
+  const read = async (field: string, p?: string): Promise<Dataset | null> => (p ? openDataset(field, p, { ...common, labels }) : null);
+  const [val, test] = [await read('data.val', c.data.val), await read('data.test', c.data.test)];
   const tokenizer = /\.txt$/i.test(c.data.tokenizer!) ? TextTokenizer.fromVocab(c.data.tokenizer!, { doLowerCase: c.data.doLowerCase }) : TextTokenizer.fromFile(c.data.tokenizer!);
-  return { train, val: read(c.data.val), test: read(c.data.test), labels, tokenizer };
+  return { train, val, test, labels, tokenizer };
 }
 
 /** The configured model with a head for `numLabels` classes. */
@@ -79,19 +81,25 @@ export function makeLoaders(c: TrainConfig, data: RunData, image: ImageConfig, r
   // each rank keeps its own image cache folder: no two processes write the same file
   const cacheDir = c.data.cache === false ? null : c.data.cache === true ? join(runDir, 'cache') : c.data.cache;
   const cache = cacheDir === null ? null : new ImageCache(pg ? join(cacheDir, `rank-${pg.rank}`) : cacheDir, image);
-  const common = { maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, decodeThread: c.data.decodeThread, onBadSample: c.data.onBadSample, cache, device } as const;
-  const train = new DataLoader(data.train.samples, data.tokenizer, image, {
+  const common = {
+    maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, decodeThread: c.data.decodeThread, onBadSample: c.data.onBadSample, cache, device,
+    readers: c.data.stream.readers, shuffleBuffer: c.data.stream.shuffleBuffer,
+  } as const;
+  const source = (d: Dataset) => (isStreamSet(d) ? d : d.samples);
+  const train = new DataLoader(source(data.train), data.tokenizer, image, {
     ...common, batchSize: c.train.batchSize, seed: c.seed, shuffle: true, bucketByLength: c.data.bucketByLength, augment, cache: augment ? null : cache,
     shard: pg ? { rank: pg.rank, worldSize: pg.worldSize } : null,
   });
-  const evalShard = (m: Manifest | null) => {
+  const evalShard = (m: Dataset | null) => {
     if (!m) return null;
+    // a streamed set: each rank reads its own units, without keeping in step
+    if (isStreamSet(m)) return { loader: new DataLoader(m, data.tokenizer, image, { ...common, batchSize: c.eval.batchSize, shuffle: false, shard: pg ? { rank: pg.rank, worldSize: pg.worldSize } : null, lockstep: false }) };
     const samples = pg ? m.samples.filter((_, i) => i % pg.worldSize === pg.rank) : m.samples;
     return { loader: samples.length ? new DataLoader(samples, data.tokenizer, image, { ...common, batchSize: c.eval.batchSize, shuffle: false }) : null };
   };
   return {
     train, val: evalShard(data.val), test: evalShard(data.test), cache,
-    trainInOrder: () => new DataLoader(data.train.samples, data.tokenizer, image, { ...common, batchSize: c.eval.batchSize, shuffle: false }),
+    trainInOrder: () => new DataLoader(source(data.train), data.tokenizer, image, { ...common, batchSize: c.eval.batchSize, shuffle: false }),
   };
 }
 

@@ -3,6 +3,7 @@
 // first, then the caller's), the loop (src/train/loop.ts), then the test pass, the run's warnings and result.json.
 // The loop knows no model but through FusionClassifier's interface and no diagnostics but through callbacks; the
 // report (report.html) is written by whoever runs the training (the CLI, a study).
+import { datasetSize, isStreamSet } from '../data/dataset.js';
 import { MmtrainError } from '../errors.js';
 import { Diagnostics } from '../diagnostics/diagnostics.js';
 import { type Warning, analyzeRun } from '../diagnostics/warnings.js';
@@ -47,7 +48,10 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
   const runDir = pg ? pg.share(`run_dir/${++trainCalls}`, choose) : choose();
 
   // data, then the model (its head needs the label count), then the image preprocessing (the model's image size)
-  const data = readData(c);
+  const data = await readData(c, print);
+  for (const d of [data.train, data.val, data.test]) {
+    if (d?.skipped.length) print(`${d.file}: left out ${d.skipped.length} bad record${d.skipped.length === 1 ? '' : 's'} (data.onBadSample: "skip"); first: ${d.skipped[0]!.where}: ${d.skipped[0]!.message}`);
+  }
   const device = resolveDevice(c.train.device, 'train.device');
   if (c.train.precision === 'fp16' && device === 'cpu') {
     throw new MmtrainError(`train.precision: fp16 needs a GPU (fp16 autocast with loss scaling), but train.device ${c.train.device} is the CPU here; use bf16 on the CPU`);
@@ -101,10 +105,12 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
 
     // fully frozen encoders without augmentation: their outputs are computed once, epochs train fusion + head only
     let features: FeatureStore | null = null;
-    if (c.train.featureCache && c.model.freeze.text === true && c.model.freeze.image === true && !augments(c)) {
+    const frozen = c.model.freeze.text === true && c.model.freeze.image === true && !augments(c);
+    if (c.train.featureCache && frozen && isStreamSet(data.train)) print('frozen encoders: their outputs are not cached for streamed data (Parquet, WebDataset); every epoch runs them');
+    if (c.train.featureCache && frozen && !isStreamSet(data.train)) {
       const ft0 = performance.now();
       features = await FeatureStore.build(model, loaders.trainInOrder());
-      print(`frozen encoders: cached their outputs for ${data.train.samples.length} samples (${(features.bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - ft0) / 1000).toFixed(1)} s; epochs train fusion + head only`);
+      print(`frozen encoders: cached their outputs for ${datasetSize(data.train)} samples (${(features.bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - ft0) / 1000).toFixed(1)} s; epochs train fusion + head only`);
     }
     const progress = createProgress(rank0 ? c.log.progress : 'none', loop.totalSteps, ctx.state.step, print, c.log.every);
     print = progress.line; // from here the loop's lines go through the progress reporter

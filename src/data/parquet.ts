@@ -1,0 +1,140 @@
+// Parquet data sets as the Hugging Face Hub publishes them (datasets' to_parquet, the Hub's parquet conversion):
+// the image as bytes, as a {bytes, path} struct, or as a path; text as a string; the label as an integer (with
+// datasets' ClassLabel names in the file's "huggingface" metadata), a string or a boolean. Read with hyparquet
+// (and hyparquet-compressors for gzip, zstd, brotli, lz4): the footer when opened, then one row group at a time.
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { type AsyncBuffer, type FileMetaData, asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { MmtrainError } from '../errors.js';
+import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
+
+export const PARQUET_COLUMNS = { image: 'image', text: 'text', label: 'label' } as const;
+
+type ImageKind = 'bytes' | 'struct' | 'path';
+
+/** An opened Parquet file: its row groups, and how its columns hold a sample. */
+export interface ParquetSource {
+  file: string;
+  rowGroups: number[];
+  columns: Required<ColumnNames>;
+  imageKind: ImageKind;
+  hasLabel: boolean;
+  /** datasets' ClassLabel names for the label column, when the file carries them */
+  classNames: string[] | null;
+  buffer: AsyncBuffer;
+  metadata: FileMetaData;
+}
+
+interface SchemaNode {
+  element: { name: string; type?: string; converted_type?: string; logical_type?: { type: string } };
+  children: SchemaNode[];
+}
+
+const isString = (n: SchemaNode) => n.element.type === 'BYTE_ARRAY' && (n.element.converted_type === 'UTF8' || n.element.logical_type?.type === 'STRING' || n.element.converted_type === undefined);
+
+/**
+ * Opens a Parquet file and checks its columns: the image, text and (unless `needLabel` is false) label columns
+ * must exist with usable types. Errors name the file, the column, what it holds and what was expected.
+ */
+export async function openParquet(file: string, cols: ColumnNames, needLabel: boolean): Promise<ParquetSource> {
+  const columns = { image: cols.image ?? PARQUET_COLUMNS.image, text: cols.text ?? PARQUET_COLUMNS.text, label: cols.label ?? PARQUET_COLUMNS.label };
+  let buffer: AsyncBuffer;
+  let metadata: FileMetaData;
+  try {
+    buffer = await asyncBufferFromFile(file);
+    metadata = await parquetMetadataAsync(buffer);
+  } catch (e) {
+    throw new MmtrainError(`${file}: not a readable Parquet file (${(e as Error).message})`);
+  }
+  const schema = parquetSchema(metadata) as unknown as SchemaNode;
+  const byName = new Map(schema.children.map((c) => [c.element.name, c]));
+  const names = schema.children.map((c) => c.element.name).join(', ');
+  const need = (field: keyof ColumnNames) => {
+    const n = byName.get(columns[field]);
+    if (!n) throw new MmtrainError(`${file}: no column "${columns[field]}" for the ${field} (columns: ${names}); set data.columns.${field} to the column that holds it`);
+    return n;
+  };
+  const img = need('image');
+  let imageKind: ImageKind;
+  if (img.children.length) {
+    const bytes = img.children.find((c) => c.element.name === 'bytes');
+    if (!bytes || bytes.element.type !== 'BYTE_ARRAY') throw new MmtrainError(`${file}: column "${columns.image}" is a struct without a binary "bytes" field (fields: ${img.children.map((c) => c.element.name).join(', ')}); expected image bytes, a {bytes, path} struct or a path`);
+    imageKind = 'struct';
+  } else if (img.element.type === 'BYTE_ARRAY') {
+    imageKind = img.element.converted_type === 'UTF8' || img.element.logical_type?.type === 'STRING' ? 'path' : 'bytes';
+  } else {
+    throw new MmtrainError(`${file}: column "${columns.image}" holds ${img.element.type}; expected image bytes (binary), a {bytes, path} struct or a path (string)`);
+  }
+  const text = need('text');
+  if (text.children.length || !isString(text)) throw new MmtrainError(`${file}: column "${columns.text}" holds ${text.children.length ? 'a struct' : text.element.type}; expected a string`);
+  let hasLabel = byName.has(columns.label);
+  if (needLabel) {
+    const label = need('label');
+    const t = label.element.type;
+    if (label.children.length || !(t === 'INT32' || t === 'INT64' || t === 'BOOLEAN' || (t === 'BYTE_ARRAY' && isString(label)))) {
+      throw new MmtrainError(`${file}: column "${columns.label}" holds ${label.children.length ? 'a struct' : t}; expected an integer class index, a class name (string) or a boolean`);
+    }
+  } else if (hasLabel && byName.get(columns.label)!.children.length) hasLabel = false;
+  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata };
+}
+
+/** datasets writes its Features as JSON under the "huggingface" key: a ClassLabel column names its classes. */
+function classLabelNames(md: FileMetaData, column: string): string[] | null {
+  const kv = md.key_value_metadata?.find((k) => k.key === 'huggingface');
+  if (!kv?.value) return null;
+  try {
+    const info = JSON.parse(kv.value) as { info?: { features?: Record<string, { _type?: string; names?: unknown }> } };
+    const f = info.info?.features?.[column];
+    return f?._type === 'ClassLabel' && Array.isArray(f.names) && f.names.every((n) => typeof n === 'string') ? (f.names as string[]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The units of a file: its row groups. `offset` is the data set index of the file's first row. */
+export function parquetUnits(src: ParquetSource, offset: number): StreamUnit[] {
+  let row = 0;
+  return src.rowGroups.map((count, rowGroup) => {
+    const u = { file: src.file, rowGroup, rowStart: row, count, offset: offset + row };
+    row += count;
+    return u;
+  });
+}
+
+/** The label column alone (to discover the classes); cheap next to the images. */
+export async function readParquetLabels(src: ParquetSource): Promise<unknown[]> {
+  if (!src.hasLabel) return [];
+  const rows = await parquetReadObjects({ file: src.buffer, metadata: src.metadata, columns: [src.columns.label], compressors });
+  return rows.map((r) => r[src.columns.label]);
+}
+
+/** The records of one row group, in order. A row group that does not decode is one problem for all its rows. */
+export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promise<RawRecord[]> {
+  const { image, text, label } = src.columns;
+  let rows: Record<string, unknown>[];
+  try {
+    rows = await parquetReadObjects({
+      file: src.buffer, metadata: src.metadata, columns: src.hasLabel ? [image, text, label] : [image, text],
+      rowStart: unit.rowStart, rowEnd: unit.rowStart + unit.count, compressors, utf8: false,
+    });
+    if (rows.length !== unit.count) throw new Error(`${rows.length} rows decoded, the footer says ${unit.count}`);
+  } catch (e) {
+    const where = `${src.file}: row group ${unit.rowGroup} (rows ${unit.rowStart}-${unit.rowStart + unit.count - 1})`;
+    return Array.from({ length: unit.count }, (_, k) => ({ where, image: null, text: null, label: null, problem: k === 0 ? `does not decode (${(e as Error).message})` : '' }));
+  }
+  const base = dirname(src.file);
+  return rows.map((r, k) => {
+    const where = `${src.file}: row ${unit.rowStart + k}`;
+    const v = r[image];
+    let img: RawRecord['image'] = null;
+    const asPath = (p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(base, p) } : null);
+    const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('utf8') : t);
+    if (src.imageKind === 'bytes' && v instanceof Uint8Array) img = { bytes: v, name: where };
+    else if (src.imageKind === 'path') img = asPath(asText(v));
+    else if (src.imageKind === 'struct' && v && typeof v === 'object') {
+      const s = v as { bytes?: unknown; path?: unknown };
+      img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: s.bytes, name: `${where}${typeof asText(s.path) === 'string' ? ` (${asText(s.path) as string})` : ''}` } : asPath(asText(s.path));
+    }
+    return { where, image: img, text: asText(r[text]), label: src.hasLabel ? asText(r[label]) : undefined };
+  });
+}

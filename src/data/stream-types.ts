@@ -1,0 +1,33 @@
+// What the streamed formats (Parquet, WebDataset) hand to the stream (stream.ts): units of reading (a Parquet row
+// group, a WebDataset shard) with their sample counts, and records as read, before validation.
+
+/** Which column (Parquet) or field (WebDataset member extension or .json key) holds each part of a sample. */
+export interface ColumnNames {
+  image?: string;
+  text?: string;
+  label?: string;
+}
+
+/** A part of a data set read in one go, in order: a Parquet row group or a WebDataset shard. */
+export interface StreamUnit {
+  file: string;
+  /** Parquet: the row group; WebDataset: 0 */
+  rowGroup: number;
+  /** Parquet: the file row of its first sample; WebDataset: 0 */
+  rowStart: number;
+  /** samples (records) in it, bad ones included */
+  count: number;
+  /** the data set index of its first sample (units in file order) */
+  offset: number;
+}
+
+/** A record as read: the image (bytes in memory, or a path), the raw text and label, or what is wrong with it. */
+export interface RawRecord {
+  /** for messages: "file.parquet: row 12", "shard.tar: sample 000012" */
+  where: string;
+  image: { bytes: Uint8Array; name: string } | { path: string } | null;
+  text: unknown;
+  label: unknown;
+  /** the record cannot be read (a corrupt member, a row group that does not decode); the rest is empty */
+  problem?: string;
+}

@@ -1,0 +1,296 @@
+// Streamed data sets (Parquet files, WebDataset shards): opened from their footers or one counting pass, then read
+// unit by unit (row group, shard) each epoch, never whole. The order of an epoch is a pure function of the seed, the
+// epoch, the rank and the world size, so that a resumed run replays it exactly:
+//   1. units go to data-parallel ranks once (largest first, each to the rank with the fewest samples so far), so
+//      every sample is read by exactly one rank and the ranks' shares differ by at most one unit;
+//   2. each epoch a rank shuffles its units (seeded) and deals them to its reading slots, which read concurrently;
+//      their samples interleave in a fixed round-robin, whichever slot is faster;
+//   3. a seeded shuffle buffer (data.stream.shuffleBuffer samples) mixes samples across units.
+// A rank's epoch is cut into batches of its share of the global batch; ranks whose share runs out first take empty
+// batches, so that every rank takes part in every step.
+import { MmtrainError } from '../errors.js';
+import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
+import { discoverLabels, labelResolver, noLabel } from './labels.js';
+import type { Problem, Sample } from './manifest.js';
+import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readRowGroup } from './parquet.js';
+import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
+import { readShard } from './webdataset.js';
+
+export interface StreamOptions {
+  columns?: ColumnNames;
+  /** class names in index order (else ClassLabel names from the file, else discovered) */
+  labels?: string[];
+  onBadSample?: 'error' | 'skip';
+  /** "optional" for prediction: records without a label are samples with label -1 */
+  label?: 'required' | 'optional';
+  /** progress lines while counting WebDataset shards */
+  print?: (line: string) => void;
+}
+
+/** An opened streamed data set. */
+export interface StreamSet {
+  kind: 'parquet' | 'webdataset';
+  /** the path as given (messages) */
+  file: string;
+  files: string[];
+  units: StreamUnit[];
+  /** records in all units (bad ones included) */
+  size: number;
+  labels: string[];
+  /** whole files left out (onBadSample: "skip"): a Parquet file without the columns */
+  skipped: Problem[];
+  /** the records of a unit, in order (`images: false` leaves image bytes unread where it can) */
+  read(unit: StreamUnit, images: boolean): AsyncIterable<RawRecord>;
+  /** a record to a sample, or the problem with it */
+  toSample(r: RawRecord): Sample | Problem;
+}
+
+export function isStreamSet(d: unknown): d is StreamSet {
+  return typeof d === 'object' && d !== null && 'units' in d && 'read' in d;
+}
+
+/** Opens Parquet files (footers) or WebDataset shards (one counting pass) as one data set. */
+export async function openStreamSet(pattern: string, files: string[], kind: 'parquet' | 'webdataset', opts: StreamOptions = {}): Promise<StreamSet> {
+  const policy = opts.onBadSample ?? 'error';
+  const needLabel = opts.label !== 'optional';
+  const cols = opts.columns ?? {};
+  const skipped: Problem[] = [];
+  const units: StreamUnit[] = [];
+  let labels = opts.labels;
+  let read: StreamSet['read'];
+  if (kind === 'parquet') {
+    const sources = new Map<string, ParquetSource>();
+    const raw: unknown[] = [];
+    let classNames: string[] | null = null;
+    for (const f of files) {
+      let src: ParquetSource;
+      try {
+        src = await openParquet(f, cols, needLabel);
+      } catch (e) {
+        if (policy === 'error' || !(e instanceof MmtrainError)) throw e;
+        skipped.push({ where: f, message: e.message.replace(`${f}: `, '') });
+        continue;
+      }
+      sources.set(f, src);
+      units.push(...parquetUnits(src, units.reduce((a, u) => a + u.count, 0)));
+      if (!labels) {
+        classNames ??= src.classNames;
+        if (!src.classNames) raw.push(...await readParquetLabels(src));
+      }
+    }
+    if (!labels) labels = classNames ?? discoverLabels(raw);
+    read = (unit) => rowGroupRecords(sources.get(unit.file)!, unit);
+  } else {
+    const raw: unknown[] = [];
+    const t0 = performance.now();
+    let offset = 0;
+    for (const [i, f] of files.entries()) {
+      let count = 0;
+      for await (const r of readShard(f, cols, { images: false })) {
+        count++;
+        if (r.problem && policy === 'error') throw new MmtrainError(`${r.where}: ${r.problem}\nSet data.onBadSample: "skip" to train without such samples.`);
+        if (!labels && !noLabel(r.label)) raw.push(r.label);
+      }
+      units.push({ file: f, rowGroup: 0, rowStart: 0, count, offset });
+      offset += count;
+      if (opts.print && (i + 1) % 64 === 0) opts.print(`${pattern}: counted ${i + 1} of ${files.length} shards (${offset} samples) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    labels ??= discoverLabels(raw);
+    read = (unit, images) => readShard(unit.file, cols, { images });
+  }
+  const size = units.reduce((a, u) => a + u.count, 0);
+  if (!size) {
+    const why = skipped.length ? `: ${skipped[0]!.where}: ${skipped[0]!.message}` : '';
+    throw new MmtrainError(`${pattern}: the data set has no samples${why}`);
+  }
+  if (labels.length < 2 && needLabel) throw new MmtrainError(`${pattern}: found ${labels.length} class${labels.length === 1 ? '' : 'es'} (${labels.join(', ')}); a classifier needs at least two: set data.labels`);
+  const toIndex = labelResolver(labels, Boolean(opts.labels));
+  const toSample = (r: RawRecord): Sample | Problem => {
+    if (r.problem !== undefined) return { where: r.where, message: r.problem };
+    if (!r.image) return { where: r.where, message: 'no image (the image is null or empty)' };
+    if (typeof r.text !== 'string') return { where: r.where, message: `"text" must be a string, received ${r.text === null ? 'null' : typeof r.text}` };
+    if (!r.text.trim()) return { where: r.where, message: '"text" is empty' };
+    let label = -1;
+    if (noLabel(r.label)) {
+      if (needLabel) return { where: r.where, message: '"label" is missing' };
+    } else {
+      const i = toIndex(typeof r.label === 'string' ? r.label.trim() : r.label);
+      if (typeof i === 'string') return { where: r.where, message: i };
+      label = i;
+    }
+    return 'bytes' in r.image ? { image: r.image.name, bytes: r.image.bytes, text: r.text, label, where: r.where } : { image: r.image.path, text: r.text, label, where: r.where };
+  };
+  return { kind, file: pattern, files, units, size, labels, skipped, read, toSample };
+}
+
+async function* rowGroupRecords(src: ParquetSource, unit: StreamUnit): AsyncGenerator<RawRecord> {
+  yield* await readRowGroup(src, unit);
+}
+
+/** Units to ranks: largest first, each to the rank holding the fewest samples (ties: the lower rank). */
+export function assignUnits(units: StreamUnit[], worldSize: number): number[][] {
+  const order = units.map((_, i) => i).sort((a, b) => units[b]!.count - units[a]!.count || a - b);
+  const load = new Array<number>(worldSize).fill(0);
+  const out: number[][] = Array.from({ length: worldSize }, () => []);
+  for (const i of order) {
+    let r = 0;
+    for (let k = 1; k < worldSize; k++) if (load[k]! < load[r]!) r = k;
+    out[r]!.push(i);
+    load[r]! += units[i]!.count;
+  }
+  for (const o of out) o.sort((a, b) => a - b);
+  return out;
+}
+
+/** A stream sample: its data set index (augmentation seeds, Batch.indices) and the sample or its problem. */
+export interface StreamItem {
+  index: number;
+  sample: Sample | null;
+  /** why the sample is left out; null with a null sample: a later row of a row group reported once */
+  problem: Problem | null;
+}
+
+export interface EpochStreamOptions {
+  seed: number;
+  epoch: number;
+  shuffle: boolean;
+  rank: number;
+  worldSize: number;
+  /** units read at once (default 2) */
+  readers: number;
+  /** shuffle buffer size in samples (0: none) */
+  buffer: number;
+}
+
+/** This rank's units for an epoch, in reading order (seeded shuffle when `shuffle`). */
+export function epochUnits(set: StreamSet, o: Pick<EpochStreamOptions, 'seed' | 'epoch' | 'shuffle' | 'rank' | 'worldSize'>): number[] {
+  const mine = assignUnits(set.units, o.worldSize)[o.rank]!;
+  if (o.shuffle) shuffleInPlace(mine, mulberry32(hashSeed(o.seed, o.epoch, o.rank, 0x51ab)));
+  return mine;
+}
+
+/** Samples of this rank for an epoch, in their order. */
+export async function* epochStream(set: StreamSet, o: EpochStreamOptions): AsyncGenerator<StreamItem> {
+  const mine = epochUnits(set, o);
+  const k = Math.max(1, Math.min(o.readers, mine.length));
+  const slots = Array.from({ length: k }, (_, s) => readAhead(unitsItems(set, mine.filter((_, j) => j % k === s)), 32));
+  const merged = roundRobin(slots);
+  if (!o.shuffle || o.buffer <= 1) {
+    yield* merged;
+    return;
+  }
+  // shuffle buffer: fill, then each new sample replaces a random one that goes out; the rest out in random order
+  const rnd = mulberry32(hashSeed(o.seed, o.epoch, o.rank, 0xb0ff));
+  const buf: StreamItem[] = [];
+  for await (const it of merged) {
+    if (buf.length < o.buffer) {
+      buf.push(it);
+      continue;
+    }
+    const j = Math.floor(rnd() * buf.length);
+    const out = buf[j]!;
+    buf[j] = it;
+    yield out;
+  }
+  shuffleInPlace(buf, rnd);
+  yield* buf;
+}
+
+async function* unitsItems(set: StreamSet, units: number[]): AsyncGenerator<StreamItem> {
+  for (const u of units) {
+    const unit = set.units[u]!;
+    let k = 0;
+    for await (const r of set.read(unit, true)) {
+      if (k >= unit.count) break; // a shard changed since it was counted: never more than the count
+      const index = unit.offset + k++;
+      if (r.problem === '') {
+        yield { index, sample: null, problem: null };
+        continue;
+      }
+      const s = set.toSample(r);
+      if ('message' in s) yield { index, sample: null, problem: s };
+      else yield { index, sample: s, problem: null };
+    }
+    // fewer records than counted (a shard changed since): the rest are left out, reported once
+    if (k < unit.count) {
+      yield { index: unit.offset + k, sample: null, problem: { where: unit.file, message: `has ${k} samples now but ${unit.count} when the data set was opened (changed during the run?)` } };
+      for (k++; k < unit.count; k++) yield { index: unit.offset + k, sample: null, problem: null };
+    }
+  }
+}
+
+/** Items from several generators in turn (one each), skipping those that have ended. */
+async function* roundRobin<T>(gens: AsyncGenerator<T>[]): AsyncGenerator<T> {
+  const live = [...gens];
+  try {
+    while (live.length) {
+      for (let i = 0; i < live.length; ) {
+        const n = await live[i]!.next();
+        if (n.done) live.splice(i, 1);
+        else {
+          yield n.value;
+          i++;
+        }
+      }
+    }
+  } finally {
+    await Promise.all(live.map((g) => g.return(undefined)));
+  }
+}
+
+/** Pulls up to `ahead` items from `src` before they are asked for, so that reading overlaps their use. */
+async function* readAhead<T>(src: AsyncGenerator<T>, ahead: number): AsyncGenerator<T> {
+  const queue: IteratorResult<T>[] = [];
+  const wake: { consumer: (() => void) | null; producer: (() => void) | null } = { consumer: null, producer: null };
+  const state: { failure: { e: unknown } | null; stop: boolean } = { failure: null, stop: false };
+  const signal = (k: 'consumer' | 'producer') => {
+    const f = wake[k];
+    wake[k] = null;
+    f?.();
+  };
+  const pump = (async () => {
+    try {
+      for (;;) {
+        while (queue.length >= ahead && !state.stop) await new Promise<void>((r) => (wake.producer = r));
+        if (state.stop) break;
+        const n = await src.next();
+        queue.push(n);
+        signal('consumer');
+        if (n.done) break;
+      }
+    } catch (e) {
+      state.failure = { e };
+      signal('consumer');
+    }
+  })();
+  try {
+    for (;;) {
+      while (!queue.length && !state.failure) await new Promise<void>((r) => (wake.consumer = r));
+      if (!queue.length) throw state.failure!.e;
+      const n = queue.shift()!;
+      signal('producer');
+      if (n.done) return;
+      yield n.value;
+    }
+  } finally {
+    state.stop = true;
+    signal('producer');
+    await pump;
+    await src.return(undefined);
+  }
+}
+
+/** Local batch sizes: rank r's contiguous share of a global batch of B (as DataLoader.localSlice). */
+export function localBatchSize(B: number, rank: number, worldSize: number): number {
+  return Math.floor((B * (rank + 1)) / worldSize) - Math.floor((B * rank) / worldSize);
+}
+
+/** Batches per epoch for every rank: the most any rank needs (dropLast: the fewest full batches any rank has). */
+export function streamBatches(set: StreamSet, B: number, worldSize: number, dropLast: boolean): number {
+  const shares = assignUnits(set.units, worldSize).map((us) => us.reduce((a, u) => a + set.units[u]!.count, 0));
+  const per = shares.map((n, r) => {
+    const b = localBatchSize(B, r, worldSize);
+    return b === 0 ? 0 : dropLast ? Math.floor(n / b) : Math.ceil(n / b);
+  });
+  return dropLast ? Math.min(...per) : Math.max(...per);
+}
