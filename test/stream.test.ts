@@ -144,6 +144,31 @@ test('the epoch order: over 1-3 ranks and 1-3 reading slots every sample is read
     assert.notDeepEqual(await order(2), e1, 'another epoch: another order');
     assert.notDeepEqual(await order(1, 0, 6), e1, 'another seed: another order');
     assert.deepEqual(await order(1, 4), e1.slice(4), 'a resumed epoch replays the rest exactly');
+    // one loader over several epochs (its stream thread reads the next epoch ahead), one left early, the main-thread
+    // path: the same batches
+    const e2 = await order(2);
+    for (const decodeThread of [true, false]) {
+      const dl = new DataLoader(d, tok, img16, { batchSize: 6, seed: 5, readers: 2, shuffleBuffer: 10, decodeThread });
+      const run = async (epoch: number, stopAfter = Infinity) => {
+        const out: number[][] = [];
+        for await (const b of dl.epoch(epoch)) {
+          out.push(b.indices);
+          if (out.length >= stopAfter) break;
+        }
+        return out;
+      };
+      assert.deepEqual(await run(1), e1, `decodeThread ${decodeThread}: epoch 1`);
+      assert.deepEqual(await run(2, 2), e2.slice(0, 2), 'epoch 2 left after two batches');
+      assert.deepEqual(await run(2), e2, 'epoch 2 again, whole');
+      assert.deepEqual(await run(1), e1, 'back to epoch 1 (the epoch read ahead was 3)');
+      const ev = new DataLoader(d, tok, img16, { batchSize: 6, shuffle: false, decodeThread });
+      const a: number[][] = [];
+      const b: number[][] = [];
+      for await (const x of ev.epoch(0)) a.push(x.indices);
+      for await (const x of ev.epoch(0)) b.push(x.indices);
+      assert.deepEqual(b, a, 'unshuffled: the same order every time (evaluation)');
+      assert.deepEqual(a.flat(), Array.from({ length: all }, (_, i) => i), 'unshuffled, one rank: the data set order');
+    }
   }
 });
 

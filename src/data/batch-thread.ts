@@ -113,7 +113,10 @@ class BatchThread {
     const results = new Promise<Decoded>((resolve, reject) => {
       if (this.#pending.size === 0) this.#worker.ref();
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ kind: 'decode', id, cfg, items, ...width } satisfies BatchRequest);
+      // in-memory images travel by transfer: a clone of a view would copy the whole buffer under it (a row group)
+      const sent = items.map((it) => (it.bytes ? { ...it, bytes: ownBuffer(it.bytes) } : it));
+      const transfer = sent.flatMap((it) => (it.bytes ? [it.bytes.buffer as ArrayBuffer] : []));
+      this.#worker.postMessage({ kind: 'decode', id, cfg, items: sent, ...width } satisfies BatchRequest, transfer);
     });
     const arrived = () => {
       for (let m; this.#pending.has(id) && (m = receiveMessageOnPort(this.#replies)); ) this.#answer(m.message as BatchReply);
@@ -136,6 +139,11 @@ class BatchThread {
     this.#pending.delete(id);
     if (this.#pending.size === 0) this.#worker.unref();
   }
+}
+
+/** `b` itself when it spans its whole buffer (then transferred, and unusable here after), else a copy that does. */
+function ownBuffer(b: Uint8Array): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer) ? b : b.slice();
 }
 
 let shared: BatchThread | null = null;

@@ -14,16 +14,7 @@ export { IMAGENET_MEAN, IMAGENET_STD, imageConfig, type AugmentConfig, type Imag
 // Every image is decoded once per epoch: libvips' operation cache would only hold memory.
 sharp.cache(false);
 
-/** A small seeded generator for augmentation decisions (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from './random.js';
 
 /** uint8 RGB pixels, row-major HWC. */
 export interface DecodedImage {

@@ -10,6 +10,7 @@ import { type DecodedImage, type ImageConfig, decodeImage, loadImage } from './i
 import type { Problem, Sample } from './manifest.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
 import { type StreamSet, epochStream, localBatchSize, streamBatches } from './stream.js';
+import { StreamThread } from './stream-thread.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
 
 export interface LoaderOptions {
@@ -42,7 +43,8 @@ export interface LoaderOptions {
   concurrency?: number;
   /**
    * Decode images on a worker thread (default true), so that the JS work around each image does not wait for the
-   * training step on the main thread; cache hits and normalisation stay on the main thread. false: all of it there.
+   * training step on the main thread; cache hits and normalisation stay on the main thread. Streamed data is then
+   * also read on a thread of its own (stream-thread.ts). false: all of it on the main thread.
    */
   decodeThread?: boolean;
   /**
@@ -109,6 +111,8 @@ export class DataLoader {
   /** samples skipped while loading images (onBadSample: "skip") */
   readonly skipped: Problem[] = [];
   cursor: Cursor = { epoch: 0, position: 0 };
+  /** streamed data read on its own thread (decodeThread), kept between epochs */
+  #streamThread: StreamThread | null = null;
 
   constructor(source: Sample[] | StreamSet, readonly tokenizer: TextTokenizer, readonly image: ImageConfig, opts: LoaderOptions) {
     this.samples = Array.isArray(source) ? source : [];
@@ -181,23 +185,43 @@ export class DataLoader {
     const depth = Math.max(1, this.options.prefetch + 1);
     const inflight: InFlight[] = [];
     let ended = false;
-    const fill = async () => {
-      while (!ended && inflight.length < depth) {
-        const n = await specs.next();
-        if (n.done) {
-          ended = true;
-          break;
+    // Batches are planned (for streamed data: read) and dispatched in the background, so that a batch already
+    // decoded is handed out without waiting for the next one's reading.
+    let filling: Promise<void> | null = null;
+    let failed: { e: unknown } | null = null;
+    const fill = () => {
+      // started only with work to do: its body then awaits before it ends, so `filling` is cleared after it is set
+      if (filling || ended || failed || inflight.length >= depth) return filling ?? Promise.resolve();
+      filling = (async () => {
+        try {
+          while (!ended && inflight.length < depth) {
+            const n = await specs.next();
+            if (n.done) {
+              ended = true;
+              break;
+            }
+            let ticket: DecodeTicket | null = null;
+            const raw = this.#load(n.value, epoch, (t) => (ticket = t)); // dispatches before its first await
+            raw.catch(() => {}); // a failure surfaces when this batch is awaited; never as an unhandled rejection
+            inflight.push({ raw, ticket });
+          }
+        } catch (e) {
+          failed = { e };
+        } finally {
+          filling = null;
         }
-        let ticket: DecodeTicket | null = null;
-        const raw = this.#load(n.value, epoch, (t) => (ticket = t)); // dispatches before its first await
-        raw.catch(() => {}); // a failure surfaces when this batch is awaited; never as an unhandled rejection
-        inflight.push({ raw, ticket });
-      }
+      })();
+      return filling;
     };
     this.cursor = { epoch, position: startPosition };
     try {
-      await fill();
-      while (inflight.length) {
+      for (;;) {
+        if (!inflight.length) {
+          if (failed) throw (failed as { e: unknown }).e;
+          if (ended) break;
+          await fill();
+          continue;
+        }
         const head = inflight.shift()!;
         // The batch thread decodes ahead narrowly (as little CPU as it can take from the step). When the loop has to
         // wait for a batch anyway, decoding is what it waits on: that batch starts all its images at once, and the
@@ -209,13 +233,14 @@ export class DataLoader {
           this.#width = Math.max(this.#minWidth, this.#width >> 1);
         }
         const raw = await head.raw;
-        await fill();
+        void fill();
         this.skipped.push(...raw.skipped);
         this.cursor = { epoch, position: this.cursor.position + 1 };
         if (!raw.items.length && !(this.options.shard && this.options.lockstep)) continue;
         yield this.collate(raw);
       }
     } finally {
+      await filling;
       await specs.return(undefined);
     }
   }
@@ -234,7 +259,10 @@ export class DataLoader {
     const sh = this.options.shard ?? { rank: 0, worldSize: 1 };
     const b = localBatchSize(this.options.batchSize, sh.rank, sh.worldSize);
     const total = this.length;
-    const it = epochStream(this.stream, { seed: this.options.seed, epoch, shuffle: this.options.shuffle, rank: sh.rank, worldSize: sh.worldSize, readers: this.options.readers, buffer: this.options.shuffleBuffer });
+    const order = { seed: this.options.seed, epoch, shuffle: this.options.shuffle, rank: sh.rank, worldSize: sh.worldSize, readers: this.options.readers, buffer: this.options.shuffleBuffer };
+    // read on the stream thread (with decodeThread), so that reading goes on while a training step holds this thread
+    if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream);
+    const it = this.#streamThread ? this.#streamThread.epoch(order) : epochStream(this.stream, order);
     try {
       let position = 0;
       let spec: BatchSpec = { items: [], skipped: [] };

@@ -4,7 +4,7 @@
 //   1. units go to data-parallel ranks once (largest first, each to the rank with the fewest samples so far), so
 //      every sample is read by exactly one rank and the ranks' shares differ by at most one unit;
 //   2. each epoch a rank shuffles its units (seeded) and deals them to its reading slots, which read concurrently;
-//      their samples interleave in a fixed round-robin, whichever slot is faster;
+//      their samples interleave in a fixed round-robin, whichever slot is faster (unshuffled: the units in order);
 //   3. a seeded shuffle buffer (data.stream.shuffleBuffer samples) mixes samples across units.
 // A rank's epoch is cut into batches of its share of the global batch; ranks whose share runs out first take empty
 // batches, so that every rank takes part in every step.
@@ -27,8 +27,8 @@ export interface StreamOptions {
   print?: (line: string) => void;
 }
 
-/** An opened streamed data set. */
-export interface StreamSet {
+/** What a streamed data set is, without its readers: enough to open it again on another thread. */
+export interface StreamSetDescription {
   kind: 'parquet' | 'webdataset';
   /** the path as given (messages) */
   file: string;
@@ -37,8 +37,16 @@ export interface StreamSet {
   /** records in all units (bad ones included) */
   size: number;
   labels: string[];
+  /** whether the labels were given (an integer string is then a name only) */
+  givenLabels: boolean;
+  columns: ColumnNames;
+  needLabel: boolean;
   /** whole files left out (onBadSample: "skip"): a Parquet file without the columns */
   skipped: Problem[];
+}
+
+/** An opened streamed data set. */
+export interface StreamSet extends StreamSetDescription {
   /** the records of a unit, in order (`images: false` leaves image bytes unread where it can) */
   read(unit: StreamUnit, images: boolean): AsyncIterable<RawRecord>;
   /** a record to a sample, or the problem with it */
@@ -104,7 +112,25 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
     throw new MmtrainError(`${pattern}: the data set has no samples${why}`);
   }
   if (labels.length < 2 && needLabel) throw new MmtrainError(`${pattern}: found ${labels.length} class${labels.length === 1 ? '' : 'es'} (${labels.join(', ')}); a classifier needs at least two: set data.labels`);
-  const toIndex = labelResolver(labels, Boolean(opts.labels));
+  return assemble({ kind, file: pattern, files, units, size, labels, givenLabels: Boolean(opts.labels), columns: cols, needLabel, skipped }, read);
+}
+
+/** Opens a described set again (the stream thread): Parquet footers are read again, shards are not counted again. */
+export async function reopenStreamSet(d: StreamSetDescription): Promise<StreamSet> {
+  if (d.kind === 'webdataset') return assemble(d, (unit, images) => readShard(unit.file, d.columns, { images }));
+  const sources = new Map<string, ParquetSource>();
+  for (const f of new Set(d.units.map((u) => u.file))) sources.set(f, await openParquet(f, d.columns, d.needLabel));
+  return assemble(d, (unit) => rowGroupRecords(sources.get(unit.file)!, unit));
+}
+
+/** The description without its functions (what goes to the stream thread). */
+export function describeStreamSet(s: StreamSet): StreamSetDescription {
+  const { kind, file, files, units, size, labels, givenLabels, columns, needLabel, skipped } = s;
+  return { kind, file, files, units, size, labels, givenLabels, columns, needLabel, skipped };
+}
+
+function assemble(d: StreamSetDescription, read: StreamSet['read']): StreamSet {
+  const toIndex = labelResolver(d.labels, d.givenLabels);
   const toSample = (r: RawRecord): Sample | Problem => {
     if (r.problem !== undefined) return { where: r.where, message: r.problem };
     if (!r.image) return { where: r.where, message: 'no image (the image is null or empty)' };
@@ -112,7 +138,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
     if (!r.text.trim()) return { where: r.where, message: '"text" is empty' };
     let label = -1;
     if (noLabel(r.label)) {
-      if (needLabel) return { where: r.where, message: '"label" is missing' };
+      if (d.needLabel) return { where: r.where, message: '"label" is missing' };
     } else {
       const i = toIndex(typeof r.label === 'string' ? r.label.trim() : r.label);
       if (typeof i === 'string') return { where: r.where, message: i };
@@ -120,7 +146,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
     }
     return 'bytes' in r.image ? { image: r.image.name, bytes: r.image.bytes, text: r.text, label, where: r.where } : { image: r.image.path, text: r.text, label, where: r.where };
   };
-  return { kind, file: pattern, files, units, size, labels, skipped, read, toSample };
+  return { ...d, read, toSample };
 }
 
 async function* rowGroupRecords(src: ParquetSource, unit: StreamUnit): AsyncGenerator<RawRecord> {
@@ -172,25 +198,44 @@ export function epochUnits(set: StreamSet, o: Pick<EpochStreamOptions, 'seed' | 
 /** Samples of this rank for an epoch, in their order. */
 export async function* epochStream(set: StreamSet, o: EpochStreamOptions): AsyncGenerator<StreamItem> {
   const mine = epochUnits(set, o);
+  // unshuffled (evaluation, prediction, convert): the data set's order, one unit after another, read ahead
+  if (!o.shuffle) {
+    yield* readAhead(unitsItems(set, mine), 64);
+    return;
+  }
   const k = Math.max(1, Math.min(o.readers, mine.length));
   const slots = Array.from({ length: k }, (_, s) => readAhead(unitsItems(set, mine.filter((_, j) => j % k === s)), 32));
   const merged = roundRobin(slots);
-  if (!o.shuffle || o.buffer <= 1) {
+  if (o.buffer <= 1) {
     yield* merged;
     return;
   }
-  // shuffle buffer: fill, then each new sample replaces a random one that goes out; the rest out in random order
+  // The shuffle buffer (as webdataset's shuffle(bufsize, initial)): samples go out once it holds `initial` (100 or
+  // the whole buffer if smaller), each replacing a random one; until it is full it takes two samples per one out,
+  // so an epoch starts without reading a whole buffer first. At the end the rest goes out in random order.
   const rnd = mulberry32(hashSeed(o.seed, o.epoch, o.rank, 0xb0ff));
+  const initial = Math.min(o.buffer, 100);
   const buf: StreamItem[] = [];
-  for await (const it of merged) {
-    if (buf.length < o.buffer) {
-      buf.push(it);
-      continue;
+  const it = merged[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const n = await it.next();
+      if (n.done) break;
+      if (buf.length < initial) {
+        buf.push(n.value);
+        continue;
+      }
+      if (buf.length < o.buffer) {
+        const m = await it.next();
+        if (!m.done) buf.push(m.value);
+      }
+      const j = Math.floor(rnd() * buf.length);
+      const out = buf[j]!;
+      buf[j] = n.value;
+      yield out;
     }
-    const j = Math.floor(rnd() * buf.length);
-    const out = buf[j]!;
-    buf[j] = it;
-    yield out;
+  } finally {
+    await it.return?.(undefined);
   }
   shuffleInPlace(buf, rnd);
   yield* buf;
