@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { join } from 'node:path';
 import {
-  AdamW, DataLoader, F, ImageCache, TextTokenizer, createFusionModel, decodeImage, disposeBatch, generateSynthetic, imageConfig, manualSeed,
-  readManifest, tidy,
+  AdamW, DataLoader, F, ImageCache, TextTokenizer, createFusionModel, decodeImage, disposeBatch, generateSynthetic, imageConfig, isStreamSet, manualSeed,
+  openDataset, readManifest, tidy,
 } from '../src/index.js';
 import { mapLimit } from '../src/data/loader.js';
 
@@ -75,7 +75,7 @@ export async function sharpCeiling(dir: string, resize: boolean, rounds = 2): Pr
  * Share of a tiny-preset training step spent waiting for the next batch, with prefetch 2 (224px JPEGs, batch 8):
  * decoding every image (a first epoch), or reading them from the image cache (later epochs).
  */
-export async function dataWait(dir: string, tokenizerPath: string, steps = 30, cached = false): Promise<{ wait_fraction: number; step_s: number; wait_s: number }> {
+export async function dataWait(dir: string, tokenizerPath: string, steps = 30, cached = false, data?: string): Promise<{ wait_fraction: number; step_s: number; wait_s: number }> {
   const tok = TextTokenizer.fromFile(tokenizerPath);
   const cfg = imageConfig({ size: 224, resize: 'exact' });
   let cache: ImageCache | null = null;
@@ -85,7 +85,10 @@ export async function dataWait(dir: string, tokenizerPath: string, steps = 30, c
     for await (const b of fill.epoch(0)) disposeBatch(b);
     cache.flush();
   }
-  const loader = new DataLoader(readManifest(join(dir, 'train.jsonl')).samples, tok, cfg, { batchSize: 8, seed: 1, prefetch: 2, cache });
+  // `data`: the same images as Parquet files or WebDataset shards (streamed)
+  const d = data ? await openDataset('data', data) : null;
+  const source = d && isStreamSet(d) ? d : readManifest(join(dir, 'train.jsonl')).samples;
+  const loader = new DataLoader(source, tok, cfg, { batchSize: 8, seed: 1, prefetch: 2, cache });
   manualSeed(0);
   const { model } = createFusionModel({ preset: 'tiny' });
   const opt = new AdamW(model.parameters(), { lr: 1e-4 });

@@ -187,6 +187,14 @@ if (want('stream')) {
     table.push([`  Parquet (row groups of 100), samples/s (vs files ${(parquet.samples_per_s / files.samples_per_s).toFixed(2)}x)`, parquet.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (parquet.samples_per_s / pt.samples_per_s).toFixed(2)]);
     table.push([`  WebDataset shards of 50, samples/s (vs files ${(wds.samples_per_s / files.samples_per_s).toFixed(2)}x; PyTorch: tarfile+PIL, ${workers} workers)`, wds.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (wds.samples_per_s / pt.samples_per_s).toFixed(2)]);
   }
+  // the share of a tiny-preset training step (batch 8, 224 px JPEGs) spent waiting for data, per format
+  const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');
+  await ensureImages(waitDir, 400, 224);
+  const ws = await ensureStreamSets(waitDir, 50);
+  const steps = quick ? 10 : 40;
+  const waits = { files: await dataWait(waitDir, tokPath, steps), parquet: await dataWait(waitDir, tokPath, steps, false, ws.parquet), webdataset: await dataWait(waitDir, tokPath, steps, false, ws.webdataset) };
+  out.data_wait = waits;
+  table.push(['data wait per step, tiny preset, 224px JPEGs: files / Parquet / WebDataset (share of step)', `${(waits.files.wait_fraction * 100).toFixed(1)}% / ${(waits.parquet.wait_fraction * 100).toFixed(1)}% / ${(waits.webdataset.wait_fraction * 100).toFixed(1)}%`, '-', '-']);
   results.stream = out;
 }
 

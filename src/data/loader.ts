@@ -222,6 +222,7 @@ export class DataLoader {
           await fill();
           continue;
         }
+        this.#streamThread?.poll();
         const head = inflight.shift()!;
         // The batch thread decodes ahead narrowly (as little CPU as it can take from the step). When the loop has to
         // wait for a batch anyway, decoding is what it waits on: that batch starts all its images at once, and the
@@ -262,26 +263,29 @@ export class DataLoader {
     const order = { seed: this.options.seed, epoch, shuffle: this.options.shuffle, rank: sh.rank, worldSize: sh.worldSize, readers: this.options.readers, buffer: this.options.shuffleBuffer };
     // read on the stream thread (with decodeThread), so that reading goes on while a training step holds this thread
     if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream);
-    const it = this.#streamThread ? this.#streamThread.epoch(order) : epochStream(this.stream, order);
+    const it = this.#streamThread ? this.#streamThread.epoch(order) : inChunks(epochStream(this.stream, order), 16);
     try {
       let position = 0;
       let spec: BatchSpec = { items: [], skipped: [] };
       let taken = 0;
-      for await (const item of b > 0 ? it : []) {
-        if (position >= total) break;
-        taken++;
-        if (position >= start) {
-          if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: this.tokenizer.encode(item.sample.text, this.options.maxLength) });
-          else if (item.problem) {
-            if (this.options.onBadSample === 'skip') spec.skipped.push(item.problem);
-            else spec.error ??= new MmtrainError(`${item.problem.where}: ${item.problem.message}\nSet data.onBadSample: "skip" to train without such samples.`);
+      // samples come in chunks: within one, batches are cut without an await per sample
+      chunks: for await (const chunk of b > 0 ? it : []) {
+        for (const item of chunk) {
+          if (position >= total) break chunks;
+          taken++;
+          if (position >= start) {
+            if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: this.tokenizer.encode(item.sample.text, this.options.maxLength) });
+            else if (item.problem) {
+              if (this.options.onBadSample === 'skip') spec.skipped.push(item.problem);
+              else spec.error ??= new MmtrainError(`${item.problem.where}: ${item.problem.message}\nSet data.onBadSample: "skip" to train without such samples.`);
+            }
           }
-        }
-        if (taken === b) {
-          if (position >= start) yield spec;
-          position++;
-          spec = { items: [], skipped: [] };
-          taken = 0;
+          if (taken === b) {
+            if (position >= start) yield spec;
+            position++;
+            spec = { items: [], skipped: [] };
+            taken = 0;
+          }
         }
       }
       if (taken > 0 && position < total && !this.options.dropLast) {
@@ -360,6 +364,23 @@ export class DataLoader {
     const { padding, maxLength, device } = this.options;
     const items = raw.items.map((it, k) => ({ encoding: it.encoding, image: raw.images[k]!, label: it.sample.label, index: it.index }));
     return collate(items, { padId: this.tokenizer.padId, padding, maxLength, image: this.image, device });
+  }
+}
+
+/** The items of `src` in arrays of up to `n`. */
+async function* inChunks<T>(src: AsyncGenerator<T>, n: number): AsyncGenerator<T[]> {
+  let chunk: T[] = [];
+  try {
+    for await (const x of src) {
+      chunk.push(x);
+      if (chunk.length >= n) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length) yield chunk;
+  } finally {
+    await src.return(undefined);
   }
 }
 

@@ -47,8 +47,11 @@ export class StreamThread {
     this.#port.unref();
   }
 
-  /** This rank's samples of an epoch (as epochStream). One epoch at a time: a new one ends the one before. */
-  async *epoch(o: EpochStreamOptions): AsyncGenerator<StreamItem> {
+  /**
+   * This rank's samples of an epoch (as epochStream), in the chunks they arrive in: one await per chunk, not per
+   * sample. One epoch at a time: a new one ends the one before.
+   */
+  async *epoch(o: EpochStreamOptions): AsyncGenerator<StreamItem[]> {
     if (this.#failure) throw this.#failure;
     const id = ++this.#nextId;
     this.#active = true;
@@ -70,7 +73,7 @@ export class StreamThread {
         if (m.id !== id) continue; // the rest of an epoch left early
         if (m.kind === 'error') throw new MmtrainError(m.message);
         if (!m.done) this.#port.postMessage({ kind: 'credit', id, n: 1 } satisfies ControlMessage);
-        yield* m.items;
+        yield m.items;
         if (m.done) {
           done = true;
           return;
@@ -84,6 +87,16 @@ export class StreamThread {
         this.#port.unref();
       }
     }
+  }
+
+  /**
+   * Takes the chunks that arrived while this thread was busy (a training step), waking the epoch waiting for one.
+   * Their 'message' events would wait for a turn of the event loop, which a loop handing out ready batches through
+   * promises never gives: the reading would then advance only when the training loop runs out of batches.
+   */
+  poll(): void {
+    for (let r; (r = receiveMessageOnPort(this.#port)); ) this.#queue.push(r.message as StreamMessage);
+    if (this.#queue.length) this.#wake?.();
   }
 
   get active(): boolean {
