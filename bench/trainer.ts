@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import {
   AdamW, DataLoader, F, ImageCache, TextTokenizer, bundledTokenizer, clipGradNorm, createFusionModel, disposeBatch, generateSynthetic,
-  featureCacheFlopBound, imageConfig, keep, manualSeed, readManifest, resolveConfig, tidy, train, type Batch, type FusionConfig,
+  featureCacheFlopBound, imageConfig, keep, manualSeed, readManifest, resolveConfig, tidy, train, type Batch, type FusionConfig, type FusionClassifier,
 } from '../src/index.js';
 import { DEMO_IMAGE_SIZE, demoConfig } from '../src/cli/demo.js';
 import { median } from './stats.js';
@@ -81,7 +81,7 @@ async function epochSeconds(cfg: ReturnType<typeof resolveConfig>): Promise<{ ep
   await train(cfg, {
     print: () => {},
     callbacks: [{
-      onTrainStart: (ctx) => { config = ctx.model.config; marks.push(performance.now()); },
+      onTrainStart: (ctx) => { config = (ctx.model as FusionClassifier).config; marks.push(performance.now()); },
       onForward: (_ctx, o) => { tokens += o.attentionMask.shape[1]!; batches++; },
       onEpochEnd: () => { marks.push(performance.now()); },
     }],

@@ -24,7 +24,7 @@ test('enumerated options are choices: the error names the option, the value and 
   assert.equal(await refusal(['demo', '--precision', 'fp16']), "error: option '--precision <p>' argument 'fp16' is invalid. Allowed choices are fp32, bf16.");
   assert.match(await refusal(['synth', '--out', 'x', '--difficulty', 'brutal']), /option '--difficulty <level>' argument 'brutal' is invalid\. Allowed choices are easy, medium, hard\./);
   assert.match(await refusal(['synth', '--out', 'x', '--task', 'count']), /option '--task <task>' argument 'count' is invalid\. Allowed choices are match, imbalanced\./);
-  assert.match(await refusal(['study', '--builtin', 'nope']), /option '--builtin <name>' argument 'nope' is invalid\. Allowed choices are original-design-ablation, modality-balance\./);
+  assert.match(await refusal(['study', '--builtin', 'nope']), /option '--builtin <name>' argument 'nope' is invalid\. Allowed choices are original-design-ablation, modality-balance, finetune-regime\./);
 });
 
 test('numeric options are parsed: the error names the option, the value and what it takes', async () => {

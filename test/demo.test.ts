@@ -75,7 +75,7 @@ test('CLI errors are one clear line and a non-zero exit', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-cli-'));
   writeFileSync(join(dir, 'bad.yaml'), 'data:\n  train: x.jsonl\ntrain:\n  lr: fast\n');
   fail(['train', '--config', join(dir, 'bad.yaml')], /bad\.yaml: invalid configuration:\n\s+train\.lr: expected a number, received "fast"/);
-  fail(['study', '--builtin', 'nope'], /option '--builtin <name>' argument 'nope' is invalid\. Allowed choices are original-design-ablation, modality-balance\./);
+  fail(['study', '--builtin', 'nope'], /option '--builtin <name>' argument 'nope' is invalid\. Allowed choices are original-design-ablation, modality-balance, finetune-regime\./);
   fail(['study'], /give --config FILE or --builtin NAME/);
   writeFileSync(join(dir, 'study.yaml'), 'name: s\nbase: {}\n');
   fail(['study', '--config', join(dir, 'study.yaml')], /study\.yaml: invalid study: give variants, grid, or both/);

@@ -26,7 +26,7 @@ test('study files are checked in full, with the key path', () => {
   assert.throws(() => parseStudy({ name: 's', grid: { a: [1] } }), /base: /);
   assert.throws(() => parseStudy({ name: 's', base: {}, grid: { a: [] } }), /grid\.a: /);
   assert.throws(() => parseStudy({ name: 's', base: {}, grid: { a: [1] }, seed: [1] }), /invalid study:\n {2}unknown key "seed" — remove it or check the spelling \(did you mean "seeds"\?\)/);
-  assert.deepEqual(Object.keys(BUILTIN_STUDIES).sort(), ['modality-balance', 'original-design-ablation']);
+  assert.deepEqual(Object.keys(BUILTIN_STUDIES).sort(), ['finetune-regime', 'modality-balance', 'original-design-ablation']);
   for (const [name, make] of Object.entries(BUILTIN_STUDIES)) {
     const s = parseStudy(make(), name);
     assert.ok(s.seeds.length >= 3, `${name}: at least 3 seeds`);

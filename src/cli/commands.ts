@@ -4,7 +4,7 @@
 // commander's choices and numbers an argParser, so a bad value's error names the option, the value and what it takes.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../files.js';
 import { generateSynthetic } from '../data/synth.js';
 import { EXAMPLE_CONFIG, loadConfig } from '../train/config.js';
@@ -151,6 +151,59 @@ program
     const { reportTrainedRun } = await import('../diagnostics/report.js');
     await reportTrainedRun(r, config);
     console.log(JSON.stringify({ runDir: r.runDir, steps: r.steps, epochs: r.epochs, best: r.best, test: r.test && { accuracy: r.test.accuracy, macro_f1: r.test.macro_f1, auroc: r.test.auroc }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
+  });
+
+program
+  .command('pretrain')
+  .description('pretrain one encoder: BERT masked language modelling on texts, or ViT masked image modelling on images; writes a Hugging Face folder')
+  .addOption(new Option('--modality <m>', 'which encoder').choices(['text', 'image'] as const).makeOptionMandatory())
+  .requiredOption('--data <path>', 'text: .txt files (one text per line) or a manifest\'s texts; image: a manifest (.jsonl, .csv), Parquet files or shards')
+  .requiredOption('--out <dir>', 'output folder: the model (config.json, model.safetensors, tokenizer or preprocessor config) and run/')
+  .option('--val <path>', 'held-out data: validation loss (and masked-token accuracy) each epoch')
+  .option('--config <file>', 'a run configuration (model, data, train, ... as for train) the options below override')
+  .option('--preset <name>', 'the encoder preset (e.g. bert-tiny, vit-tiny; default: the config\'s, else the tiny pair\'s)')
+  .option('--from <dir>', 'continue pretraining a local BERT / ViT folder (domain-adaptive pretraining)')
+  .option('--epochs <n>', 'epochs', positiveInt)
+  .option('--lr <x>', 'peak learning rate', Number)
+  .option('--batch <n>', 'batch size', positiveInt)
+  .option('--whole-word', 'text: mask whole words')
+  .option('--probe <manifest>', 'labelled manifest: linear-probe accuracy of the encoder at the start and each validation (repeatable)', collect, [])
+  .option('--seed <n>', 'random seed', nonNegativeInt)
+  .option('--set <key=value>', 'override a config key, e.g. --set pretrain.maskRatio=0.5 (repeatable)', collect, [])
+  .option('--resume', 'continue the interrupted pretraining in --out')
+  .action(async (o: { modality: 'text' | 'image'; data: string; out: string; val?: string; config?: string; preset?: string; from?: string; epochs?: number; lr?: number; batch?: number; wholeWord?: boolean; probe: string[]; seed?: number; set: string[]; resume?: boolean }) => {
+    const { pretrainConfig, pretrain } = await import('../train/pretrain.js');
+    const { readConfigFile } = await import('../train/config.js');
+    const base = o.config ? readConfigFile(o.config) : undefined;
+    const config = pretrainConfig({
+      modality: o.modality, data: o.data, val: o.val, out: o.out, base, baseDir: o.config ? dirname(resolve(o.config)) : process.cwd(), preset: o.preset, from: o.from,
+      epochs: o.epochs, lr: o.lr, batchSize: o.batch, wholeWordMask: o.wholeWord, probe: o.probe, seed: o.seed, set: o.set,
+    });
+    tuneThreadWaiting(config.train.precision);
+    await loadTorch();
+    const ac = new AbortController();
+    const onSigint = onCtrlC(ac);
+    process.on('SIGINT', onSigint);
+    const r = await pretrain(config, o.out, { resume: o.resume, signal: ac.signal });
+    process.off('SIGINT', onSigint);
+    const { reportTrainedRun } = await import('../diagnostics/report.js');
+    await reportTrainedRun(r, config);
+    if (r.modelDir) console.log(`pretrained ${o.modality === 'text' ? 'BertForMaskedLM' : 'ViTForMaskedImageModeling'} written to ${r.modelDir}; use it as model.${o.modality}.pretrained (it loads as ${o.modality === 'text' ? 'BertModel' : 'ViTModel'})`);
+    console.log(JSON.stringify({ modelDir: r.modelDir, runDir: r.runDir, steps: r.steps, epochs: r.epochs, val: r.finalVal && { loss: r.finalVal.loss, accuracy: r.finalVal.accuracy }, interrupted: r.interrupted, wall_s: Math.round(r.wallS) }));
+  });
+
+program
+  .command('probe')
+  .description('linear-probe accuracy of one encoder of a model folder (a checkpoint, or a pretrained encoder) on a labelled manifest; prints JSON')
+  .requiredOption('--model <dir>', 'a checkpoint directory, or an encoder folder (mmtrain pretrain\'s output, a BertModel / ViTModel folder)')
+  .addOption(new Option('--modality <m>', 'which encoder').choices(['text', 'image'] as const).makeOptionMandatory())
+  .requiredOption('--data <manifest>', 'labelled JSONL or CSV manifest')
+  .option('--batch <n>', 'batch size', positiveInt, 64)
+  .addOption(deviceOption())
+  .action(async (o: { model: string; modality: 'text' | 'image'; data: string; batch: number; device: string }) => {
+    await loadTorch();
+    const { probeModel } = await import('../train/probe-run.js');
+    console.log(JSON.stringify(await probeModel(o.model, o.modality, o.data, { batchSize: o.batch, device: o.device })));
   });
 
 program

@@ -5,7 +5,7 @@ import { normalizeImages } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
 import { hostToDevice } from '../tensor/device.js';
 import type { Device } from '../tensor/dtype.js';
-import { type Tensor, fromBuffer, tensor } from '../tensor/tensor.js';
+import { type Tensor, fromBuffer, tensor, zeros } from '../tensor/tensor.js';
 import type { DecodedImage, ImageConfig } from './image.js';
 import type { EncodedText } from './tokenizer.js';
 
@@ -38,7 +38,8 @@ export interface CollateOptions {
 /** One sample ready to batch: its tokens, its size x size RGB pixels, its label (-1 when unlabelled). */
 export interface CollateItem {
   encoding: EncodedText;
-  image: DecodedImage;
+  /** null in a text-only batch (every item's; pixelValues is then an empty tensor) */
+  image: DecodedImage | null;
   label: number;
   /** the sample's index in its data set (Batch.indices) */
   index: number;
@@ -62,7 +63,7 @@ export function collate(items: CollateItem[], o: CollateOptions): Batch {
     inputIds: hostToDevice(tensor(ids, { shape: [B, T], dtype: 'int64' }), o.device),
     attentionMask: hostToDevice(tensor(mask, { shape: [B, T], dtype: 'int64' }), o.device),
     tokenTypeIds: hostToDevice(tensor(types, { shape: [B, T], dtype: 'int64' }), o.device),
-    pixelValues: imagesToTensor(items.map((it) => it.image), o.image, o.device),
+    pixelValues: items.some((it) => it.image === null) ? zeros([0], { device: o.device }) : imagesToTensor(items.map((it) => it.image!), o.image, o.device),
     labels: hostToDevice(tensor(new Int32Array(items.map((it) => it.label)), { dtype: 'int64' }), o.device),
     indices: items.map((it) => it.index),
   };

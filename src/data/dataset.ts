@@ -3,6 +3,7 @@
 import type { Manifest, Problem } from './manifest.js';
 import { readManifest } from './manifest.js';
 import { dataFormat, expandDataPaths } from './paths.js';
+import { isTextCorpus, readTextCorpus } from './text-corpus.js';
 import { type StreamSet, isStreamSet, openStreamSet } from './stream.js';
 import type { ColumnNames } from './stream-types.js';
 
@@ -14,11 +15,14 @@ export interface DatasetOptions {
   label?: 'required' | 'optional';
   columns?: ColumnNames;
   print?: (line: string) => void;
+  /** .txt files (one text per line, no image, no label) are a data set too: text pretraining */
+  textCorpus?: boolean;
 }
 
 /** Opens a data set; `field` names the setting in messages (data.train, --data). */
 export async function openDataset(field: string, path: string, opts: DatasetOptions = {}): Promise<Dataset> {
   const files = expandDataPaths(field, path);
+  if (opts.textCorpus && isTextCorpus(files)) return readTextCorpus(field, files);
   const format = dataFormat(field, files);
   if (format === 'manifest') return readManifest(files[0]!, { labels: opts.labels, onBadSample: opts.onBadSample, label: opts.label });
   return openStreamSet(path, files, format, opts);

@@ -62,6 +62,8 @@ export interface LoaderOptions {
   readers?: number;
   /** streamed data: shuffle buffer in samples (default 1000; 0 turns it off) */
   shuffleBuffer?: number;
+  /** read and decode the images (default true); false for text-only batches (text pretraining): pixelValues is empty */
+  images?: boolean;
 }
 
 export interface Cursor {
@@ -120,7 +122,7 @@ export class DataLoader {
     if (!this.samples.length && !this.stream) throw new MmtrainError('DataLoader: no samples');
     this.options = {
       shuffle: true, seed: 0, dropLast: false, maxLength: 128, padding: 'longest', bucketByLength: false, prefetch: 2,
-      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, lockstep: true, readers: 2, shuffleBuffer: 1000,
+      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, lockstep: true, readers: 2, shuffleBuffer: 1000, images: true,
       ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null, device: opts.device ?? 'cpu',
     };
     if (this.stream && this.options.bucketByLength) throw new MmtrainError(`data.bucketByLength: needs the texts before the epoch starts, which streamed data (${this.stream.file}) does not give; turn it off`);
@@ -302,6 +304,10 @@ export class DataLoader {
   async #load(spec: BatchSpec, epoch: number, onDispatch: (t: DecodeTicket) => void): Promise<RawBatch> {
     const { items } = spec;
     const skipped: Problem[] = [...spec.skipped];
+    if (!this.options.images) {
+      if (spec.error) throw spec.error;
+      return { items, images: [], skipped };
+    }
     const aug = this.options.augment;
     const cache = aug ? null : this.options.cache;
     // Cache hits are read synchronously first (a view into the cache, no copy); only the misses are decoded. Images
@@ -362,7 +368,7 @@ export class DataLoader {
   /** Turns a host batch into tensors (collate.ts): dynamic padding of the texts, uint8 pixels normalised in LibTorch. */
   collate(raw: RawBatch): Batch {
     const { padding, maxLength, device } = this.options;
-    const items = raw.items.map((it, k) => ({ encoding: it.encoding, image: raw.images[k]!, label: it.sample.label, index: it.index }));
+    const items = raw.items.map((it, k) => ({ encoding: it.encoding, image: raw.images[k] ?? null, label: it.sample.label, index: it.index }));
     return collate(items, { padId: this.tokenizer.padId, padding, maxLength, image: this.image, device });
   }
 }

@@ -29,7 +29,8 @@ export interface SynthOptions {
   split?: [number, number];
 }
 
-interface Obj {
+/** One drawn object: colour name, shape, centre and half-size in pixels. */
+export interface Obj {
   color: string;
   shape: (typeof SHAPES)[number];
   x: number;
@@ -69,7 +70,7 @@ function svg(objs: Obj[], S: number, bg: string): string {
 const phrase = (o: { color: string; shape: string }) => `${/^[aeiou]/.test(o.color) ? 'an' : 'a'} ${o.color} ${o.shape}`;
 
 /** Objects placed so that the relation between two of them is unambiguous. */
-function place(count: number, S: number, rnd: () => number, relation?: (typeof RELATIONS)[number]): Obj[] {
+export function place(count: number, S: number, rnd: () => number, relation?: (typeof RELATIONS)[number]): Obj[] {
   // a single object may fill more of the frame; two must fit side by side
   const r = count === 1 ? () => Math.round(S * (0.18 + rnd() * 0.1)) : () => Math.round(S * (0.1 + rnd() * 0.06));
   const objs: Obj[] = [];
@@ -151,7 +152,7 @@ function makeSample(difficulty: Difficulty, S: number, rnd: () => number) {
   return { objs, text, label, changed };
 }
 
-interface PlannedSample { record: SynthRecord; objs: ReturnType<typeof makeSample>['objs']; bg: string }
+export interface PlannedSample { record: SynthRecord; objs: ReturnType<typeof makeSample>['objs']; bg: string }
 
 /** Every sample's record, objects and background, in order: a pure function of the options. */
 function planSamples(opts: Omit<SynthOptions, 'out'>) {
@@ -174,11 +175,11 @@ function planSamples(opts: Omit<SynthOptions, 'out'>) {
       const cue = (s.label === 1) === agree ? 'this shows' : 'maybe';
       text = `${cue} ${text}`;
     }
-    const bgLevel = 225 + Math.floor(rnd() * 25);
+    const bg = drawBackground(rnd);
     const name = `images/${String(i).padStart(width, '0')}.jpg`;
     samples.push({
       record: { image: name, text, label: s.label, objects: s.objs.map((o) => ({ color: o.color, shape: o.shape })), changed: s.changed },
-      objs: s.objs, bg: `rgb(${bgLevel},${bgLevel},${bgLevel})`,
+      objs: s.objs, bg,
     });
   }
   const [fTrain, fVal] = opts.split ?? [0.8, 0.1];
@@ -187,6 +188,23 @@ function planSamples(opts: Omit<SynthOptions, 'out'>) {
   const records = samples.map((p) => p.record);
   const parts = { train: records.slice(0, nTrain), val: records.slice(nTrain, nTrain + nVal), test: records.slice(nTrain + nVal) };
   return { samples, parts, n, seed, S, task, difficulty };
+}
+
+/** The background of a sample: one draw of `rnd`, a light grey level in [225, 250). */
+export function drawBackground(rnd: () => number): string {
+  const level = 225 + Math.floor(rnd() * 25);
+  return `rgb(${level},${level},${level})`;
+}
+
+/** Renders objects on a background as generateSynthetic does (SVG through sharp, JPEG quality 90) to `path`. */
+export async function writeSceneJpeg(objs: Obj[], S: number, bg: string, path: string): Promise<void> {
+  await sharp(Buffer.from(svg(objs, S, bg))).jpeg({ quality: 90 }).toFile(path);
+}
+
+/** Every sample generateSynthetic would draw (record, objects, background) and the image size, without rendering. */
+export function synthesizeScenes(opts: Omit<SynthOptions, 'out'>): { samples: PlannedSample[]; imageSize: number } {
+  const { samples, S } = planSamples(opts);
+  return { samples, imageSize: S };
 }
 
 /** The records generateSynthetic would write for these options, without rendering or writing anything. */
@@ -201,7 +219,7 @@ export async function generateSynthetic(opts: SynthOptions): Promise<{ train: Sy
   mkdirSync(join(out, 'images'), { recursive: true });
   const jobs: Promise<void>[] = [];
   for (const p of samples) {
-    jobs.push(sharp(Buffer.from(svg(p.objs, S, p.bg))).jpeg({ quality: 90 }).toFile(join(out, p.record.image)).then(() => undefined));
+    jobs.push(writeSceneJpeg(p.objs, S, p.bg, join(out, p.record.image)));
     if (jobs.length >= 32) await Promise.all(jobs.splice(0));
   }
   await Promise.all(jobs);

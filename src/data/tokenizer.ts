@@ -119,4 +119,34 @@ export class TextTokenizer {
   decode(ids: number[]): string {
     return this.tok.decode(ids, { skip_special_tokens: true });
   }
+
+  /** The id of a token, or null when the vocabulary lacks it. */
+  tokenId(token: string): number | null {
+    const id = this.tok.token_to_id(token);
+    return typeof id === 'number' ? id : null;
+  }
+
+  /** The ids of the special tokens ([CLS], [SEP], [PAD], [UNK], [MASK], ...): what masked language modelling never masks. */
+  specialIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const t of (this.json.added_tokens ?? []) as { id: number; special?: boolean }[]) if (t.special) ids.add(t.id);
+    for (const name of ['[CLS]', '[SEP]', '[PAD]', '[UNK]', '[MASK]', '<s>', '</s>', '<pad>', '<unk>', '<mask>']) {
+      const id = this.tokenId(name);
+      if (id !== null) ids.add(id);
+    }
+    return ids;
+  }
+
+  /**
+   * Whether each vocabulary id continues the previous token's word (WordPiece's "##" pieces); all false for a
+   * vocabulary without continuation prefix. For whole-word masking.
+   */
+  continuationTable(): Uint8Array {
+    const out = new Uint8Array(this.vocabSize);
+    const prefix = this.json.model?.continuing_subword_prefix as string | undefined;
+    const vocab = this.json.model?.vocab;
+    if (!prefix || !vocab || Array.isArray(vocab)) return out;
+    for (const [tok, id] of Object.entries(vocab as Record<string, number>)) if (tok.startsWith(prefix) && tok.length > prefix.length && id < out.length) out[id] = 1;
+    return out;
+  }
 }

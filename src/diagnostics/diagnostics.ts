@@ -2,7 +2,7 @@
 // weight ratios, weight norms, learning rates, a loss EMA, loss spikes by robust z-score, cross-attention entropy
 // per direction and OGM-GE modality scores. Records go to metrics.jsonl (event "diagnostics", "spike") and
 // TensorBoard every `every` steps; spikes are checked on every step.
-import type { FusionClassifier, FusionOutputs, ForwardOptions } from '../models/fusion.js';
+import { FusionClassifier, type FusionOutputs, type ForwardOptions } from '../models/fusion.js';
 import { noGrad } from '../tensor/modes.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { Tensor, stack } from '../tensor/tensor.js';
@@ -29,6 +29,13 @@ export function layerOf(name: string): string {
   if (m) return `${m[1]}.layer.${m[2]}`;
   const parts = name.split('.');
   return parts.length > 2 ? `${parts[0]}.${parts[1]}` : parts[0]!;
+}
+
+/** A parameter's name under its role's module: kept when it already starts with one (the fusion classifier's). */
+export function roleName(name: string, role: string): string {
+  const first = name.split('.', 1)[0]!;
+  if (first === 'text_encoder' || first === 'image_encoder' || first === 'classifier' || first === 'fusion' || role === 'fusion') return name;
+  return `${role}${name.slice(first.length)}`;
 }
 
 /** Square root of summed squares per key. */
@@ -143,8 +150,11 @@ export class Diagnostics implements Callback {
   }
 
   onTrainStart(ctx: TrainContext): void {
-    this.#model = ctx.model;
-    this.#params = ctx.model.namedParameters().filter(([, p]) => p.requiresGrad).map(([name, param]) => ({ name, param }));
+    // modality scores read the fusion classifier's head; a pretraining model has none
+    this.#model = ctx.model instanceof FusionClassifier ? ctx.model : null;
+    // names in the fusion classifier's terms (text_encoder.*, image_encoder.*, fusion.*, classifier.*), from each
+    // parameter's role: a pretraining model's bert.* / vit.* are its text / image encoder, its head (cls.*, decoder.*) the classifier
+    this.#params = ctx.model.parameterRoles().map(({ name, param, role }) => ({ name: roleName(name, role), param }));
   }
 
   forwardOptions(_ctx: TrainContext, info: { step: number }): ForwardOptions {
@@ -158,7 +168,8 @@ export class Diagnostics implements Callback {
       this.#entropy.text_to_image.push(attentionEntropy(o.attention.textToImage, info.attentionMask));
       this.#entropy.image_to_text.push(attentionEntropy(o.attention.imageToText, null));
     }
-    const s = modalityScores(this.#model!, o.textVector, o.imageVector, info.labels);
+    if (!this.#model) return;
+    const s = modalityScores(this.#model, o.textVector, o.imageVector, info.labels);
     this.#scores.text += s.text;
     this.#scores.image += s.image;
     this.#scores.n += s.n;

@@ -14,6 +14,7 @@ import { type FusionConfig, type FusionConfigInput, fusionConfig, presetPair } f
 import { checkpointFile, checkpointStateDict, loadMapped, readConfigJson, type PretrainedLoad } from './loading.js';
 import { loadSafetensors } from '../tensor/safetensors.js';
 import type { ImageTower, TextTower, Tower } from './towers.js';
+import { type ParameterRole, type TrainableModel, decayPredicate, encoderRoles } from './trainable.js';
 import { parseConfig } from '../validation.js';
 import { writeFileAtomic } from '../files.js';
 
@@ -153,17 +154,9 @@ export class SharedClsCrossAttentionFusion extends Module {
 // ---- model ----
 
 /** A trainable parameter as the model describes it to a trainer (see FusionClassifier.parameterRoles). */
-export interface ParameterRole {
-  name: string;
-  param: Tensor;
-  /** learning-rate group: each encoder, the fusion block (with the image projection), the classifier head */
-  role: 'text_encoder' | 'image_encoder' | 'fusion' | 'classifier';
-  /** position in its encoder, from the embeddings (0) to the output (count - 1); null outside the encoders */
-  depth: { index: number; count: number } | null;
-  weightDecay: boolean;
-}
+export type { ParameterRole } from './trainable.js';
 
-export class FusionClassifier extends Module {
+export class FusionClassifier extends Module implements TrainableModel {
   readonly text_encoder: TextTower;
   readonly image_encoder: ImageTower;
   /** maps image features to the text width when the two encoders differ */
@@ -198,18 +191,11 @@ export class FusionClassifier extends Module {
    * biases, norms, nor ViT's class token and position embeddings, as timm's no_weight_decay).
    */
   parameterRoles(): ParameterRole[] {
-    const noDecay = new Set<Tensor>();
-    for (const [, m] of this.namedModules()) if (m instanceof LayerNorm) for (const [, p] of m.namedParameters()) noDecay.add(p);
-    const decays = (name: string, p: Tensor) => !(noDecay.has(p) || p.ndim < 2 || /(^|\.)(cls_token|distillation_token|position_embeddings)$/.test(name));
-    const out: ParameterRole[] = [];
-    for (const [role, enc] of [['text_encoder', this.text_encoder], ['image_encoder', this.image_encoder]] as const) {
-      const depths = stageDepths(enc);
-      const L = enc.stages().layers.length;
-      for (const [n, p] of enc.namedParameters()) {
-        if (!p.requiresGrad) continue;
-        out.push({ name: `${role}.${n}`, param: p, role, depth: { index: depths.get(p) ?? L + 1, count: L + 2 }, weightDecay: decays(n, p) });
-      }
-    }
+    const decays = decayPredicate(this);
+    const out: ParameterRole[] = [
+      ...encoderRoles('text_encoder', this.text_encoder, 'text_encoder', decays),
+      ...encoderRoles('image_encoder', this.image_encoder, 'image_encoder', decays),
+    ];
     for (const [n, p] of this.namedParameters()) {
       if (!p.requiresGrad || n.startsWith('text_encoder.') || n.startsWith('image_encoder.')) continue;
       out.push({ name: n, param: p, role: n.startsWith('classifier.') ? 'classifier' : 'fusion', depth: null, weightDecay: decays(n, p) });
@@ -386,14 +372,6 @@ export class FusionClassifier extends Module {
 }
 
 /** Each parameter of an encoder's stages by depth: its embeddings 0, layer i at i + 1 (the rest: after the layers). */
-function stageDepths(enc: Tower): Map<Tensor, number> {
-  const { embeddings, layers } = enc.stages();
-  const depth = new Map<Tensor, number>();
-  for (const p of embeddings.parameters()) depth.set(p, 0);
-  layers.forEach((l, i) => { for (const p of l.parameters()) depth.set(p, i + 1); });
-  return depth;
-}
-
 /** The encoders a Hugging Face export gives folders of their own; each folder holds its module's `<name>.` subtree. */
 export const HF_EXPORT_ENCODERS = ['text_encoder', 'image_encoder'] as const;
 

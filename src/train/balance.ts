@@ -2,7 +2,8 @@
 // (src/diagnostics/modality.ts), the dominant modality's encoder gradients are scaled by
 // 1 - tanh(alpha * relu(ratio - 1)), ratio = s_dominant / s_other; with Gaussian enhancement (GE) every modulated
 // encoder gradient also gets N(0, std(grad)) noise added, as the paper's code does.
-import type { FusionClassifier, FusionOutputs } from '../models/fusion.js';
+import { FusionClassifier, type FusionOutputs } from '../models/fusion.js';
+import { MmtrainError } from '../errors.js';
 import { noGrad } from '../tensor/modes.js';
 import { tidy } from '../tensor/scope.js';
 import { type Tensor, randn } from '../tensor/tensor.js';
@@ -44,6 +45,7 @@ export class GradientModulation implements Callback {
   }
 
   onTrainStart(ctx: TrainContext): void {
+    if (!(ctx.model instanceof FusionClassifier)) throw new MmtrainError('balance.method: modality balancing needs the fusion classifier (it modulates its two encoders)');
     this.#model = ctx.model;
     this.#text = ctx.model.text_encoder.parameters().filter((p) => p.requiresGrad);
     this.#image = ctx.model.image_encoder.parameters().filter((p) => p.requiresGrad);

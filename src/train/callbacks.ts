@@ -1,7 +1,8 @@
 // The trainer's contract with what plugs into it: callbacks (diagnostics, balancing, a user's own) see a TrainContext
 // and StepInfo at fixed points of the loop; train() takes TrainOptions and returns a TrainResult.
 import type { Tensor } from '../tensor/tensor.js';
-import type { ForwardOptions, FusionClassifier, FusionOutputs } from '../models/fusion.js';
+import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
+import type { TrainableModel } from '../models/trainable.js';
 import type { Warning } from '../diagnostics/warnings.js';
 import type { TrainerState } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
@@ -22,7 +23,8 @@ export interface StepInfo {
 
 export interface TrainContext {
   config: TrainConfig;
-  model: FusionClassifier;
+  /** the model trained: a FusionClassifier, or a pretraining model (`config.pretrain`) */
+  model: TrainableModel;
   optimizer: AdamW;
   runDir: string;
   labels: string[];

@@ -7,7 +7,7 @@ import { collectGarbage } from '../heap.js';
 import type { LossScalerState } from './loss-scaler.js';
 import { MmtrainError } from '../errors.js';
 import { fsyncDirectory, writeFileAtomic, writeJsonAtomic } from '../files.js';
-import { FusionClassifier } from '../models/fusion.js';
+import type { TrainableModel } from '../models/trainable.js';
 import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
@@ -68,7 +68,7 @@ function tensorOfStep(step: number): Tensor {
 
 export interface SaveCheckpointArgs {
   dir: string;
-  model: FusionClassifier;
+  model: TrainableModel;
   optimizer: AdamW;
   state: TrainerState;
   trainConfig: unknown;

@@ -47,8 +47,26 @@ export const ConfigSchema = z.strictObject({
     head_hidden_size: positiveInt.default(512),
     head_dropout: prob.default(0.1),
     /** freeze an encoder: true for all of it, a number for its embeddings and lower N layers */
-    freeze: z.strictObject({ text: z.union([z.boolean(), z.number().int().min(0)]).default(false), image: z.union([z.boolean(), z.number().int().min(0)]).default(false) }).default({ text: false, image: false }),
+    freeze: z.strictObject({
+      text: z.union([z.boolean(), z.number().int().min(0)]).default(false),
+      image: z.union([z.boolean(), z.number().int().min(0)]).default(false),
+      /** the freezing above holds for epochs before this one (0-based), then the encoders train too; null: the whole run */
+      untilEpoch: positiveInt.nullable().default(null),
+    }).default({ text: false, image: false, untilEpoch: null }),
   }).prefault({}),
+  /**
+   * Pretraining one encoder instead of training the fusion classifier (`mmtrain pretrain`): BERT masked language
+   * modelling on texts, or ViT masked image modelling (SimMIM) on images; null: the fusion classifier.
+   */
+  pretrain: z.strictObject({
+    modality: z.enum(['text', 'image']),
+    /** text: share of tokens predicted (80% become [MASK], 10% a random token, 10% stay) */
+    mlmProbability: z.number().gt(0).lt(1).default(0.15),
+    /** text: mask whole words (all WordPiece pieces of a chosen word) */
+    wholeWordMask: z.boolean().default(false),
+    /** image: share of patches masked and reconstructed */
+    maskRatio: z.number().gt(0).lt(1).default(0.6),
+  }).nullable().default(null),
   data: z.strictObject({
     train: z.string(),
     val: z.string().optional(),
@@ -142,6 +160,11 @@ export const ConfigSchema = z.strictObject({
     attentionEntropy: z.boolean().default(true),
     /** unimodal linear-probe accuracy at each validation */
     probe: z.boolean().default(true),
+    /**
+     * labelled manifests on which a linear probe of one encoder's pooled vector is scored at the start of the run
+     * (the initial or pretrained encoder) and after each validation: do the encoders carry (or keep) these labels?
+     */
+    probeSets: z.array(z.strictObject({ data: z.string(), modality: z.enum(['text', 'image']), name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').optional() })).default([]),
     /**
      * loss spikes: a step loss more than z robust standard deviations, minRatio times and minDelta (nats) above the
      * median of the last window steps
@@ -242,6 +265,19 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
   if (c.balance.method !== 'none' && (c.model.freeze.text === true || c.model.freeze.image === true)) {
     problems.push(`balance.method: ${c.balance.method} modulates encoder gradients, but an encoder is frozen (model.freeze); unfreeze it or set balance.method: none`);
   }
+  const fr = c.model.freeze;
+  if (fr.untilEpoch !== null && fr.text === false && fr.image === false) problems.push('model.freeze.untilEpoch: nothing is frozen (model.freeze.text and .image are false); freeze an encoder or remove untilEpoch');
+  if (fr.untilEpoch !== null && fr.untilEpoch >= c.train.epochs) problems.push(`model.freeze.untilEpoch: expected an epoch before train.epochs (${c.train.epochs}), received ${fr.untilEpoch}; for a run-long freeze use null`);
+  if (c.pretrain) {
+    const p = c.pretrain;
+    if (fr.text !== false || fr.image !== false) problems.push('model.freeze: pretraining trains its one encoder; remove model.freeze');
+    if (c.balance.method !== 'none' || c.balance.modalityDropout > 0) problems.push('balance: modality balancing is for the fusion classifier; pretraining has one modality (set balance.method: none, modalityDropout: 0)');
+    if (c.eval.metric !== 'loss' && c.eval.metric !== 'accuracy') problems.push(`eval.metric: pretraining reports loss and (text) masked-token accuracy; expected loss or accuracy, received ${c.eval.metric}`);
+    if (p.modality === 'image' && c.eval.metric === 'accuracy') problems.push('eval.metric: image pretraining has no accuracy (it reconstructs pixels); use loss');
+    c.diagnostics.probeSets.forEach((s, i) => {
+      if (s.modality !== p.modality) problems.push(`diagnostics.probeSets[${i}].modality: pretraining trains the ${p.modality} encoder; expected ${p.modality}, received ${s.modality}`);
+    });
+  }
   if (c.balance.endEpoch !== null && c.balance.endEpoch <= c.balance.startEpoch) problems.push('balance.endEpoch: must be greater than balance.startEpoch (or null)');
   const im = c.data.image;
   if (im.resizeSize !== undefined && im.size !== undefined && im.resizeSize < im.size) problems.push(`data.image.resizeSize: expected at least data.image.size (${im.size}), received ${im.resizeSize}: the centre crop takes size x size out of the resized image`);
@@ -258,6 +294,7 @@ export function resolveConfig(raw: unknown, source = 'config', baseDir = process
   c.out = abs(c.out)!;
   if (typeof c.data.cache === 'string') c.data.cache = abs(c.data.cache)!;
   for (const e of [c.model.text, c.model.image]) if (e?.pretrained) e.pretrained = abs(e.pretrained);
+  for (const p of c.diagnostics.probeSets) p.data = abs(p.data)!;
   // the tokenizer: data.tokenizer, else the pretrained text encoder's own (a RoBERTa's BPE), else the bundled one
   const own = c.model.text?.pretrained ? ['tokenizer.json', 'vocab.txt'].map((f) => join(c.model.text!.pretrained!, f)).find((f) => existsSync(f)) : undefined;
   c.data.tokenizer = abs(c.data.tokenizer) ?? own ?? bundledTokenizer();
@@ -334,8 +371,8 @@ function checkModel(c: TrainConfig): z.core.$ZodIssue[] {
   return issues.map((i) => ({ ...i, path: [...(where[String(i.path[0])] ?? ['model', i.path[0]!]), ...i.path.slice(1)] }));
 }
 
-/** Reads a JSON or YAML config file, applies overrides, validates. */
-export function loadConfig(file: string, sets: string[] = []): TrainConfig {
+/** Reads a JSON or YAML config file as it is (a mapping of sections), with errors naming the file and line. */
+export function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -351,7 +388,12 @@ export function loadConfig(file: string, sets: string[] = []): TrainConfig {
     throw new MmtrainError(`${file}${line ? `:${line}` : ''}: cannot parse the config (${m.message.split('\n')[0]})`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MmtrainError(`${file}: the config must be a mapping of sections (model, data, train, eval, ...)`);
-  return resolveConfig(applyOverrides(raw as Record<string, unknown>, sets), file, dirname(resolve(file)));
+  return raw as Record<string, unknown>;
+}
+
+/** Reads a JSON or YAML config file, applies overrides, validates. */
+export function loadConfig(file: string, sets: string[] = []): TrainConfig {
+  return resolveConfig(applyOverrides(readConfigFile(file), sets), file, dirname(resolve(file)));
 }
 
 /**
@@ -375,7 +417,13 @@ model:
   fusion_attention_dropout: 0
   head_hidden_size: 512
   head_dropout: 0.1
-  freeze: { text: false, image: false }   # true, or a number of lower layers
+  freeze: { text: false, image: false, untilEpoch: null }   # true, or a number of lower layers; untilEpoch: unfreeze then
+
+# pretrain:                    # mmtrain pretrain: one encoder, no fusion (docs/convergence.md)
+  # modality: text             # text: BERT masked language modelling | image: ViT masked image modelling (SimMIM)
+  # mlmProbability: 0.15       # text: tokens predicted (80% [MASK], 10% random, 10% kept)
+  # wholeWordMask: false       # text: mask all pieces of a word together
+  # maskRatio: 0.6             # image: patches masked and reconstructed
 
 data:
   train: data/train.jsonl      # JSONL {"image","text","label"} or CSV with header image,text,label; or Parquet
@@ -453,6 +501,8 @@ diagnostics:                   # grad norms per module/layer, update ratios, att
   perLayer: true               # gradient norms per layer as well as per module
   attentionEntropy: true       # cross-attention entropy per direction
   probe: true                  # unimodal linear-probe accuracy at each validation
+  probeSets: []                # labelled manifests probed on one encoder at the start and each validation:
+                               # [{ data: probe-color.jsonl, modality: text, name: color }]
   spike: { window: 50, z: 6, minRatio: 1.5, minDelta: 0.3 }
 
 balance:                       # modality balancing

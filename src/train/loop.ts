@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import type { DataLoader } from '../data/loader.js';
 import { disposeBatch } from '../data/collate.js';
-import type { ForwardOptions, FusionOutputs } from '../models/fusion.js';
-import * as F from '../tensor/functional.js';
+import type { ForwardOptions } from '../models/fusion.js';
 import { autocast } from '../tensor/modes.js';
 import type { Device } from '../tensor/dtype.js';
 import { LossScaler } from './loss-scaler.js';
@@ -20,7 +19,7 @@ import type { Callback, StepInfo, TrainContext } from './callbacks.js';
 import { type InferenceInfo, type TrainerState, loadOptimizerState, pruneCheckpoints, readTrainerState, saveCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import type { GradientReducer, ProcessGroup } from './distributed.js';
-import { better, evaluateLoader, metricValue } from './evaluate.js';
+import { better, metricValue } from './evaluate.js';
 import { type FeatureStore, disposeFeatureBatch } from './features.js';
 import type { EvalMetrics } from './metrics.js';
 import { type AdamW, type ParamGroup, clipGradNorm, scaleGradients } from './optim.js';
@@ -28,11 +27,14 @@ import type { ProgressReporter } from './progress.js';
 import { rngFromString, rngToString } from './rng.js';
 import { lrFactor } from './schedule.js';
 import type { RunLoaders } from './setup.js';
+import type { TaskLoss, TrainTask } from './task.js';
 import { checkpointStateDict } from '../models/loading.js';
 
 /** What the loop runs on, made by train(). */
 export interface LoopParts {
   c: TrainConfig;
+  /** what is trained: its model (ctx.model), loss and evaluation */
+  task: TrainTask;
   ctx: TrainContext;
   callbacks: Callback[];
   groups: ParamGroup[];
@@ -55,7 +57,7 @@ export interface LoopEnd {
 }
 
 /** One step's batch, from the loader or from the frozen encoders' feature cache. */
-interface StepBatch { forward(o: ForwardOptions): FusionOutputs; labels: Tensor; attentionMask: Tensor; size: number; dispose(): void }
+interface StepBatch { loss(o: ForwardOptions, reduction: 'mean' | 'sum'): TaskLoss; labels: Tensor; attentionMask: Tensor; size: number; dispose(): void }
 
 export class TrainingLoop {
   readonly #p: LoopParts;
@@ -106,7 +108,8 @@ export class TrainingLoop {
     const { c, pg } = this.#p;
     // Gradient modulation scales (and, for OGM-GE, perturbs) each rank's own gradients before they are summed, so
     // with it the gradients are synchronised after backward; otherwise while backward runs.
-    if (pg && c.distributed.overlap && pg.canOverlap && c.balance.method === 'none') this.#reducer = pg.reducer(this.#p.groups.flatMap((g) => g.params), c.distributed.bucketMB);
+    // Encoders frozen until an epoch have no gradients before it, which the Reducer cannot wait for.
+    if (pg && c.distributed.overlap && pg.canOverlap && c.balance.method === 'none' && c.model.freeze.untilEpoch === null) this.#reducer = pg.reducer(this.#p.groups.flatMap((g) => g.params), c.distributed.bucketMB);
     try {
       return await this.#run(opts);
     } finally {
@@ -122,7 +125,7 @@ export class TrainingLoop {
     const { c, loaders } = this.#p;
     let interrupted = false;
     training: while (this.#state.step < this.#totalSteps && this.#state.epoch < c.train.epochs && !this.#stoppedEarly) {
-      this.#trainMode();
+      this.#p.task.trainMode(this.#state.epoch);
       const it = this.#stepBatches(this.#state.epoch, this.#state.position);
       let micro = { n: 0, loss: 0, lossSum: 0, samples: 0 };
       for (;;) {
@@ -191,10 +194,10 @@ export class TrainingLoop {
         if (o?.returnEncoderVectors) fo.returnEncoderVectors = true;
       }
       const l = autocast(autocastFor(c.train.precision, this.#p.device), () => {
-        const out = b.forward(fo);
-        this.#emit('onForward', ctx, { step: this.#state.step, outputs: out, labels: b.labels, attentionMask: b.attentionMask });
         // data-parallel: summed here, divided by the step's global sample count when gradients are synchronized
-        return F.crossEntropy(out.logits.float(), b.labels, { labelSmoothing: c.train.labelSmoothing, reduction: pg ? 'sum' : 'mean' });
+        const r = b.loss(fo, pg ? 'sum' : 'mean');
+        if (r.outputs) this.#emit('onForward', ctx, { step: this.#state.step, outputs: r.outputs, labels: b.labels, attentionMask: b.attentionMask });
+        return r.loss;
       });
       const unscaled = pg ? l : l.div(c.train.gradAccumulation);
       const scaled = this.#scaler ? this.#scaler.scaleLoss(unscaled) : unscaled;
@@ -308,7 +311,7 @@ export class TrainingLoop {
     }
     if (typeof c.eval.every === 'number' && state.step % c.eval.every === 0) {
       await this.#validate();
-      this.#trainMode();
+      this.#p.task.trainMode(state.epoch);
     }
     if (typeof c.checkpoint.every === 'number' && state.step % c.checkpoint.every === 0) this.#lastGood = this.#save('every');
   }
@@ -352,13 +355,13 @@ export class TrainingLoop {
   }
 
   async evaluate(split: 'val' | 'test', shard: { loader: DataLoader | null }): Promise<EvalMetrics> {
-    const { c, ctx, pg } = this.#p;
-    const m = await evaluateLoader(ctx.model, shard.loader, {
+    const { c, ctx, pg, task } = this.#p;
+    const m = await task.evaluate(shard.loader, {
       precision: c.train.precision, modality: c.diagnostics.enabled && c.diagnostics.probe, gather: pg ? (rows, w) => pg.gatherRows(rows, w) : undefined,
     });
     ctx.log({ event: 'eval', split, step: this.#state.step, epoch: this.#state.epoch, ...m });
     this.#emit('onEvaluate', ctx, split, m);
-    this.#p.print(`${split} step ${this.#state.step}: loss ${m.loss.toFixed(4)} accuracy ${(m.accuracy * 100).toFixed(2)}% macro-F1 ${m.macro_f1.toFixed(4)}${m.auroc === null ? '' : ` AUROC ${m.auroc.toFixed(4)}`}`);
+    this.#p.print(`${split} step ${this.#state.step}: ${task.describe(m)}`);
     return m;
   }
 
@@ -380,16 +383,8 @@ export class TrainingLoop {
     if (this.#rank0) saveCheckpoint({ dir, model: ctx.model, optimizer, state: this.#state, trainConfig: c, info, tokenizerFile: c.data.tokenizer! });
   }
 
-  // Fully frozen encoders run in eval mode (no dropout).
-  #trainMode(): void {
-    const { c, ctx } = this.#p;
-    ctx.model.train();
-    if (c.model.freeze.text === true) ctx.model.text_encoder.eval();
-    if (c.model.freeze.image === true) ctx.model.image_encoder.eval();
-  }
-
   async *#stepBatches(epoch: number, start: number): AsyncGenerator<StepBatch> {
-    const { ctx, loaders } = this.#p;
+    const { loaders, task } = this.#p;
     const features = this.#features;
     const train = loaders.train;
     if (features) {
@@ -398,17 +393,17 @@ export class TrainingLoop {
         const local = train.localSlice(plan[p]!);
         this.#cursor = p + 1;
         if (!local.length) { // data-parallel: this rank has no sample in this batch but still takes part in the step
-          yield { forward: () => { throw new Error('empty batch'); }, labels: null as never, attentionMask: null as never, size: 0, dispose: () => {} };
+          yield { loss: () => { throw new Error('empty batch'); }, labels: null as never, attentionMask: null as never, size: 0, dispose: () => {} };
           continue;
         }
         const fb = features.batch(local, this.#p.device);
-        yield { forward: (o) => ctx.model.forwardFeatures(fb, o), labels: fb.labels, attentionMask: fb.attentionMask, size: fb.indices.length, dispose: () => disposeFeatureBatch(fb) };
+        yield { loss: (o, r) => task.featureLoss!(fb, o, r), labels: fb.labels, attentionMask: fb.attentionMask, size: fb.indices.length, dispose: () => disposeFeatureBatch(fb) };
       }
       return;
     }
     for await (const b of train.epoch(epoch, start)) {
       this.#cursor = train.cursor.position;
-      yield { forward: (o) => ctx.model.forward(b, o), labels: b.labels, attentionMask: b.attentionMask, size: b.indices.length, dispose: () => disposeBatch(b) };
+      yield { loss: (o, r) => task.loss(b, o, { epoch, reduction: r }), labels: b.labels, attentionMask: b.attentionMask, size: b.indices.length, dispose: () => disposeBatch(b) };
     }
   }
 

@@ -1,13 +1,13 @@
-// AdamW parameter groups from the model's own description of its parameters (FusionClassifier.parameterRoles): a
+// AdamW parameter groups from the model's own description of its parameters (TrainableModel.parameterRoles): a
 // learning rate per role (encoders, fusion, head), optional layer-wise decay inside the encoders, and no weight decay
 // where the model says so. Key names stay the model's business.
 import { MmtrainError } from '../errors.js';
-import type { FusionClassifier } from '../models/fusion.js';
+import type { TrainableModel } from '../models/trainable.js';
 import type { TrainConfig } from './config.js';
 import type { ParamGroup } from './optim.js';
 
 /** Parameter groups: encoders vs fusion + head learning rates, optional layer-wise decay, no decay on biases and norms. */
-export function parameterGroups(model: FusionClassifier, c: TrainConfig): ParamGroup[] {
+export function parameterGroups(model: TrainableModel, c: TrainConfig): ParamGroup[] {
   const groups = new Map<string, ParamGroup>();
   for (const { param, role, depth, weightDecay } of model.parameterRoles()) {
     let lr = c.train.lr;

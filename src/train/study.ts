@@ -16,7 +16,8 @@ import { parseConfig } from '../validation.js';
 import { listCheckpoints } from './checkpoint.js';
 import { readRecords } from './records.js';
 import { writeFileAtomic, writeJsonAtomic } from '../files.js';
-import { mean, sampleStd } from '../stats.js';
+import { mean, meanCi95, median, sampleStd, welchDiff95 } from '../stats.js';
+import { generatePretrainCorpus, writeProbeSets } from '../data/synth-pretrain.js';
 
 const METRICS = ['accuracy', 'macro_f1', 'auroc', 'loss'] as const;
 
@@ -44,6 +45,30 @@ export const StudySchema = z.strictObject({
     imageSize: z.number().int().positive().default(64),
     seed: z.number().int().min(0).default(1),
   }).optional(),
+  /**
+   * with synth: a pretraining corpus of the same synthetic world, disjoint from the task's samples (captions.txt,
+   * images.jsonl), into <study>/corpus, and probe sets of the task's attributes (probe-color.jsonl, probe-shape.jsonl)
+   * beside its data
+   */
+  corpus: z.strictObject({
+    captions: z.number().int().positive().default(20000),
+    images: z.number().int().positive().default(4000),
+    seed: z.number().int().min(0).default(5),
+  }).optional(),
+  /**
+   * encoders pretrained once before the runs (mmtrain pretrain) into <study>/pretrained/<name>: the base config with
+   * these overrides (its model.text / model.image say which encoder), trained on `data`. In every path and override
+   * value, ${study} is the study directory, ${data} the synthesized task's folder and ${corpus} the corpus folder.
+   */
+  pretrain: z.array(z.strictObject({
+    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+    modality: z.enum(['text', 'image']),
+    data: z.string(),
+    val: z.string().optional(),
+    set: z.record(z.string(), z.unknown()).default({}),
+  })).optional(),
+  /** the variant every other is compared with (difference of final metrics, 95% interval); default: the first */
+  reference: z.string().optional(),
 });
 
 export type StudySpec = z.infer<typeof StudySchema>;
@@ -117,6 +142,10 @@ export interface RunSummary {
   wallS: number | null;
   test: number | null;
   error?: string;
+  /** linear-probe accuracy per probe set ("text:color"): at the start of the run and at its last validation */
+  probes?: Record<string, { start: number | null; end: number | null }>;
+  /** median over the diagnostics records of each encoder's gradient norm over the head's */
+  gradRatio?: { text: number | null; image: number | null };
 }
 
 export interface VariantSummary {
@@ -131,6 +160,28 @@ export interface VariantSummary {
   spikes: number;
   diverged: number;
   wallS: number | null;
+  /** the final metric's mean and the half-width of its 95% interval over seeds (Student's t) */
+  finalCi: { mean: number; half: number } | null;
+  /** final metric minus the reference variant's, with its 95% interval (Welch); exceeds: the interval excludes 0 */
+  vsReference: { reference: string; diff: number; half: number; exceeds: boolean } | null;
+  /** mean over the finished runs of their probes at the start and the end */
+  probes: Record<string, { start: number | null; end: number | null }>;
+  gradRatio: { text: number | null; image: number | null };
+}
+
+/** An encoder pretrained for a study: where it is and what its own run measured. */
+export interface PretrainSummary {
+  name: string;
+  modality: 'text' | 'image';
+  dir: string;
+  steps: number;
+  /** validation loss at the first and the last validation (MLM cross-entropy, or MIM L1) */
+  valLoss: { first: number | null; last: number | null };
+  /** masked-token accuracy at the last validation (text) */
+  valAccuracy: number | null;
+  /** linear-probe accuracy per probe set, at the start (random initialisation) and at the end */
+  probes: Record<string, { start: number | null; end: number | null }>;
+  wallS: number | null;
 }
 
 export interface StudySummary {
@@ -140,6 +191,7 @@ export interface StudySummary {
   target: number | null;
   variants: VariantSummary[];
   runs: RunSummary[];
+  pretrained?: PretrainSummary[];
 }
 
 /** Mean and spread over seeds; one seed has no spread to show, so its std is 0. */
@@ -171,12 +223,51 @@ export function summarizeRun(dir: string, r: StudyRun, metric: StudySpec['metric
     stepsToTarget: reach ? reach.step : null, spikes: records.filter((x) => x.event === 'spike').length, diverged,
     steps: result?.steps ?? records.filter((x) => x.event === 'train').pop()?.step ?? 0, wallS: result?.wallS ?? null, test,
     ...(failed ? { error: String(failed.error) } : {}),
+    probes: probesOf(records), gradRatio: gradRatios(records),
   };
 }
 
-/** Per-variant means and spreads over seeds. */
-export function aggregate(runs: RunSummary[], plan: StudyRun[]): VariantSummary[] {
+/** The first ("start") and the last probe record per probe set, keyed "modality:name". */
+function probesOf(records: Record<string, any>[]): Record<string, { start: number | null; end: number | null }> {
+  const out: Record<string, { start: number | null; end: number | null }> = {};
+  for (const r of records) {
+    if (r.event !== 'probe') continue;
+    const k = `${r.modality}:${r.name}`;
+    const acc = typeof r.accuracy === 'number' ? r.accuracy : null;
+    out[k] ??= { start: null, end: null };
+    if (r.when === 'start') out[k].start = acc;
+    else out[k].end = acc;
+  }
+  return out;
+}
+
+/** Median over the diagnostics records of each encoder's gradient norm over the head's (null when never measured). */
+function gradRatios(records: Record<string, any>[]): { text: number | null; image: number | null } {
+  const ratio = (enc: string) => {
+    const xs = records.filter((r) => r.event === 'diagnostics' && typeof r.grad_norm?.[enc] === 'number' && r.grad_norm.classifier > 0).map((r) => r.grad_norm[enc] / r.grad_norm.classifier);
+    return xs.length ? median(xs) : null;
+  };
+  return { text: ratio('text_encoder'), image: ratio('image_encoder') };
+}
+
+/** Replaces ${study}, ${data} and ${corpus} in every string of a value. */
+export function fillPlaces<T>(v: T, places: Record<string, string>): T {
+  if (typeof v === 'string') return v.replace(/\$\{(\w+)\}/g, (m, k: string) => places[k] ?? m) as T;
+  if (Array.isArray(v)) return v.map((x) => fillPlaces(x, places)) as T;
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fillPlaces(x, places)])) as T;
+  return v;
+}
+
+/** Per-variant means, spreads and 95% intervals over seeds, each compared with the reference variant (default: the first). */
+export function aggregate(runs: RunSummary[], plan: StudyRun[], reference?: string): VariantSummary[] {
   const order = [...new Set(plan.map((r) => r.variant))];
+  const ref = reference ?? order[0]!;
+  if (!order.includes(ref)) throw new MmtrainError(`study: reference variant "${ref}" is not one of ${order.join(', ')}`);
+  const finals = (v: string) => runs.filter((r) => r.variant === v && r.status === 'finished' && r.final !== null).map((r) => r.final!);
+  const meanOf = (xs: (number | null)[]) => {
+    const ys = xs.filter((x): x is number => x !== null && Number.isFinite(x));
+    return ys.length ? mean(ys) : null;
+  };
   return order.map((variant) => {
     const rs = runs.filter((r) => r.variant === variant);
     const done = rs.filter((r) => r.status === 'finished');
@@ -190,6 +281,15 @@ export function aggregate(runs: RunSummary[], plan: StudyRun[]): VariantSummary[
       spikes: rs.reduce((a, r) => a + r.spikes, 0) / Math.max(1, rs.length),
       diverged: rs.filter((r) => r.diverged).length,
       wallS: walls.length ? mean(walls) : null,
+      finalCi: finals(variant).length ? meanCi95(finals(variant)) : null,
+      vsReference: variant === ref || !finals(variant).length || !finals(ref).length ? null : (() => {
+        const d = welchDiff95(finals(variant), finals(ref));
+        return { reference: ref, ...d, exceeds: Number.isFinite(d.half) && Math.abs(d.diff) > d.half };
+      })(),
+      probes: Object.fromEntries([...new Set(done.flatMap((r) => Object.keys(r.probes ?? {})))].map((k) => [k, {
+        start: meanOf(done.map((r) => r.probes?.[k]?.start ?? null)), end: meanOf(done.map((r) => r.probes?.[k]?.end ?? null)),
+      }])),
+      gradRatio: { text: meanOf(done.map((r) => r.gradRatio?.text ?? null)), image: meanOf(done.map((r) => r.gradRatio?.image ?? null)) },
     };
   });
 }
@@ -202,10 +302,30 @@ export function studyTableCells(s: StudySummary, unit = false): { head: string[]
   const u = unit && s.metric !== 'loss' ? ' (%)' : '';
   const pm = (v: { mean: number; std: number } | null) => (v ? (s.metric === 'loss' ? `${v.mean.toFixed(4)} ± ${v.std.toFixed(4)}` : `${(v.mean * 100).toFixed(1)} ± ${(v.std * 100).toFixed(1)}`) : 'n/a');
   const steps = (v: VariantSummary) => (s.target === null ? 'n/a' : v.stepsToTarget ? `${Math.round(v.stepsToTarget.mean)} (${v.stepsToTarget.reached}/${v.finished})` : `never (0/${v.finished})`);
-  return {
-    head: ['variant', 'runs', `best val ${s.metric}${u}`, `final val ${s.metric}${u}`, `steps to ${s.target ?? 'target'}`, 'loss spikes / run', 'diverged', 'wall s / run'],
-    rows: s.variants.map((v) => [v.variant, `${v.finished}/${v.runs}`, pm(v.best), pm(v.final), steps(v), v.spikes.toFixed(1), String(v.diverged), v.wallS === null ? 'n/a' : v.wallS.toFixed(0)]),
-  };
+  const head = ['variant', 'runs', `best val ${s.metric}${u}`, `final val ${s.metric}${u}`, `steps to ${s.target ?? 'target'}`, 'loss spikes / run', 'diverged', 'wall s / run'];
+  const rows = s.variants.map((v) => [v.variant, `${v.finished}/${v.runs}`, pm(v.best), pm(v.final), steps(v), v.spikes.toFixed(1), String(v.diverged), v.wallS === null ? 'n/a' : v.wallS.toFixed(0)]);
+  // with 4+ seeds: the final metric's 95% interval and its difference from the reference variant
+  if (s.variants.some((v) => v.vsReference)) {
+    const num = (x: number) => (s.metric === 'loss' ? x.toFixed(4) : (x * 100).toFixed(1));
+    const ref = s.variants.find((v) => v.vsReference)!.vsReference!.reference;
+    head.splice(4, 0, `final 95% CI${u}`, `vs ${ref} (95% CI)`);
+    s.variants.forEach((v, i) => rows[i]!.splice(4, 0,
+      v.finalCi && Number.isFinite(v.finalCi.half) ? `${num(v.finalCi.mean)} ± ${num(v.finalCi.half)}` : 'n/a',
+      v.vsReference ? `${v.vsReference.diff >= 0 ? '+' : ''}${num(v.vsReference.diff)} ± ${num(v.vsReference.half)}${v.vsReference.exceeds ? ' *' : ''}` : v.variant === ref ? 'reference' : 'n/a'));
+  }
+  // probes of the encoders (start -> end of the run) and the encoders' gradient norms over the head's
+  const probeKeys = [...new Set(s.variants.flatMap((v) => Object.keys(v.probes ?? {})))].sort();
+  const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : (x * 100).toFixed(1));
+  for (const k of probeKeys) {
+    head.push(`probe ${k}${u} start → end`);
+    s.variants.forEach((v, i) => rows[i]!.push(`${pct(v.probes?.[k]?.start)} → ${pct(v.probes?.[k]?.end)}`));
+  }
+  if (s.variants.some((v) => v.gradRatio && (v.gradRatio.text !== null || v.gradRatio.image !== null))) {
+    head.push('grad norm text / head', 'grad norm image / head');
+    const r = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toFixed(2));
+    s.variants.forEach((v, i) => rows[i]!.push(r(v.gradRatio?.text), r(v.gradRatio?.image)));
+  }
+  return { head, rows };
 }
 
 /** The summary table in Markdown. */
@@ -213,7 +333,12 @@ export function studyTable(s: StudySummary): string {
   const { head, rows } = studyTableCells(s);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const unit = s.metric === 'loss' ? '' : ' (%, mean ± std over seeds)';
-  return `# Study ${s.name}\n\nValidation ${s.metric}${unit}.\n\n${line(head)}\n|${'---|'.repeat(head.length)}\n${rows.map(line).join('\n')}\n`;
+  const notes: string[] = [];
+  if (s.variants.some((v) => v.vsReference)) notes.push('95% CI: Student\'s t over seeds; the difference from the reference by Welch\'s t; * marks a difference whose interval excludes 0 (larger than the seed-to-seed spread).');
+  if (s.variants.some((v) => Object.keys(v.probes ?? {}).length)) notes.push('Probes: linear-probe accuracy of one encoder\'s pooled vector on a labelled set (modality:set), at the start of the run and at its last validation, mean over seeds.');
+  if (s.variants.some((v) => v.gradRatio && v.gradRatio.text !== null)) notes.push('Gradient norms: each encoder\'s over the head\'s, median over a run\'s diagnostics records, mean over seeds.');
+  const pre = s.pretrained?.length ? `\n## Pretrained encoders\n\n| encoder | steps | val loss first → last | masked-token accuracy | probes (random init → pretrained) | wall s |\n|---|---|---|---|---|---|\n${s.pretrained.map((p) => `| ${p.name} (${p.modality}) | ${p.steps} | ${p.valLoss.first?.toFixed(3) ?? 'n/a'} → ${p.valLoss.last?.toFixed(3) ?? 'n/a'} | ${p.valAccuracy === null ? 'n/a' : `${(p.valAccuracy * 100).toFixed(1)}%`} | ${Object.entries(p.probes).map(([k, v]) => `${k} ${v.start === null ? 'n/a' : (v.start * 100).toFixed(1)} → ${v.end === null ? 'n/a' : (v.end * 100).toFixed(1)}`).join('; ') || 'n/a'} | ${p.wallS?.toFixed(0) ?? 'n/a'} |`).join('\n')}\n` : '';
+  return `# Study ${s.name}\n\nValidation ${s.metric}${unit}.\n\n${line(head)}\n|${'---|'.repeat(head.length)}\n${rows.map(line).join('\n')}\n${notes.length ? `\n${notes.join('\n')}\n` : ''}${pre}`;
 }
 
 export interface StudyOptions {
@@ -257,11 +382,23 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
     const data = (base.data ?? {}) as Record<string, unknown>;
     base.data = { train: join(dataDir, 'train.jsonl'), val: join(dataDir, 'val.jsonl'), test: join(dataDir, 'test.jsonl'), ...data };
   }
+  const places: Record<string, string> = { study: dir, data: join(dir, 'data'), corpus: join(dir, 'corpus') };
+  const fill = <T>(v: T): T => fillPlaces(v, places);
+  base = fill(base);
+  if (spec.corpus) {
+    if (!spec.synth) throw new MmtrainError(`study ${spec.name}: corpus is drawn from the synthetic world of synth, which is not set`);
+    if (!existsSync(join(places.corpus!, 'corpus.json'))) {
+      print(`study ${spec.name}: synthesizing a pretraining corpus (${spec.corpus.captions} captions, ${spec.corpus.images} images, disjoint from the task) into ${places.corpus}`);
+      await generatePretrainCorpus({ out: places.corpus!, ...spec.corpus, imageSize: spec.synth.imageSize, exclude: spec.synth });
+    }
+    if (!existsSync(join(places.data!, 'probe-binding.jsonl'))) writeProbeSets(places.data!, spec.synth);
+  }
+  const pretrained = await pretrainEncoders(spec, dir, base, fill, print, opts);
 
   // every run's configuration is checked before the first one starts
   const plan = expandStudy(spec);
   const configs = plan.map((r) => {
-    const raw = applyOverrides(base, Object.entries({ ...r.overrides, seed: r.seed, name: r.variant }).map(([k, v]) => `${k}=${JSON.stringify(v)}`));
+    const raw = applyOverrides(base, Object.entries({ ...fill(r.overrides), seed: r.seed, name: r.variant }).map(([k, v]) => `${k}=${JSON.stringify(v)}`));
     const c = resolveConfig(raw, `study ${spec.name}, variant ${r.variant} seed ${r.seed}`, configDir);
     c.log.progress = 'none';
     const file = join(dir, 'configs', `${r.id.replace(/[^\w.=,+-]/g, '_')}.json`);
@@ -300,7 +437,10 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
   }));
 
   const runs = plan.map((r) => summarizeRun(runPath(dir, r), r, spec.metric, spec.target ?? null));
-  const summary: StudySummary = { name: spec.name, dir, metric: spec.metric, target: spec.target ?? null, variants: aggregate(runs, plan), runs };
+  const summary: StudySummary = {
+    name: spec.name, dir, metric: spec.metric, target: spec.target ?? null, variants: aggregate(runs, plan, spec.reference), runs,
+    ...(pretrained.length ? { pretrained } : {}),
+  };
   writeJsonAtomic(join(dir, 'summary.json'), summary);
   writeFileAtomic(join(dir, 'table.md'), studyTable(summary));
   return summary;
@@ -329,4 +469,46 @@ export function readStudySummary(dir: string): StudySummary {
   const f = join(dir, 'summary.json');
   if (!existsSync(f)) throw new MmtrainError(`${dir}: no summary.json (not a study directory, or the study has not run yet)`);
   return JSON.parse(readFileSync(f, 'utf8')) as StudySummary;
+}
+
+/**
+ * The study's pretraining steps (spec.pretrain), each an `mmtrain pretrain` child process into
+ * <study>/pretrained/<name>, skipped when its model is there, resumed when its run was interrupted.
+ */
+async function pretrainEncoders(spec: StudySpec, dir: string, base: Record<string, unknown>, fill: <T>(v: T) => T, print: (line: string) => void, opts: StudyOptions): Promise<PretrainSummary[]> {
+  const out: PretrainSummary[] = [];
+  for (const p of spec.pretrain ?? []) {
+    const modelDir = join(dir, 'pretrained', p.name);
+    const runDir = join(modelDir, 'run');
+    if (!existsSync(join(modelDir, 'model.safetensors'))) {
+      // the base config for everything but the data, with the step's overrides (which name its encoder preset)
+      const raw = applyOverrides(base, Object.entries(fill(p.set)).map(([k, v]) => `${k}=${JSON.stringify(v)}`)) as Record<string, any>;
+      raw.data = { ...raw.data, train: fill(p.data), ...(p.val ? { val: fill(p.val) } : {}) };
+      if (!p.val) delete raw.data.val;
+      delete raw.data.test;
+      raw.diagnostics = { ...raw.diagnostics, probeSets: (raw.diagnostics?.probeSets ?? []).filter((s: { modality: string }) => s.modality === p.modality) };
+      raw.name = `pretrain-${p.name}`;
+      raw.log = { ...raw.log, progress: 'none' };
+      const file = join(dir, 'configs', `pretrain-${p.name}.json`);
+      writeJsonAtomic(file, raw);
+      const resume = existsSync(runDir) && listCheckpoints(runDir).length > 0;
+      if (!resume) rmSync(modelDir, { recursive: true, force: true });
+      print(`study ${spec.name}: pretraining the ${p.modality} encoder "${p.name}" on ${fill(p.data)}${resume ? ' (resumed)' : ''}`);
+      const t0 = performance.now();
+      const { code, stderr } = await runChild([opts.cli ?? CLI, 'pretrain', '--modality', p.modality, '--data', fill(p.data), '--out', modelDir, '--config', file, ...(resume ? ['--resume'] : [])], opts.signal);
+      if (opts.signal?.aborted) throw new MmtrainError(`study ${spec.name}: interrupted while pretraining "${p.name}"; run the same command again to resume`);
+      if (code !== 0) throw new MmtrainError(`study ${spec.name}: pretraining "${p.name}" failed:\n${stderr.trim().split('\n').slice(-5).join('\n')}`);
+      print(`study ${spec.name}: pretrained "${p.name}" in ${((performance.now() - t0) / 1000).toFixed(0)} s: ${modelDir}`);
+    }
+    const records = readRecords(join(runDir, 'metrics.jsonl'));
+    const evals = records.filter((r) => r.event === 'eval' && r.split === 'val');
+    const result = existsSync(join(runDir, 'result.json')) ? JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) : null;
+    const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+    out.push({
+      name: p.name, modality: p.modality, dir: modelDir, steps: result?.steps ?? 0,
+      valLoss: { first: num(evals[0]?.loss), last: num(evals[evals.length - 1]?.loss) }, valAccuracy: num(evals[evals.length - 1]?.accuracy),
+      probes: probesOf(records), wallS: result?.wallS ?? null,
+    });
+  }
+  return out;
 }

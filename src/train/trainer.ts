@@ -23,7 +23,10 @@ import { parameterGroups } from './param-groups.js';
 import { createProgress } from './progress.js';
 import { readRecords } from './records.js';
 import { RunLog, chooseRunDir, writeRunFile, writeRunStart } from './run-files.js';
-import { augments, buildModel, checkTokenizerFits, imageFor, inferenceInfo, makeLoaders, readData } from './setup.js';
+import { augments, buildTask, checkTokenizerFits, imageFor, inferenceInfo, makeLoaders, readData, readProbeSets } from './setup.js';
+import { FusionClassifier } from '../models/fusion.js';
+import { EncoderProbes, type ProbeSet, disposeProbeSets, imageVectors, textVectors } from '../diagnostics/encoder-probe.js';
+import { pretrainedVectors } from './pretrain-task.js';
 
 let trainCalls = 0;
 
@@ -57,17 +60,24 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     throw new MmtrainError(`train.precision: fp16 needs a GPU (fp16 autocast with loss scaling), but train.device ${c.train.device} is the CPU here; use bf16 on the CPU`);
   }
   if (device !== 'cpu') setAllowTF32(c.train.tf32);
-  const model = buildModel(c, data.labels.length).to(device); // before the optimizer: its state lives beside the weights
+  const { task, imageSize } = buildTask(c, data);
+  const model = task.model.to(device); // before the optimizer: its state lives beside the weights
+  const classifier = model instanceof FusionClassifier ? model : null;
   let optimizer: AdamW | null = null;
+  let probeSets: ProbeSet[] = [];
   try {
-    checkTokenizerFits(model, data.tokenizer);
-    if (c.model.freeze.text !== false) model.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
-    if (c.model.freeze.image !== false) model.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
+    if (classifier) checkTokenizerFits(classifier, data.tokenizer);
+    // frozen for the whole run: out of the optimizer; frozen until an epoch: in it, and the task freezes per epoch
+    if (classifier && c.model.freeze.untilEpoch === null) {
+      if (c.model.freeze.text !== false) classifier.freeze('text', c.model.freeze.text === true ? {} : { layers: c.model.freeze.text });
+      if (c.model.freeze.image !== false) classifier.freeze('image', c.model.freeze.image === true ? {} : { layers: c.model.freeze.image });
+    }
     if (pg) pg.broadcast(model.parameters(), 0, c.distributed.bucketMB); // every rank starts from rank 0's weights
-    const image = imageFor(c, model);
+    const image = imageFor(c, { imageSize });
     const loaders = makeLoaders(c, data, image, runDir, pg, device);
     const groups = parameterGroups(model, c);
     optimizer = new AdamW(groups, { betas: c.train.betas, eps: c.train.eps });
+    probeSets = c.diagnostics.enabled && rank0 ? await readProbeSets(c, data, image, device) : [];
 
     const log = rank0 ? new RunLog(runDir, c.log.tensorboard) : null;
     const warned: Warning[] = [];
@@ -88,10 +98,11 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     const callbacks: Callback[] = [
       ...(c.balance.method !== 'none' ? [new GradientModulation(c.balance)] : []),
       ...(c.diagnostics.enabled ? [new Diagnostics(c.diagnostics)] : []),
+      ...(probeSets.length ? [new EncoderProbes(probeSets, classifier ? { text: textVectors(classifier.text_encoder), image: imageVectors(classifier.image_encoder) } : { [c.pretrain!.modality]: pretrainedVectors(model) }, model, (l) => print(l))] : []),
       ...(opts.callbacks ?? []),
     ];
     const loop = new TrainingLoop({
-      c, ctx, callbacks, groups, optimizer, loaders, info: inferenceInfo(c, data.labels, image), pg,
+      c, task, ctx, callbacks, groups, optimizer, loaders, info: inferenceInfo(c, data.labels, image), pg,
       print: (s) => print(s), signal: opts.signal, resumedFrom: resumeFrom, device,
     });
     if (resumeFrom) {
@@ -105,11 +116,11 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
 
     // fully frozen encoders without augmentation: their outputs are computed once, epochs train fusion + head only
     let features: FeatureStore | null = null;
-    const frozen = c.model.freeze.text === true && c.model.freeze.image === true && !augments(c);
+    const frozen = classifier !== null && c.model.freeze.untilEpoch === null && c.model.freeze.text === true && c.model.freeze.image === true && !augments(c);
     if (c.train.featureCache && frozen && isStreamSet(data.train)) print('frozen encoders: their outputs are not cached for streamed data (Parquet, WebDataset); every epoch runs them');
     if (c.train.featureCache && frozen && !isStreamSet(data.train)) {
       const ft0 = performance.now();
-      features = await FeatureStore.build(model, loaders.trainInOrder());
+      features = await FeatureStore.build(classifier!, loaders.trainInOrder());
       print(`frozen encoders: cached their outputs for ${datasetSize(data.train)} samples (${(features.bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - ft0) / 1000).toFixed(1)} s; epochs train fusion + head only`);
     }
     const progress = createProgress(rank0 ? c.log.progress : 'none', loop.totalSteps, ctx.state.step, print, c.log.every);
@@ -139,6 +150,7 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
     for (const cb of callbacks) cb.onTrainEnd?.(ctx, result);
     return result;
   } finally {
+    disposeProbeSets(probeSets);
     optimizer?.dispose();
     model.dispose();
   }
