@@ -406,6 +406,15 @@ test('ViTForMaskedImageModeling: shapes, keys, and a loss from the masked patche
         n++;
       }
       assert.ok(Math.abs(out.loss!.item() - (sum / n) * (n / (n + 3e-5))) < 1e-5, `loss ${out.loss!.item()} vs ${sum / n}`);
+      // the squared-error option (MAE's): the same masked pixels, squared
+      let sq = 0;
+      for (let b = 0; b < 2; b++) for (let c = 0; c < 3; c++) for (let y = 0; y < 16; y++) for (let xx = 0; xx < 16; xx++) {
+        if (!maskRows[b]![Math.floor(y / 4) * 4 + Math.floor(xx / 4)]) continue;
+        const i = ((b * 3 + c) * 16 + y) * 16 + xx;
+        sq += (x[i]! - rec[i]!) ** 2;
+      }
+      const mse = noGrad(() => model.forward(px, mask, { loss: 'mse' }).loss!.item());
+      assert.ok(Math.abs(mse - sq / (n + 3e-5)) < 1e-5, `mse loss ${mse} vs ${sq / n}`);
       // the loss reads the masked patches' pixels only: its gradient on the reconstruction is zero elsewhere, and
       // +-1 / (masked pixels + 1e-5 * channels) on them
       out.reconstruction.retainGrad();

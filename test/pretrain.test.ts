@@ -17,7 +17,14 @@ import { probeModel } from '../src/train/probe-run.js';
 import { readRecords } from '../src/train/records.js';
 import { train } from '../src/train/trainer.js';
 import { meanCi95, t975, welchDiff95 } from '../src/stats.js';
-import { tinyModel } from './helpers.js';
+import { FIXTURES, tinyModel } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { BertForMaskedLM } from '../src/models/bert-mlm.js';
+import { ViTForMaskedImageModeling } from '../src/models/vit-mim.js';
+import { saveSafetensors } from '../src/tensor/safetensors.js';
+import { manualSeed, noGrad } from '../src/tensor/modes.js';
+import { tidy } from '../src/tensor/scope.js';
+import { rand, randint, tensor } from '../src/tensor/tensor.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mmtrain-pretrain-'));
 let data = '';
@@ -101,6 +108,43 @@ test('mmtrain pretrain --modality image: MIM loss falls; a ViT folder with its p
   assert.ok(p.accuracy !== null && p.accuracy >= 0 && p.accuracy <= 1);
   assert.equal(p.n, 12);
   await assert.rejects(pretrain(c, join(dir, 'image'), quiet), /holds a pretrained model already/);
+});
+
+test('the pretrained folders load in the Python reference (Hugging Face\'s BertForMaskedLM / ViTForMaskedImageModeling math) and give mmtrain\'s outputs', (t) => {
+  if (spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) {
+    t.skip('/usr/bin/python3 with PyTorch (python3-torch) is not installed here');
+    return;
+  }
+  manualSeed(9);
+  const io = join(dir, 'io.safetensors');
+  const check = (modality: string) => spawnSync('/usr/bin/python3', [join(FIXTURES, 'check_pretrained.py'), join(dir, modality), modality, io], { cwd: FIXTURES, encoding: 'utf8' });
+  const mlm = BertForMaskedLM.fromPretrained(join(dir, 'text')).model.eval();
+  try {
+    noGrad(() => tidy(() => {
+      const ids = randint(1000, 2000, [3, 7]);
+      const mask = tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0]], { dtype: 'int64' });
+      const labels = tensor([[-100, 1500, -100, -100, 1600, -100, -100], [-100, -100, 1700, -100, -100, -100, -100], [-100, -100, -100, 1800, -100, 1900, -100]], { dtype: 'int64' });
+      const out = mlm.forward(ids, mask, null, labels);
+      saveSafetensors(io, new Map([['input_ids', ids], ['attention_mask', mask], ['labels', labels], ['hidden', out.hidden], ['logits', out.logits], ['loss', out.loss!.reshape(1)]]));
+    }));
+  } finally {
+    mlm.dispose();
+  }
+  const r = check('text');
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  const mim = ViTForMaskedImageModeling.fromPretrained(join(dir, 'image')).model.eval();
+  try {
+    noGrad(() => tidy(() => {
+      const px = rand([2, 3, 16, 16]).sub(0.5).mul(4);
+      const masked = tensor([[1, 0, 0, 1], [0, 1, 1, 1]], { dtype: 'int64' });
+      const out = mim.forward(px, masked);
+      saveSafetensors(io, new Map([['pixel_values', px], ['bool_masked_pos', masked], ['hidden', out.hidden], ['reconstruction', out.reconstruction], ['loss', out.loss!.reshape(1)]]));
+    }));
+  } finally {
+    mim.dispose();
+  }
+  const ri = check('image');
+  assert.equal(ri.status, 0, `${ri.stdout}${ri.stderr}`);
 });
 
 test('an interrupted pretraining resumes to the same weights as an uninterrupted one (masks drawn from seed, epoch and sample)', async () => {

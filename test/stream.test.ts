@@ -269,7 +269,7 @@ function trainConfig(dir: string, data: string, extra: string[] = []): string {
 const trainLosses = (runDir: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.event === 'train').map((r) => r.loss as number);
 
 test('mmtrain train from Parquet files and from WebDataset shards: the loss falls; resumed mid-epoch it reaches the same weights bit for bit', async () => {
-  const { dir, parquet, tar } = await converted(100, 30, 10);
+  const { dir, parquet, tar, manifest } = await converted(100, 30, 10);
   for (const p of [parquet, tar]) {
     const cfg = trainConfig(dir, p);
     const run = join(dir, `run-${p.endsWith('.tar') ? 'wds' : 'pq'}`);
@@ -285,6 +285,12 @@ test('mmtrain train from Parquet files and from WebDataset shards: the loss fall
     const w = (r: string) => readFileSync(join(r, 'checkpoints', 'step-00000040', 'model.safetensors'));
     assert.ok(w(half).equals(w(run)), `${p}: resumed weights differ from the uninterrupted run`);
     assert.deepEqual(trainLosses(half).slice(15), l.slice(15));
+    // mmtrain eval reads the streamed set as the manifest it was converted from
+    const evalOn = (data: string) => JSON.parse(execFileSync(process.execPath, [CLI, '--threads', '1', 'eval', '--checkpoint', join(run, 'checkpoints', 'step-00000040'), '--data', data, '--device', 'cpu'], { encoding: 'utf8' }).trim().split('\n').pop()!);
+    const [streamed, fromManifest] = [evalOn(p), evalOn(manifest)];
+    assert.equal(streamed.n, 80);
+    assert.deepEqual(streamed.confusion, fromManifest.confusion);
+    assert.ok(Math.abs(streamed.loss - fromManifest.loss) < 1e-6, `${streamed.loss} vs ${fromManifest.loss}`);
   }
 });
 

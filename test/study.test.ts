@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { generateSynthetic } from '../src/index.js';
 import { BUILTIN_STUDIES } from '../src/train/studies.js';
 import { tinyModel } from './helpers.js';
-import { type RunSummary, aggregate, expandStudy, parseStudy, runStudy, summarizeRun } from '../src/train/study.js';
+import { type RunSummary, aggregate, expandStudy, parseStudy, runStudy, studyTable, summarizeRun } from '../src/train/study.js';
 
 test('grid expansion: variants x grid x seeds, named by their overrides', () => {
   const runs = expandStudy({ variants: [{ name: 'a', set: { 'train.lr': 1 } }, { name: 'b', set: {} }], grid: { 'model.fusion_type': ['concat', 'cross-attention'] }, seeds: [1, 2] });
@@ -56,6 +56,33 @@ test('aggregation by hand: mean ± sample std over seeds, steps to target, diver
   assert.equal(b!.diverged, 2);
   assert.deepEqual(b!.best, { mean: 0.5, std: 0 });
   assert.equal(b!.stepsToTarget, null);
+});
+
+test('aggregation against a reference: 95% intervals over seeds, Welch differences starred when they exceed the spread, probes and gradient ratios', () => {
+  const run = (variant: string, seed: number, final: number, probe: number, ratio: number): RunSummary => ({
+    id: `${variant}/seed-${seed}`, variant, seed, status: 'finished', best: final, final, bestStep: 10, stepsToTarget: null, spikes: 0,
+    diverged: false, steps: 100, wallS: 10, test: null, probes: { 'text:color': { start: 0.5, end: probe } }, gradRatio: { text: ratio, image: null },
+  });
+  const runs = [
+    ...[0.5, 0.52, 0.48, 0.51, 0.49].map((f, i) => run('ref', i + 1, f, 0.9, 1)),
+    ...[0.7, 0.72, 0.69, 0.71, 0.68].map((f, i) => run('far', i + 1, f, 0.6, 3)),
+    ...[0.45, 0.6, 0.5, 0.55, 0.4].map((f, i) => run('near', i + 1, f, 0.8, 2)),
+  ];
+  const plan = runs.map((r) => ({ id: r.id, variant: r.variant, seed: r.seed, overrides: {} }));
+  const [ref, far, near] = aggregate(runs, plan, 'ref');
+  assert.equal(ref!.vsReference, null);
+  assert.ok(Math.abs(ref!.finalCi!.mean - 0.5) < 1e-12);
+  assert.ok(Math.abs(ref!.finalCi!.half - 2.776 * Math.sqrt(0.00025) / Math.sqrt(5)) < 1e-9); // t(4) s / sqrt(n)
+  assert.ok(Math.abs(far!.vsReference!.diff - 0.2) < 1e-12);
+  assert.equal(far!.vsReference!.exceeds, true);
+  assert.equal(near!.vsReference!.exceeds, false, 'no difference beside a spread of 8 points');
+  assert.deepEqual(far!.probes['text:color'], { start: 0.5, end: 0.6 });
+  assert.deepEqual(far!.gradRatio, { text: 3, image: null });
+  const table = studyTable({ name: 's', dir: '/x', metric: 'accuracy', target: null, variants: [ref!, far!, near!], runs });
+  assert.match(table, /\| far \| 5\/5 \| .* \| 70\.0 ± 2\.0 \| \+20\.0 ± [0-9.]+ \* \|/);
+  assert.match(table, /\| near \| .* \| \+0\.0 ± [0-9.]+ \|/);
+  assert.match(table, /probe text:color start → end/);
+  assert.throws(() => aggregate(runs, plan, 'nope'), /reference variant "nope" is not one of ref, far, near/);
 });
 
 test('a run summary from its records: best, final, target, spikes, divergence', () => {
@@ -112,4 +139,46 @@ test('a study runs, stops when interrupted, resumes skipping finished runs (two 
   assert.deepEqual(sb.runs.map((r) => r.status), ['finished', 'failed']);
   assert.match(sb.runs[1]!.error!, /nowhere\.jsonl/);
   assert.ok(existsSync(join(sb.dir, 'summary.json')));
+});
+
+test('a study that pretrains its encoders first: corpus and probe sets synthesized, encoders pretrained once (skipped when resumed), runs fine-tune from them with probes and intervals', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-study-pre-'));
+  const enc = { hidden_size: 16, num_attention_heads: 2, intermediate_size: 32 };
+  const spec = parseStudy({
+    name: 'pre', out: dir, seeds: [1, 2], reference: 'a',
+    base: {
+      model: { text: { pretrained: '${study}/pretrained/text' }, image: { pretrained: '${study}/pretrained/image' }, fusion_num_heads: 2, head_hidden_size: 16 },
+      data: { maxLength: 24, image: { size: 16, resize: 'exact' } },
+      train: { epochs: 1, batchSize: 32, lr: 1e-3, threads: 1 },
+      log: { tensorboard: false, every: 2, report: false },
+      diagnostics: { every: 2, probeSets: [{ data: '${data}/probe-binding.jsonl', modality: 'text', name: 'binding' }, { data: '${data}/probe-shape.jsonl', modality: 'image', name: 'shape' }] },
+    },
+    synth: { n: 160, imageSize: 16, seed: 4 },
+    corpus: { captions: 120, images: 60, seed: 2 },
+    pretrain: [
+      { name: 'text', modality: 'text', data: '${corpus}/captions.txt', val: '${data}/val.jsonl', set: { 'model.text': { preset: 'bert-tiny', config: enc }, 'eval.metric': 'loss' } },
+      { name: 'image', modality: 'image', data: '${corpus}/images.jsonl', set: { 'model.image': { preset: 'vit-tiny', config: { ...enc, image_size: 16, patch_size: 8 } }, 'pretrain.imageLoss': 'mse', 'eval.metric': 'loss' } },
+    ],
+    variants: [{ name: 'a', set: {} }, { name: 'b', set: { 'model.freeze': { text: true, image: true, untilEpoch: null } } }],
+  });
+  const lines: string[] = [];
+  const s = await runStudy(spec, dir, { print: (l) => lines.push(l) });
+  assert.ok(existsSync(join(s.dir, 'corpus', 'corpus.json')) && existsSync(join(s.dir, 'data', 'probe-binding.jsonl')));
+  for (const name of ['text', 'image']) assert.ok(existsSync(join(s.dir, 'pretrained', name, 'model.safetensors')), name);
+  assert.deepEqual(s.pretrained!.map((p) => [p.name, p.modality]), [['text', 'text'], ['image', 'image']]);
+  assert.ok(s.pretrained![0]!.valLoss.first !== null && s.pretrained![0]!.probes['text:binding']);
+  assert.equal(s.runs.filter((r) => r.status === 'finished').length, 4, s.runs.map((r) => r.error).join('\n'));
+  const [a, b] = s.variants;
+  assert.ok(a!.probes['text:binding']!.start !== null && a!.probes['image:shape']!.end !== null);
+  // a run with frozen encoders ends with the probes it started with
+  assert.equal(b!.probes['image:shape']!.start, b!.probes['image:shape']!.end);
+  assert.ok(b!.vsReference && Number.isFinite(b!.vsReference.half));
+  const table = readFileSync(join(s.dir, 'table.md'), 'utf8');
+  assert.match(table, /## Pretrained encoders/);
+  assert.match(table, /vs a \(95% CI\)/);
+  // run again: the corpus and the encoders are there, the runs finished
+  const again: string[] = [];
+  await runStudy(spec, dir, { print: (l) => again.push(l) });
+  assert.ok(!again.some((l) => /pretraining the|synthesizing/.test(l)), again.join('\n'));
+  assert.match(again.join('\n'), /4 runs \(4 already finished\)/);
 });

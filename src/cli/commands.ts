@@ -272,9 +272,9 @@ program
 
 program
   .command('eval')
-  .description('evaluate a checkpoint on a manifest; prints JSON metrics')
+  .description('evaluate a checkpoint on a data set; prints JSON metrics')
   .requiredOption('--checkpoint <dir>', 'a checkpoint directory (e.g. runs/NAME/best)')
-  .requiredOption('--data <manifest>', 'JSONL or CSV manifest')
+  .requiredOption('--data <path>', 'a JSONL or CSV manifest, Parquet files or WebDataset shards (a path, a glob or a brace range; quote it)')
   .option('--batch <n>', 'batch size', positiveInt, 64)
   .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
   .addOption(deviceOption())

@@ -108,6 +108,8 @@ export function runCharts(records: Rec[]): Chart[] {
       ]),
       ...balance.flatMap((r) => [{ step: r.step, value: r.coeff_text, series: 'OGM coeff text' }, { step: r.step, value: r.coeff_image, series: 'OGM coeff image' }]),
     ], { yTitle: 'mean p(true class) / coefficient' }),
+    lineChart('probes', 'Linear probes of the encoders (diagnostics.probeSets)', records.filter((r) => r.event === 'probe' && typeof r.accuracy === 'number')
+      .map((r) => ({ step: r.step, value: r.accuracy, series: `${r.modality}:${r.name}` })), { yTitle: 'probe accuracy', dots: true }),
     lineChart('attention-entropy', 'Cross-attention entropy per direction', nested(diag, 'attention_entropy'), { yTitle: 'nats' }),
     lineChart('loss-ema', 'Training loss EMA and spikes', diag.filter((r) => typeof r.loss_ema === 'number').map((r) => ({ step: r.step, value: r.loss_ema, series: 'loss EMA' })),
       { yTitle: 'cross-entropy', marks: spikes.map((s) => ({ step: s.step, value: s.loss, series: `spike ${Number(s.ratio).toFixed(1)}x` })) }),
@@ -214,7 +216,9 @@ export async function writeRunReport(runDir: string, opts: ReportOptions = {}): 
   const facts: [string, string][] = [
     ['status', result ? 'finished' : 'unfinished (no result.json)'],
     ['steps', String(result?.steps ?? records.filter((r) => r.event === 'train').pop()?.step ?? 0)],
-    ['model', config ? `${config.model.preset}, ${config.model.fusion_type}, pooling ${config.model.pooling}` : 'n/a'],
+    ['model', !config ? 'n/a' : config.pretrain
+      ? `pretraining the ${config.pretrain.modality} encoder: ${config.pretrain.modality === 'text' ? `masked language modelling (${config.pretrain.mlmProbability * 100}% of tokens${config.pretrain.wholeWordMask ? ', whole words' : ''})` : `masked image modelling (${config.pretrain.maskRatio * 100}% of patches, ${config.pretrain.imageLoss})`}`
+      : `${config.model.preset}, ${config.model.fusion_type}, pooling ${config.model.pooling}`],
     ['optimizer', config ? `AdamW lr ${config.train.lr}, ${config.train.schedule.type} schedule, clip ${config.train.clipGradNorm ?? 'off'}, batch ${config.train.batchSize}` : 'n/a'],
     ['balance', config ? `${config.balance.method}${config.balance.modalityDropout ? `, modality dropout ${config.balance.modalityDropout}` : ''}` : 'n/a'],
     ['best validation', result?.best ? `${result.best.metric} ${result.best.metric === 'loss' ? Number(result.best.value).toFixed(4) : pct(result.best.value)} at step ${result.best.step}` : 'n/a'],
@@ -222,6 +226,10 @@ export async function writeRunReport(runDir: string, opts: ReportOptions = {}): 
     ['test', test ? `accuracy ${pct(test.accuracy)}, macro-F1 ${Number(test.macro_f1).toFixed(4)}${test.auroc === null ? '' : `, AUROC ${Number(test.auroc).toFixed(4)}`} (n ${test.n})` : 'n/a'],
     ['wall time', result ? `${Number(result.wallS).toFixed(1)} s` : 'n/a'],
   ];
+  // the probe sets: first and last accuracy of each
+  const probes = new Map<string, number[]>();
+  for (const r of records) if (r.event === 'probe' && typeof r.accuracy === 'number') probes.set(`${r.modality}:${r.name}`, [...(probes.get(`${r.modality}:${r.name}`) ?? []), r.accuracy]);
+  if (probes.size) facts.splice(facts.length - 1, 0, ['probes (first → last)', [...probes].map(([k, v]) => `${k} ${pct(v[0])} → ${pct(v[v.length - 1])}`).join('; ')]);
   const body = `<h2>Summary</h2><table>${facts.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>\n` +
     `<h2>Warnings</h2>${warningsHtml(warnings)}\n<h2>Charts</h2>${chartsHtml(charts, svgs)}`;
   const file = join(runDir, 'report.html');

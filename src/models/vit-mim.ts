@@ -101,8 +101,10 @@ export class ViTForMaskedImageModeling extends Module implements TrainableModel 
   /**
    * pixelValues (B, num_channels, H, W), normalised; boolMaskedPos (B, N) 1 where the patch is masked (any int or
    * bool dtype; N = (H / patch_size) * (W / patch_size), row-major over the patch grid) or null (no loss).
+   * `loss`: "l1" (SimMIM's and Hugging Face's, the default) or "mse" (MAE's squared error), each over the masked
+   * pixels with Hugging Face's normalisation.
    */
-  forward(pixelValues: Tensor, boolMaskedPos: Tensor | null): MaskedImageModelingOutputs {
+  forward(pixelValues: Tensor, boolMaskedPos: Tensor | null, opts: { loss?: 'l1' | 'mse' } = {}): MaskedImageModelingOutputs {
     const { num_channels: ch, patch_size: p } = this.config;
     if (pixelValues.ndim !== 4 || pixelValues.size(1) !== ch) {
       invalid('pixelValues', `a (batch, ${ch}, height, width) tensor`, `shape [${pixelValues.shape.join(', ')}]`);
@@ -126,8 +128,9 @@ export class ViTForMaskedImageModeling extends Module implements TrainableModel 
         .view(B, 1, h, 1, w, 1) // (B, N) -> (B, 1, h, 1, w, 1)
         .expand(B, 1, h, p, w, p) // -> (B, 1, h, p, w, p)
         .reshape(B, 1, H, W); // -> (B, 1, H, W): each patch's flag on its pixels
-      const l1 = pixelValues.sub(reconstruction).abs(); // (B, ch, H, W)
-      const loss = l1.mul(mask).sum().div(mask.sum().add(1e-5)).div(ch); // Hugging Face's normalisation
+      const diff = pixelValues.sub(reconstruction); // (B, ch, H, W)
+      const err = opts.loss === 'mse' ? diff.mul(diff) : diff.abs();
+      const loss = err.mul(mask).sum().div(mask.sum().add(1e-5)).div(ch); // Hugging Face's normalisation
       return { loss, reconstruction, hidden };
     });
   }

@@ -66,6 +66,8 @@ export const ConfigSchema = z.strictObject({
     wholeWordMask: z.boolean().default(false),
     /** image: share of patches masked and reconstructed */
     maskRatio: z.number().gt(0).lt(1).default(0.6),
+    /** image: reconstruction error over the masked pixels: l1 (SimMIM, Hugging Face) or mse (MAE's squared error) */
+    imageLoss: z.enum(['l1', 'mse']).default('l1'),
   }).nullable().default(null),
   data: z.strictObject({
     train: z.string(),
@@ -424,6 +426,7 @@ model:
   # mlmProbability: 0.15       # text: tokens predicted (80% [MASK], 10% random, 10% kept)
   # wholeWordMask: false       # text: mask all pieces of a word together
   # maskRatio: 0.6             # image: patches masked and reconstructed
+  # imageLoss: l1              # image: l1 (SimMIM) | mse (MAE's squared error)
 
 data:
   train: data/train.jsonl      # JSONL {"image","text","label"} or CSV with header image,text,label; or Parquet

@@ -1,11 +1,14 @@
 // Evaluation and prediction from a checkpoint directory (written by the trainer): weights, labels, tokenizer and
 // preprocessing all come from the directory.
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import { type Batch, disposeBatch } from '../data/collate.js';
 import { imageConfig, type ImageConfig } from '../data/image.js';
 import { type Sample, readManifest } from '../data/manifest.js';
 import { TextTokenizer } from '../data/tokenizer.js';
+import { isStreamSet, openDataset } from '../data/dataset.js';
+import type { ColumnNames } from '../data/stream-types.js';
 import { FusionClassifier, isHfExport } from '../models/fusion.js';
 import * as F from '../tensor/functional.js';
 import { autocast, noGrad } from '../tensor/modes.js';
@@ -93,12 +96,18 @@ export async function predictManifest(p: Predictor, manifest: string, opts: Infe
   return m.samples.map((s, i) => ({ image: relative(base, s.image), text: s.text, ...preds[i]! }));
 }
 
-/** Metrics of a checkpoint on a manifest (labels mapped through the checkpoint's label list). */
-export async function evaluate(checkpoint: string, manifest: string, opts: InferenceOptions & { onBadSample?: 'error' | 'skip'; device?: string } = {}): Promise<EvalMetrics> {
+/**
+ * Metrics of a checkpoint on a data set: a manifest, or Parquet files / WebDataset shards streamed as training reads
+ * them (labels mapped through the checkpoint's label list).
+ */
+export async function evaluate(checkpoint: string, data: string, opts: InferenceOptions & { onBadSample?: 'error' | 'skip'; device?: string; columns?: ColumnNames } = {}): Promise<EvalMetrics> {
   const p = loadPredictor(checkpoint, { device: opts.device });
   try {
-    const m = readManifest(manifest, { labels: p.info.labels, onBadSample: opts.onBadSample });
-    const loader = new DataLoader(m.samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), onBadSample: opts.onBadSample });
+    // streamed data's columns: as given, else as the checkpoint's run named them
+    const cfg = join(isHfExport(checkpoint) ? join(checkpoint, 'fusion') : checkpoint, 'train_config.json');
+    const columns = opts.columns ?? (existsSync(cfg) ? (JSON.parse(readFileSync(cfg, 'utf8')) as { data?: { columns?: ColumnNames } }).data?.columns : undefined);
+    const d = await openDataset('--data', data, { labels: p.info.labels, onBadSample: opts.onBadSample, columns });
+    const loader = new DataLoader(isStreamSet(d) ? d : d.samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), onBadSample: opts.onBadSample });
     return await evaluateLoader(p.model, loader, { precision: opts.precision ?? p.info.precision });
   } finally {
     p.dispose();

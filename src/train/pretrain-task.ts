@@ -125,21 +125,22 @@ export function mimTask(c: TrainConfig, model: ViTForMaskedImageModeling): Train
   const cfg = model.config;
   const N = (cfg.image_size / cfg.patch_size) ** 2;
   const ratio = c.pretrain!.maskRatio;
+  const loss = c.pretrain!.imageLoss;
   return {
     kind: 'mim',
     model,
     loss(b, _o, at) {
       const mask = patchMask(b, N, ratio, c.seed, at.epoch);
-      const loss = model.forward(b.pixelValues, mask).loss!.float();
-      return { loss: at.reduction === 'sum' ? loss.mul(b.indices.length) : loss, outputs: null };
+      const l = model.forward(b.pixelValues, mask, { loss }).loss!.float();
+      return { loss: at.reduction === 'sum' ? l.mul(b.indices.length) : l, outputs: null };
     },
     trainMode: () => { model.train(); },
     evaluate: (loader, opts) => evaluateWith(model, loader, opts, (b) => noGrad(() => tidy(() => {
       const mask = patchMask(b, N, ratio, c.seed, EVAL_EPOCH);
-      const out = autocast(autocastFor(opts.precision ?? 'fp32', deviceOf(model)), () => model.forward(b.pixelValues, mask));
+      const out = autocast(autocastFor(opts.precision ?? 'fp32', deviceOf(model)), () => model.forward(b.pixelValues, mask, { loss }));
       return { loss: out.loss!.float().item() * b.indices.length, n: b.indices.length, correct: 0, predicted: 0 };
     }))),
-    describe: (r) => `MIM loss ${r.loss.toFixed(4)} (L1 over masked patches, normalised pixels)`,
+    describe: (r) => `MIM loss ${r.loss.toFixed(4)} (${loss === 'mse' ? 'squared error' : 'L1'} over masked patches, normalised pixels)`,
   };
 }
 

@@ -55,8 +55,8 @@ function finetuneRegime(): StudyInput {
     synth: { task: 'match', difficulty: 'easy', n: 4000, imageSize: 64, seed: 11 },
     corpus: { captions: 20000, images: 4000, seed: 5 },
     pretrain: [
-      { name: 'text', modality: 'text', data: '${corpus}/captions.txt', val: '${data}/val.jsonl', set: { ...pretraining, 'model.text': scratch.text, 'data.maxLength': 64, 'train.epochs': 3 } },
-      { name: 'image', modality: 'image', data: '${corpus}/images.jsonl', val: '${data}/val.jsonl', set: { ...pretraining, 'model.image': scratch.image, 'train.epochs': 12 } },
+      { name: 'text', modality: 'text', data: '${corpus}/captions.txt', val: '${data}/val.jsonl', set: { ...pretraining, 'model.text': scratch.text, 'data.maxLength': 64, 'train.epochs': 8 } },
+      { name: 'image', modality: 'image', data: '${corpus}/images.jsonl', val: '${data}/val.jsonl', set: { ...pretraining, 'model.image': scratch.image, 'pretrain.imageLoss': 'mse', 'train.epochs': 12 } },
     ],
     seeds: [1, 2, 3, 4, 5],
     metric: 'accuracy',
@@ -71,8 +71,11 @@ function finetuneRegime(): StudyInput {
       { name: 'lr=1e-4', set: {} },
       { name: 'lr=1e-4,layer-decay=0.75', set: { 'train.layerDecay': 0.75 } },
       { name: 'lr=1e-4,frozen-first-epoch', set: { 'model.freeze': { text: true, image: true, untilEpoch: 1 } } },
+      { name: 'lr=1e-3', set: { 'train.lr': 1e-3 } },
+      { name: 'lr=1e-3,encoder-lr=1e-4', set: { 'train.lr': 1e-3, 'train.encoderLr': 1e-4 } },
       { name: 'scratch,lr=1e-4', set: { 'model.text': scratch.text, 'model.image': scratch.image } },
       { name: 'scratch,lr=1e-3', set: { 'model.text': scratch.text, 'model.image': scratch.image, 'train.lr': 1e-3 } },
+      { name: 'scratch,lr=1e-3,encoder-lr=1e-4', set: { 'model.text': scratch.text, 'model.image': scratch.image, 'train.lr': 1e-3, 'train.encoderLr': 1e-4 } },
     ],
   };
 }
