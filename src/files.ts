@@ -3,7 +3,7 @@
 // The data goes to a temporary file beside the target, is fsynced, renamed over the target (atomic within a
 // folder), and the folder is fsynced so the rename itself is on disk. On failure the temporary file is removed and
 // the previous file is left as it was. Every such writer in mmtrain goes through writeFileAtomic.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { MmtrainError } from './errors.js';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -87,5 +87,22 @@ export function writeFolderAtomic<T>(out: string, fill: (dir: string) => T): T {
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
+  }
+}
+
+/** Reads a JSON file; an unreadable or invalid one is an error naming the file (and the line). */
+export function readJsonFile<T = unknown>(path: string): T {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new MmtrainError(`${path}: cannot read (${(e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    const m = /position (\d+)/.exec((e as Error).message);
+    const line = m ? text.slice(0, Number(m[1])).split('\n').length : undefined;
+    throw new MmtrainError(`${path}${line ? `:${line}` : ''}: invalid JSON (${(e as Error).message})`);
   }
 }

@@ -181,6 +181,14 @@ test('pretraining and freezing settings are checked with the key and the fix', (
   assert.throws(() => resolveConfig({ ...base, model: { freeze: { text: true, untilEpoch: 3 } }, train: { epochs: 3 } }, 'c'), /model\.freeze\.untilEpoch: expected an epoch before train\.epochs \(3\), received 3/);
 });
 
+test('pretrain options are paths of the working directory, whatever folder the config file is in', () => {
+  const c = pretrainConfig({ modality: 'text', data: 'captions.txt', val: 'data/val.jsonl', probe: ['data/probe-color.jsonl'], out: '', base: small('text'), baseDir: data, from: 'text' });
+  assert.equal(c.data.train, join(process.cwd(), 'captions.txt'));
+  assert.equal(c.data.val, join(process.cwd(), 'data', 'val.jsonl'));
+  assert.equal(c.diagnostics.probeSets[0]!.data, join(process.cwd(), 'data', 'probe-color.jsonl'));
+  assert.equal(c.model.text!.pretrained, join(process.cwd(), 'text'));
+});
+
 test('pretraining a text encoder other than BERT is refused by name', async () => {
   const c = pretrainConfig({ modality: 'text', data: join(dir, 'captions.txt'), out: '', base: { ...small('text'), model: { text: { preset: 'distilbert-tiny' } } }, epochs: 1 });
   await assert.rejects(pretrain(c, join(dir, 'distil'), quiet), /model\.text: pretraining with masked language modelling supports BERT encoders \(model_type bert\); preset distilbert-tiny is model_type distilbert/);

@@ -83,6 +83,11 @@ test('aggregation against a reference: 95% intervals over seeds, Welch differenc
   assert.match(table, /\| near \| .* \| \+0\.0 ± [0-9.]+ \|/);
   assert.match(table, /probe text:color start → end/);
   assert.throws(() => aggregate(runs, plan, 'nope'), /reference variant "nope" is not one of ref, far, near/);
+  // a reference that names no variant is refused when the study is read, before any run
+  assert.throws(() => parseStudy({ name: 's', base: {}, reference: 'c', variants: [{ name: 'a' }, { name: 'b' }] }), /invalid study: reference "c" is not a variant; expected one of a, b/);
+  // one seed: a difference without an interval
+  const one = aggregate([runs[0]!, runs[5]!], [plan[0]!, plan[5]!], 'ref');
+  assert.match(studyTable({ name: 's', dir: '/x', metric: 'accuracy', target: null, variants: one, runs: [] }), /\+20\.0 \(no interval: one seed\)/);
 });
 
 test('a run summary from its records: best, final, target, spikes, divergence', () => {

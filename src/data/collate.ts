@@ -63,10 +63,17 @@ export function collate(items: CollateItem[], o: CollateOptions): Batch {
     inputIds: hostToDevice(tensor(ids, { shape: [B, T], dtype: 'int64' }), o.device),
     attentionMask: hostToDevice(tensor(mask, { shape: [B, T], dtype: 'int64' }), o.device),
     tokenTypeIds: hostToDevice(tensor(types, { shape: [B, T], dtype: 'int64' }), o.device),
-    pixelValues: items.some((it) => it.image === null) ? zeros([0], { device: o.device }) : imagesToTensor(items.map((it) => it.image!), o.image, o.device),
+    pixelValues: textOnly(items) ? zeros([0], { device: o.device }) : imagesToTensor(items.map((it) => it.image!), o.image, o.device),
     labels: hostToDevice(tensor(new Int32Array(items.map((it) => it.label)), { dtype: 'int64' }), o.device),
     indices: items.map((it) => it.index),
   };
+}
+
+/** Whether a batch is text-only (every image null); a batch with some images missing is a bug, refused. */
+function textOnly(items: CollateItem[]): boolean {
+  const none = items.filter((it) => it.image === null).length;
+  if (none > 0 && none < items.length) throw new Error(`collate: ${none} of ${items.length} items have no image; a batch is text-only (all null) or has every image`);
+  return none > 0;
 }
 
 /** uint8 HWC images -> (B, 3, S, S) float32, (x / 255 - mean) / std, computed in LibTorch on `device`. */

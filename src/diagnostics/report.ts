@@ -223,7 +223,7 @@ export async function writeRunReport(runDir: string, opts: ReportOptions = {}): 
     ['balance', config ? `${config.balance.method}${config.balance.modalityDropout ? `, modality dropout ${config.balance.modalityDropout}` : ''}` : 'n/a'],
     ['best validation', result?.best ? `${result.best.metric} ${result.best.metric === 'loss' ? Number(result.best.value).toFixed(4) : pct(result.best.value)} at step ${result.best.step}` : 'n/a'],
     ['last validation', lastVal ? `accuracy ${pct(lastVal.accuracy)}, loss ${Number(lastVal.loss).toFixed(4)}${typeof lastVal.probe_text_accuracy === 'number' ? `, probes text ${pct(lastVal.probe_text_accuracy)} / image ${pct(lastVal.probe_image_accuracy)}` : ''}` : 'n/a'],
-    ['test', test ? `accuracy ${pct(test.accuracy)}, macro-F1 ${Number(test.macro_f1).toFixed(4)}${test.auroc === null ? '' : `, AUROC ${Number(test.auroc).toFixed(4)}`} (n ${test.n})` : 'n/a'],
+    ['test', test && config?.pretrain ? `loss ${Number(test.loss).toFixed(4)}${typeof test.accuracy === 'number' ? `, masked-token accuracy ${pct(test.accuracy)}` : ''} (n ${test.n})` : test ? `accuracy ${pct(test.accuracy)}, macro-F1 ${Number(test.macro_f1).toFixed(4)}${test.auroc === null ? '' : `, AUROC ${Number(test.auroc).toFixed(4)}`} (n ${test.n})` : 'n/a'],
     ['wall time', result ? `${Number(result.wallS).toFixed(1)} s` : 'n/a'],
   ];
   // the probe sets: first and last accuracy of each

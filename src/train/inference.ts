@@ -1,6 +1,7 @@
 // Evaluation and prediction from a checkpoint directory (written by the trainer): weights, labels, tokenizer and
 // preprocessing all come from the directory.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonFile } from '../files.js';
 import { dirname, join, relative, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import { type Batch, disposeBatch } from '../data/collate.js';
@@ -105,7 +106,7 @@ export async function evaluate(checkpoint: string, data: string, opts: Inference
   try {
     // streamed data's columns: as given, else as the checkpoint's run named them
     const cfg = join(isHfExport(checkpoint) ? join(checkpoint, 'fusion') : checkpoint, 'train_config.json');
-    const columns = opts.columns ?? (existsSync(cfg) ? (JSON.parse(readFileSync(cfg, 'utf8')) as { data?: { columns?: ColumnNames } }).data?.columns : undefined);
+    const columns = opts.columns ?? (existsSync(cfg) ? readJsonFile<{ data?: { columns?: ColumnNames } }>(cfg).data?.columns : undefined);
     const d = await openDataset('--data', data, { labels: p.info.labels, onBadSample: opts.onBadSample, columns });
     const loader = new DataLoader(isStreamSet(d) ? d : d.samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), onBadSample: opts.onBadSample });
     return await evaluateLoader(p.model, loader, { precision: opts.precision ?? p.info.precision });

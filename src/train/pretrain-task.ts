@@ -73,29 +73,27 @@ export function patchMask(b: Batch, N: number, ratio: number, seed: number, epoc
   return hostToDevice(tensor(out, { shape: [B, N], dtype: 'uint8' }), b.pixelValues.device);
 }
 
-interface Sums { loss: number; n: number; correct: number; predicted: number }
+/** An evaluation batch's sums: loss x its weight (predicted tokens for MLM, samples for MIM), weight, samples, correct and predicted tokens. */
+interface Sums { loss: number; weight: number; n: number; correct: number; predicted: number }
 
 async function evaluateWith(model: { train(on?: boolean): unknown }, loader: Parameters<TrainTask['evaluate']>[0], opts: Parameters<TrainTask['evaluate']>[1], step: (b: Batch) => Sums): Promise<EvalMetrics> {
   model.train(false);
-  const s: Sums = { loss: 0, n: 0, correct: 0, predicted: 0 };
+  const s = [0, 0, 0, 0, 0];
   for await (const b of loader?.epoch(0) ?? []) {
     try {
       const r = step(b);
-      s.loss += r.loss;
-      s.n += r.n;
-      s.correct += r.correct;
-      s.predicted += r.predicted;
+      [r.loss, r.weight, r.n, r.correct, r.predicted].forEach((x, i) => (s[i]! += x));
     } finally {
       disposeBatch(b);
     }
   }
-  let [loss, n, correct, predicted] = [s.loss, s.n, s.correct, s.predicted];
   if (opts.gather) {
-    const rows = opts.gather(new Float64Array([loss, n, correct, predicted]), 4);
-    [loss, n, correct, predicted] = [0, 0, 0, 0];
-    for (let r = 0; r < rows.length; r += 4) { loss += rows[r]!; n += rows[r + 1]!; correct += rows[r + 2]!; predicted += rows[r + 3]!; }
+    const rows = opts.gather(Float64Array.from(s), 5);
+    s.fill(0);
+    for (let r = 0; r < rows.length; r++) s[r % 5]! += rows[r]!;
   }
-  return { loss: n ? loss / n : NaN, accuracy: predicted ? correct / predicted : NaN, macro_f1: NaN, auroc: null, confusion: [], n };
+  const [loss, weight, n, correct, predicted] = s as [number, number, number, number, number];
+  return { loss: weight ? loss / weight : NaN, accuracy: predicted ? correct / predicted : NaN, macro_f1: NaN, auroc: null, confusion: [], n };
 }
 
 export function mlmTask(c: TrainConfig, model: BertForMaskedLM, tokenizer: TextTokenizer): TrainTask {
@@ -115,7 +113,8 @@ export function mlmTask(c: TrainConfig, model: BertForMaskedLM, tokenizer: TextT
       const out = autocast(autocastFor(opts.precision ?? 'fp32', deviceOf(model)), () => model.forward(input, b.attentionMask, b.tokenTypeIds, labels));
       const predicted = out.labels!.size(0);
       const correct = out.logits.argmax(-1).eq(out.labels!).sum().item();
-      return { loss: out.loss!.float().item() * b.indices.length, n: b.indices.length, correct, predicted };
+      // the mean over every predicted token of the set, whatever the batching
+      return { loss: out.loss!.float().item() * predicted, weight: predicted, n: b.indices.length, correct, predicted };
     }))),
     describe: (r) => `MLM loss ${r.loss.toFixed(4)} masked-token accuracy ${(r.accuracy * 100).toFixed(2)}%`,
   };
@@ -138,7 +137,7 @@ export function mimTask(c: TrainConfig, model: ViTForMaskedImageModeling): Train
     evaluate: (loader, opts) => evaluateWith(model, loader, opts, (b) => noGrad(() => tidy(() => {
       const mask = patchMask(b, N, ratio, c.seed, EVAL_EPOCH);
       const out = autocast(autocastFor(opts.precision ?? 'fp32', deviceOf(model)), () => model.forward(b.pixelValues, mask, { loss }));
-      return { loss: out.loss!.float().item() * b.indices.length, n: b.indices.length, correct: 0, predicted: 0 };
+      return { loss: out.loss!.float().item() * b.indices.length, weight: b.indices.length, n: b.indices.length, correct: 0, predicted: 0 };
     }))),
     describe: (r) => `MIM loss ${r.loss.toFixed(4)} (${loss === 'mse' ? 'squared error' : 'L1'} over masked patches, normalised pixels)`,
   };

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MmtrainError } from '../errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../files.js';
+import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../files.js';
 import type { TrainOptions, TrainResult } from './callbacks.js';
 import { listCheckpoints } from './checkpoint.js';
 import { type TrainConfig, applyOverrides, resolveConfig } from './config.js';
@@ -34,15 +34,17 @@ export interface PretrainArgs {
 /** The run configuration of a pretraining: defaults suited to it, the base config, then the flags and --set. */
 export function pretrainConfig(a: PretrainArgs): TrainConfig {
   const raw = structuredClone(a.base ?? {}) as Record<string, any>;
+  // paths given as options are the working directory's; the config file's own paths stay relative to it
+  const here = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
   const section = (k: string) => (raw[k] = (raw[k] ?? {}) as Record<string, any>);
   raw.name ??= `pretrain-${a.modality}`;
   const p = section('pretrain');
   p.modality = a.modality;
   if (a.wholeWordMask !== undefined) p.wholeWordMask = a.wholeWordMask;
-  if (a.probe?.length) section('diagnostics').probeSets = a.probe.map((data) => ({ data, modality: a.modality }));
+  if (a.probe?.length) section('diagnostics').probeSets = a.probe.map((data) => ({ data: here(data), modality: a.modality }));
   const d = section('data');
-  d.train = a.data;
-  if (a.val) d.val = a.val;
+  d.train = here(a.data);
+  if (a.val) d.val = here(a.val);
   const t = section('train');
   if (a.epochs !== undefined) t.epochs = a.epochs;
   if (a.lr !== undefined) t.lr = a.lr;
@@ -53,7 +55,7 @@ export function pretrainConfig(a: PretrainArgs): TrainConfig {
   const ck = section('checkpoint');
   ck.saveBest ??= false;
   const m = section('model');
-  if (a.preset || a.from) m[a.modality] = a.from ? { pretrained: a.from } : { ...(m[a.modality] ?? {}), preset: a.preset };
+  if (a.preset || a.from) m[a.modality] = a.from ? { pretrained: here(a.from) } : { ...(m[a.modality] ?? {}), preset: a.preset };
   if (a.seed !== undefined) raw.seed = a.seed;
   const c = resolveConfig(applyOverrides(raw, a.set ?? []), 'mmtrain pretrain', a.baseDir ?? process.cwd());
   if (!c.data.val) c.eval.metric = 'loss';
@@ -85,7 +87,7 @@ export function exportPretrained(runDir: string, dir: string, c: TrainConfig): v
     writeFileAtomic(join(dir, /\.txt$/i.test(tok) ? 'vocab.txt' : 'tokenizer.json'), readFileSync(tok));
   } else {
     // Hugging Face's ViTImageProcessor settings of the run's preprocessing
-    const info = JSON.parse(readFileSync(join(last, 'mmtrain.json'), 'utf8')) as { image: { size: number; mean: number[]; std: number[]; resample?: string } };
+    const info = readJsonFile<{ image: { size: number; mean: number[]; std: number[]; resample?: string } }>(join(last, 'mmtrain.json'));
     writeJsonAtomic(join(dir, 'preprocessor_config.json'), {
       image_processor_type: 'ViTImageProcessor', do_resize: true, size: { height: info.image.size, width: info.image.size },
       resample: info.image.resample === 'bicubic' ? 3 : 2, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true,

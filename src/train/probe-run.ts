@@ -1,7 +1,8 @@
 // `mmtrain probe`: the linear-probe accuracy of one encoder of a model folder on a labelled manifest. The folder is a
 // fusion checkpoint (its text_encoder / image_encoder), or an encoder's own (a pretraining's output, a Hugging
 // Face BertModel / ViTModel folder). Its tokenizer and image preprocessing come from the folder when it has them.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonFile } from '../files.js';
 import { join } from 'node:path';
 import { imageConfig } from '../data/image.js';
 import { DataLoader } from '../data/loader.js';
@@ -30,14 +31,14 @@ export async function probeModel(dir: string, side: 'text' | 'image', data: stri
   try {
     const device = resolveDevice(opts.device ?? 'auto', '--device');
     tower.to(device);
-    const info = existsSync(join(dir, 'mmtrain.json')) ? JSON.parse(readFileSync(join(dir, 'mmtrain.json'), 'utf8')) as { maxLength: number; image: Record<string, unknown> } : null;
+    const info = existsSync(join(dir, 'mmtrain.json')) ? readJsonFile<{ maxLength: number; image: Record<string, unknown> }>(join(dir, 'mmtrain.json')) : null;
     const tokFile = ['tokenizer.json', 'vocab.txt'].map((f) => join(dir, f)).find((f) => existsSync(f)) ?? bundledTokenizer();
     const tokenizer = tokFile.endsWith('.txt') ? TextTokenizer.fromVocab(tokFile) : TextTokenizer.fromFile(tokFile);
     const size = side === 'image' ? (tower as ImageTower).config.image_size : 224;
     const image = imageConfig({ ...(info?.image ?? { size, resize: 'exact' }), ...preprocessor(dir) });
     const m = readManifest(data);
     if (m.labels.length < 2) throw new MmtrainError(`--data ${data}: has ${m.labels.length} label; a probe needs at least 2`);
-    const loader = new DataLoader(m.samples, tokenizer, image, { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: info?.maxLength ?? 128, device, images: side === 'image' });
+    const loader = new DataLoader(m.samples, tokenizer, image, { batchSize: opts.batchSize ?? 64, shuffle: false, maxLength: info?.maxLength ?? Math.min(128, (tower.config as { max_position_embeddings?: number }).max_position_embeddings ?? 128), device, images: side === 'image' });
     const set = { name: 'probe', modality: side, batches: await collectBatches(loader), numLabels: m.labels.length };
     try {
       const encode = side === 'text' ? textVectors(tower as TextTower) : imageVectors(tower as ImageTower);
@@ -54,6 +55,6 @@ export async function probeModel(dir: string, side: 'text' | 'image', data: stri
 function preprocessor(dir: string): Record<string, unknown> {
   const f = join(dir, 'preprocessor_config.json');
   if (!existsSync(f)) return {};
-  const p = JSON.parse(readFileSync(f, 'utf8')) as { size?: { height?: number }; image_mean?: number[]; image_std?: number[] };
+  const p = readJsonFile<{ size?: { height?: number }; image_mean?: number[]; image_std?: number[] }>(f);
   return { ...(p.size?.height ? { size: p.size.height, resize: 'exact' } : {}), ...(p.image_mean ? { mean: p.image_mean } : {}), ...(p.image_std ? { std: p.image_std } : {}) };
 }

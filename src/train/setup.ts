@@ -2,7 +2,7 @@
 // head sized by the labels), the image preprocessing (the model's own image size unless data.image.size says
 // otherwise), the loaders with their image cache, and the inference settings saved with every checkpoint.
 import { basename, join } from 'node:path';
-import { type ProbeSet, collectBatches } from '../diagnostics/encoder-probe.js';
+import { type ProbeSet, collectBatches, disposeProbeSets } from '../diagnostics/encoder-probe.js';
 import { ImageCache } from '../data/cache.js';
 import { type ImageConfig, imageConfig } from '../data/image.js';
 import { type Dataset, isStreamSet, openDataset } from '../data/dataset.js';
@@ -163,16 +163,21 @@ export function inferenceInfo(c: TrainConfig, labels: string[], image: ImageConf
 /** The run's probe sets (diagnostics.probeSets): labelled manifests, collated once into memory. */
 export async function readProbeSets(c: TrainConfig, data: RunData, image: ImageConfig, device: Device): Promise<ProbeSet[]> {
   const out: ProbeSet[] = [];
-  for (const [i, { data: file, modality, name }] of c.diagnostics.probeSets.entries()) {
-    const field = `diagnostics.probeSets[${i}].data`;
-    const m = await openDataset(field, file, { onBadSample: c.data.onBadSample });
-    if (isStreamSet(m)) throw new MmtrainError(`${field}: ${file} is streamed data; a probe set is a labelled manifest (.jsonl or .csv)`);
-    if (m.labels.length < 2) throw new MmtrainError(`${field}: ${file} has ${m.labels.length} label; a probe needs at least 2`);
-    const loader = new DataLoader(m.samples, data.tokenizer, image, {
-      batchSize: c.eval.batchSize, shuffle: false, maxLength: c.data.maxLength, padding: c.data.padding, onBadSample: c.data.onBadSample, device,
-      images: modality === 'image',
-    });
-    out.push({ name: name ?? basename(file).replace(/\.(jsonl|json|ndjson|csv)$/i, ''), modality, batches: await collectBatches(loader), numLabels: m.labels.length });
+  try {
+    for (const [i, { data: file, modality, name }] of c.diagnostics.probeSets.entries()) {
+      const field = `diagnostics.probeSets[${i}].data`;
+      const m = await openDataset(field, file, { onBadSample: c.data.onBadSample });
+      if (isStreamSet(m)) throw new MmtrainError(`${field}: ${file} is streamed data; a probe set is a labelled manifest (.jsonl or .csv)`);
+      if (m.labels.length < 2) throw new MmtrainError(`${field}: ${file} has ${m.labels.length} label; a probe needs at least 2`);
+      const loader = new DataLoader(m.samples, data.tokenizer, image, {
+        batchSize: c.eval.batchSize, shuffle: false, maxLength: c.data.maxLength, padding: c.data.padding, onBadSample: c.data.onBadSample, device,
+        images: modality === 'image',
+      });
+      out.push({ name: name ?? basename(file).replace(/\.(jsonl|json|ndjson|csv)$/i, ''), modality, batches: await collectBatches(loader), numLabels: m.labels.length });
+    }
+  } catch (e) {
+    disposeProbeSets(out); // the sets read before the one that failed
+    throw e;
   }
   return out;
 }

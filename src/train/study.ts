@@ -124,6 +124,10 @@ export function loadStudy(file: string): { spec: StudySpec; baseDir: string } {
 export function parseStudy(raw: unknown, source = 'study'): StudySpec {
   const spec = parseConfig(StudySchema, raw, source, { what: 'study' });
   if (!spec.variants && !spec.grid) throw new MmtrainError(`${source}: invalid study: give variants, grid, or both`);
+  if (spec.reference !== undefined) {
+    const names = [...new Set(expandStudy(spec).map((r) => r.variant))];
+    if (!names.includes(spec.reference)) throw new MmtrainError(`${source}: invalid study: reference "${spec.reference}" is not a variant; expected one of ${names.join(', ')}`);
+  }
   return spec;
 }
 
@@ -304,14 +308,14 @@ export function studyTableCells(s: StudySummary, unit = false): { head: string[]
   const steps = (v: VariantSummary) => (s.target === null ? 'n/a' : v.stepsToTarget ? `${Math.round(v.stepsToTarget.mean)} (${v.stepsToTarget.reached}/${v.finished})` : `never (0/${v.finished})`);
   const head = ['variant', 'runs', `best val ${s.metric}${u}`, `final val ${s.metric}${u}`, `steps to ${s.target ?? 'target'}`, 'loss spikes / run', 'diverged', 'wall s / run'];
   const rows = s.variants.map((v) => [v.variant, `${v.finished}/${v.runs}`, pm(v.best), pm(v.final), steps(v), v.spikes.toFixed(1), String(v.diverged), v.wallS === null ? 'n/a' : v.wallS.toFixed(0)]);
-  // with 4+ seeds: the final metric's 95% interval and its difference from the reference variant
+  // the final metric's 95% interval and its difference from the reference variant (a single seed has no interval)
   if (s.variants.some((v) => v.vsReference)) {
     const num = (x: number) => (s.metric === 'loss' ? x.toFixed(4) : (x * 100).toFixed(1));
     const ref = s.variants.find((v) => v.vsReference)!.vsReference!.reference;
     head.splice(4, 0, `final 95% CI${u}`, `vs ${ref} (95% CI)`);
     s.variants.forEach((v, i) => rows[i]!.splice(4, 0,
       v.finalCi && Number.isFinite(v.finalCi.half) ? `${num(v.finalCi.mean)} ± ${num(v.finalCi.half)}` : 'n/a',
-      v.vsReference ? `${v.vsReference.diff >= 0 ? '+' : ''}${num(v.vsReference.diff)} ± ${num(v.vsReference.half)}${v.vsReference.exceeds ? ' *' : ''}` : v.variant === ref ? 'reference' : 'n/a'));
+      v.vsReference ? `${v.vsReference.diff >= 0 ? '+' : ''}${num(v.vsReference.diff)}${Number.isFinite(v.vsReference.half) ? ` ± ${num(v.vsReference.half)}` : ' (no interval: one seed)'}${v.vsReference.exceeds ? ' *' : ''}` : v.variant === ref ? 'reference' : 'n/a'));
   }
   // probes of the encoders (start -> end of the run) and the encoders' gradient norms over the head's
   const probeKeys = [...new Set(s.variants.flatMap((v) => Object.keys(v.probes ?? {})))].sort();
