@@ -29,9 +29,10 @@
     },
     {
       "target_name": "mmtrain_image",
-      "sources": ["native/image/resample.cc"],
+      "sources": ["native/image/addon.cc", "native/image/resample.cc", "native/image/jpeg.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node native/jpeg.cjs defines)"],
+      "libraries": ["<!@(node native/jpeg.cjs libs)"],
       "cflags_cc!": ["-fno-rtti", "-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wno-unused-parameter"]
     }

@@ -291,6 +291,21 @@ test('mmtrain train from Parquet files and from WebDataset shards: the loss fall
     assert.equal(streamed.n, 80);
     assert.deepEqual(streamed.confusion, fromManifest.confusion);
     assert.ok(Math.abs(streamed.loss - fromManifest.loss) < 1e-6, `${streamed.loss} vs ${fromManifest.loss}`);
+    // mmtrain predict too: one line per sample, in the data set's order, as predicted from the manifest
+    const predictOn = (data: string, out?: string) => execFileSync(process.execPath, [CLI, '--threads', '1', 'predict', '--checkpoint', join(run, 'checkpoints', 'step-00000040'), '--data', data, '--batch', '16', '--device', 'cpu', ...(out ? ['--out', out] : [])], { encoding: 'utf8' });
+    const lines = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l));
+    const outFile = join(dir, `pred-${p.endsWith('.tar') ? 'wds' : 'pq'}.jsonl`);
+    predictOn(p, outFile);
+    const [fromStream, printed, fromList] = [lines(readFileSync(outFile, 'utf8')), lines(predictOn(p)), lines(predictOn(manifest))];
+    assert.equal(fromStream.length, 80);
+    assert.deepEqual(printed, fromStream, 'printed and written predictions differ');
+    fromStream.forEach((r, i) => {
+      assert.equal(r.row, i);
+      assert.match(r.source, p.endsWith('.tar') ? /train-00000\d\.tar: / : /train-00000\d\.parquet: row \d+/);
+      assert.equal(r.text, fromList[i].text);
+      assert.equal(r.label, fromList[i].label);
+      for (const [k, v] of Object.entries(fromList[i].probabilities as Record<string, number>)) assert.ok(Math.abs(r.probabilities[k] - v) < 1e-6, `row ${i} ${k}`);
+    });
   }
 });
 

@@ -1,15 +1,9 @@
-// mmtrain_image: Pillow's antialiased bilinear and bicubic resizes of 8-bit RGB (libImaging/Resample.c's
-// algorithm: a triangle, or Keys' cubic with a = -0.5, widened by the scale factor, coefficients normalised and
-// rounded to 22-bit fixed point, a horizontal pass then a vertical pass, each rounded to 8 bits), run in libuv's
-// thread pool. A separate addon without LibTorch, so
-// the batch thread can load it. Written here because no maintained library reproduces Pillow's pixels: libvips
-// (sharp) pre-shrinks with a box filter and differed by up to 17 grey levels on striped or text images.
-//
-// resize(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array>
-// resizes the box (left, top, width, height) of a row-major RGB image, as Pillow's
-// img.crop(box).resize((outWidth, outHeight), Image.BILINEAR) (filter 0) or Image.BICUBIC (filter 1).
-// TypeScript (src/data/resample.ts) validates.
-#include <napi.h>
+// Pillow's antialiased bilinear and bicubic resizes of 8-bit RGB (libImaging/Resample.c's algorithm: a triangle, or
+// Keys' cubic with a = -0.5, widened by the scale factor, coefficients normalised and rounded to 22-bit fixed point,
+// a horizontal pass then a vertical pass, each rounded to 8 bits). Written here because no maintained library
+// reproduces Pillow's pixels: libvips (sharp) pre-shrinks with a box filter and differed by up to 17 grey levels on
+// striped or text images. Plain C++ (no N-API): addon.cc runs it in libuv's thread pool.
+#include "resample.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+namespace mmtrain_image {
 namespace {
 
 constexpr int kPrecisionBits = 32 - 8 - 2;
@@ -84,7 +79,10 @@ inline uint8_t Clip8(int32_t v) {
   return static_cast<uint8_t>(s < 0 ? 0 : s > 255 ? 255 : s);
 }
 
-void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, const Filter& f, uint8_t* out) {
+}  // namespace
+
+void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, int filter, uint8_t* out) {
+  const Filter& f = kFilters[filter];
   std::vector<uint8_t> mid;
   const uint8_t* m;
   if (outWidth == width) {
@@ -132,43 +130,4 @@ void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int 
   }
 }
 
-class ResizeWorker : public Napi::AsyncWorker {
- public:
-  ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[8])
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
-        src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]), filter_(kFilters[a[7]]),
-        out_(static_cast<size_t>(outWidth_) * outHeight_ * 3) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { Resize(src_, srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_.data()); }
-  void OnOK() override {
-    auto buf = Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size());
-    deferred_.Resolve(buf);
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Uint8Array> srcRef_;  // keeps the input alive while a pool thread reads it
-  const uint8_t* src_;
-  int srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_;
-  Filter filter_;
-  std::vector<uint8_t> out_;
-};
-
-Napi::Value ResizeJs(const Napi::CallbackInfo& info) {
-  int a[8];
-  for (int i = 0; i < 8; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
-  auto* w = new ResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a);
-  auto p = w->Promise();
-  w->Queue();
-  return p;
-}
-
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("resize", Napi::Function::New(env, ResizeJs));
-  return exports;
-}
-
-}  // namespace
-
-NODE_API_MODULE(mmtrain_image, Init)
+}  // namespace mmtrain_image

@@ -291,21 +291,32 @@ program
   .requiredOption('--checkpoint <dir>', 'a checkpoint directory')
   .option('--image <file>', 'an image')
   .option('--text <text>', 'its text')
-  .option('--data <manifest>', 'predict every line of a manifest (labels optional)')
+  .option('--data <path>', 'predict every sample of a manifest, Parquet files or WebDataset shards (labels optional)')
   .option('--out <file>', 'with --data: write JSONL predictions here')
   .option('--batch <n>', 'with --data: batch size', positiveInt, 64)
   .addOption(new Option('--precision <p>', 'default: the precision the checkpoint was trained in').choices(PRECISIONS))
   .addOption(deviceOption())
   .action(async (o: { checkpoint: string; image?: string; text?: string; data?: string; out?: string; batch: number; precision?: 'fp32' | 'bf16'; device: string }) => {
-    if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data MANIFEST');
+    if (!o.data && (!o.image || o.text === undefined)) throw new Error('give --image and --text, or --data (a manifest, Parquet files or WebDataset shards)');
     await loadTorch();
-    const { loadPredictor, predict, predictManifest } = await import('../train/inference.js');
+    const { loadPredictor, predict, predictManifest, predictStream } = await import('../train/inference.js');
     const p = loadPredictor(o.checkpoint, { device: o.device });
     try {
       if (o.data) {
-        const out = (await predictManifest(p, o.data, { batchSize: o.batch, precision: o.precision })).map((r) => JSON.stringify(r));
-        if (o.out) writeFileAtomic(o.out, `${out.join('\n')}\n`);
-        else console.log(out.join('\n'));
+        const { dataFormat, expandDataPaths } = await import('../data/paths.js');
+        let out: string[] = [];
+        if (dataFormat('--data', expandDataPaths('--data', o.data)) === 'manifest') {
+          out = (await predictManifest(p, o.data, { batchSize: o.batch, precision: o.precision })).map((r) => JSON.stringify(r));
+          if (!o.out) console.log(out.join('\n'));
+        } else {
+          // streamed: printed batch by batch as they are made; to --out, written whole at the end (never half a file)
+          await predictStream(p, o.checkpoint, o.data, (batch) => {
+            const lines = batch.map((r) => JSON.stringify(r));
+            if (o.out) out.push(...lines);
+            else process.stdout.write(`${lines.join('\n')}\n`);
+          }, { batchSize: o.batch, precision: o.precision });
+        }
+        if (o.out) writeFileAtomic(o.out, out.length ? `${out.join('\n')}\n` : '');
       } else {
         const [pr] = await predict(p, [{ image: o.image!, text: o.text! }], { precision: o.precision });
         console.log(JSON.stringify(pr));

@@ -8,6 +8,7 @@ import type { Device } from '../tensor/dtype.js';
 import { type Tensor, fromBuffer, tensor, zeros } from '../tensor/tensor.js';
 import type { DecodedImage, ImageConfig } from './image.js';
 import type { EncodedText } from './tokenizer.js';
+import type { Sample } from './manifest.js';
 
 /** Tensors of one batch. Made when the batch is taken, so a tidy() around the step frees them. */
 export interface Batch {
@@ -23,6 +24,8 @@ export interface Batch {
   labels: Tensor;
   /** dataset indices of the samples */
   indices: number[];
+  /** the samples themselves, in order (only with the loader's keepSamples) */
+  samples?: Sample[];
 }
 
 export interface CollateOptions {

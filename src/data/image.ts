@@ -1,13 +1,17 @@
-// Image decoding and preprocessing: sharp (libvips) decodes any format it reads (the content is sniffed, not the
-// extension), applies EXIF orientation and converts grayscale / CMYK / alpha / 16-bit to 8-bit sRGB RGB; the
-// resize is Pillow's antialiased bilinear (resample.ts), so the pixels equal torchvision's and Hugging Face's
-// preprocessing of the same file. Handed over as uint8 HWC; normalisation to NCHW float32 happens per batch in
-// LibTorch (collate.ts). Decoding runs on the batch thread, so it overlaps with model compute on the JS thread.
+// Image decoding and preprocessing. Plain JPEGs (the common case) are decoded by the image addon with libjpeg and
+// resized in the same trip to libuv's pool (jpeg.ts); every other file by sharp (libvips), which decodes any format
+// it reads (the content is sniffed, not the extension), applies EXIF orientation and converts grayscale / CMYK /
+// alpha / 16-bit / ICC-tagged images to 8-bit sRGB RGB. Both give the same pixels for a plain JPEG (the same library
+// and settings). The resize is Pillow's antialiased bilinear or bicubic (resample.ts), so the pixels equal
+// torchvision's and Hugging Face's preprocessing of the same file. Handed over as uint8 HWC; normalisation to NCHW
+// float32 happens per batch in LibTorch (collate.ts). Decoding runs on the batch thread, so it overlaps with model
+// compute on the JS thread.
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { MmtrainError } from '../errors.js';
 import type { ImageConfig } from './image-config.js';
-import { resize } from './resample.js';
+import { decodeJpegResize, jpegHeader } from './jpeg.js';
+import { type Box, resize } from './resample.js';
 
 export { IMAGENET_MEAN, IMAGENET_STD, imageConfig, type AugmentConfig, type ImageConfig } from './image-config.js';
 
@@ -51,7 +55,25 @@ export function imageReadError(file: string, e: unknown): MmtrainError {
 
 export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, rnd?: () => number): Promise<DecodedImage> {
   if (buf.length === 0) throw new MmtrainError(`${file}: image file is empty (0 bytes)`);
-  const S = cfg.size;
+  // a plain JPEG: decoded and resized by the image addon in one go (jpeg.ts), the same pixels as sharp's
+  const head = jpegHeader(buf);
+  if (head && head.width * head.height <= cfg.maxPixels) {
+    const plan = planResize(head.width, head.height, cfg, rnd);
+    const resized = await decodeJpegResize(buf, head, plan.box, plan.width, plan.height, cfg.resample);
+    // null: libjpeg saw an error or a warning; sharp decodes the file and names the problem, with the same plan
+    // (its augmentation already drawn) when the size agrees
+    if (resized) return finish(resized, plan, cfg, rnd);
+    const full = await decodeWhole(buf, file, cfg);
+    const again = full.width === head.width && full.height === head.height ? plan : planResize(full.width, full.height, cfg, rnd);
+    return finish(await resize(full.data, full.width, again.box, again.width, again.height, cfg.resample), again, cfg, rnd);
+  }
+  const full = await decodeWhole(buf, file, cfg);
+  const plan = planResize(full.width, full.height, cfg, rnd);
+  return finish(await resize(full.data, full.width, plan.box, plan.width, plan.height, cfg.resample), plan, cfg, rnd);
+}
+
+/** The whole image at its own size, decoded by sharp (any format it reads) to 8-bit RGB. */
+async function decodeWhole(buf: Buffer, file: string, cfg: ImageConfig): Promise<DecodedImage> {
   let full: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     // The whole image at its own size (no JPEG shrink-on-load, which PIL does not do either), EXIF orientation
@@ -62,24 +84,41 @@ export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, r
   } catch (e) {
     throw describeSharpError(e, file, cfg);
   }
-  const { width: W0, height: H0, channels } = full.info;
-  if (!W0 || !H0 || channels !== 3) throw new MmtrainError(`${file}: decoded to ${W0}x${H0}x${channels}, expected an RGB image`);
-  const px = new Uint8Array(full.data.buffer, full.data.byteOffset, full.data.length);
-  const whole = { left: 0, top: 0, width: W0, height: H0 };
-  const aug = cfg.augment;
-  let out: Uint8Array;
-  if (rnd && aug.randomResizedCrop) {
+  const { width, height, channels } = full.info;
+  if (!width || !height || channels !== 3) throw new MmtrainError(`${file}: decoded to ${width}x${height}x${channels}, expected an RGB image`);
+  return { data: new Uint8Array(full.data.buffer, full.data.byteOffset, full.data.length), width, height };
+}
+
+/** What to resize to what: the box of the source, the size it becomes, and the S x S square then cut from it. */
+interface ResizePlan {
+  box: Box;
+  width: number;
+  height: number;
+  /** the centre crop's offsets into the resized image (0, 0 when it is already S x S) */
+  cropLeft: number;
+  cropTop: number;
+}
+
+/** The resize of a W0 x H0 image for `cfg`; draws the random crop's box from `rnd` when augmenting. */
+function planResize(W0: number, H0: number, cfg: ImageConfig, rnd?: () => number): ResizePlan {
+  const S = cfg.size;
+  if (rnd && cfg.augment.randomResizedCrop) {
     // torchvision RandomResizedCrop: crop the box, then resize it to S x S
-    const [left, top, width, height] = randomResizedCropBox(W0, H0, aug.randomResizedCrop, rnd);
-    out = await resize(px, W0, { left, top, width, height }, S, S, cfg.resample);
-  } else {
-    // "exact": R x R; "shorter-side": torchvision Resize(R), the shorter side to R; then CenterCrop(S), whose
-    // offsets are int(round((size_in - size_out) / 2)); R is resizeSize, the crop size S when unset
-    const R = cfg.resizeSize ?? S;
-    const [w, h] = cfg.resize === 'exact' ? [R, R] : shorterSideSize(W0, H0, R);
-    const resized = await resize(px, W0, whole, w, h, cfg.resample);
-    out = w === S && h === S ? resized : crop(resized, w, roundHalfEven((w - S) / 2), roundHalfEven((h - S) / 2), S);
+    const [left, top, width, height] = randomResizedCropBox(W0, H0, cfg.augment.randomResizedCrop, rnd);
+    return { box: { left, top, width, height }, width: S, height: S, cropLeft: 0, cropTop: 0 };
   }
+  // "exact": R x R; "shorter-side": torchvision Resize(R), the shorter side to R; then CenterCrop(S), whose
+  // offsets are int(round((size_in - size_out) / 2)); R is resizeSize, the crop size S when unset
+  const R = cfg.resizeSize ?? S;
+  const [w, h] = cfg.resize === 'exact' ? [R, R] : shorterSideSize(W0, H0, R);
+  return { box: { left: 0, top: 0, width: W0, height: H0 }, width: w, height: h, cropLeft: roundHalfEven((w - S) / 2), cropTop: roundHalfEven((h - S) / 2) };
+}
+
+/** The resized image cut to S x S, then flipped and colour-jittered when augmenting. */
+function finish(resized: Uint8Array, plan: ResizePlan, cfg: ImageConfig, rnd?: () => number): DecodedImage {
+  const S = cfg.size;
+  const out = plan.width === S && plan.height === S ? resized : crop(resized, plan.width, plan.cropLeft, plan.cropTop, S);
+  const aug = cfg.augment;
   if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) flipHorizontal(out, S);
   if (rnd && aug.colorJitter) colorJitter(out, aug.colorJitter, rnd);
   return { data: out, width: S, height: S };

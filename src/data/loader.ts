@@ -64,6 +64,8 @@ export interface LoaderOptions {
   shuffleBuffer?: number;
   /** read and decode the images (default true); false for text-only batches (text pretraining): pixelValues is empty */
   images?: boolean;
+  /** give each batch its samples (Batch.samples: where each came from, its text), e.g. to label predictions */
+  keepSamples?: boolean;
 }
 
 export interface Cursor {
@@ -122,7 +124,7 @@ export class DataLoader {
     if (!this.samples.length && !this.stream) throw new MmtrainError('DataLoader: no samples');
     this.options = {
       shuffle: true, seed: 0, dropLast: false, maxLength: 128, padding: 'longest', bucketByLength: false, prefetch: 2,
-      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, lockstep: true, readers: 2, shuffleBuffer: 1000, images: true,
+      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, lockstep: true, readers: 2, shuffleBuffer: 1000, images: true, keepSamples: false,
       ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null, device: opts.device ?? 'cpu',
     };
     if (this.stream && this.options.bucketByLength) throw new MmtrainError(`data.bucketByLength: needs the texts before the epoch starts, which streamed data (${this.stream.file}) does not give; turn it off`);
@@ -369,7 +371,9 @@ export class DataLoader {
   collate(raw: RawBatch): Batch {
     const { padding, maxLength, device } = this.options;
     const items = raw.items.map((it, k) => ({ encoding: it.encoding, image: raw.images[k] ?? null, label: it.sample.label, index: it.index }));
-    return collate(items, { padId: this.tokenizer.padId, padding, maxLength, image: this.image, device });
+    const b = collate(items, { padId: this.tokenizer.padId, padding, maxLength, image: this.image, device });
+    if (this.options.keepSamples) b.samples = raw.items.map((it) => it.sample);
+    return b;
   }
 }
 

@@ -3,10 +3,16 @@
 // datasets' ClassLabel names in the file's "huggingface" metadata), a string or a boolean. Read with hyparquet
 // (and hyparquet-compressors for gzip, zstd, brotli, lz4): the footer when opened, then one row group at a time.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { type AsyncBuffer, type FileMetaData, asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
+import { open, stat } from 'node:fs/promises';
+import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { compressors as hyCompressors } from 'hyparquet-compressors';
+import { snappyUncompressor } from 'hysnappy';
 import { MmtrainError } from '../errors.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
+
+// hyparquet-compressors' snappy instantiates its WebAssembly module for every page; one instance, kept, grows its
+// memory once to the largest page and decompresses the rest in place
+const compressors = { ...hyCompressors, SNAPPY: snappyUncompressor() };
 
 export const PARQUET_COLUMNS = { image: 'image', text: 'text', label: 'label' } as const;
 
@@ -41,7 +47,7 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
   let buffer: AsyncBuffer;
   let metadata: FileMetaData;
   try {
-    buffer = await asyncBufferFromFile(file);
+    buffer = await fileAsyncBuffer(file);
     metadata = await parquetMetadataAsync(buffer);
   } catch (e) {
     throw new MmtrainError(`${file}: not a readable Parquet file (${(e as Error).message})`);
@@ -76,6 +82,32 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
     }
   } else if (hasLabel && byName.get(columns.label)!.children.length) hasLabel = false;
   return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata };
+}
+
+/**
+ * A file as hyparquet reads it: each slice read with one positioned read into a buffer of its own (hyparquet's
+ * asyncBufferFromFile streams 64 KiB chunks and concatenates them, a second copy of every column chunk).
+ */
+async function fileAsyncBuffer(file: string): Promise<AsyncBuffer> {
+  const { size } = await stat(file);
+  return {
+    byteLength: size,
+    async slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const stop = Math.min(end ?? size, size);
+      const out = Buffer.allocUnsafeSlow(Math.max(0, stop - start));
+      const handle = await open(file, 'r');
+      try {
+        for (let at = 0; at < out.length; ) {
+          const { bytesRead } = await handle.read(out, at, out.length - at, start + at);
+          if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${start + at} (the file changed while being read?)`);
+          at += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+      return out.buffer as ArrayBuffer;
+    },
+  };
 }
 
 /** datasets writes its Features as JSON under the "huggingface" key: a ClassLabel column names its classes. */

@@ -3,26 +3,11 @@
 // processors give the same file.
 // The arithmetic is in the small `mmtrain_image` addon (native/image/resample.cc), which runs in libuv's thread
 // pool beside sharp's decoding and needs no LibTorch, so the batch thread can load it. Inputs are checked here.
-import { createRequire } from 'node:module';
-import { builtAddon } from '../addon-path.js';
+import { imageAddon } from './image-addon.js';
 
 /** The resampling filters, by the addon's codes (PIL's: BILINEAR 2, BICUBIC 3). */
 export const RESAMPLE_FILTERS = ['bilinear', 'bicubic'] as const;
 export type ResampleFilter = (typeof RESAMPLE_FILTERS)[number];
-
-interface ImageAddon {
-  resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array>;
-}
-
-let addon: ImageAddon | undefined;
-function image(): ImageAddon {
-  if (!addon) {
-    const file = builtAddon('mmtrain_image');
-    if (!file) throw new Error('mmtrain: the image addon build/Release/mmtrain_image.node was not found. Run `npm run build`.');
-    addon = createRequire(import.meta.url)(file) as ImageAddon;
-  }
-  return addon;
-}
 
 export interface Box {
   left: number;
@@ -31,7 +16,7 @@ export interface Box {
   height: number;
 }
 
-function check(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number): void {
+function checkBox(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number): void {
   const ints = [srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight];
   if (!ints.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 31)) throw new RangeError(`resize: expected non-negative integer sizes, received ${ints.join(', ')}`);
   if (!(box.width > 0 && box.height > 0 && outWidth > 0 && outHeight > 0)) throw new RangeError('resize: sizes must be positive');
@@ -46,8 +31,13 @@ function check(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, ou
  * Pillow's `img.crop(box).resize((outWidth, outHeight), Image.BILINEAR or BICUBIC)`; computed in libuv's thread pool.
  */
 export function resize(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number, filter: ResampleFilter = 'bilinear'): Promise<Uint8Array> {
-  check(src, srcWidth, box, outWidth, outHeight);
+  checkBox(src, srcWidth, box, outWidth, outHeight);
+  return imageAddon().resize(src, srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight, filterCode(filter));
+}
+
+/** The addon's code of a filter; a RangeError names the ones there are. */
+export function filterCode(filter: ResampleFilter): number {
   const code = RESAMPLE_FILTERS.indexOf(filter);
   if (code < 0) throw new RangeError(`resize: filter ${JSON.stringify(filter)}, expected one of ${RESAMPLE_FILTERS.join(', ')}`);
-  return image().resize(src, srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight, code);
+  return code;
 }

@@ -80,7 +80,8 @@ export async function* readShard(file: string, cols: ColumnNames, opts: { images
   const f = fieldsOf(cols);
   const smallExts = new Set([...f.text, ...f.label, 'json']);
   const extract = tar.extract();
-  const input = createReadStream(file);
+  // chunks of 1 MiB: most members arrive whole, in a few reads and allocations
+  const input = createReadStream(file, { highWaterMark: 1 << 20 });
   input.on('error', (e) => extract.destroy(e));
   input.pipe(extract);
   let group: Group | null = null;
@@ -102,9 +103,17 @@ export async function* readShard(file: string, cols: ColumnNames, opts: { images
       group ??= { key, image: null, sawImage: false, small: new Map() };
       const isImage = f.images.includes(ext) && !group.image && !group.sawImage;
       if ((isImage && opts.images) || smallExts.has(ext)) {
-        const chunks: Buffer[] = [];
-        for await (const c of entry) chunks.push(c as Buffer);
-        const body = Buffer.concat(chunks);
+        // copied once, into a buffer of its own (not Node's shared pool): the image is then handed to the decoding
+        // thread by transfer, without another copy
+        const body = Buffer.allocUnsafeSlow(h.size ?? 0);
+        let at = 0;
+        for await (const c of entry) {
+          const chunk = c as Buffer;
+          if (at + chunk.length > body.length) throw new Error(`member ${h.name} is longer than its header's ${body.length} bytes`);
+          chunk.copy(body, at);
+          at += chunk.length;
+        }
+        if (at !== body.length) throw new Error(`member ${h.name} ends after ${at} of its ${body.length} bytes`);
         if (isImage) group.image = { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), ext };
         else group.small.set(ext, body.toString('utf8'));
       } else {

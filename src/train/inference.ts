@@ -1,6 +1,7 @@
 // Evaluation and prediction from a checkpoint directory (written by the trainer): weights, labels, tokenizer and
 // preprocessing all come from the directory.
 import { existsSync } from 'node:fs';
+import { MmtrainError } from '../errors.js';
 import { readJsonFile } from '../files.js';
 import { dirname, join, relative, resolve } from 'node:path';
 import { DataLoader } from '../data/loader.js';
@@ -97,6 +98,41 @@ export async function predictManifest(p: Predictor, manifest: string, opts: Infe
   return m.samples.map((s, i) => ({ image: relative(base, s.image), text: s.text, ...preds[i]! }));
 }
 
+/** The columns the checkpoint's run read streamed data with (its train_config.json), for data given without them. */
+function checkpointColumns(checkpoint: string): ColumnNames | undefined {
+  const cfg = join(isHfExport(checkpoint) ? join(checkpoint, 'fusion') : checkpoint, 'train_config.json');
+  return existsSync(cfg) ? readJsonFile<{ data?: { columns?: ColumnNames } }>(cfg).data?.columns : undefined;
+}
+
+/** A prediction for a sample of streamed data: its position in the data set, where it was read, its text. */
+export interface StreamPrediction extends Prediction {
+  /** the sample's position in the data set (files in order, rows or samples in order within each) */
+  row: number;
+  /** the file and row ("train-000000.parquet: row 12") or shard and sample key it was read from */
+  source: string;
+  text: string;
+}
+
+/**
+ * Predictions for every sample of Parquet files or WebDataset shards (labels optional), in the data set's order,
+ * handed to `onPrediction` batch by batch as they are made (the data is streamed, not held). Columns are as
+ * given, else those the checkpoint's run read its data with.
+ */
+export async function predictStream(p: Predictor, checkpoint: string, data: string, onPrediction: (batch: StreamPrediction[]) => void, opts: InferenceOptions & { onBadSample?: 'error' | 'skip'; columns?: ColumnNames } = {}): Promise<{ predicted: number; skipped: number }> {
+  const d = await openDataset('--data', data, { labels: p.info.labels, label: 'optional', onBadSample: opts.onBadSample, columns: opts.columns ?? checkpointColumns(checkpoint) });
+  if (!isStreamSet(d)) throw new MmtrainError(`--data ${data}: a manifest; predict it with predictManifest`);
+  const loader = new DataLoader(d, p.tokenizer, p.image, { ...loaderOptions(p, opts), onBadSample: opts.onBadSample, keepSamples: true });
+  p.model.eval();
+  let predicted = 0;
+  for await (const b of loader.epoch(0)) {
+    const preds = predictBatch(p, b, opts);
+    disposeBatch(b);
+    onPrediction(preds.map((pr, i) => ({ row: b.indices[i]!, source: b.samples![i]!.where, text: b.samples![i]!.text, ...pr })));
+    predicted += preds.length;
+  }
+  return { predicted, skipped: loader.skipped.length };
+}
+
 /**
  * Metrics of a checkpoint on a data set: a manifest, or Parquet files / WebDataset shards streamed as training reads
  * them (labels mapped through the checkpoint's label list).
@@ -105,9 +141,7 @@ export async function evaluate(checkpoint: string, data: string, opts: Inference
   const p = loadPredictor(checkpoint, { device: opts.device });
   try {
     // streamed data's columns: as given, else as the checkpoint's run named them
-    const cfg = join(isHfExport(checkpoint) ? join(checkpoint, 'fusion') : checkpoint, 'train_config.json');
-    const columns = opts.columns ?? (existsSync(cfg) ? readJsonFile<{ data?: { columns?: ColumnNames } }>(cfg).data?.columns : undefined);
-    const d = await openDataset('--data', data, { labels: p.info.labels, onBadSample: opts.onBadSample, columns });
+    const d = await openDataset('--data', data, { labels: p.info.labels, onBadSample: opts.onBadSample, columns: opts.columns ?? checkpointColumns(checkpoint) });
     const loader = new DataLoader(isStreamSet(d) ? d : d.samples, p.tokenizer, p.image, { ...loaderOptions(p, opts), onBadSample: opts.onBadSample });
     return await evaluateLoader(p.model, loader, { precision: opts.precision ?? p.info.precision });
   } finally {

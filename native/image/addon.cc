@@ -1,0 +1,123 @@
+// mmtrain_image: the image addon's N-API surface. Pillow's resize (resample.cc) and the JPEG path (jpeg.cc: decode
+// then resize in one trip) run in libuv's thread pool; jpegHeader reads markers only, synchronously. A separate addon
+// without LibTorch, so the batch thread can load it. TypeScript (src/data/resample.ts, src/data/jpeg.ts) validates.
+//
+// resize(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array>
+//   resizes the box (left, top, width, height) of a row-major RGB image, as Pillow's
+//   img.crop(box).resize((outWidth, outHeight), Image.BILINEAR) (filter 0) or Image.BICUBIC (filter 1).
+// Built with libjpeg only:
+// jpegHeader(src: Uint8Array): { width, height } | null        null: a file left to sharp
+// decodeJpegResize(src, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array | null>
+//   decodes, then resizes the box as resize() does; null on any libjpeg error or warning.
+#include <napi.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "jpeg.h"
+#include "resample.h"
+
+namespace mmtrain_image {
+namespace {
+
+class ResizeWorker : public Napi::AsyncWorker {
+ public:
+  ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[8])
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
+        src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]), filter_(a[7]),
+        out_(static_cast<size_t>(outWidth_) * outHeight_ * 3) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { Resize(src_, srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_.data()); }
+  void OnOK() override {
+    auto buf = Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size());
+    deferred_.Resolve(buf);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Uint8Array> srcRef_;  // keeps the input alive while a pool thread reads it
+  const uint8_t* src_;
+  int srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_;
+  int filter_;
+  std::vector<uint8_t> out_;
+};
+
+Napi::Value ResizeJs(const Napi::CallbackInfo& info) {
+  int a[8];
+  for (int i = 0; i < 8; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
+  auto* w = new ResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+class DecodeResizeWorker : public Napi::AsyncWorker {
+ public:
+  DecodeResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[7])
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
+        src_(src.Data()), len_(src.ByteLength()), left_(a[0]), top_(a[1]), width_(a[2]), height_(a[3]), outWidth_(a[4]), outHeight_(a[5]), filter_(a[6]) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::vector<uint8_t> full;
+    int w = 0, h = 0;
+    if (!DecodeJpeg(src_, len_, full, &w, &h)) return;
+    // the box was computed from jpegHeader's size; a file changed in between is left to sharp
+    if (left_ + width_ > w || top_ + height_ > h) return;
+    out_.resize(static_cast<size_t>(outWidth_) * outHeight_ * 3);
+    Resize(full.data(), w, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_.data());
+    ok_ = true;
+  }
+  void OnOK() override {
+    if (!ok_) {
+      deferred_.Resolve(Env().Null());
+      return;
+    }
+    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size()));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Uint8Array> srcRef_;  // keeps the input alive while a pool thread reads it
+  const uint8_t* src_;
+  size_t len_;
+  int left_, top_, width_, height_, outWidth_, outHeight_, filter_;
+  std::vector<uint8_t> out_;
+  bool ok_ = false;
+};
+
+Napi::Value JpegHeaderJs(const Napi::CallbackInfo& info) {
+  auto src = info[0].As<Napi::Uint8Array>();
+  int w = 0, h = 0;
+  if (!ProbeJpeg(src.Data(), src.ByteLength(), &w, &h)) return info.Env().Null();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("width", w);
+  o.Set("height", h);
+  return o;
+}
+
+Napi::Value DecodeJpegResizeJs(const Napi::CallbackInfo& info) {
+  int a[7];
+  for (int i = 0; i < 7; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
+  auto* w = new DecodeResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("resize", Napi::Function::New(env, ResizeJs));
+  if (JpegAvailable()) {
+    exports.Set("jpegHeader", Napi::Function::New(env, JpegHeaderJs));
+    exports.Set("decodeJpegResize", Napi::Function::New(env, DecodeJpegResizeJs));
+  }
+  return exports;
+}
+
+}  // namespace
+}  // namespace mmtrain_image
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return mmtrain_image::Init(env, exports); }
+
+NODE_API_MODULE(mmtrain_image, InitModule)

@@ -1,0 +1,23 @@
+// The small `mmtrain_image` addon (native/image/): Pillow's resize (resample.cc) and, when it was built with libjpeg,
+// JPEG decoding (jpeg.cc). It needs no LibTorch, so the batch thread can load it. Loaded on first use; its inputs are
+// checked by the TypeScript wrappers (resample.ts, jpeg.ts), not here.
+import { createRequire } from 'node:module';
+import { builtAddon } from '../addon-path.js';
+
+export interface ImageAddon {
+  resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array>;
+  /** present when the addon was built with libjpeg's headers */
+  jpegHeader?(src: Uint8Array): { width: number; height: number } | null;
+  decodeJpegResize?(src: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array | null>;
+}
+
+let addon: ImageAddon | undefined;
+
+export function imageAddon(): ImageAddon {
+  if (!addon) {
+    const file = builtAddon('mmtrain_image');
+    if (!file) throw new Error('mmtrain: the image addon build/Release/mmtrain_image.node was not found. Run `npm run build`.');
+    addon = createRequire(import.meta.url)(file) as ImageAddon;
+  }
+  return addon;
+}

@@ -1,0 +1,124 @@
+// The image addon's JPEG path (native/image/jpeg.cc, src/data/jpeg.ts): plain JPEGs decoded by libjpeg give sharp's
+// pixels exactly, in every layout an encoder writes (subsampling, progressive, grey, restart markers, odd sizes);
+// files it must not take (CMYK, EXIF-rotated, with an ICC profile, truncated, not JPEG) are left to sharp, so that
+// their pixels and their errors are sharp's. The PIL parity of the whole pipeline is in data.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp, { type JpegOptions } from 'sharp';
+import { imageConfig } from '../src/index.js';
+import { decodeImage } from '../src/data/image.js';
+import { decodeJpegResize, jpegHeader, libjpegAvailable } from '../src/data/jpeg.js';
+import { FIXTURES } from './helpers.js';
+
+const skip = libjpegAvailable() || process.env.CI ? false : 'this build has no libjpeg (apt-get install libjpeg-dev, then npm run build:native)';
+
+/** A smooth, textured RGB test image (gradients plus a few hard edges), w x h. */
+function scene(w: number, h: number): Buffer {
+  const px = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      px[i] = (x * 255) / w;
+      px[i + 1] = (y * 255) / h;
+      px[i + 2] = (x + y) % 17 < 8 ? 220 : 30;
+    }
+  }
+  return px;
+}
+
+async function encode(w: number, h: number, opts: JpegOptions, grey = false): Promise<Buffer> {
+  let img = sharp(scene(w, h), { raw: { width: w, height: h, channels: 3 } });
+  if (grey) img = img.grayscale();
+  return img.jpeg(opts).toBuffer();
+}
+
+/** sharp's full-size 8-bit RGB decoding of a file (the reference). */
+async function sharpRgb(buf: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
+  const { data, info } = await sharp(buf, { failOn: 'error', autoOrient: true }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
+}
+
+const LAYOUTS: [string, number, number, JpegOptions, boolean?][] = [
+  ['4:2:0, quality 90', 320, 240, { quality: 90, chromaSubsampling: '4:2:0' }],
+  ['4:4:4, quality 100', 97, 61, { quality: 100, chromaSubsampling: '4:4:4' }],
+  ['progressive 4:2:0', 161, 203, { quality: 75, progressive: true }],
+  ['optimised Huffman tables, quality 40', 64, 48, { quality: 40, optimiseCoding: true }],
+  ['greyscale', 75, 33, { quality: 85 }, true],
+  ['odd size 1 x 1', 1, 1, { quality: 90 }],
+  ['odd size 333 x 17', 333, 17, { quality: 60, chromaSubsampling: '4:2:0' }],
+];
+
+for (const [name, w, h, opts, grey] of LAYOUTS) {
+  test(`JPEG path: ${name} (${w} x ${h}) decodes to sharp's pixels exactly`, { skip }, async () => {
+    const buf = await encode(w, h, opts, grey);
+    assert.deepEqual(jpegHeader(buf), { width: w, height: h });
+    // the whole image, not resized: the decoder alone
+    const whole = await decodeJpegResize(buf, { width: w, height: h }, { left: 0, top: 0, width: w, height: h }, w, h, 'bilinear');
+    const ref = await sharpRgb(buf);
+    assert.ok(whole, 'the JPEG path declined a plain JPEG');
+    assert.equal(whole.length, ref.data.length);
+    assert.ok(Buffer.from(whole).equals(ref.data), 'pixels differ from sharp\'s decoding');
+  });
+}
+
+test('JPEG path: decodeImage gives the same pixels as sharp then the resize, for every resize mode and with augmentation', { skip }, async () => {
+  const buf = await encode(320, 240, { quality: 90 });
+  const ref = await sharpRgb(buf);
+  const { resize } = await import('../src/data/resample.js');
+  // exact 224 x 224 bilinear
+  const exact = await decodeImage(buf, 'x.jpg', imageConfig({ size: 224, resize: 'exact' }));
+  assert.ok(Buffer.from(exact.data).equals(Buffer.from(await resize(ref.data, 320, { left: 0, top: 0, width: 320, height: 240 }, 224, 224))));
+  // shorter side to 64 (85 x 64), centre crop 64: columns 10.. (round((85 - 64) / 2) = 10)
+  const short = await decodeImage(buf, 'x.jpg', imageConfig({ size: 64, resample: 'bicubic' }));
+  const r = await resize(ref.data, 320, { left: 0, top: 0, width: 320, height: 240 }, 85, 64, 'bicubic');
+  const crop = Buffer.alloc(64 * 64 * 3);
+  for (let y = 0; y < 64; y++) crop.set(r.subarray((y * 85 + 10) * 3, (y * 85 + 74) * 3), y * 64 * 3);
+  assert.ok(Buffer.from(short.data).equals(crop));
+  // augmented: the same seed gives the same crop whichever decoder runs (the box is drawn from the header's size)
+  const cfg = imageConfig({ size: 48, augment: { randomResizedCrop: { scale: [0.3, 1], ratio: [0.75, 1.33] }, horizontalFlip: 0.5 } });
+  const { mulberry32 } = await import('../src/data/random.js');
+  const a = await decodeImage(buf, 'x.jpg', cfg, mulberry32(7));
+  const b = await decodeImage(buf, 'x.jpg', cfg, mulberry32(7));
+  assert.ok(Buffer.from(a.data).equals(Buffer.from(b.data)));
+});
+
+test('JPEG path: files it must not take are left to sharp (CMYK, EXIF orientation, ICC profile, not a JPEG)', { skip }, async () => {
+  const img = join(FIXTURES, 'images');
+  const bad = join(FIXTURES, 'bad');
+  for (const f of [join(img, 'cmyk-red.jpg'), join(img, 'exif-rot6.jpg'), join(bad, 'exif-rotated.jpg'), join(bad, 'cmyk.jpg'), join(img, 'rgb.png'), join(bad, 'random-bytes.jpg')]) {
+    assert.equal(jpegHeader(readFileSync(f)), null, f);
+  }
+  const withIcc = await sharp(scene(40, 30), { raw: { width: 40, height: 30, channels: 3 } }).withIccProfile('p3').jpeg().toBuffer();
+  assert.equal(jpegHeader(withIcc), null, 'a JPEG with an ICC profile must go to sharp, which converts it to sRGB');
+  // (exif-rot6.jpg above: orientation 6 and no ICC profile, written by PIL)
+  const rotated = await sharp(scene(40, 30), { raw: { width: 40, height: 30, channels: 3 } }).withMetadata({ orientation: 8 }).jpeg().toBuffer();
+  assert.equal(jpegHeader(rotated), null);
+  const upright = await sharp(scene(40, 30), { raw: { width: 40, height: 30, channels: 3 } }).withExif({ IFD0: { Orientation: '1', Make: 'mmtrain' } }).jpeg().toBuffer();
+  assert.equal((await sharp(upright).metadata()).orientation, 1);
+  assert.deepEqual(jpegHeader(upright), { width: 40, height: 30 }, 'EXIF orientation 1 needs no rotation');
+  // the rotated file still decodes, by sharp, to its displayed size
+  const shown = await decodeImage(rotated, 'rotated.jpg', imageConfig({ size: 16, resize: 'exact' }));
+  assert.equal(shown.data.length, 16 * 16 * 3);
+});
+
+test('JPEG path: a truncated or corrupt JPEG is declined and sharp names the problem', { skip }, async () => {
+  const good = await encode(320, 240, { quality: 90 });
+  const cut = good.subarray(0, Math.floor(good.length * 0.6));
+  // the header is whole, so the path takes it; the decoding warns (premature end) and answers null
+  assert.deepEqual(jpegHeader(cut), { width: 320, height: 240 });
+  assert.equal(await decodeJpegResize(cut, { width: 320, height: 240 }, { left: 0, top: 0, width: 320, height: 240 }, 32, 32, 'bilinear'), null);
+  await assert.rejects(decodeImage(Buffer.from(cut), 'cut.jpg', imageConfig({ size: 32 })), /cut\.jpg: image data is truncated or corrupt/);
+  // a header cut short: not taken at all
+  assert.equal(jpegHeader(good.subarray(0, 40)), null);
+  await assert.rejects(decodeImage(good.subarray(0, 40), 'head.jpg', imageConfig({ size: 32 })), /head\.jpg: /);
+  // over the pixel limit: sharp's error, not a decode
+  await assert.rejects(decodeImage(good, 'big.jpg', imageConfig({ size: 32, maxPixels: 1000 })), /big\.jpg: image is over the pixel limit of 1000/);
+});
+
+test('JPEG path: a box outside the image is a RangeError naming it', { skip }, async () => {
+  const buf = await encode(40, 30, { quality: 90 });
+  assert.throws(() => decodeJpegResize(buf, { width: 40, height: 30 }, { left: 10, top: 0, width: 40, height: 30 }, 8, 8, 'bilinear'), /box 10,0 40x30 is outside the 40x30 image/);
+  assert.throws(() => decodeJpegResize(buf, { width: 40, height: 30 }, { left: 0, top: 0, width: 0, height: 30 }, 8, 8, 'bilinear'), /positive integer sizes/);
+});
