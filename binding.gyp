@@ -29,10 +29,10 @@
     },
     {
       "target_name": "mmtrain_image",
-      "sources": ["native/image/addon.cc", "native/image/resample.cc", "native/image/jpeg.cc"],
+      "sources": ["native/image/addon.cc", "native/image/resample.cc", "native/image/jpeg.cc", "native/image/snappy.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node native/jpeg.cjs defines)"],
-      "libraries": ["<!@(node native/jpeg.cjs libs)"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node native/image-libs.cjs defines)"],
+      "libraries": ["<!@(node native/image-libs.cjs libs)"],
       "cflags_cc!": ["-fno-rtti", "-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wno-unused-parameter"]
     }

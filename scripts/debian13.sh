@@ -20,7 +20,7 @@ root=${MMTRAIN_TRIXIE_ROOT:-/var/tmp/mmtrain-trixie}
 mirror=${MMTRAIN_TRIXIE_MIRROR:-http://deb.debian.org/debian}
 what=${1:-all}
 # What a Debian 13 user installs (README's second install line) plus the test suite's browser.
-cpu_packages=(nodejs npm libnode-dev g++ make python3 libtorch-dev libopenblas0-pthread libgloo-dev libjpeg-dev chromium fonts-liberation git ca-certificates)
+cpu_packages=(nodejs npm libnode-dev g++ make python3 libtorch-dev libopenblas0-pthread libgloo-dev libjpeg-dev libsnappy-dev chromium fonts-liberation git ca-certificates)
 cuda_packages=(libtorch-cuda-dev libnccl-dev libgloo-cuda-dev)
 
 say() { printf '\n== debian13: %s\n' "$*"; }

@@ -9,13 +9,18 @@
 // jpegHeader(src: Uint8Array): { width, height } | null        null: a file left to sharp
 // decodeJpegResize(src, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array | null>
 //   decodes, then resizes the box as resize() does; null on any libjpeg error or warning.
+// Built with snappy only:
+// snappyUncompress(src: Uint8Array, outputLength): Uint8Array   synchronous (the stream thread calls it); throws on
+//   invalid data or a length other than outputLength
 #include <napi.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "jpeg.h"
 #include "resample.h"
+#include "snappy.h"
 
 namespace mmtrain_image {
 namespace {
@@ -106,12 +111,26 @@ Napi::Value DecodeJpegResizeJs(const Napi::CallbackInfo& info) {
   return p;
 }
 
+Napi::Value SnappyUncompressJs(const Napi::CallbackInfo& info) {
+  auto src = info[0].As<Napi::Uint8Array>();
+  const double want = info[1].As<Napi::Number>().DoubleValue();
+  size_t declared = 0;
+  if (!SnappyLength(src.Data(), src.ByteLength(), &declared)) throw Napi::Error::New(info.Env(), "invalid snappy data (its length header does not parse)");
+  if (static_cast<double>(declared) != want) {
+    throw Napi::Error::New(info.Env(), "snappy data of " + std::to_string(declared) + " bytes uncompressed, expected " + std::to_string(static_cast<int64_t>(want)));
+  }
+  auto out = Napi::Buffer<uint8_t>::New(info.Env(), declared);
+  if (!SnappyUncompress(src.Data(), src.ByteLength(), out.Data(), declared)) throw Napi::Error::New(info.Env(), "invalid snappy data (corrupt or truncated)");
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New(env, ResizeJs));
   if (JpegAvailable()) {
     exports.Set("jpegHeader", Napi::Function::New(env, JpegHeaderJs));
     exports.Set("decodeJpegResize", Napi::Function::New(env, DecodeJpegResizeJs));
   }
+  if (SnappyAvailable()) exports.Set("snappyUncompress", Napi::Function::New(env, SnappyUncompressJs));
   return exports;
 }
 

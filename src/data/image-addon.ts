@@ -1,5 +1,5 @@
-// The small `mmtrain_image` addon (native/image/): Pillow's resize (resample.cc) and, when it was built with libjpeg,
-// JPEG decoding (jpeg.cc). It needs no LibTorch, so the batch thread can load it. Loaded on first use; its inputs are
+// The small `mmtrain_image` addon (native/image/): Pillow's resize (resample.cc) and, when it was built with them,
+// JPEG decoding with libjpeg (jpeg.cc) and snappy decompression (snappy.cc). It needs no LibTorch, so the batch thread can load it. Loaded on first use; its inputs are
 // checked by the TypeScript wrappers (resample.ts, jpeg.ts), not here.
 import { createRequire } from 'node:module';
 import { builtAddon } from '../addon-path.js';
@@ -9,6 +9,8 @@ export interface ImageAddon {
   /** present when the addon was built with libjpeg's headers */
   jpegHeader?(src: Uint8Array): { width: number; height: number } | null;
   decodeJpegResize?(src: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array | null>;
+  /** present when the addon was built with the snappy library's headers; throws on invalid data */
+  snappyUncompress?(src: Uint8Array, outputLength: number): Uint8Array;
 }
 
 let addon: ImageAddon | undefined;

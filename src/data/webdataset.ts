@@ -75,6 +75,8 @@ function toRecord(file: string, g: Group, f: Fields): RawRecord {
 /**
  * The samples of a shard, in order. `images: false` skips image bytes (counting, label discovery). A shard that
  * ends early or holds a corrupt header ends with one record carrying the problem, naming the last member read.
+ * tar-stream's entries are taken by its event interface (its async iterators cost a promise per chunk and per
+ * entry, a third of the reading); at most QUEUE samples are read ahead of the consumer.
  */
 export async function* readShard(file: string, cols: ColumnNames, opts: { images: boolean }): AsyncGenerator<RawRecord> {
   const f = fieldsOf(cols);
@@ -83,51 +85,103 @@ export async function* readShard(file: string, cols: ColumnNames, opts: { images
   // chunks of 1 MiB: most members arrive whole, in a few reads and allocations
   const input = createReadStream(file, { highWaterMark: 1 << 20 });
   input.on('error', (e) => extract.destroy(e));
-  input.pipe(extract);
-  let group: Group | null = null;
+  const queue: RawRecord[] = [];
+  const state: { group: Group | null; ended: boolean; failure: Error | null } = { group: null, ended: false, failure: null };
   let last = '(none)';
+  let wake: (() => void) | null = null;
+  /** tar-stream's callback for the next entry, held while the queue is full */
+  const pause: { held: (() => void) | null } = { held: null };
+  const signal = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const fail = (e: Error) => {
+    state.failure ??= e;
+    signal();
+  };
+  const proceed = (next: () => void) => {
+    if (queue.length >= QUEUE) pause.held = next;
+    else next();
+  };
+  extract.on('entry', (h, entry, next) => {
+    // a shard cut inside this member fails the entry too
+    entry.on('error', fail);
+    const parts = h.type === 'file' ? splitMemberName(h.name) : null;
+    if (!parts) {
+      entry.on('end', () => proceed(next));
+      entry.resume();
+      return;
+    }
+    last = h.name;
+    const [key, ext] = parts;
+    if (state.group && state.group.key !== key) {
+      queue.push(toRecord(file, state.group, f));
+      state.group = null;
+      signal();
+    }
+    const g: Group = (state.group ??= { key, image: null, sawImage: false, small: new Map() });
+    const isImage = f.images.includes(ext) && !g.image && !g.sawImage;
+    if ((isImage && opts.images) || smallExts.has(ext)) {
+      // copied once, into a buffer of its own (not Node's shared pool): the image is then handed to the decoding
+      // thread by transfer, without another copy
+      const body = Buffer.allocUnsafeSlow(h.size ?? 0);
+      let at = 0;
+      entry.on('data', (d: unknown) => {
+        const c = d as Buffer;
+        if (at + c.length > body.length) {
+          extract.destroy(new Error(`member ${h.name} is longer than its header's ${body.length} bytes`));
+          return;
+        }
+        c.copy(body, at);
+        at += c.length;
+      });
+      entry.on('end', () => {
+        if (at !== body.length) {
+          extract.destroy(new Error(`member ${h.name} ends after ${at} of its ${body.length} bytes`));
+          return;
+        }
+        if (isImage) g.image = { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), ext };
+        else g.small.set(ext, body.toString('utf8'));
+        proceed(next);
+      });
+    } else {
+      if (isImage) g.sawImage = true;
+      entry.on('end', () => proceed(next));
+      entry.resume();
+    }
+  });
+  extract.on('finish', () => {
+    state.ended = true;
+    signal();
+  });
+  extract.on('error', fail);
+  input.pipe(extract);
   try {
-    for await (const entry of extract) {
-      const h = entry.header;
-      const parts = h.type === 'file' ? splitMemberName(h.name) : null;
-      if (!parts) {
-        entry.resume();
+    for (;;) {
+      if (queue.length) {
+        yield queue.shift()!;
+        if (pause.held && queue.length < QUEUE) {
+          const n = pause.held;
+          pause.held = null;
+          n();
+        }
         continue;
       }
-      last = h.name;
-      const [key, ext] = parts;
-      if (group && group.key !== key) {
-        yield toRecord(file, group, f);
-        group = null;
+      if (state.failure) {
+        const msg = state.failure.message;
+        yield { where: `${file}: after member ${last}`, image: null, text: null, label: null, problem: `the shard is truncated or corrupt (${msg})` };
+        return;
       }
-      group ??= { key, image: null, sawImage: false, small: new Map() };
-      const isImage = f.images.includes(ext) && !group.image && !group.sawImage;
-      if ((isImage && opts.images) || smallExts.has(ext)) {
-        // copied once, into a buffer of its own (not Node's shared pool): the image is then handed to the decoding
-        // thread by transfer, without another copy
-        const body = Buffer.allocUnsafeSlow(h.size ?? 0);
-        let at = 0;
-        for await (const c of entry) {
-          const chunk = c as Buffer;
-          if (at + chunk.length > body.length) throw new Error(`member ${h.name} is longer than its header's ${body.length} bytes`);
-          chunk.copy(body, at);
-          at += chunk.length;
-        }
-        if (at !== body.length) throw new Error(`member ${h.name} ends after ${at} of its ${body.length} bytes`);
-        if (isImage) group.image = { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), ext };
-        else group.small.set(ext, body.toString('utf8'));
-      } else {
-        if (isImage) group.sawImage = true;
-        entry.resume();
-      }
+      if (state.ended) break;
+      await new Promise<void>((r) => (wake = r));
     }
-  } catch (e) {
-    input.destroy();
-    const msg = (e as Error).message;
-    yield { where: `${file}: after member ${last}`, image: null, text: null, label: null, problem: `the shard is truncated or corrupt (${msg})` };
-    return;
   } finally {
     input.destroy();
+    extract.destroy();
   }
-  if (group) yield toRecord(file, group, f);
+  if (state.group) yield toRecord(file, state.group, f);
 }
+
+/** Samples read ahead of the consumer, at most. */
+const QUEUE = 16;

@@ -1,7 +1,8 @@
-// The image addon's JPEG path (native/image/jpeg.cc, src/data/jpeg.ts): plain JPEGs decoded by libjpeg give sharp's
-// pixels exactly, in every layout an encoder writes (subsampling, progressive, grey, restart markers, odd sizes);
-// files it must not take (CMYK, EXIF-rotated, with an ICC profile, truncated, not JPEG) are left to sharp, so that
-// their pixels and their errors are sharp's. The PIL parity of the whole pipeline is in data.test.ts.
+// The image addon's optional paths. JPEG (native/image/jpeg.cc, src/data/jpeg.ts): plain JPEGs decoded by libjpeg
+// give sharp's pixels exactly, in every layout an encoder writes (subsampling, progressive, grey, odd sizes); files it
+// must not take (CMYK, EXIF-rotated, with an ICC profile, truncated, not JPEG) are left to sharp, so that their pixels
+// and their errors are sharp's. The PIL parity of the whole pipeline is in data.test.ts. Snappy (snappy.cc): Parquet
+// pages decompress as hysnappy decompresses them; corrupt ones are errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,11 @@ import { imageConfig } from '../src/index.js';
 import { decodeImage } from '../src/data/image.js';
 import { decodeJpegResize, jpegHeader, libjpegAvailable } from '../src/data/jpeg.js';
 import { FIXTURES } from './helpers.js';
+import { imageAddon } from '../src/data/image-addon.js';
+import { snappyUncompressor } from 'hysnappy';
+import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 
+const skipSnappy = imageAddon().snappyUncompress || process.env.CI ? false : 'this build has no snappy (apt-get install libsnappy-dev, then npm run build:native)';
 const skip = libjpegAvailable() || process.env.CI ? false : 'this build has no libjpeg (apt-get install libjpeg-dev, then npm run build:native)';
 
 /** A smooth, textured RGB test image (gradients plus a few hard edges), w x h. */
@@ -121,4 +126,24 @@ test('JPEG path: a box outside the image is a RangeError naming it', { skip }, a
   const buf = await encode(40, 30, { quality: 90 });
   assert.throws(() => decodeJpegResize(buf, { width: 40, height: 30 }, { left: 10, top: 0, width: 40, height: 30 }, 8, 8, 'bilinear'), /box 10,0 40x30 is outside the 40x30 image/);
   assert.throws(() => decodeJpegResize(buf, { width: 40, height: 30 }, { left: 0, top: 0, width: 0, height: 30 }, 8, 8, 'bilinear'), /positive integer sizes/);
+});
+
+test('snappy: the Parquet pages of a pyarrow-written file decompress as hysnappy decompresses them; bad data is an error', { skip: skipSnappy }, async () => {
+  const native = imageAddon().snappyUncompress!;
+  const wasm = snappyUncompressor();
+  const pages: [Uint8Array, number][] = [];
+  // a file written by pyarrow with snappy (gen_writers.py): every page the reader asks to decompress
+  const file = await asyncBufferFromFile(join(FIXTURES, 'streams', 'pa-binary-dict-snappy.parquet'));
+  await parquetReadObjects({ file, compressors: { SNAPPY: (input: Uint8Array, n: number) => (pages.push([input.slice(), n]), wasm(input, n)) } });
+  assert.ok(pages.length >= 3, `${pages.length} snappy pages`);
+  for (const [input, n] of pages) {
+    const out = native(input, n);
+    assert.equal(out.byteOffset, 0);
+    assert.equal(out.byteLength, out.buffer.byteLength, 'a buffer of its own (transferable)');
+    assert.ok(Buffer.from(out).equals(Buffer.from(wasm(input, n))));
+  }
+  const [big, n] = pages.reduce((a, b) => (b[1] > a[1] ? b : a));
+  assert.throws(() => native(big, n + 1), /snappy data of \d+ bytes uncompressed, expected \d+/);
+  assert.throws(() => native(big.subarray(0, Math.floor(big.length / 2)), n), /invalid snappy data/);
+  assert.throws(() => native(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 4), /invalid snappy data/);
 });
