@@ -49,10 +49,10 @@ export async function decodeThroughput(dir: string, tokenizerPath: string, round
 }
 
 /**
- * The most any sharp-based pipeline can deliver on these files: every file already in memory, 4 images in flight
- * (measured best here), no normalisation and no batching. `resize` true: the loader's own decodeImage
- * (sharp decode, sRGB, Pillow's bilinear resize to 224x224, raw 8-bit RGB); false: sharp's JPEG decode alone. Ratios of
- * these to PIL bound what mmtrain's loader can reach while sharp is its decoder (docs/performance.md).
+ * Decoding alone, every file already in memory, 4 images in flight (measured best here), no normalisation and no
+ * batching: the ceiling of the loader on these files. `resize` true: the loader's own decodeImage (plain JPEGs: libjpeg
+ * in the image addon, then Pillow's bilinear resize to 224x224, raw 8-bit RGB); false: sharp's JPEG decode alone, what
+ * every image cost before the addon decoded JPEGs (docs/performance.md).
  */
 export async function sharpCeiling(dir: string, resize: boolean, rounds = 2): Promise<{ images_per_s: number; n: number }> {
   const samples = readManifest(join(dir, 'train.jsonl'), { checkFiles: false }).samples;

@@ -126,7 +126,7 @@ def decode(manifest):
     return {"case": "decode", "images_per_s": best, "n": len(files)}
 
 
-def decode_tar(pattern, workers):
+def decode_tar(pattern, workers, rounds=5):
     """A WebDataset-style pipeline as a user writes it with PyTorch alone: an IterableDataset over tar shards (Python's
     tarfile, samples grouped by key), PIL decode + convert('RGB'), torchvision Resize((224, 224)) / ToTensor /
     Normalize, the text kept beside; a DataLoader with `workers` worker processes, the shards split between them,
@@ -160,13 +160,13 @@ def decode_tar(pattern, workers):
 
     loader = torch.utils.data.DataLoader(Shards(), batch_size=32, num_workers=workers, persistent_workers=workers > 0)
     best = 0
-    for _ in range(2):
+    for _ in range(rounds):
         t0 = time.perf_counter()
         n = 0
         for x, _t in loader:
             n += x.shape[0]
         best = max(best, n / (time.perf_counter() - t0))
-    return {"case": "decode_tar", "samples_per_s": best, "n": n, "workers": workers}
+    return {"case": "decode_tar", "samples_per_s": best, "n": n, "workers": workers, "rounds": rounds}
 
 
 def matmul_rate(dtype, n=1024, reps=20):
@@ -197,6 +197,7 @@ def main():
     p.add_argument("--manifest")
     p.add_argument("--shards")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--dtype", default="float32")
     a = p.parse_args()
@@ -208,7 +209,7 @@ def main():
     elif a.case == "decode":
         r = decode(a.manifest)
     elif a.case == "decode_tar":
-        r = decode_tar(a.shards, a.workers)
+        r = decode_tar(a.shards, a.workers, a.rounds)
     elif a.case == "matmul":
         r = matmul_rate(a.dtype)
     elif a.case == "fusion":
