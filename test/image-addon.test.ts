@@ -108,6 +108,41 @@ test('JPEG path: files it must not take are left to sharp (CMYK, EXIF orientatio
   assert.equal(shown.data.length, 16 * 16 * 3);
 });
 
+/** `jpeg` with an APP1 EXIF segment holding `tiff` (a TIFF header and IFD0) inserted after its SOI marker. */
+function withExifSegment(jpeg: Buffer, tiff: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff]);
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(body.length + 2);
+  return Buffer.concat([jpeg.subarray(0, 2), Buffer.from([0xff, 0xe1]), len, body, jpeg.subarray(2)]);
+}
+
+test('JPEG path: EXIF orientation is read from big- and little-endian IFDs; offsets past the segment are ignored safely', { skip }, async () => {
+  const plain = await encode(40, 30, { quality: 90 });
+  const ifd = (little: boolean, orientation: number, offset = 8) => {
+    const b = Buffer.alloc(8 + 2 + 12 + 4);
+    b.write(little ? 'II' : 'MM', 0, 'latin1');
+    const u16 = (v: number, at: number) => (little ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at));
+    const u32 = (v: number, at: number) => (little ? b.writeUInt32LE(v, at) : b.writeUInt32BE(v, at));
+    u16(42, 2);
+    u32(offset, 4);
+    u16(1, 8); // one entry
+    u16(0x0112, 10); // Orientation, SHORT, count 1, value
+    u16(3, 12);
+    u32(1, 14);
+    u16(orientation, 18);
+    return b;
+  };
+  assert.equal(jpegHeader(withExifSegment(plain, ifd(true, 6))), null, 'little-endian orientation 6: left to sharp');
+  assert.equal(jpegHeader(withExifSegment(plain, ifd(false, 3))), null, 'big-endian orientation 3: left to sharp');
+  assert.deepEqual(jpegHeader(withExifSegment(plain, ifd(false, 1))), { width: 40, height: 30 });
+  for (const offset of [0xfffffffe, 0xffffffff, 0x7fffffff, 30]) {
+    assert.deepEqual(jpegHeader(withExifSegment(plain, ifd(true, 6, offset))), { width: 40, height: 30 }, `IFD offset ${offset}: unreadable, taken as upright`);
+  }
+  // and sharp agrees that the rotated one is rotated: decodeImage gives the rotated size's pixels
+  const shown = await decodeImage(withExifSegment(plain, ifd(true, 6)), 'rot.jpg', imageConfig({ size: 8, resize: 'exact' }));
+  assert.equal(shown.data.length, 8 * 8 * 3);
+});
+
 test('JPEG path: a truncated or corrupt JPEG is declined and sharp names the problem', { skip }, async () => {
   const good = await encode(320, 240, { quality: 90 });
   const cut = good.subarray(0, Math.floor(good.length * 0.6));

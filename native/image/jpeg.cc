@@ -56,7 +56,7 @@ int ExifOrientation(const jpeg_saved_marker_ptr m) {
   const size_t n = m->data_length - 6;
   const bool little = t[0] == 'I' && t[1] == 'I';
   if (!little && !(t[0] == 'M' && t[1] == 'M')) return 1;
-  const uint32_t ifd = Read(t + 4, 4, little);
+  const size_t ifd = Read(t + 4, 4, little);  // size_t: an offset near 2^32 must not wrap past the checks
   if (ifd + 2 > n) return 1;
   const uint32_t count = Read(t + ifd, 2, little);
   for (uint32_t i = 0; i < count; i++) {
