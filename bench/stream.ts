@@ -7,8 +7,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataLoader, TextTokenizer, convertDataset, disposeBatch, imageConfig, openDataset, readManifest } from '../src/index.js';
 
-/** Epochs timed per format, the best one kept (the machine is shared: single epochs of a few hundred images vary). */
-export const STREAM_ROUNDS = 5;
+/**
+ * Epochs per format: STREAM_CYCLES turns over the formats, STREAM_BLOCK epochs of each in a row, so that a slow spell
+ * of the machine (it is shared) falls on every format alike. The figure is the median epoch, the first epoch of each
+ * loader left out (the stream thread and the JIT warming up): single epochs of a few hundred images vary by 10-20%
+ * here, and the best of a few was as much luck as speed. PyTorch's side takes the median of as many epochs.
+ */
+export const STREAM_CYCLES = 4;
+export const STREAM_BLOCK = 3;
+export const STREAM_ROUNDS = STREAM_CYCLES * STREAM_BLOCK;
 
 export interface StreamSets {
   manifest: string;
@@ -30,21 +37,53 @@ export async function ensureStreamSets(dir: string, shardSize: number): Promise<
   return { manifest, parquet, webdataset };
 }
 
-/** Best of `rounds` epochs (PyTorch's side takes the best of as many): samples/s the loader hands to the model from one format. */
-export async function streamThroughput(path: string, tokenizerPath: string, rounds = STREAM_ROUNDS): Promise<{ samples_per_s: number; n: number }> {
-  const d = await openDataset('data.train', path);
-  const source = 'samples' in d ? d.samples : d;
-  const loader = new DataLoader(source, TextTokenizer.fromFile(tokenizerPath), imageConfig({ size: 224, resize: 'exact' }), { batchSize: 32, shuffle: true, seed: 1 });
-  let best = 0;
-  let n = 0;
-  for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
-    n = 0;
-    for await (const b of loader.epoch(r)) {
-      n += b.indices.length;
-      disposeBatch(b);
-    }
-    best = Math.max(best, n / ((performance.now() - t0) / 1000));
+/** The median of some numbers. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface StreamRate {
+  /** the median epoch (the first left out) */
+  samples_per_s: number;
+  best: number;
+  /** samples an epoch */
+  n: number;
+  epochs: number;
+}
+
+/**
+ * Samples/s the loader hands to the model from each data set: one loader per data set, kept for the whole run (as in
+ * training: a streamed set reads its next epoch ahead), the data sets taken in turn.
+ */
+export async function streamThroughputs<K extends string>(paths: Record<K, string>, tokenizerPath: string, cycles = STREAM_CYCLES, block = STREAM_BLOCK): Promise<Record<K, StreamRate>> {
+  const tok = TextTokenizer.fromFile(tokenizerPath);
+  const names = Object.keys(paths) as K[];
+  const loaders = new Map<K, DataLoader>();
+  for (const k of names) {
+    const d = await openDataset('data.train', paths[k]);
+    loaders.set(k, new DataLoader('samples' in d ? d.samples : d, tok, imageConfig({ size: 224, resize: 'exact' }), { batchSize: 32, shuffle: true, seed: 1 }));
   }
-  return { samples_per_s: best, n };
+  const rates = new Map<K, number[]>(names.map((k) => [k, []]));
+  const sizes = new Map<K, number>();
+  for (let c = 0; c < cycles; c++) {
+    for (const k of names) {
+      for (let e = 0; e < block; e++) {
+        const r = rates.get(k)!;
+        const t0 = performance.now();
+        let n = 0;
+        for await (const b of loaders.get(k)!.epoch(c * block + e)) {
+          n += b.indices.length;
+          disposeBatch(b);
+        }
+        r.push(n / ((performance.now() - t0) / 1000));
+        sizes.set(k, n);
+      }
+    }
+  }
+  return Object.fromEntries(names.map((k) => {
+    const timed = rates.get(k)!.slice(1);
+    return [k, { samples_per_s: median(timed), best: Math.max(...timed), n: sizes.get(k)!, epochs: timed.length }];
+  })) as Record<K, StreamRate>;
 }

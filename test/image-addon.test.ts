@@ -2,7 +2,8 @@
 // give sharp's pixels exactly, in every layout an encoder writes (subsampling, progressive, grey, odd sizes); files it
 // must not take (CMYK, EXIF-rotated, with an ICC profile, truncated, not JPEG) are left to sharp, so that their pixels
 // and their errors are sharp's. The PIL parity of the whole pipeline is in data.test.ts. Snappy (snappy.cc): Parquet
-// pages decompress as hysnappy decompresses them; corrupt ones are errors.
+// pages decompress as hysnappy decompresses them; corrupt ones are errors. Resize (resample.cc): its SIMD passes give
+// the bytes of Pillow's scalar loops (kept as resizeReference), on random images, boxes and sizes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -181,4 +182,25 @@ test('snappy: the Parquet pages of a pyarrow-written file decompress as hysnappy
   assert.throws(() => native(big, n + 1), /snappy data of \d+ bytes uncompressed, expected \d+/);
   assert.throws(() => native(big.subarray(0, Math.floor(big.length / 2)), n), /invalid snappy data/);
   assert.throws(() => native(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 4), /invalid snappy data/);
+});
+
+test('resize: the SIMD passes equal Pillow\'s scalar loops byte for byte (random boxes and sizes, big down- and upscales, both filters)', { skip: imageAddon().resizeSimd || process.env.CI ? false : 'this build has no SIMD resize (not x86-64)' }, async () => {
+  const addon = imageAddon();
+  let seed = 7;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const cases: number[][] = [[1000, 700, 0, 0, 1000, 700, 7, 5], [1000, 3, 0, 0, 1000, 3, 1, 1], [3, 1000, 0, 0, 3, 1000, 2, 9], [2, 2, 0, 0, 2, 2, 300, 300], [640, 480, 80, 0, 480, 480, 224, 224], [224, 225, 0, 0, 224, 225, 224, 224]];
+  for (let t = 0; t < 120; t++) {
+    const W = 1 + Math.floor(rnd() * 300), H = 1 + Math.floor(rnd() * 200);
+    const left = Math.floor((rnd() * W) / 3), top = Math.floor((rnd() * H) / 3);
+    cases.push([W, H, left, top, 1 + Math.floor(rnd() * (W - left - 1)), 1 + Math.floor(rnd() * (H - top - 1)), 1 + Math.floor(rnd() * 260), 1 + Math.floor(rnd() * 100)]);
+  }
+  for (const [W, H, left, top, w, h, ow, oh] of cases as [number, number, number, number, number, number, number, number][]) {
+    // noise with saturated pixels: the sums reach both ends of the 8-bit range, where the clipping is
+    const src = Uint8Array.from({ length: W * H * 3 }, () => (rnd() < 0.3 ? (rnd() < 0.5 ? 0 : 255) : Math.floor(rnd() * 256)));
+    for (const filter of [0, 1]) {
+      const fast = await addon.resize(src, W, left, top, w, h, ow, oh, filter);
+      const ref = addon.resizeReference(src, W, left, top, w, h, ow, oh, filter);
+      assert.ok(Buffer.from(fast).equals(Buffer.from(ref)), `${W}x${H} box (${left}, ${top}, ${w}, ${h}) to ${ow}x${oh}, filter ${filter}`);
+    }
+  }
 });

@@ -13,6 +13,7 @@ import {
   DataLoader, TextTokenizer, bundledTokenizer, convertDataset, epochStream, expandDataPaths, generateSynthetic, imageConfig, openDataset, readManifest,
   tidy, type StreamSet,
 } from '../src/index.js';
+import { EncodingCache } from '../src/data/encoding-cache.js';
 import { distributedAvailable } from '../src/train/distributed.js';
 import { FIXTURES, ROOT, tinyModel } from './helpers.js';
 
@@ -97,16 +98,38 @@ test('convert: a manifest to Parquet and to WebDataset shards and back; batches 
   assert.throws(() => execFileSync(process.execPath, [CLI, 'convert', parquet, '--to', 'webdataset', '--out', join(dir, 'again')], { stdio: 'pipe', encoding: 'utf8' }), /train-000000\.tar exists; convert into an empty folder or choose another --prefix \(nothing was written\)/);
   // the loader's batches (unshuffled, one reader) equal the manifest loader's: tokens, pixels, labels
   const ref = new DataLoader(m.samples, tok, img16, { batchSize: 8, shuffle: false });
+  const a: number[][] = [];
+  for await (const b of ref.epoch(0)) tidy(() => a.push([...b.inputIds.toNumbers(), ...b.pixelValues.toNumbers(), ...b.labels.toNumbers(), ...b.indices]));
   for (const p of [parquet, tar]) {
     const d = (await openDataset('data.train', p)) as StreamSet;
-    const dl = new DataLoader(d, tok, img16, { batchSize: 8, shuffle: false, readers: 1 });
-    assert.equal(dl.length, ref.length);
-    const a: number[][] = [];
-    for await (const b of ref.epoch(0)) tidy(() => a.push([...b.inputIds.toNumbers(), ...b.pixelValues.toNumbers(), ...b.labels.toNumbers(), ...b.indices]));
-    let i = 0;
-    for await (const b of dl.epoch(0)) tidy(() => assert.deepEqual([...b.inputIds.toNumbers(), ...b.pixelValues.toNumbers(), ...b.labels.toNumbers(), ...b.indices], a[i++], `${p}: batch ${i}`));
-    assert.equal(i, a.length);
+    // texts tokenized on the stream thread or on this one, the second epoch's tokens kept from the first
+    for (const decodeThread of [true, false]) {
+      const dl = new DataLoader(d, tok, img16, { batchSize: 8, shuffle: false, readers: 1, decodeThread });
+      assert.equal(dl.length, ref.length);
+      for (const epoch of [0, 1]) {
+        let i = 0;
+        for await (const b of dl.epoch(epoch)) tidy(() => assert.deepEqual([...b.inputIds.toNumbers(), ...b.pixelValues.toNumbers(), ...b.labels.toNumbers(), ...b.indices], a[i++], `${p}: decodeThread ${decodeThread}, epoch ${epoch}, batch ${i}`));
+        assert.equal(i, a.length);
+      }
+    }
   }
+});
+
+test('streamed texts\' tokens: kept by sample between epochs, made again when the text differs, none kept past the budget', () => {
+  const cache = new EncodingCache(tok, 16, 12);
+  const first = cache.encode(3, 'a red circle');
+  assert.deepEqual(first, tok.encode('a red circle', 16));
+  assert.equal(cache.encode(3, 'a red circle'), first, 'the same sample and text: the kept encoding');
+  const other = cache.encode(3, 'a blue square on green');
+  assert.deepEqual(other, tok.encode('a blue square on green', 16), 'sample 3 with another text (the file changed): tokenized again');
+  assert.equal(cache.encode(3, 'a red circle'), first, 'the kept entry is not replaced');
+  assert.equal(cache.size, 1);
+  const long = 'one two three four five six seven eight nine ten eleven twelve '.repeat(2);
+  const enc = cache.encode(4, long);
+  assert.equal(enc.ids.length, 16, 'truncated to maxLength');
+  assert.notEqual(cache.encode(4, long), enc, 'past the budget (12 tokens): not kept, tokenized each time');
+  assert.deepEqual(cache.encode(4, long), enc);
+  assert.equal(cache.size, 1);
 });
 
 test('the epoch order: over 1-3 ranks and 1-3 reading slots every sample is read once, ranks step together, the order is seeded and replays from any batch', async () => {

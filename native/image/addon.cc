@@ -5,6 +5,8 @@
 // resize(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array>
 //   resizes the box (left, top, width, height) of a row-major RGB image, as Pillow's
 //   img.crop(box).resize((outWidth, outHeight), Image.BILINEAR) (filter 0) or Image.BICUBIC (filter 1).
+// resizeReference(same arguments): Uint8Array   synchronous, Pillow's scalar loops: what the SIMD passes (resizeSimd
+//   true) must equal byte for byte, for tests
 // Built with libjpeg only:
 // jpegHeader(src: Uint8Array): { width, height } | null        null: a file left to sharp
 // decodeJpegResize(src, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array | null>
@@ -55,6 +57,14 @@ Napi::Value ResizeJs(const Napi::CallbackInfo& info) {
   auto p = w->Promise();
   w->Queue();
   return p;
+}
+
+Napi::Value ResizeReferenceJs(const Napi::CallbackInfo& info) {
+  int a[8];
+  for (int i = 0; i < 8; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
+  auto out = Napi::Buffer<uint8_t>::New(info.Env(), static_cast<size_t>(a[5]) * a[6] * 3);
+  Resize(info[0].As<Napi::Uint8Array>().Data(), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], out.Data(), true);
+  return out;
 }
 
 class DecodeResizeWorker : public Napi::AsyncWorker {
@@ -126,6 +136,8 @@ Napi::Value SnappyUncompressJs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New(env, ResizeJs));
+  exports.Set("resizeReference", Napi::Function::New(env, ResizeReferenceJs));
+  exports.Set("resizeSimd", Napi::Boolean::New(env, ResizeSimd()));
   if (JpegAvailable()) {
     exports.Set("jpegHeader", Napi::Function::New(env, JpegHeaderJs));
     exports.Set("decodeJpegResize", Napi::Function::New(env, DecodeJpegResizeJs));

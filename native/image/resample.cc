@@ -2,7 +2,10 @@
 // Keys' cubic with a = -0.5, widened by the scale factor, coefficients normalised and rounded to 22-bit fixed point,
 // a horizontal pass then a vertical pass, each rounded to 8 bits). Written here because no maintained library
 // reproduces Pillow's pixels: libvips (sharp) pre-shrinks with a box filter and differed by up to 17 grey levels on
-// striped or text images. Plain C++ (no N-API): addon.cc runs it in libuv's thread pool.
+// striped or text images. On x86-64 both passes run with SSE2 (16-bit multiply-adds on split weights, below), which
+// give the scalar loops' bytes exactly (tested on random images against resizeReference) in ~0.55x their time (a
+// 320 px image to 224: 0.64 -> 0.41 ms; 640x480: 1.2 -> 0.69 ms). Plain C++ (no N-API): addon.cc runs it in libuv's
+// thread pool.
 #include "resample.h"
 
 #include <algorithm>
@@ -10,6 +13,9 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mmtrain_image {
 namespace {
@@ -79,55 +85,188 @@ inline uint8_t Clip8(int32_t v) {
   return static_cast<uint8_t>(s < 0 ? 0 : s > 255 ? 255 : s);
 }
 
-}  // namespace
-
-void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, int filter, uint8_t* out) {
-  const Filter& f = kFilters[filter];
-  std::vector<uint8_t> mid;
-  const uint8_t* m;
-  if (outWidth == width) {
-    mid.resize(static_cast<size_t>(width) * height * 3);
-    for (int y = 0; y < height; y++) std::memcpy(&mid[static_cast<size_t>(y) * width * 3], src + (static_cast<size_t>(top + y) * srcWidth + left) * 3, static_cast<size_t>(width) * 3);
-  } else {
-    const Coefficients h = Compute(width, outWidth, f);
-    mid.resize(static_cast<size_t>(outWidth) * height * 3);
-    for (int y = 0; y < height; y++) {
-      const uint8_t* row = src + (static_cast<size_t>(top + y) * srcWidth + left) * 3;
-      uint8_t* o = &mid[static_cast<size_t>(y) * outWidth * 3];
-      for (int xx = 0; xx < outWidth; xx++, o += 3) {
-        const int32_t* w = &h.weights[static_cast<size_t>(xx) * h.ksize];
-        const uint8_t* p = row + h.start[xx] * 3;
-        int32_t r = kRound, g = kRound, b = kRound;
-        for (int x = 0; x < h.count[xx]; x++, p += 3) {
-          r += p[0] * w[x];
-          g += p[1] * w[x];
-          b += p[2] * w[x];
-        }
-        o[0] = Clip8(r);
-        o[1] = Clip8(g);
-        o[2] = Clip8(b);
+// The horizontal pass as Pillow writes it: one output pixel at a time, its taps in turn, three sums (R, G, B).
+void HorizontalReference(const uint8_t* src, int srcWidth, int left, int top, int height, int outWidth, const Coefficients& h, uint8_t* mid) {
+  for (int y = 0; y < height; y++) {
+    const uint8_t* row = src + (static_cast<size_t>(top + y) * srcWidth + left) * 3;
+    uint8_t* o = mid + static_cast<size_t>(y) * outWidth * 3;
+    for (int xx = 0; xx < outWidth; xx++, o += 3) {
+      const int32_t* w = &h.weights[static_cast<size_t>(xx) * h.ksize];
+      const uint8_t* p = row + h.start[xx] * 3;
+      int32_t r = kRound, g = kRound, b = kRound;
+      for (int x = 0; x < h.count[xx]; x++, p += 3) {
+        r += p[0] * w[x];
+        g += p[1] * w[x];
+        b += p[2] * w[x];
       }
+      o[0] = Clip8(r);
+      o[1] = Clip8(g);
+      o[2] = Clip8(b);
     }
   }
-  m = mid.data();
-  const size_t stride = static_cast<size_t>(outWidth) * 3;
-  if (outHeight == height) {
-    std::memcpy(out, m, stride * outHeight);
-    return;
-  }
-  const Coefficients v = Compute(height, outHeight, f);
+}
+
+// The vertical pass: each output row the weighted sum of its input rows, every byte of a row alike.
+void VerticalReference(const uint8_t* mid, size_t stride, int outHeight, const Coefficients& v, uint8_t* out) {
   std::vector<int32_t> acc(stride);
   for (int yy = 0; yy < outHeight; yy++) {
     std::fill(acc.begin(), acc.end(), kRound);
     const int32_t* w = &v.weights[static_cast<size_t>(yy) * v.ksize];
     for (int y = 0; y < v.count[yy]; y++) {
-      const uint8_t* row = m + static_cast<size_t>(v.start[yy] + y) * stride;
+      const uint8_t* row = mid + static_cast<size_t>(v.start[yy] + y) * stride;
       const int32_t wy = w[y];
       for (size_t c = 0; c < stride; c++) acc[c] += row[c] * wy;
     }
     uint8_t* o = out + yy * stride;
     for (size_t c = 0; c < stride; c++) o[c] = Clip8(acc[c]);
   }
+}
+
+#if defined(__SSE2__)
+// The same sums with SSE2 (every x86-64 CPU has it), bit for bit: pmaddwd multiplies 16-bit pairs, so each 22-bit
+// weight is split as w = hi * 2^15 + lo (lo in [0, 2^15), hi in [-64, 128]) and the sum taken as
+// (sum p * hi) * 2^15 + sum p * lo in 32-bit lanes. The lanes wrap where a partial sum would overflow, but the whole
+// sum fits in 32 bits (Pillow's own accumulator), and wrapping addition is exact modulo 2^32: the result is Pillow's.
+
+// Each output's taps in pairs (a zero weight past its count), each pair's weights split into 16-bit halves and laid
+// out for pmaddwd against `lanes` pairs of samples, [R0 R1 G0 G1 B0 B1 . .] (3) or a byte of two rows 4 times (4):
+// lo = [lo0 lo1] x lanes, hi = [hi0 hi1] x lanes, zeros after.
+struct PairWeights {
+  int pairs = 0;
+  std::vector<int16_t> lo, hi;  // [(output * pairs + pair) * 8 + lane]
+};
+
+PairWeights Pairs(const Coefficients& c, int outSize, int lanes) {
+  PairWeights s;
+  s.pairs = (c.ksize + 1) / 2;
+  s.lo.assign(static_cast<size_t>(outSize) * s.pairs * 8, 0);
+  s.hi.assign(static_cast<size_t>(outSize) * s.pairs * 8, 0);
+  for (int o = 0; o < outSize; o++) {
+    const int32_t* w = &c.weights[static_cast<size_t>(o) * c.ksize];
+    for (int k = 0; k < s.pairs; k++) {
+      const int32_t w0 = 2 * k < c.count[o] ? w[2 * k] : 0;
+      const int32_t w1 = 2 * k + 1 < c.count[o] ? w[2 * k + 1] : 0;
+      const auto lo = [](int32_t v) { return static_cast<int16_t>(v & 0x7fff); };
+      const auto hi = [](int32_t v) { return static_cast<int16_t>(v >> 15); };
+      int16_t* l = &s.lo[(static_cast<size_t>(o) * s.pairs + k) * 8];
+      int16_t* h = &s.hi[(static_cast<size_t>(o) * s.pairs + k) * 8];
+      for (int c = 0; c < lanes; c++) {
+        l[2 * c] = lo(w0), l[2 * c + 1] = lo(w1);
+        h[2 * c] = hi(w0), h[2 * c + 1] = hi(w1);
+      }
+    }
+  }
+  return s;
+}
+
+void HorizontalSse2(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, const Coefficients& h, uint8_t* mid) {
+  const PairWeights s = Pairs(h, outWidth, 3);
+  // a row with room after it: a pair of taps reads 8 bytes from its first pixel (2 pixels and 2 bytes more), the
+  // last output's pixel is stored as 4 bytes
+  std::vector<uint8_t> row(static_cast<size_t>(width) * 3 + 2 * s.pairs * 3 + 16, 0);
+  std::vector<uint8_t> line(static_cast<size_t>(outWidth) * 3 + 4);
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i round = _mm_set1_epi32(kRound);
+  for (int y = 0; y < height; y++) {
+    std::memcpy(row.data(), src + (static_cast<size_t>(top + y) * srcWidth + left) * 3, static_cast<size_t>(width) * 3);
+    for (int xx = 0; xx < outWidth; xx++) {
+      const uint8_t* p = row.data() + h.start[xx] * 3;
+      const int16_t* wl = &s.lo[static_cast<size_t>(xx) * s.pairs * 8];
+      const int16_t* wh = &s.hi[static_cast<size_t>(xx) * s.pairs * 8];
+      __m128i accLo = zero, accHi = zero;
+      for (int k = 0; k < s.pairs; k++, p += 6, wl += 8, wh += 8) {
+        const __m128i a = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), zero);  // R0 G0 B0 R1 G1 B1 R2 G2
+        const __m128i x = _mm_unpacklo_epi16(a, _mm_srli_si128(a, 6));                                     // R0 R1 G0 G1 B0 B1 R1 R2
+        accLo = _mm_add_epi32(accLo, _mm_madd_epi16(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wl))));
+        accHi = _mm_add_epi32(accHi, _mm_madd_epi16(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wh))));
+      }
+      __m128i sum = _mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(accHi, 15), accLo), round);  // R G B .
+      sum = _mm_srai_epi32(sum, kPrecisionBits);
+      sum = _mm_packs_epi32(sum, sum);
+      const int32_t px = _mm_cvtsi128_si32(_mm_packus_epi16(sum, sum));
+      std::memcpy(&line[static_cast<size_t>(xx) * 3], &px, 4);
+    }
+    std::memcpy(mid + static_cast<size_t>(y) * outWidth * 3, line.data(), static_cast<size_t>(outWidth) * 3);
+  }
+}
+
+// Output row by output row, 8 bytes at a time, two input rows at once: [r0 r1] byte pairs against [w0 w1] pairs.
+void VerticalSse2(const uint8_t* mid, size_t stride, int outHeight, const Coefficients& v, uint8_t* out) {
+  const PairWeights s = Pairs(v, outHeight, 4);
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i round = _mm_set1_epi32(kRound);
+  const size_t whole = stride / 8 * 8;
+  std::vector<const uint8_t*> rows(static_cast<size_t>(s.pairs) * 2);
+  for (int yy = 0; yy < outHeight; yy++) {
+    // a pair's second row past the count has weight 0: any row inside the image will do
+    for (int k = 0; k < 2 * s.pairs; k++) rows[k] = mid + static_cast<size_t>(v.start[yy] + (k < v.count[yy] ? k : 0)) * stride;
+    const int16_t* wl0 = &s.lo[static_cast<size_t>(yy) * s.pairs * 8];
+    const int16_t* wh0 = &s.hi[static_cast<size_t>(yy) * s.pairs * 8];
+    uint8_t* o = out + yy * stride;
+    for (size_t c = 0; c < whole; c += 8) {
+      __m128i lo0 = zero, lo1 = zero, hi0 = zero, hi1 = zero;
+      for (int k = 0; k < s.pairs; k++) {
+        const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[2 * k] + c));
+        const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[2 * k + 1] + c));
+        const __m128i ab = _mm_unpacklo_epi8(a, b);  // a0 b0 a1 b1 ... a7 b7
+        const __m128i x0 = _mm_unpacklo_epi8(ab, zero), x1 = _mm_unpackhi_epi8(ab, zero);
+        const __m128i wl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wl0 + 8 * k));
+        const __m128i wh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wh0 + 8 * k));
+        lo0 = _mm_add_epi32(lo0, _mm_madd_epi16(x0, wl));
+        lo1 = _mm_add_epi32(lo1, _mm_madd_epi16(x1, wl));
+        hi0 = _mm_add_epi32(hi0, _mm_madd_epi16(x0, wh));
+        hi1 = _mm_add_epi32(hi1, _mm_madd_epi16(x1, wh));
+      }
+      const __m128i s0 = _mm_srai_epi32(_mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(hi0, 15), lo0), round), kPrecisionBits);
+      const __m128i s1 = _mm_srai_epi32(_mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(hi1, 15), lo1), round), kPrecisionBits);
+      const __m128i w16 = _mm_packs_epi32(s0, s1);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packus_epi16(w16, w16));
+    }
+    const int32_t* w = &v.weights[static_cast<size_t>(yy) * v.ksize];
+    for (size_t c = whole; c < stride; c++) {
+      int32_t acc = kRound;
+      for (int y = 0; y < v.count[yy]; y++) acc += mid[static_cast<size_t>(v.start[yy] + y) * stride + c] * w[y];
+      o[c] = Clip8(acc);
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, int filter, uint8_t* out, bool reference) {
+  const Filter& f = kFilters[filter];
+  std::vector<uint8_t> mid;
+  if (outWidth == width) {
+    mid.resize(static_cast<size_t>(width) * height * 3);
+    for (int y = 0; y < height; y++) std::memcpy(&mid[static_cast<size_t>(y) * width * 3], src + (static_cast<size_t>(top + y) * srcWidth + left) * 3, static_cast<size_t>(width) * 3);
+  } else {
+    const Coefficients h = Compute(width, outWidth, f);
+    mid.resize(static_cast<size_t>(outWidth) * height * 3);
+#if defined(__SSE2__)
+    if (!reference) HorizontalSse2(src, srcWidth, left, top, width, height, outWidth, h, mid.data());
+    else
+#endif
+      HorizontalReference(src, srcWidth, left, top, height, outWidth, h, mid.data());
+  }
+  const size_t stride = static_cast<size_t>(outWidth) * 3;
+  if (outHeight == height) {
+    std::memcpy(out, mid.data(), stride * outHeight);
+    return;
+  }
+  const Coefficients v = Compute(height, outHeight, f);
+#if defined(__SSE2__)
+  if (!reference) return VerticalSse2(mid.data(), stride, outHeight, v, out);
+#endif
+  VerticalReference(mid.data(), stride, outHeight, v, out);
+}
+
+bool ResizeSimd() {
+#if defined(__SSE2__)
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace mmtrain_image

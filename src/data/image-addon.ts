@@ -6,6 +6,10 @@ import { builtAddon } from '../addon-path.js';
 
 export interface ImageAddon {
   resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array>;
+  /** the same resize with Pillow's scalar loops, synchronously: what resize's SIMD passes must equal (tests) */
+  resizeReference(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Uint8Array;
+  /** whether resize has SIMD passes in this build (x86-64: SSE2) */
+  resizeSimd: boolean;
   /** present when the addon was built with libjpeg's headers */
   jpegHeader?(src: Uint8Array): { width: number; height: number } | null;
   decodeJpegResize?(src: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array | null>;

@@ -11,6 +11,7 @@ import type { Problem, Sample } from './manifest.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
 import { type StreamSet, epochStream, localBatchSize, streamBatches } from './stream.js';
 import { StreamThread } from './stream-thread.js';
+import { EncodingCache } from './encoding-cache.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
 
 export interface LoaderOptions {
@@ -117,6 +118,8 @@ export class DataLoader {
   cursor: Cursor = { epoch: 0, position: 0 };
   /** streamed data read on its own thread (decodeThread), kept between epochs */
   #streamThread: StreamThread | null = null;
+  /** streamed texts' tokens kept between epochs, when tokenized on this thread (without the stream thread) */
+  #streamEncodings: EncodingCache | null = null;
 
   constructor(source: Sample[] | StreamSet, readonly tokenizer: TextTokenizer, readonly image: ImageConfig, opts: LoaderOptions) {
     this.samples = Array.isArray(source) ? source : [];
@@ -266,7 +269,10 @@ export class DataLoader {
     const total = this.length;
     const order = { seed: this.options.seed, epoch, shuffle: this.options.shuffle, rank: sh.rank, worldSize: sh.worldSize, readers: this.options.readers, buffer: this.options.shuffleBuffer };
     // read on the stream thread (with decodeThread), so that reading goes on while a training step holds this thread
-    if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream);
+    // (and tokenized there, the tokens kept between epochs, as a manifest's are)
+    if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream, { tokenizer: this.tokenizer.describe(), maxLength: this.options.maxLength });
+    else this.#streamEncodings ??= new EncodingCache(this.tokenizer, this.options.maxLength);
+    const encodings = this.#streamEncodings;
     const it = this.#streamThread ? this.#streamThread.epoch(order) : inChunks(epochStream(this.stream, order), 16);
     try {
       let position = 0;
@@ -278,7 +284,7 @@ export class DataLoader {
           if (position >= total) break chunks;
           taken++;
           if (position >= start) {
-            if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: this.tokenizer.encode(item.sample.text, this.options.maxLength) });
+            if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: item.encoding ?? encodings?.encode(item.index, item.sample.text) ?? this.tokenizer.encode(item.sample.text, this.options.maxLength) });
             else if (item.problem) {
               if (this.options.onBadSample === 'skip') spec.skipped.push(item.problem);
               else spec.error ??= new MmtrainError(`${item.problem.where}: ${item.problem.message}\nSet data.onBadSample: "skip" to train without such samples.`);

@@ -9,6 +9,13 @@
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
 import { type EpochStreamOptions, type StreamItem, type StreamSet, describeStreamSet } from './stream.js';
+import type { TokenizerDescription } from './tokenizer.js';
+
+/** The texts' tokenizer and length, for a stream thread that tokenizes what it reads. */
+export interface StreamText {
+  tokenizer: TokenizerDescription;
+  maxLength: number;
+}
 
 /** Worker -> main: samples of stream `id`, its end, or the error that stopped it. */
 export type StreamMessage = { kind: 'items'; id: number; items: StreamItem[]; done: boolean } | { kind: 'error'; id: number; message: string };
@@ -28,9 +35,10 @@ export class StreamThread {
   #nextId = 0;
   #active = false;
 
-  constructor(set: StreamSet) {
+  /** @param text tokenize the samples' texts there, with this tokenizer (items then carry `encoding`) */
+  constructor(set: StreamSet, text: StreamText | null = null) {
     const { port1, port2 } = new MessageChannel();
-    this.#worker = new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: { description: describeStreamSet(set), port: port2 }, transferList: [port2] });
+    this.#worker = new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: { description: describeStreamSet(set), port: port2, text }, transferList: [port2] });
     this.#port = port1;
     this.#port.on('message', (m: StreamMessage) => {
       this.#queue.push(m);

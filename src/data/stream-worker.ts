@@ -1,13 +1,17 @@
 // The stream thread's entry (see stream-thread.ts): opens the data set again from its description, runs the epoch
 // streams it is asked for and sends their samples in chunks (16 samples or 4 MB), image bytes transferred, while it
 // has credit. After an epoch's end it reads the next one ahead (epoch + 1, or the same order when unshuffled) into
-// chunks it holds, sent at once if that is the epoch asked for next, dropped otherwise.
+// chunks it holds, sent at once if that is the epoch asked for next, dropped otherwise. Given a tokenizer, it also
+// tokenizes the texts (kept between epochs, encoding-cache.ts), so that the main thread only collates.
 import { type MessagePort, workerData } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
+import { EncodingCache } from './encoding-cache.js';
 import { type EpochStreamOptions, type StreamItem, type StreamSet, type StreamSetDescription, epochStream, reopenStreamSet } from './stream.js';
-import { type ControlMessage, INITIAL_CREDIT, type StreamMessage } from './stream-thread.js';
+import { type ControlMessage, INITIAL_CREDIT, type StreamMessage, type StreamText } from './stream-thread.js';
+import { TextTokenizer } from './tokenizer.js';
 
-const { description, port } = workerData as { description: StreamSetDescription; port: MessagePort };
+const { description, port, text } = workerData as { description: StreamSetDescription; port: MessagePort; text: StreamText | null };
+const encodings = text ? new EncodingCache(TextTokenizer.fromDescription(text.tokenizer), text.maxLength) : null;
 
 /** A stream being read: its chunks not yet sent, and how many more it may send. */
 interface Run {
@@ -64,6 +68,7 @@ async function read(run: Run): Promise<void> {
     };
     for await (const it of epochStream(set, run.options)) {
       if (run.stopped) return;
+      if (encodings && it.sample) it.encoding = encodings.encode(it.index, it.sample.text);
       items.push(it);
       bytes += it.sample?.bytes?.byteLength ?? 0;
       if (items.length >= 16 || bytes >= 4 << 20) await hold(false);

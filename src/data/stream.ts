@@ -14,6 +14,7 @@ import { discoverLabels, labelResolver, noLabel } from './labels.js';
 import type { Problem, Sample } from './manifest.js';
 import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readRowGroup } from './parquet.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
+import type { EncodedText } from './tokenizer.js';
 import { readShard } from './webdataset.js';
 
 export interface StreamOptions {
@@ -172,6 +173,8 @@ export function assignUnits(units: StreamUnit[], worldSize: number): number[][] 
 export interface StreamItem {
   index: number;
   sample: Sample | null;
+  /** its text's tokens, when the stream thread tokenized it */
+  encoding?: EncodedText;
   /** why the sample is left out; null with a null sample: a later row of a row group reported once */
   problem: Problem | null;
 }

@@ -10,6 +10,13 @@ export interface EncodedText {
   tokenTypeIds: number[];
 }
 
+/** What a tokenizer is built from, to build the same one on another thread (structured-clonable). */
+export interface TokenizerDescription {
+  json: Record<string, any>;
+  source: string;
+  vocabSize: number;
+}
+
 export class TextTokenizer {
   readonly padId: number;
   readonly vocabSize: number;
@@ -38,6 +45,15 @@ export class TextTokenizer {
     } catch (e) {
       throw new MmtrainError(`${path}: unsupported tokenizer.json (${(e as Error).message})`);
     }
+  }
+
+  /** The same tokenizer again, from describe() (on another thread). */
+  static fromDescription(d: TokenizerDescription): TextTokenizer {
+    return new TextTokenizer(d.json, d.source, d.vocabSize);
+  }
+
+  describe(): TokenizerDescription {
+    return { json: this.json, source: this.source, vocabSize: this.vocabSize };
   }
 
   /** Builds the WordPiece tokenizer equivalent to a BERT vocab.txt (one token per line, id = line index). */
