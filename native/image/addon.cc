@@ -27,18 +27,19 @@
 namespace mmtrain_image {
 namespace {
 
+// The output is a Buffer made here, on the JS thread, and written by the pool thread: no copy when it is handed over.
 class ResizeWorker : public Napi::AsyncWorker {
  public:
   ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[8])
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
-        src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]), filter_(a[7]),
-        out_(static_cast<size_t>(outWidth_) * outHeight_ * 3) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { Resize(src_, srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_.data()); }
-  void OnOK() override {
-    auto buf = Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size());
-    deferred_.Resolve(buf);
+        src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]), filter_(a[7]) {
+    auto out = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(outWidth_) * outHeight_ * 3);
+    out_ = out.Data();
+    outRef_ = Napi::Persistent(out);
   }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { Resize(src_, srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_); }
+  void OnOK() override { deferred_.Resolve(outRef_.Value()); }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
@@ -47,7 +48,8 @@ class ResizeWorker : public Napi::AsyncWorker {
   const uint8_t* src_;
   int srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_;
   int filter_;
-  std::vector<uint8_t> out_;
+  Napi::Reference<Napi::Buffer<uint8_t>> outRef_;  // and the output while it writes it
+  uint8_t* out_;
 };
 
 Napi::Value ResizeJs(const Napi::CallbackInfo& info) {
@@ -71,25 +73,25 @@ class DecodeResizeWorker : public Napi::AsyncWorker {
  public:
   DecodeResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[7])
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
-        src_(src.Data()), len_(src.ByteLength()), left_(a[0]), top_(a[1]), width_(a[2]), height_(a[3]), outWidth_(a[4]), outHeight_(a[5]), filter_(a[6]) {}
+        src_(src.Data()), len_(src.ByteLength()), left_(a[0]), top_(a[1]), width_(a[2]), height_(a[3]), outWidth_(a[4]), outHeight_(a[5]), filter_(a[6]) {
+    auto out = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(outWidth_) * outHeight_ * 3);
+    out_ = out.Data();
+    outRef_ = Napi::Persistent(out);
+  }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
-    std::vector<uint8_t> full;
+    // the whole decoded image: this pool thread's scratch memory, kept from one image to the next (scratch.h)
+    thread_local Scratch full;
     int w = 0, h = 0;
-    if (!DecodeJpeg(src_, len_, full, &w, &h)) return;
+    const uint8_t* pixels = DecodeJpeg(src_, len_, full, &w, &h);
     // the box was computed from jpegHeader's size; a file changed in between is left to sharp
-    if (left_ + width_ > w || top_ + height_ > h) return;
-    out_.resize(static_cast<size_t>(outWidth_) * outHeight_ * 3);
-    Resize(full.data(), w, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_.data());
-    ok_ = true;
-  }
-  void OnOK() override {
-    if (!ok_) {
-      deferred_.Resolve(Env().Null());
-      return;
+    if (pixels && left_ + width_ <= w && top_ + height_ <= h) {
+      Resize(pixels, w, left_, top_, width_, height_, outWidth_, outHeight_, filter_, out_);
+      ok_ = true;
     }
-    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(Env(), out_.data(), out_.size()));
+    full.Release();
   }
+  void OnOK() override { deferred_.Resolve(ok_ ? outRef_.Value() : Env().Null()); }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
@@ -98,7 +100,8 @@ class DecodeResizeWorker : public Napi::AsyncWorker {
   const uint8_t* src_;
   size_t len_;
   int left_, top_, width_, height_, outWidth_, outHeight_, filter_;
-  std::vector<uint8_t> out_;
+  Napi::Reference<Napi::Buffer<uint8_t>> outRef_;  // and the output while it writes it
+  uint8_t* out_;
   bool ok_ = false;
 };
 

@@ -107,12 +107,13 @@ bool Probe(const uint8_t* src, size_t len, int* width, int* height) {
   return ok;
 }
 
-// Decodes into `out` (resized to width * height * 3). False on any error or warning.
-bool Decode(const uint8_t* src, size_t len, std::vector<uint8_t>& out, int* width, int* height) {
+// Decodes into `out`'s memory (width * height * 3 bytes). Null on any error or warning.
+const uint8_t* Decode(const uint8_t* src, size_t len, Scratch& out, int* width, int* height) {
   jpeg_decompress_struct c;
   ErrorManager err;
   Setup(c, err, src, len);
   volatile bool ok = false;  // set between setjmp and a possible longjmp
+  const uint8_t* volatile result = nullptr;
   if (setjmp(err.jump) == 0) {
     if (Header(c)) {
       c.out_color_space = JCS_RGB;
@@ -120,30 +121,31 @@ bool Decode(const uint8_t* src, size_t len, std::vector<uint8_t>& out, int* widt
       c.do_fancy_upsampling = TRUE;
       jpeg_start_decompress(&c);
       const size_t stride = static_cast<size_t>(c.output_width) * 3;
-      out.resize(stride * c.output_height);
+      uint8_t* pixels = out.Get(stride * c.output_height);
       while (c.output_scanline < c.output_height) {
-        JSAMPROW row = out.data() + stride * c.output_scanline;
+        JSAMPROW row = pixels + stride * c.output_scanline;
         jpeg_read_scanlines(&c, &row, 1);
       }
       jpeg_finish_decompress(&c);
       *width = static_cast<int>(c.output_width);
       *height = static_cast<int>(c.output_height);
       ok = !err.warned;
+      if (ok) result = pixels;
     }
   }
   jpeg_destroy_decompress(&c);
-  return ok;
+  return result;
 }
 
 }  // namespace
 
 bool JpegAvailable() { return true; }
 bool ProbeJpeg(const uint8_t* src, size_t len, int* width, int* height) { return Probe(src, len, width, height); }
-bool DecodeJpeg(const uint8_t* src, size_t len, std::vector<uint8_t>& out, int* width, int* height) { return Decode(src, len, out, width, height); }
+const uint8_t* DecodeJpeg(const uint8_t* src, size_t len, Scratch& out, int* width, int* height) { return Decode(src, len, out, width, height); }
 #else
 bool JpegAvailable() { return false; }
 bool ProbeJpeg(const uint8_t*, size_t, int*, int*) { return false; }
-bool DecodeJpeg(const uint8_t*, size_t, std::vector<uint8_t>&, int*, int*) { return false; }
+const uint8_t* DecodeJpeg(const uint8_t*, size_t, Scratch&, int*, int*) { return nullptr; }
 #endif
 
 }  // namespace mmtrain_image

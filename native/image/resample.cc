@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "scratch.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -236,29 +238,35 @@ void VerticalSse2(const uint8_t* mid, size_t stride, int outHeight, const Coeffi
 
 void Resize(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, int outHeight, int filter, uint8_t* out, bool reference) {
   const Filter& f = kFilters[filter];
-  std::vector<uint8_t> mid;
+  // the intermediate rows: this thread's scratch memory, kept from one image to the next (scratch.h)
+  thread_local Scratch scratch;
+  struct ReleaseAfter {
+    Scratch& s;
+    ~ReleaseAfter() { s.Release(); }
+  } release{scratch};
+  uint8_t* mid;
   if (outWidth == width) {
-    mid.resize(static_cast<size_t>(width) * height * 3);
-    for (int y = 0; y < height; y++) std::memcpy(&mid[static_cast<size_t>(y) * width * 3], src + (static_cast<size_t>(top + y) * srcWidth + left) * 3, static_cast<size_t>(width) * 3);
+    mid = scratch.Get(static_cast<size_t>(width) * height * 3);
+    for (int y = 0; y < height; y++) std::memcpy(mid + static_cast<size_t>(y) * width * 3, src + (static_cast<size_t>(top + y) * srcWidth + left) * 3, static_cast<size_t>(width) * 3);
   } else {
     const Coefficients h = Compute(width, outWidth, f);
-    mid.resize(static_cast<size_t>(outWidth) * height * 3);
+    mid = scratch.Get(static_cast<size_t>(outWidth) * height * 3);
 #if defined(__SSE2__)
-    if (!reference) HorizontalSse2(src, srcWidth, left, top, width, height, outWidth, h, mid.data());
+    if (!reference) HorizontalSse2(src, srcWidth, left, top, width, height, outWidth, h, mid);
     else
 #endif
-      HorizontalReference(src, srcWidth, left, top, height, outWidth, h, mid.data());
+      HorizontalReference(src, srcWidth, left, top, height, outWidth, h, mid);
   }
   const size_t stride = static_cast<size_t>(outWidth) * 3;
   if (outHeight == height) {
-    std::memcpy(out, mid.data(), stride * outHeight);
+    std::memcpy(out, mid, stride * outHeight);
     return;
   }
   const Coefficients v = Compute(height, outHeight, f);
 #if defined(__SSE2__)
-  if (!reference) return VerticalSse2(mid.data(), stride, outHeight, v, out);
+  if (!reference) return VerticalSse2(mid, stride, outHeight, v, out);
 #endif
-  VerticalReference(mid.data(), stride, outHeight, v, out);
+  VerticalReference(mid, stride, outHeight, v, out);
 }
 
 bool ResizeSimd() {

@@ -143,7 +143,10 @@ class BatchThread {
 
 /** `b` itself when it spans its whole buffer (then transferred, and unusable here after), else a copy that does. */
 function ownBuffer(b: Uint8Array): Uint8Array {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer) ? b : b.slice();
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer)) return b;
+  const c = Buffer.allocUnsafeSlow(b.byteLength); // not zeroed first, as slice() would
+  c.set(b);
+  return c;
 }
 
 let shared: BatchThread | null = null;

@@ -32,9 +32,15 @@ function sameOrder(a: EpochStreamOptions, b: EpochStreamOptions): boolean {
   return a.seed === b.seed && a.shuffle === b.shuffle && a.rank === b.rank && a.worldSize === b.worldSize && a.readers === b.readers && a.buffer === b.buffer && (!a.shuffle || a.epoch === b.epoch);
 }
 
-/** `b` when it spans its whole buffer (transferable), else a copy that does: a view's clone would copy all under it. */
+/**
+ * `b` when it spans its whole buffer (transferable), else a copy that does: a view's clone would copy all under it.
+ * The copy's memory is not zeroed first (slice() would zero it, then copy over it).
+ */
 function own(b: Uint8Array): Uint8Array {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice();
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
+  const c = Buffer.allocUnsafeSlow(b.byteLength);
+  c.set(b);
+  return c;
 }
 
 function flush(run: Run): void {
