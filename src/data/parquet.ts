@@ -4,8 +4,7 @@
 // (and hyparquet-compressors for gzip, zstd, brotli, lz4): the footer when opened, then one row group at a time.
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { open, stat } from 'node:fs/promises';
-import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
-import { compressors as hyCompressors } from 'hyparquet-compressors';
+import { type AsyncBuffer, type Compressors, type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { snappyUncompressor } from 'hysnappy';
 import { MmtrainError } from '../errors.js';
 import { imageAddon } from './image-addon.js';
@@ -14,7 +13,19 @@ import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 // Snappy, the codec most writers use: decompressed by the snappy library in the image addon when it was built with
 // it (native/image/snappy.cc, several times hysnappy's speed on image pages), else by one hysnappy instance, kept
 // (hyparquet-compressors' instantiates its WebAssembly module for every page).
-const compressors = { ...hyCompressors, SNAPPY: nativeSnappy() ?? snappyUncompressor() };
+// The other codecs come from hyparquet-compressors, imported the first time a file uses one (openParquet): its
+// import builds gzip's tables and costs ~50-100 ms, which every process and stream thread paid before.
+const compressors: Compressors = { SNAPPY: nativeSnappy() ?? snappyUncompressor() };
+let otherCodecs: Promise<void> | null = null;
+
+async function loadCodecs(md: FileMetaData): Promise<void> {
+  const other = md.row_groups.some((g) => g.columns.some((c) => c.meta_data && c.meta_data.codec !== 'UNCOMPRESSED' && c.meta_data.codec !== 'SNAPPY'));
+  if (!other) return;
+  otherCodecs ??= import('hyparquet-compressors').then((m) => {
+    for (const [codec, f] of Object.entries(m.compressors)) if (codec !== 'SNAPPY') compressors[codec as keyof Compressors] = f;
+  });
+  await otherCodecs;
+}
 
 function nativeSnappy(): ((input: Uint8Array, outputLength: number) => Uint8Array) | null {
   try {
@@ -60,6 +71,7 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
   try {
     buffer = await fileAsyncBuffer(file);
     metadata = await parquetMetadataAsync(buffer);
+    await loadCodecs(metadata);
   } catch (e) {
     throw new MmtrainError(`${file}: not a readable Parquet file (${(e as Error).message})`);
   }
