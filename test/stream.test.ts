@@ -14,6 +14,7 @@ import {
   tidy, type StreamSet,
 } from '../src/index.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
+import { StreamThread } from '../src/data/stream-thread.js';
 import { distributedAvailable } from '../src/train/distributed.js';
 import { FIXTURES, ROOT, tinyModel } from './helpers.js';
 
@@ -112,6 +113,43 @@ test('convert: a manifest to Parquet and to WebDataset shards and back; batches 
         assert.equal(i, a.length);
       }
     }
+  }
+});
+
+test('the stream thread: epochs read ahead while the one before is sent, left early, asked again or out of turn, give the order epochStream gives', async () => {
+  const { parquet, tar } = await converted(60, 20, 7);
+  for (const p of [parquet, tar]) {
+    const d = (await openDataset('data.train', p)) as StreamSet;
+    const o = (epoch: number) => ({ seed: 3, epoch, shuffle: true, rank: 0, worldSize: 1, readers: 2, buffer: 10 });
+    const want = async (epoch: number) => {
+      const out: number[] = [];
+      for await (const it of epochStream(d, o(epoch))) out.push(it.index);
+      return out;
+    };
+    const thread = new StreamThread(d, { tokenizer: tok.describe(), maxLength: 16 });
+    const got = async (epoch: number, stopAfter = Infinity) => {
+      const out: number[] = [];
+      for await (const chunk of thread.epoch(o(epoch))) {
+        for (const it of chunk) {
+          out.push(it.index);
+          assert.deepEqual(it.encoding?.ids, tok.encode(it.sample!.text, 16).ids, `${p}: the thread's tokens`);
+        }
+        if (out.length >= stopAfter) break;
+      }
+      return out;
+    };
+    // the whole epoch (48 samples, 3 chunks), slowly: the next one is read ahead meanwhile
+    const slow: number[] = [];
+    for await (const chunk of thread.epoch(o(0))) {
+      slow.push(...chunk.map((it) => it.index));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(slow, await want(0), `${p}: epoch 0`);
+    assert.deepEqual(await got(1, 1), (await want(1)).slice(0, 16), `${p}: epoch 1, left after its first chunk`);
+    assert.deepEqual(await got(2), await want(2), `${p}: epoch 2 after epoch 1 was left`);
+    assert.deepEqual(await got(2), await want(2), `${p}: epoch 2 again (epoch 3 was read ahead, dropped)`);
+    assert.deepEqual(await got(5), await want(5), `${p}: epoch 5, out of turn`);
+    assert.deepEqual(await got(6), await want(6), `${p}: epoch 6`);
   }
 });
 

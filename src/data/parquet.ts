@@ -3,10 +3,11 @@
 // datasets' ClassLabel names in the file's "huggingface" metadata), a string or a boolean. Read with hyparquet
 // (and hyparquet-compressors for gzip, zstd, brotli, lz4): the footer when opened, then one row group at a time.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { type AsyncBuffer, type Compressors, type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { snappyUncompressor } from 'hysnappy';
 import { MmtrainError } from '../errors.js';
+import { readRange } from './file-reads.js';
 import { imageAddon } from './image-addon.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 
@@ -109,26 +110,15 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
 
 /**
  * A file as hyparquet reads it: each slice read with one positioned read into a buffer of its own (hyparquet's
- * asyncBufferFromFile streams 64 KiB chunks and concatenates them, a second copy of every column chunk).
+ * asyncBufferFromFile streams 64 KiB chunks and concatenates them, a second copy of every column chunk);
+ * synchronously on the stream thread (file-reads.ts).
  */
 async function fileAsyncBuffer(file: string): Promise<AsyncBuffer> {
   const { size } = await stat(file);
   return {
     byteLength: size,
     async slice(start: number, end?: number): Promise<ArrayBuffer> {
-      const stop = Math.min(end ?? size, size);
-      const out = Buffer.allocUnsafeSlow(Math.max(0, stop - start));
-      const handle = await open(file, 'r');
-      try {
-        for (let at = 0; at < out.length; ) {
-          const { bytesRead } = await handle.read(out, at, out.length - at, start + at);
-          if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${start + at} (the file changed while being read?)`);
-          at += bytesRead;
-        }
-      } finally {
-        await handle.close();
-      }
-      return out.buffer as ArrayBuffer;
+      return (await readRange(file, start, Math.min(end ?? size, size))).buffer as ArrayBuffer;
     },
   };
 }

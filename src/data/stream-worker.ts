@@ -1,16 +1,21 @@
 // The stream thread's entry (see stream-thread.ts): opens the data set again from its description, runs the epoch
 // streams it is asked for and sends their samples in chunks (16 samples or 4 MB), image bytes transferred, while it
-// has credit. After an epoch's end it reads the next one ahead (epoch + 1, or the same order when unshuffled) into
-// chunks it holds, sent at once if that is the epoch asked for next, dropped otherwise. Given a tokenizer, it also
-// tokenizes the texts (kept between epochs, encoding-cache.ts), so that the main thread only collates.
+// has credit. Once an epoch's stream is read through (its last chunks may still wait for credit) it reads the next
+// one ahead (epoch + 1, or the same order when unshuffled) into chunks it holds, sent at once if that is the epoch
+// asked for next, dropped otherwise: the next epoch's first samples (a shuffle buffer's fill) are then read while
+// the main thread still works through this one's last chunks, not after. Given a tokenizer, it also tokenizes the
+// texts (kept between epochs, encoding-cache.ts), so that the main thread only collates.
 import { type MessagePort, workerData } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
 import { EncodingCache } from './encoding-cache.js';
+import { readSynchronously } from './file-reads.js';
 import { type EpochStreamOptions, type StreamItem, type StreamSet, type StreamSetDescription, epochStream, reopenStreamSet } from './stream.js';
 import { type ControlMessage, INITIAL_CREDIT, type StreamMessage, type StreamText } from './stream-thread.js';
 import { TextTokenizer } from './tokenizer.js';
 
 const { description, port, text } = workerData as { description: StreamSetDescription; port: MessagePort; text: StreamText | null };
+// this thread only reads: its file reads need not wait behind the image decoding in libuv's pool (file-reads.ts)
+readSynchronously(true);
 const encodings = text ? new EncodingCache(TextTokenizer.fromDescription(text.tokenizer), text.maxLength) : null;
 
 /** A stream being read: its chunks not yet sent, and how many more it may send. */
@@ -21,9 +26,24 @@ interface Run {
   held: { items: StreamItem[]; transfer: ArrayBuffer[]; done: boolean }[];
   stopped: boolean;
   wake: (() => void) | null;
+  /** its stream is read through (its last chunk held or sent) */
+  readThrough: boolean;
 }
 
+/** the epoch being sent (asked for by the main thread), and the next one read ahead (not yet asked for) */
 let current: Run | null = null;
+let ahead: Run | null = null;
+
+function newRun(id: number | null, options: EpochStreamOptions): Run {
+  return { id, options, credit: id === null ? 0 : INITIAL_CREDIT, held: [], stopped: false, wake: null, readThrough: false };
+}
+
+/** Starts reading the epoch after `run` ahead, unless one is read ahead already. */
+function readAhead(run: Run): void {
+  if (run.stopped || ahead) return;
+  ahead = newRun(null, { ...run.options, epoch: run.options.shuffle ? run.options.epoch + 1 : run.options.epoch });
+  void read(ahead);
+}
 const setPromise: Promise<StreamSet> = reopenStreamSet(description);
 setPromise.catch(() => {});
 
@@ -68,8 +88,9 @@ async function read(run: Run): Promise<void> {
       items = [];
       bytes = 0;
       flush(run);
-      // read ahead no further than the credit allows; the last chunk waits until it is sent
-      const room = () => (done ? 1 : Math.max(1, run.credit + (run.id === null ? INITIAL_CREDIT : 0)));
+      if (done) return; // the last chunk is sent when credit comes (flush), without holding up the read-ahead
+      // read ahead no further than the credit allows
+      const room = () => Math.max(1, run.credit + (run.id === null ? INITIAL_CREDIT : 0));
       while (!run.stopped && run.held.length >= room()) await new Promise<void>((r) => (run.wake = r));
     };
     for await (const it of epochStream(set, run.options)) {
@@ -81,18 +102,16 @@ async function read(run: Run): Promise<void> {
       if (run.stopped) return;
     }
     await hold(true);
-    // this epoch is read: read the next one ahead, held until asked for
-    if (!run.stopped && current === run) {
-      const next: Run = { id: null, options: { ...run.options, epoch: run.options.shuffle ? run.options.epoch + 1 : run.options.epoch }, credit: 0, held: [], stopped: false, wake: null };
-      current = next;
-      void read(next);
-    }
+    run.readThrough = true;
+    // this epoch is read: read the next one ahead, held until asked for (an epoch read ahead itself does that
+    // when it is asked for: never two epochs ahead)
+    if (current === run) readAhead(run);
   } catch (e) {
     if (run.stopped) return;
     const message = e instanceof MmtrainError ? e.message : (e as Error).message;
     // an epoch read ahead that fails is dropped: read again when asked for, it reports its error then
     if (run.id !== null) port.postMessage({ kind: 'error', id: run.id, message } satisfies StreamMessage);
-    else if (current === run) current = null;
+    else if (ahead === run) ahead = null;
   }
 }
 
@@ -104,17 +123,23 @@ function stop(run: Run | null): void {
 
 port.on('message', (m: ControlMessage) => {
   if (m.kind === 'start') {
-    const ahead = current && current.id === null ? current : null;
-    if (ahead && sameOrder(ahead.options, m.options)) {
+    // a new epoch ends the one before (whatever it has not sent is dropped)
+    stop(current);
+    current = null;
+    const next = ahead;
+    ahead = null;
+    if (next && sameOrder(next.options, m.options)) {
       // the epoch read ahead is the one asked for: send what is held
-      ahead.id = m.id;
-      ahead.credit = INITIAL_CREDIT;
-      flush(ahead);
-      ahead.wake?.();
+      current = next;
+      next.id = m.id;
+      next.credit = INITIAL_CREDIT;
+      flush(next);
+      next.wake?.();
+      if (next.readThrough) readAhead(next);
       return;
     }
-    stop(current);
-    current = { id: m.id, options: m.options, credit: INITIAL_CREDIT, held: [], stopped: false, wake: null };
+    stop(next);
+    current = newRun(m.id, m.options);
     void read(current);
   } else if (m.kind === 'credit') {
     if (current?.id === m.id) {
@@ -123,6 +148,7 @@ port.on('message', (m: ControlMessage) => {
       current.wake?.();
     }
   } else if (current?.id === m.id) {
+    // left early: the epoch read ahead (if any) stays, for the next start
     stop(current);
     current = null;
   }

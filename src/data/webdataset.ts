@@ -5,8 +5,8 @@
 // data.columns.image, extensions separated by ";"); its text a member named by data.columns.text (default txt) or
 // that key of its .json member (default: "text", then "caption"); its label a member named by data.columns.label
 // (default cls) or that key of its .json (default "label").
-import { createReadStream } from 'node:fs';
 import tar from 'tar-stream';
+import { fileStream } from './file-reads.js';
 import type { ColumnNames, RawRecord } from './stream-types.js';
 
 const IMAGE_EXTS = ['jpg', 'jpeg', 'png', 'webp'];
@@ -83,7 +83,7 @@ export async function* readShard(file: string, cols: ColumnNames, opts: { images
   const smallExts = new Set([...f.text, ...f.label, 'json']);
   const extract = tar.extract();
   // chunks of 1 MiB: most members arrive whole, in a few reads and allocations
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
+  const input = fileStream(file, 1 << 20);
   input.on('error', (e) => extract.destroy(e));
   const queue: RawRecord[] = [];
   const state: { group: Group | null; ended: boolean; failure: Error | null } = { group: null, ended: false, failure: null };
