@@ -69,6 +69,20 @@ for (const [name, w, h, opts, grey] of LAYOUTS) {
   });
 }
 
+test('JPEG path: pool threads reuse their scratch memory across image sizes (growing, one over 16 MB given back, smaller again) and still decode exactly', { skip }, async () => {
+  const sizes: [number, number][] = [[97, 61], [2600, 2300], [640, 480], [33, 17], [2600, 2300], [97, 61], [320, 240], [1, 1]];
+  const files = await Promise.all(sizes.map(([w, h]) => encode(w, h, { quality: 80, chromaSubsampling: '4:2:0' })));
+  const refs = await Promise.all(files.map((f) => sharpRgb(f)));
+  // twice, all in flight at once: every pool thread meets several sizes in some order
+  for (let round = 0; round < 2; round++) {
+    const out = await Promise.all(files.map((f, i) => {
+      const [w, h] = sizes[i]!;
+      return decodeJpegResize(f, { width: w, height: h }, { left: 0, top: 0, width: w, height: h }, w, h, 'bilinear');
+    }));
+    out.forEach((o, i) => assert.ok(o && Buffer.from(o).equals(refs[i]!.data), `round ${round}: ${sizes[i]!.join(' x ')} differs from sharp's decoding`));
+  }
+});
+
 test('JPEG path: decodeImage gives the same pixels as sharp then the resize, for every resize mode and with augmentation', { skip }, async () => {
   const buf = await encode(320, 240, { quality: 90 });
   const ref = await sharpRgb(buf);
