@@ -13,6 +13,7 @@ import {
   DataLoader, TextTokenizer, bundledTokenizer, convertDataset, epochStream, expandDataPaths, generateSynthetic, imageConfig, openDataset, readManifest,
   tidy, type StreamSet,
 } from '../src/index.js';
+import { encodedImage } from '../src/data/file-reads.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
 import { StreamThread } from '../src/data/stream-thread.js';
 import { distributedAvailable } from '../src/train/distributed.js';
@@ -32,7 +33,7 @@ async function recordsOf(path: string, opts: Parameters<typeof openDataset>[2] =
   for await (const it of epochStream(d, { seed: 0, epoch: 0, shuffle: false, rank: 0, worldSize: 1, readers: 1, buffer: 0 })) {
     assert.ok(it.sample, `${it.problem?.where}: ${it.problem?.message}`);
     const s = it.sample;
-    out.push({ text: s.text, label: d.labels[s.label]!, sha256: sha(s.bytes ?? readFileSync(s.image)) });
+    out.push({ text: s.text, label: d.labels[s.label]!, sha256: sha(encodedImage(s)) });
   }
   return { d, out };
 }

@@ -12,7 +12,8 @@
 // decodeJpegResize(src, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array | null>
 //   decodes, then resizes the box as resize() does; null on any libjpeg error or warning.
 // Built with snappy only:
-// snappyUncompress(src: Uint8Array, outputLength): Uint8Array   synchronous (the stream thread calls it); throws on
+// snappyUncompress(src: Uint8Array, outputLength, out?: Uint8Array of outputLength bytes): Uint8Array (out when
+//   given)   synchronous (the stream thread calls it); throws on
 //   invalid data or a length other than outputLength
 #include <napi.h>
 
@@ -131,6 +132,12 @@ Napi::Value SnappyUncompressJs(const Napi::CallbackInfo& info) {
   if (!SnappyLength(src.Data(), src.ByteLength(), &declared)) throw Napi::Error::New(info.Env(), "invalid snappy data (its length header does not parse)");
   if (static_cast<double>(declared) != want) {
     throw Napi::Error::New(info.Env(), "snappy data of " + std::to_string(declared) + " bytes uncompressed, expected " + std::to_string(static_cast<int64_t>(want)));
+  }
+  // into the caller's array (outputLength bytes, e.g. on a SharedArrayBuffer) when given, else a new Buffer
+  if (info.Length() > 2 && info[2].IsTypedArray()) {
+    auto out = info[2].As<Napi::Uint8Array>();
+    if (!SnappyUncompress(src.Data(), src.ByteLength(), out.Data(), declared)) throw Napi::Error::New(info.Env(), "invalid snappy data (corrupt or truncated)");
+    return out;
   }
   auto out = Napi::Buffer<uint8_t>::New(info.Env(), declared);
   if (!SnappyUncompress(src.Data(), src.ByteLength(), out.Data(), declared)) throw Napi::Error::New(info.Env(), "invalid snappy data (corrupt or truncated)");

@@ -13,13 +13,16 @@ import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from '
 import 'sharp';
 import { MmtrainError } from '../errors.js';
 import type { DecodedImage, ImageConfig } from './image.js';
+import type { ImageRange } from './manifest.js';
 
 /** An image to decode (a seed turns augmentation on for it). */
 export interface BatchItem {
   /** the file to read, or the name of the image held in `bytes` */
   file: string;
-  /** the encoded image in memory (streamed data): decoded from here instead of read from `file` */
+  /** the encoded image in memory (Parquet): decoded from here instead of read from `file` */
   bytes?: Uint8Array;
+  /** where the encoded image is inside another file (a WebDataset shard): read from there instead of `file` */
+  range?: ImageRange;
   seed: number | null;
 }
 

@@ -1,4 +1,4 @@
-// The batch thread's entry (see batch-thread.ts): reads and decodes the files (or in-memory images) of each request (sharp runs them in
+// The batch thread's entry (see batch-thread.ts): reads and decodes the files (shard members, in-memory images) of each request (sharp runs them in
 // libuv's pool) and sends the 8-bit pixels back, transferring their buffers.
 //
 // Images are started oldest request first. Those of a batch the training loop is not waiting for yet start
@@ -6,6 +6,7 @@
 // core; those of a batch the loop waits for (hurried) start up to the request's `concurrency` at once.
 import { readFileSync } from 'node:fs';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { readImageRange } from './file-reads.js';
 import { decodeImage, imageReadError, mulberry32 } from './image.js';
 import type { BatchItem, BatchReply, BatchRequest, HurryMessage, ItemResult } from './batch-thread.js';
 
@@ -23,14 +24,25 @@ const open = new Map<number, { hurried: boolean; peak: number }>();
 let active = 0;
 let background = 1;
 
+// Buffers that shard members were read into, reused once their image is decoded: a fresh buffer for every image is
+// fresh memory, whose page faults cost more than the read itself.
+const spare: Buffer[] = [];
+
+function readBuffer(n: number): Buffer {
+  const i = spare.findIndex((b) => b.length >= n);
+  return i >= 0 ? spare.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(n, 64 << 10));
+}
+
 async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
+  let reused: Buffer | null = null;
   try {
     // A synchronous read blocks only this thread, and saves the four event-loop turns of an async one.
     let buf: Buffer;
     if (item.bytes) buf = Buffer.from(item.bytes.buffer, item.bytes.byteOffset, item.bytes.byteLength);
     else {
       try {
-        buf = readFileSync(item.file);
+        if (item.range) buf = readImageRange(item.range, (reused = readBuffer(item.range.length)));
+        else buf = readFileSync(item.file);
       } catch (e) {
         throw imageReadError(item.file, e);
       }
@@ -39,6 +51,9 @@ async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
     return { data: img.data, width: img.width, height: img.height };
   } catch (e) {
     return { error: (e as Error).message };
+  } finally {
+    // decoded (or failed): nothing holds the bytes any more
+    if (reused && spare.length < 32 && reused.length <= 16 << 20) spare.push(reused);
   }
 }
 

@@ -15,6 +15,7 @@ import { MmtrainError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { type Dataset, isStreamSet } from './dataset.js';
 import type { Problem, Sample } from './manifest.js';
+import { encodedImage } from './file-reads.js';
 import { epochStream } from './stream.js';
 
 export interface ConvertOptions {
@@ -78,7 +79,7 @@ async function* samplesOf(d: Dataset, policy: 'error' | 'skip', skipped: Problem
     if (s.bytes) yield { sample: s, bytes: s.bytes };
     else {
       try {
-        yield { sample: s, bytes: readFileSync(s.image) };
+        yield { sample: s, bytes: encodedImage(s) };
       } catch (e) {
         bad({ where: s.where, message: `cannot read ${s.image} (${(e as Error).message})` });
       }
@@ -93,7 +94,7 @@ function featuresJson(labels: string[]): string {
 function parquetFile(rows: { sample: Sample; bytes: Uint8Array }[], labels: string[], o: ConvertOptions): Uint8Array {
   const buf = parquetWriteBuffer({
     columnData: [
-      { name: 'image', data: rows.map((r) => ({ bytes: r.bytes, path: r.sample.bytes ? null : basename(r.sample.image) })) },
+      { name: 'image', data: rows.map((r) => ({ bytes: r.bytes, path: r.sample.bytes || r.sample.range ? null : basename(r.sample.image) })) },
       { name: 'text', data: rows.map((r) => r.sample.text) },
       { name: 'label', data: rows.map((r) => (r.sample.label < 0 ? null : BigInt(r.sample.label))) },
     ],

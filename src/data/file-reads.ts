@@ -1,12 +1,14 @@
-// How streamed data files (Parquet, WebDataset shards) are read. Node's asynchronous file calls run on libuv's
-// thread pool: the same 4 threads that decode the images. On the stream thread (stream-worker.ts), whose only work
-// is reading, they are made synchronous: queued behind a batch's decoding (up to 64 images with prefetch 2), each
-// open and read of the next epoch's files used to wait its turn, and the epoch read ahead was often not ready when
-// the main thread asked for it (its first chunk came 5-35 ms late at 640x480, against ~1 ms). On the main thread
-// (data.decodeThread: false, or counting samples when a data set is opened) they stay asynchronous.
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+// How streamed data files are read: Parquet byte ranges (row groups' column chunks, footers) and images stored inside
+// WebDataset shards (tar.ts reads the shards' headers itself, synchronously). Node's asynchronous file calls run on
+// libuv's thread pool: the same 4 threads that decode the images. On the stream thread (stream-worker.ts), whose only
+// work is reading, Parquet reads are made synchronous: queued behind a batch's decoding (up to 64 images with
+// prefetch 2), each open and read of the next epoch's files used to wait its turn, and the epoch read ahead was
+// often not ready when the main thread asked for it (its first chunk came 5-35 ms late at 640x480, against ~1 ms).
+// On the main thread (data.decodeThread: false, or reading a footer when a data set is opened) they stay
+// asynchronous.
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import type { ImageRange, Sample } from './manifest.js';
 
 let synchronous = false;
 
@@ -46,21 +48,36 @@ export async function readRange(file: string, start: number, end: number): Promi
   return out;
 }
 
-function* chunksOf(file: string, size: number): Generator<Buffer> {
-  const fd = openSync(file, 'r');
-  try {
-    for (;;) {
-      const b = Buffer.allocUnsafe(size);
-      const n = readSync(fd, b, 0, size, null);
-      if (n === 0) return;
-      yield n === size ? b : b.subarray(0, n);
+/** Open files of image ranges (shards), most recently used last; a few, closed as others come. */
+const rangeFiles = new Map<string, number>();
+const RANGE_FILES = 16;
+
+/**
+ * The bytes of an image stored inside another file (a WebDataset shard's member): one positioned read, synchronous
+ * (the batch thread's reads are, as its image files' are), the shard kept open between its images. Read into the
+ * start of `into` when given (at least r.length bytes), else into a buffer of its own.
+ */
+export function readImageRange(r: ImageRange, into?: Buffer): Buffer {
+  let fd = rangeFiles.get(r.file);
+  if (fd === undefined) {
+    fd = openSync(r.file, 'r');
+    if (rangeFiles.size >= RANGE_FILES) {
+      const [oldest, ofd] = rangeFiles.entries().next().value as [string, number];
+      rangeFiles.delete(oldest);
+      closeSync(ofd);
     }
-  } finally {
-    closeSync(fd); // also when the reader stops early (the stream destroyed: the generator returned)
+  } else rangeFiles.delete(r.file);
+  rangeFiles.set(r.file, fd);
+  const out = into ? into.subarray(0, r.length) : Buffer.allocUnsafeSlow(r.length);
+  for (let at = 0; at < r.length; ) {
+    const n = readSync(fd, out, at, r.length - at, r.offset + at);
+    if (n === 0) throw endError(r.offset + at);
+    at += n;
   }
+  return out;
 }
 
-/** A file as a stream of chunks of `size` bytes. */
-export function fileStream(file: string, size: number): Readable {
-  return synchronous ? Readable.from(chunksOf(file, size), { objectMode: false }) : createReadStream(file, { highWaterMark: size });
+/** A sample's encoded image: held in memory (Parquet), inside a shard (WebDataset) or a file of its own. */
+export function encodedImage(s: Pick<Sample, 'image' | 'bytes' | 'range'>): Uint8Array {
+  return s.bytes ?? (s.range ? readImageRange(s.range) : readFileSync(s.image));
 }

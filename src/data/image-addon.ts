@@ -13,8 +13,11 @@ export interface ImageAddon {
   /** present when the addon was built with libjpeg's headers */
   jpegHeader?(src: Uint8Array): { width: number; height: number } | null;
   decodeJpegResize?(src: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array | null>;
-  /** present when the addon was built with the snappy library's headers; throws on invalid data */
-  snappyUncompress?(src: Uint8Array, outputLength: number): Uint8Array;
+  /**
+   * present when the addon was built with the snappy library's headers; throws on invalid data. Into `out`
+   * (outputLength bytes) when given, else into a new Buffer.
+   */
+  snappyUncompress?(src: Uint8Array, outputLength: number, out?: Uint8Array): Uint8Array;
 }
 
 let addon: ImageAddon | undefined;

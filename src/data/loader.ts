@@ -6,8 +6,9 @@ import type { Device } from '../tensor/dtype.js';
 import { type Batch, collate } from './collate.js';
 import { ImageCache } from './cache.js';
 import { type DecodeTicket, decodeOnThread } from './batch-thread.js';
-import { type DecodedImage, type ImageConfig, decodeImage, loadImage } from './image.js';
-import type { Problem, Sample } from './manifest.js';
+import { readImageRange } from './file-reads.js';
+import { type DecodedImage, type ImageConfig, decodeImage, imageReadError, loadImage } from './image.js';
+import type { ImageRange, Problem, Sample } from './manifest.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
 import { type StreamSet, epochStream, localBatchSize, streamBatches } from './stream.js';
 import { StreamThread } from './stream-thread.js';
@@ -319,15 +320,15 @@ export class DataLoader {
     const aug = this.options.augment;
     const cache = aug ? null : this.options.cache;
     // Cache hits are read synchronously first (a view into the cache, no copy); only the misses are decoded. Images
-    // held in memory (streamed data) are not cached: they have no file to check the entry against.
+    // held in memory or inside a shard (streamed data) are not cached: they have no file to check the entry against.
     // per sample: its pixels, null (skipped), undefined (to do)
-    const results: (DecodedImage | null | undefined)[] = cache ? items.map((it) => (it.sample.bytes ? undefined : cache.get(it.sample.image) ?? undefined)) : new Array(items.length);
+    const results: (DecodedImage | null | undefined)[] = cache ? items.map((it) => (it.sample.bytes || it.sample.range ? undefined : cache.get(it.sample.image) ?? undefined)) : new Array(items.length);
     const todo = items.map((_, k) => k).filter((k) => results[k] === undefined);
     const seedOf = (i: number) => (aug ? hashSeed(this.options.seed, epoch, i) : null);
     const settle = (k: number, img: DecodedImage | Error) => {
       const s = items[k]!.sample;
       if (!(img instanceof Error)) {
-        if (!aug && !s.bytes) cache?.put(s.image, img);
+        if (!aug && !s.bytes && !s.range) cache?.put(s.image, img);
         results[k] = img;
       } else if (this.options.onBadSample === 'skip') {
         skipped.push({ where: s.where, message: img.message });
@@ -338,7 +339,7 @@ export class DataLoader {
     };
     if (this.options.decodeThread && todo.length) {
       // the misses go to the batch thread and come back as 8-bit pixels
-      const batchItems = todo.map((k) => ({ file: items[k]!.sample.image, bytes: items[k]!.sample.bytes, seed: seedOf(items[k]!.index) }));
+      const batchItems = todo.map((k) => ({ file: items[k]!.sample.image, bytes: items[k]!.sample.bytes, range: items[k]!.sample.range, seed: seedOf(items[k]!.index) }));
       const ticket = decodeOnThread(batchItems, this.image, { background: this.#width, concurrency: this.options.concurrency });
       onDispatch(ticket);
       if (spec.error) throw spec.error;
@@ -352,7 +353,9 @@ export class DataLoader {
         const rnd = seed === null ? undefined : mulberry32(seed);
         let img: DecodedImage | Error;
         try {
-          img = sample.bytes ? await decodeImage(Buffer.from(sample.bytes.buffer, sample.bytes.byteOffset, sample.bytes.byteLength), sample.image, this.image, rnd) : await loadImage(sample.image, this.image, rnd);
+          if (sample.bytes) img = await decodeImage(Buffer.from(sample.bytes.buffer, sample.bytes.byteOffset, sample.bytes.byteLength), sample.image, this.image, rnd);
+          else if (sample.range) img = await decodeImage(readRangeNamed(sample.range, sample.image), sample.image, this.image, rnd);
+          else img = await loadImage(sample.image, this.image, rnd);
         } catch (e) {
           img = e as Error;
         }
@@ -380,6 +383,15 @@ export class DataLoader {
     const b = collate(items, { padId: this.tokenizer.padId, padding, maxLength, image: this.image, device });
     if (this.options.keepSamples) b.samples = raw.items.map((it) => it.sample);
     return b;
+  }
+}
+
+/** An image range's bytes; a failed read names the image. */
+function readRangeNamed(r: ImageRange, name: string): Buffer {
+  try {
+    return readImageRange(r);
+  } catch (e) {
+    throw imageReadError(name, e);
   }
 }
 

@@ -11,13 +11,22 @@ import { discoverLabels, labelResolver, noLabel } from './labels.js';
 export interface Sample {
   /** absolute image path; for an image held in memory (bytes), the name its messages use */
   image: string;
-  /** the encoded image itself (Parquet, WebDataset), decoded from memory instead of read from `image` */
+  /** the encoded image itself (Parquet), decoded from memory instead of read from `image` */
   bytes?: Uint8Array;
+  /** where the encoded image is in a larger file (a WebDataset shard's member): read from there, not from `image` */
+  range?: ImageRange;
   text: string;
   /** class index into the label list; -1 for an unlabelled sample (prediction, label: "optional") */
   label: number;
   /** where the sample came from, for messages: "file:line" */
   where: string;
+}
+
+/** Bytes [offset, offset + length) of a file: an image stored inside another file. */
+export interface ImageRange {
+  file: string;
+  offset: number;
+  length: number;
 }
 
 export interface Problem {

@@ -16,7 +16,8 @@ import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 // (hyparquet-compressors' instantiates its WebAssembly module for every page).
 // The other codecs come from hyparquet-compressors, imported the first time a file uses one (openParquet): its
 // import builds gzip's tables and costs ~50-100 ms, which every process and stream thread paid before.
-const compressors: Compressors = { SNAPPY: nativeSnappy() ?? snappyUncompressor() };
+const snappyIntoPool = nativeSnappy();
+const compressors: Compressors = { SNAPPY: snappyIntoPool ? (input, n) => snappyIntoPool(input, n) : snappyUncompressor() };
 let otherCodecs: Promise<void> | null = null;
 
 async function loadCodecs(md: FileMetaData): Promise<void> {
@@ -28,10 +29,11 @@ async function loadCodecs(md: FileMetaData): Promise<void> {
   await otherCodecs;
 }
 
-function nativeSnappy(): ((input: Uint8Array, outputLength: number) => Uint8Array) | null {
+/** The addon's snappy (into `out` when given), or null without it. */
+function nativeSnappy(): ((input: Uint8Array, outputLength: number, out?: Uint8Array) => Uint8Array) | null {
   try {
     const f = imageAddon().snappyUncompress;
-    return f ? (input, outputLength) => f(input, outputLength) : null;
+    return f ? (input, outputLength, out) => f(input, outputLength, out) : null;
   } catch {
     return null; // the addon is not built: hysnappy
   }
@@ -153,33 +155,70 @@ export async function readParquetLabels(src: ParquetSource): Promise<unknown[]> 
   return rows.map((r) => r[src.columns.label]);
 }
 
-/** The records of one row group, in order. A row group that does not decode is one problem for all its rows. */
+// Decompressed pages of the image column, reused from one row group to the next: a page is fresh memory otherwise,
+// and its page faults cost as much as the decompression. Its images are copied out, each into a buffer of its own
+// (the one copy an image needs anyway: it is transferred to the batch thread alone), before it is reused.
+const pagePool: Uint8Array[] = [];
+const POOL_PAGES = 4;
+const POOL_PAGE_BYTES = 64 << 20;
+
+/** Snappy into pages from the pool (each noted in `taken`, to be given back), or null without the addon's snappy. */
+function pooledSnappy(taken: Uint8Array[]): Compressors['SNAPPY'] | null {
+  const f = snappyIntoPool;
+  if (!f) return null;
+  return (input, n) => {
+    const i = pagePool.findIndex((b) => b.length >= n);
+    const page = i >= 0 ? pagePool.splice(i, 1)[0]! : new Uint8Array(Buffer.allocUnsafeSlow(Math.max(n, 1 << 20)).buffer);
+    taken.push(page);
+    return f(input, n, page.subarray(0, n));
+  };
+}
+
+/** A copy of `b` in a buffer of its own (not zeroed first, as slice() would). */
+function copyOut(b: Uint8Array): Uint8Array {
+  const c = Buffer.allocUnsafeSlow(b.byteLength);
+  c.set(b);
+  return new Uint8Array(c.buffer, 0, b.byteLength);
+}
+
+/**
+ * The records of one row group, in order, each image in a buffer of its own. A row group that does not decode is one
+ * problem for all its rows. The image column is read alone: hyparquet reads the columns asked for together in one
+ * range and copies each column's part out of it, a second copy of every image.
+ */
 export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promise<RawRecord[]> {
   const { image, text, label } = src.columns;
-  let rows: Record<string, unknown>[];
+  const taken: Uint8Array[] = [];
   try {
-    rows = await parquetReadObjects({
-      file: src.buffer, metadata: src.metadata, columns: src.hasLabel ? [image, text, label] : [image, text],
-      rowStart: unit.rowStart, rowEnd: unit.rowStart + unit.count, compressors, utf8: false,
-    });
-    if (rows.length !== unit.count) throw new Error(`${rows.length} rows decoded, the footer says ${unit.count}`);
-  } catch (e) {
-    const where = `${src.file}: row group ${unit.rowGroup} (rows ${unit.rowStart}-${unit.rowStart + unit.count - 1})`;
-    return Array.from({ length: unit.count }, (_, k) => ({ where, image: null, text: null, label: null, problem: k === 0 ? `does not decode (${(e as Error).message})` : '' }));
-  }
-  const base = dirname(src.file);
-  return rows.map((r, k) => {
-    const where = `${src.file}: row ${unit.rowStart + k}`;
-    const v = r[image];
-    let img: RawRecord['image'] = null;
-    const asPath = (p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(base, p) } : null);
-    const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('utf8') : t);
-    if (src.imageKind === 'bytes' && v instanceof Uint8Array) img = { bytes: v, name: where };
-    else if (src.imageKind === 'path') img = asPath(asText(v));
-    else if (src.imageKind === 'struct' && v && typeof v === 'object') {
-      const s = v as { bytes?: unknown; path?: unknown };
-      img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: s.bytes, name: `${where}${typeof asText(s.path) === 'string' ? ` (${asText(s.path) as string})` : ''}` } : asPath(asText(s.path));
+    let images: Record<string, unknown>[];
+    let rest: Record<string, unknown>[];
+    const rows = { file: src.buffer, metadata: src.metadata, rowStart: unit.rowStart, rowEnd: unit.rowStart + unit.count, utf8: false };
+    try {
+      const SNAPPY = pooledSnappy(taken);
+      images = await parquetReadObjects({ ...rows, columns: [image], compressors: SNAPPY ? { ...compressors, SNAPPY } : compressors });
+      rest = await parquetReadObjects({ ...rows, columns: src.hasLabel ? [text, label] : [text], compressors });
+      for (const got of [images.length, rest.length]) if (got !== unit.count) throw new Error(`${got} rows decoded, the footer says ${unit.count}`);
+    } catch (e) {
+      const where = `${src.file}: row group ${unit.rowGroup} (rows ${unit.rowStart}-${unit.rowStart + unit.count - 1})`;
+      return Array.from({ length: unit.count }, (_, k) => ({ where, image: null, text: null, label: null, problem: k === 0 ? `does not decode (${(e as Error).message})` : '' }));
     }
-    return { where, image: img, text: asText(r[text]), label: src.hasLabel ? asText(r[label]) : undefined };
-  });
+    const base = dirname(src.file);
+    return rest.map((r, k) => {
+      const where = `${src.file}: row ${unit.rowStart + k}`;
+      const v = images[k]![image];
+      let img: RawRecord['image'] = null;
+      const asPath = (p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(base, p) } : null);
+      const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('utf8') : t);
+      if (src.imageKind === 'bytes' && v instanceof Uint8Array) img = { bytes: copyOut(v), name: where };
+      else if (src.imageKind === 'path') img = asPath(asText(v));
+      else if (src.imageKind === 'struct' && v && typeof v === 'object') {
+        const s = v as { bytes?: unknown; path?: unknown };
+        img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: copyOut(s.bytes), name: `${where}${typeof asText(s.path) === 'string' ? ` (${asText(s.path) as string})` : ''}` } : asPath(asText(s.path));
+      }
+      return { where, image: img, text: asText(r[text]), label: src.hasLabel ? asText(r[label]) : undefined };
+    });
+  } finally {
+    // nothing refers to the pages any more: their images were copied out
+    for (const p of taken) if (pagePool.length < POOL_PAGES && p.length <= POOL_PAGE_BYTES) pagePool.push(p);
+  }
 }

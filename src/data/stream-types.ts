@@ -1,5 +1,6 @@
 // What the streamed formats (Parquet, WebDataset) hand to the stream (stream.ts): units of reading (a Parquet row
 // group, a WebDataset shard) with their sample counts, and records as read, before validation.
+import type { ImageRange } from './manifest.js';
 
 /** Which column (Parquet) or field (WebDataset member extension or .json key) holds each part of a sample. */
 export interface ColumnNames {
@@ -25,7 +26,7 @@ export interface StreamUnit {
 export interface RawRecord {
   /** for messages: "file.parquet: row 12", "shard.tar: sample 000012" */
   where: string;
-  image: { bytes: Uint8Array; name: string } | { path: string } | null;
+  image: { bytes: Uint8Array; name: string } | { range: ImageRange; name: string } | { path: string } | null;
   text: unknown;
   label: unknown;
   /** the record cannot be read (a corrupt member, a row group that does not decode); the rest is empty */

@@ -48,8 +48,8 @@ export interface StreamSetDescription {
 
 /** An opened streamed data set. */
 export interface StreamSet extends StreamSetDescription {
-  /** the records of a unit, in order (`images: false` leaves image bytes unread where it can) */
-  read(unit: StreamUnit, images: boolean): AsyncIterable<RawRecord>;
+  /** the records of a unit, in order */
+  read(unit: StreamUnit): AsyncIterable<RawRecord>;
   /** a record to a sample, or the problem with it */
   toSample(r: RawRecord): Sample | Problem;
 }
@@ -95,7 +95,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
     let offset = 0;
     for (const [i, f] of files.entries()) {
       let count = 0;
-      for await (const r of readShard(f, cols, { images: false })) {
+      for await (const r of readShard(f, cols)) {
         count++;
         if (r.problem && policy === 'error') throw new MmtrainError(`${r.where}: ${r.problem}\nSet data.onBadSample: "skip" to train without such samples.`);
         if (!labels && !noLabel(r.label)) raw.push(r.label);
@@ -105,7 +105,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       if (opts.print && (i + 1) % 64 === 0) opts.print(`${pattern}: counted ${i + 1} of ${files.length} shards (${offset} samples) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     labels ??= discoverLabels(raw);
-    read = (unit, images) => readShard(unit.file, cols, { images });
+    read = (unit) => readShard(unit.file, cols);
   }
   const size = units.reduce((a, u) => a + u.count, 0);
   if (!size) {
@@ -118,7 +118,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
 
 /** Opens a described set again (the stream thread): Parquet footers are read again, shards are not counted again. */
 export async function reopenStreamSet(d: StreamSetDescription): Promise<StreamSet> {
-  if (d.kind === 'webdataset') return assemble(d, (unit, images) => readShard(unit.file, d.columns, { images }));
+  if (d.kind === 'webdataset') return assemble(d, (unit) => readShard(unit.file, d.columns));
   const sources = new Map<string, ParquetSource>();
   for (const f of new Set(d.units.map((u) => u.file))) sources.set(f, await openParquet(f, d.columns, d.needLabel));
   return assemble(d, (unit) => rowGroupRecords(sources.get(unit.file)!, unit));
@@ -145,7 +145,9 @@ function assemble(d: StreamSetDescription, read: StreamSet['read']): StreamSet {
       if (typeof i === 'string') return { where: r.where, message: i };
       label = i;
     }
-    return 'bytes' in r.image ? { image: r.image.name, bytes: r.image.bytes, text: r.text, label, where: r.where } : { image: r.image.path, text: r.text, label, where: r.where };
+    if ('bytes' in r.image) return { image: r.image.name, bytes: r.image.bytes, text: r.text, label, where: r.where };
+    if ('range' in r.image) return { image: r.image.name, range: r.image.range, text: r.text, label, where: r.where };
+    return { image: r.image.path, text: r.text, label, where: r.where };
   };
   return { ...d, read, toSample };
 }
@@ -248,7 +250,7 @@ async function* unitsItems(set: StreamSet, units: number[]): AsyncGenerator<Stre
   for (const u of units) {
     const unit = set.units[u]!;
     let k = 0;
-    for await (const r of set.read(unit, true)) {
+    for await (const r of set.read(unit)) {
       if (k >= unit.count) break; // a shard changed since it was counted: never more than the count
       const index = unit.offset + k++;
       if (r.problem === '') {

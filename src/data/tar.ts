@@ -1,0 +1,184 @@
+// Tar files (WebDataset shards) read member by member, synchronously, through one small reused window: headers and
+// small members are read into it, and a member's body is never read unless asked for (bytes()), so that counting a
+// shard reads only its headers and an image member can be left where it is, as a byte range of the file that the
+// batch thread reads itself. Formats: POSIX ustar (name prefix), pax extended headers (path, size) and GNU long
+// names, as Python's tarfile, GNU tar, webdataset's TarWriter and tar-stream write them; the header checksum is
+// checked. Not tar-stream's parser: its stream interface hands every byte of every member through JS chunks (a
+// fresh 1 MiB buffer per read, each image copied again out of them), which cost more than decoding some images;
+// tar-stream still writes the shards (convert.ts).
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
+/** A member as its headers describe it: its full name, whether it is a regular file, and where its bytes are. */
+export interface TarMember {
+  name: string;
+  /** a regular file (typeflag '0', NUL or '7'); directories, links and the like are 'other' */
+  file: boolean;
+  /** the file offset of its first byte */
+  offset: number;
+  size: number;
+}
+
+/** A malformed or truncated tar file; the message says what and where (a byte offset). */
+export class TarError extends Error {}
+
+const BLOCK = 512;
+/** the window: headers and small members (texts, labels, JSON); larger members get a buffer of their own */
+const WINDOW = 64 << 10;
+/** the least read into the window: a header with the small members after it (and, with small images, a few samples) */
+const READ = 16 << 10;
+
+export class TarReader {
+  readonly size: number;
+  readonly #fd: number;
+  readonly #window = Buffer.allocUnsafe(WINDOW);
+  #start = 0;
+  #length = 0;
+
+  constructor(readonly file: string) {
+    this.#fd = openSync(file, 'r');
+    try {
+      this.size = fstatSync(this.#fd).size;
+    } catch (e) {
+      closeSync(this.#fd);
+      throw e;
+    }
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
+
+  /**
+   * Bytes [at, at + n) of the file. Up to the window's size: a view into the window, valid until the next call;
+   * larger: a buffer of its own.
+   */
+  bytes(at: number, n: number): Buffer {
+    if (at + n > this.size) throw new TarError(`unexpected end of file at byte ${this.size} (${at + n - this.size} bytes short)`);
+    if (n > WINDOW) {
+      const out = Buffer.allocUnsafe(n);
+      this.#read(out, at);
+      return out;
+    }
+    if (at < this.#start || at + n > this.#start + this.#length) {
+      this.#start = at;
+      this.#length = Math.min(WINDOW, this.size - at, Math.max(n, READ));
+      this.#read(this.#window.subarray(0, this.#length), at);
+    }
+    return this.#window.subarray(at - this.#start, at - this.#start + n);
+  }
+
+  #read(into: Buffer, at: number): void {
+    for (let done = 0; done < into.length; ) {
+      const n = readSync(this.#fd, into, done, into.length - done, at + done);
+      if (n === 0) throw new TarError(`unexpected end of file at byte ${at + done} (the file changed while being read?)`);
+      done += n;
+    }
+  }
+
+  /** The members in order. Throws TarError at a corrupt header or a member cut short by the end of the file. */
+  *members(): Generator<TarMember> {
+    let at = 0;
+    // the next member's name (GNU 'L') and attributes (pax 'x'), from the entries before it
+    let longName: string | null = null;
+    let pax: Map<string, string> | null = null;
+    while (at < this.size) {
+      const h = this.bytes(at, BLOCK);
+      if (isZeroBlock(h)) return; // end of the archive
+      if (!checksumOk(h)) throw new TarError(`invalid header at byte ${at} (its checksum does not match)`);
+      const type = h[156]!;
+      let size = headerSize(h);
+      if (size === null) throw new TarError(`invalid header at byte ${at} (its size field is not a number)`);
+      if (pax?.has('size') && type !== 0x78 && type !== 0x67) size = Number(pax.get('size'));
+      const body = at + BLOCK;
+      const next = body + Math.ceil(size / BLOCK) * BLOCK;
+      const name = pax?.get('path') ?? longName ?? headerName(h);
+      if (body + size > this.size) throw new TarError(`member ${name} has ${size} bytes, the file ends ${this.size - body} bytes into it`);
+      if (type === 0x4c) longName = cString(this.bytes(body, size)); // 'L': GNU long name of the next member
+      else if (type === 0x78) pax = parsePax(this.bytes(body, size), body); // 'x': pax attributes of the next member
+      else if (type !== 0x67 && type !== 0x4b) {
+        // 'g' (pax global) and 'K' (GNU long link name) say nothing this reader uses
+        yield { name, file: type === 0x30 || type === 0 || type === 0x37, offset: body, size };
+        longName = null;
+        pax = null;
+      }
+      at = next;
+    }
+  }
+}
+
+function isZeroBlock(h: Buffer): boolean {
+  for (let i = 0; i < BLOCK; i += 8) if (h.readBigUInt64LE(i) !== 0n) return false;
+  return true;
+}
+
+/** The header's checksum: the sum of its bytes with the checksum field as spaces (unsigned, or signed as old tars). */
+function checksumOk(h: Buffer): boolean {
+  const want = parseOctal(h, 148, 8);
+  if (want === null) return false;
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : h[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  return want === unsigned || want === signed;
+}
+
+/** An octal field (NUL- or space-terminated, leading spaces allowed); null when it is not one. */
+function parseOctal(h: Buffer, at: number, n: number): number | null {
+  let i = at;
+  const end = at + n;
+  while (i < end && h[i] === 0x20) i++;
+  let v = 0;
+  let digits = 0;
+  for (; i < end; i++) {
+    const c = h[i]!;
+    if (c === 0 || c === 0x20) break;
+    if (c < 0x30 || c > 0x37) return null;
+    v = v * 8 + (c - 0x30);
+    digits++;
+  }
+  return digits ? v : null;
+}
+
+/** The size field: octal, or GNU's base-256 (high bit of its first byte set) for sizes of 8 GiB and more. */
+function headerSize(h: Buffer): number | null {
+  if (h[124]! & 0x80) {
+    let v = h[124]! & 0x7f;
+    for (let i = 125; i < 136; i++) v = v * 256 + h[i]!;
+    return v;
+  }
+  return parseOctal(h, 124, 12) ?? (h[124] === 0 ? 0 : null);
+}
+
+function cString(b: Buffer): string {
+  const z = b.indexOf(0);
+  return b.toString('utf8', 0, z < 0 ? b.length : z);
+}
+
+/** The name field, with the ustar prefix when the header has one ("ustar\0" magic; GNU's "ustar  " has none). */
+function headerName(h: Buffer): string {
+  const name = cString(h.subarray(0, 100));
+  if (h.toString('latin1', 257, 263) === 'ustar\0') {
+    const prefix = cString(h.subarray(345, 500));
+    if (prefix) return `${prefix}/${name}`;
+  }
+  return name;
+}
+
+/** pax records: "<length> <key>=<value>\n", the length counting the whole record. */
+function parsePax(b: Buffer, at: number): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < b.length; ) {
+    if (b[i] === 0) break; // padding
+    const space = b.indexOf(0x20, i);
+    const len = space > i ? Number(b.toString('latin1', i, space)) : NaN;
+    if (!Number.isInteger(len) || len <= space - i || i + len > b.length) throw new TarError(`invalid pax header at byte ${at + i}`);
+    const record = b.toString('utf8', space + 1, i + len - 1); // without the trailing newline
+    const eq = record.indexOf('=');
+    if (eq > 0) out.set(record.slice(0, eq), record.slice(eq + 1));
+    i += len;
+  }
+  return out;
+}
