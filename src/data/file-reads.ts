@@ -19,9 +19,12 @@ export function readSynchronously(on: boolean): void {
 
 const endError = (at: number) => new Error(`unexpected end of file at byte ${at} (the file changed while being read?)`);
 
-/** Bytes [start, end) of a file, in a buffer of its own (transferable: not a slice of Node's pool). */
-export async function readRange(file: string, start: number, end: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafeSlow(Math.max(0, end - start));
+/**
+ * Bytes [start, end) of a file, in a buffer of its own (transferable: not a slice of Node's pool), or into `into`
+ * (end - start bytes) when given.
+ */
+export async function readRange(file: string, start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
+  const out = into ?? Buffer.allocUnsafeSlow(Math.max(0, end - start));
   if (synchronous) {
     const fd = openSync(file, 'r');
     try {

@@ -158,9 +158,11 @@ export async function readParquetLabels(src: ParquetSource): Promise<unknown[]> 
 // Decompressed pages of the image column, reused from one row group to the next: a page is fresh memory otherwise,
 // and its page faults cost as much as the decompression. Its images are copied out, each into a buffer of its own
 // (the one copy an image needs anyway: it is transferred to the batch thread alone), before it is reused.
+// A column chunk holds several pages (writers cut them at ~1 MB), all decompressed before its rows are assembled, and
+// two reading slots read at once: the pool keeps up to POOL_BYTES of pages.
 const pagePool: Uint8Array[] = [];
-const POOL_PAGES = 4;
-const POOL_PAGE_BYTES = 64 << 20;
+const POOL_BYTES = 64 << 20;
+const pooledBytes = (pool: { byteLength: number }[]) => pool.reduce((a, b) => a + b.byteLength, 0);
 
 /** Snappy into pages from the pool (each noted in `taken`, to be given back), or null without the addon's snappy. */
 function pooledSnappy(taken: Uint8Array[]): Compressors['SNAPPY'] | null {
@@ -173,6 +175,35 @@ function pooledSnappy(taken: Uint8Array[]): Compressors['SNAPPY'] | null {
     return f(input, n, page.subarray(0, n));
   };
 }
+
+// The image column's chunks (a row group's images, compressed or not) are read into reused memory too: resizable
+// ArrayBuffers, each resized to the chunk's exact length (hyparquet reads nested columns to the buffer's end). A fresh
+// buffer a chunk was fresh pages to fault in, and its garbage started most of this thread's collections.
+const chunkPool: ArrayBuffer[] = [];
+
+/** `src`'s file as hyparquet reads it, its slices in pooled chunk buffers (each noted in `taken`, to be given back). */
+function pooledFile(src: ParquetSource, taken: ArrayBuffer[]): AsyncBuffer {
+  const size = src.buffer.byteLength;
+  return {
+    byteLength: size,
+    async slice(start: number, end = size): Promise<ArrayBuffer> {
+      const n = Math.max(0, Math.min(end, size) - start);
+      const i = chunkPool.findIndex((b) => (b as ResizableBuffer).maxByteLength >= n);
+      const chunk = (i >= 0 ? chunkPool.splice(i, 1)[0]! : new (ArrayBuffer as ResizableBufferConstructor)(n, { maxByteLength: Math.max(2 * n, 32 << 20) })) as ResizableBuffer;
+      chunk.resize(n);
+      taken.push(chunk);
+      await readRange(src.file, start, start + n, new Uint8Array(chunk));
+      return chunk;
+    },
+  };
+}
+
+/** ES2024's resizable ArrayBuffer (Node 20 has it; TypeScript's ES2022 library does not). */
+interface ResizableBuffer extends ArrayBuffer {
+  readonly maxByteLength: number;
+  resize(n: number): void;
+}
+type ResizableBufferConstructor = new (n: number, o: { maxByteLength: number }) => ArrayBuffer;
 
 /** A copy of `b` in a buffer of its own (not zeroed first, as slice() would). */
 function copyOut(b: Uint8Array): Uint8Array {
@@ -189,13 +220,14 @@ function copyOut(b: Uint8Array): Uint8Array {
 export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promise<RawRecord[]> {
   const { image, text, label } = src.columns;
   const taken: Uint8Array[] = [];
+  const chunks: ArrayBuffer[] = [];
   try {
     let images: Record<string, unknown>[];
     let rest: Record<string, unknown>[];
     const rows = { file: src.buffer, metadata: src.metadata, rowStart: unit.rowStart, rowEnd: unit.rowStart + unit.count, utf8: false };
     try {
       const SNAPPY = pooledSnappy(taken);
-      images = await parquetReadObjects({ ...rows, columns: [image], compressors: SNAPPY ? { ...compressors, SNAPPY } : compressors });
+      images = await parquetReadObjects({ ...rows, file: pooledFile(src, chunks), columns: [image], compressors: SNAPPY ? { ...compressors, SNAPPY } : compressors });
       rest = await parquetReadObjects({ ...rows, columns: src.hasLabel ? [text, label] : [text], compressors });
       for (const got of [images.length, rest.length]) if (got !== unit.count) throw new Error(`${got} rows decoded, the footer says ${unit.count}`);
     } catch (e) {
@@ -219,6 +251,7 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promis
     });
   } finally {
     // nothing refers to the pages any more: their images were copied out
-    for (const p of taken) if (pagePool.length < POOL_PAGES && p.length <= POOL_PAGE_BYTES) pagePool.push(p);
+    for (const p of taken) if (pooledBytes(pagePool) + p.byteLength <= POOL_BYTES) pagePool.push(p);
+    for (const c of chunks) if (pooledBytes(chunkPool) + c.byteLength <= POOL_BYTES) chunkPool.push(c);
   }
 }

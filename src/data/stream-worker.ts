@@ -5,11 +5,12 @@
 // asked for next, dropped otherwise: the next epoch's first samples (a shuffle buffer's fill) are then read while
 // the main thread still works through this one's last chunks, not after. Given a tokenizer, it also tokenizes the
 // texts (kept between epochs, encoding-cache.ts), so that the main thread only collates.
-import { type MessagePort, workerData } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
 import { EncodingCache } from './encoding-cache.js';
 import { readSynchronously } from './file-reads.js';
 import { type EpochStreamOptions, type StreamItem, type StreamSet, type StreamSetDescription, epochStream, reopenStreamSet } from './stream.js';
+import type { RawRecord } from './stream-types.js';
 import { type ControlMessage, INITIAL_CREDIT, type StreamMessage, type StreamText } from './stream-thread.js';
 import { TextTokenizer } from './tokenizer.js';
 
@@ -44,8 +45,19 @@ function readAhead(run: Run): void {
   ahead = newRun(null, { ...run.options, epoch: run.options.shuffle ? run.options.epoch + 1 : run.options.epoch });
   void read(ahead);
 }
-const setPromise: Promise<StreamSet> = reopenStreamSet(description);
+// Reading never waits for I/O on this thread (synchronous reads), so the main thread's messages (credit, start, stop)
+// would wait until the reading stops for lack of room: an epoch read ahead fills a shuffle buffer and the chunks
+// it may hold first (up to ~250 samples: a whole small epoch, hundreds of ms with photos on 2 busy cores), while the
+// epoch being sent waits for the credit to send its last chunk. They are taken after every record read instead.
+const setPromise: Promise<StreamSet> = reopenStreamSet(description).then((s) => ({ ...s, read: (unit) => takingControl(s.read(unit)) }));
 setPromise.catch(() => {});
+
+async function* takingControl(records: AsyncIterable<RawRecord>): AsyncGenerator<RawRecord> {
+  for await (const r of records) {
+    takeControlMessages();
+    yield r;
+  }
+}
 
 /** Whether two option sets give the same order (epochs differ only when shuffled). */
 function sameOrder(a: EpochStreamOptions, b: EpochStreamOptions): boolean {
@@ -77,6 +89,8 @@ async function read(run: Run): Promise<void> {
     let items: StreamItem[] = [];
     let bytes = 0;
     const hold = async (done: boolean) => {
+      takeControlMessages(); // (see takingControl)
+      if (run.stopped) return;
       const transfer: ArrayBuffer[] = [];
       for (const it of items) {
         if (it.sample?.bytes) {
@@ -121,7 +135,14 @@ function stop(run: Run | null): void {
   run.wake?.();
 }
 
-port.on('message', (m: ControlMessage) => {
+/** Handles the control messages that have arrived, without waiting for a turn of the event loop. */
+function takeControlMessages(): void {
+  for (let r; (r = receiveMessageOnPort(port)); ) control(r.message as ControlMessage);
+}
+
+port.on('message', control);
+
+function control(m: ControlMessage): void {
   if (m.kind === 'start') {
     // a new epoch ends the one before (whatever it has not sent is dropped)
     stop(current);
@@ -152,4 +173,4 @@ port.on('message', (m: ControlMessage) => {
     stop(current);
     current = null;
   }
-});
+}
