@@ -14,6 +14,7 @@ import {
   tidy, type StreamSet,
 } from '../src/index.js';
 import { encodedImage } from '../src/data/file-reads.js';
+import { openParquet, parquetUnits, readRowGroup } from '../src/data/parquet.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
 import { StreamThread } from '../src/data/stream-thread.js';
 import { distributedAvailable } from '../src/train/distributed.js';
@@ -113,6 +114,44 @@ test('convert: a manifest to Parquet and to WebDataset shards and back; batches 
         for await (const b of dl.epoch(epoch)) tidy(() => assert.deepEqual([...b.inputIds.toNumbers(), ...b.pixelValues.toNumbers(), ...b.labels.toNumbers(), ...b.indices], a[i++], `${p}: decodeThread ${decodeThread}, epoch ${epoch}, batch ${i}`));
         assert.equal(i, a.length);
       }
+    }
+  }
+});
+
+test('reused read memory: shuffled, two reading slots at once, every image\'s pixels equal its file\'s, epoch after epoch', async () => {
+  // Parquet row groups are read into pooled chunk buffers and pages, shard members into the batch thread's pooled
+  // buffers: images of different sizes, read by two slots at once, must never see each other's bytes
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-pool-'));
+  await generateSynthetic({ out: join(dir, 'data'), n: 50, seed: 8, imageSize: 40 });
+  const m = readManifest(join(dir, 'data', 'train.jsonl'));
+  const common = { prefix: 'train', shardSize: 9, rowGroupSize: 4, compression: 'snappy' as const, onBadSample: 'error' as const };
+  const pq = await convertDataset(m, { ...common, to: 'parquet', out: join(dir, 'pq') });
+  const wds = await convertDataset(m, { ...common, to: 'webdataset', out: join(dir, 'wds') });
+  // every row group of every file read at once: their reads, pages and copies interleave at each await
+  const files = expandDataPaths('data.train', pq.pattern, dir);
+  const sources = await Promise.all(files.map((f) => openParquet(f, {}, true)));
+  const groups = await Promise.all(sources.flatMap((src, f) => parquetUnits(src, f * 9).map(async (u) => ({ u, records: await readRowGroup(src, u) }))));
+  for (const { u, records } of groups) {
+    records.forEach((r, k) => {
+      assert.ok(r.image && 'bytes' in r.image, r.where);
+      assert.equal(sha(r.image.bytes), sha(readFileSync(m.samples[u.offset + k]!.image)), `${r.where}: its own image`);
+    });
+  }
+  const cfg = imageConfig({ size: 12, resize: 'exact' });
+  const per = 3 * 12 * 12;
+  const want = new Map<number, number[]>();
+  for await (const b of new DataLoader(m.samples, tok, cfg, { batchSize: 1, shuffle: false }).epoch(0)) want.set(b.indices[0]!, b.pixelValues.toNumbers());
+  for (const p of [pq.pattern, wds.pattern]) {
+    const d = (await openDataset('data.train', p)) as StreamSet;
+    const dl = new DataLoader(d, tok, cfg, { batchSize: 4, shuffle: true, seed: 2, readers: 2, shuffleBuffer: 8 });
+    for (const epoch of [0, 1, 2]) {
+      let n = 0;
+      for await (const b of dl.epoch(epoch)) {
+        const px = b.pixelValues.toNumbers();
+        b.indices.forEach((i, k) => assert.deepEqual(px.slice(k * per, (k + 1) * per), want.get(i), `${p}: epoch ${epoch}, sample ${i}`));
+        n += b.indices.length;
+      }
+      assert.equal(n, m.samples.length);
     }
   }
 });
