@@ -4,7 +4,7 @@
 // by the batch thread when decoded, and a shard cut after it was opened is an error naming the member.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tar from 'tar-stream';
@@ -169,5 +169,39 @@ test('shards: images stay in the shard as byte ranges, read when decoded; a shar
   for (const decodeThread of [true, false]) {
     const dl = new DataLoader([sample], tok, cfg, { batchSize: 1, shuffle: false, decodeThread });
     await assert.rejects((async () => { for await (const b of dl.epoch(0)) void b; })(), new RegExp(`ranges-000000\\.tar: ${key}\\.jpg: cannot read image \\(unexpected end of file at byte \\d+ \\(the file changed while being read\\?\\)\\)`));
+  }
+});
+
+test('shards: a shard replaced at the same path (a new file renamed over it) is read anew, not through a kept-open file', async () => {
+  const tok = TextTokenizer.fromFile(bundledTokenizer());
+  const cfg = imageConfig({ size: 16, resize: 'exact' });
+  const sets: { m: ReturnType<typeof readManifest>; file: string }[] = [];
+  for (const seed of [1, 2]) {
+    const src = join(dir, `replace-${seed}`);
+    await generateSynthetic({ out: src, n: 10, seed, imageSize: 24 });
+    const m = readManifest(join(src, 'train.jsonl'));
+    const blocks: Buffer[] = [];
+    for (const [i, s] of m.samples.entries()) {
+      const img = readFileSync(s.image);
+      const key = String(i).padStart(6, '0');
+      blocks.push(...entry(header(`${key}.jpg`, img.length), img), ...entry(header(`${key}.txt`, Buffer.byteLength(s.text)), Buffer.from(s.text)), ...entry(header(`${key}.cls`, 1), Buffer.from(String(s.label))));
+    }
+    const file = join(dir, `replace-${seed}.tar`);
+    writeFileSync(file, Buffer.concat([...blocks, Buffer.alloc(1024)]));
+    sets.push({ m, file });
+  }
+  const shard = join(dir, 'replaced-000000.tar');
+  const pixels = async (source: StreamSet | ReturnType<typeof readManifest>['samples'], decodeThread: boolean) => {
+    const out: number[] = [];
+    for await (const b of new DataLoader(source, tok, cfg, { batchSize: 4, shuffle: false, decodeThread }).epoch(0)) out.push(...b.pixelValues.toNumbers());
+    return out;
+  };
+  for (const decodeThread of [true, false]) {
+    for (const { m, file } of sets) {
+      renameSync(file, shard);
+      writeFileSync(file, readFileSync(shard)); // for the next round
+      const d = (await openDataset('data.train', shard, { labels: m.labels })) as StreamSet;
+      assert.deepEqual(await pixels(d, decodeThread), await pixels(m.samples, decodeThread), `${file}: decodeThread ${decodeThread}`);
+    }
   }
 });

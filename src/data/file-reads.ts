@@ -6,7 +6,7 @@
 // often not ready when the main thread asked for it (its first chunk came 5-35 ms late at 640x480, against ~1 ms).
 // On the main thread (data.decodeThread: false, or reading a footer when a data set is opened) they stay
 // asynchronous.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { ImageRange, Sample } from './manifest.js';
 
@@ -51,26 +51,34 @@ export async function readRange(file: string, start: number, end: number, into?:
   return out;
 }
 
-/** Open files of image ranges (shards), most recently used last; a few, closed as others come. */
-const rangeFiles = new Map<string, number>();
+/** Open files of image ranges (shards) and their inodes, most recently used last; a few, closed as others come. */
+const rangeFiles = new Map<string, { fd: number; ino: number }>();
 const RANGE_FILES = 16;
 
 /**
  * The bytes of an image stored inside another file (a WebDataset shard's member): one positioned read, synchronous
- * (the batch thread's reads are, as its image files' are), the shard kept open between its images. Read into the
- * start of `into` when given (at least r.length bytes), else into a buffer of its own.
+ * (the batch thread's reads are, as its image files' are), the shard kept open between its images (opened again when
+ * the range comes from a file of another inode: one replaced at the same path). Read into the start of `into` when
+ * given (at least r.length bytes), else into a buffer of its own.
  */
 export function readImageRange(r: ImageRange, into?: Buffer): Buffer {
-  let fd = rangeFiles.get(r.file);
-  if (fd === undefined) {
-    fd = openSync(r.file, 'r');
+  let open = rangeFiles.get(r.file);
+  if (open) rangeFiles.delete(r.file);
+  if (open && r.ino !== undefined && open.ino !== r.ino) {
+    closeSync(open.fd);
+    open = undefined;
+  }
+  if (!open) {
+    const fd = openSync(r.file, 'r');
+    open = { fd, ino: fstatSync(fd).ino };
     if (rangeFiles.size >= RANGE_FILES) {
-      const [oldest, ofd] = rangeFiles.entries().next().value as [string, number];
+      const [oldest, o] = rangeFiles.entries().next().value as [string, { fd: number }];
       rangeFiles.delete(oldest);
-      closeSync(ofd);
+      closeSync(o.fd);
     }
-  } else rangeFiles.delete(r.file);
-  rangeFiles.set(r.file, fd);
+  }
+  rangeFiles.set(r.file, open);
+  const fd = open.fd;
   const out = into ? into.subarray(0, r.length) : Buffer.allocUnsafeSlow(r.length);
   for (let at = 0; at < r.length; ) {
     const n = readSync(fd, out, at, r.length - at, r.offset + at);

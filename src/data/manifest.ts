@@ -27,6 +27,8 @@ export interface ImageRange {
   file: string;
   offset: number;
   length: number;
+  /** the file's inode when the range was read from it: a file replaced since (a new inode) is opened again */
+  ino?: number;
 }
 
 export interface Problem {

@@ -29,6 +29,8 @@ const READ = 16 << 10;
 
 export class TarReader {
   readonly size: number;
+  /** the file's inode (image ranges carry it: see readImageRange) */
+  readonly ino: number;
   readonly #fd: number;
   readonly #window = Buffer.allocUnsafe(WINDOW);
   #start = 0;
@@ -37,7 +39,9 @@ export class TarReader {
   constructor(readonly file: string) {
     this.#fd = openSync(file, 'r');
     try {
-      this.size = fstatSync(this.#fd).size;
+      const st = fstatSync(this.#fd);
+      this.size = st.size;
+      this.ino = st.ino;
     } catch (e) {
       closeSync(this.#fd);
       throw e;

@@ -44,7 +44,7 @@ interface Group {
   small: Map<string, string>;
 }
 
-function toRecord(file: string, g: Group, f: Fields): RawRecord {
+function toRecord(file: string, ino: number, g: Group, f: Fields): RawRecord {
   const where = `${file}: sample ${g.key}`;
   let json: Record<string, unknown> | null = null;
   const rawJson = g.small.get('json');
@@ -64,7 +64,7 @@ function toRecord(file: string, g: Group, f: Fields): RawRecord {
   let text = pick(f.text, f.textJson);
   if (text === undefined) text = null;
   const label = pick(f.label, f.labelJson);
-  const image = g.image ? { range: { file, offset: g.image.offset, length: g.image.length }, name: `${file}: ${g.key}.${g.image.ext}` } : null;
+  const image = g.image ? { range: { file, offset: g.image.offset, length: g.image.length, ino }, name: `${file}: ${g.key}.${g.image.ext}` } : null;
   if (!g.image) return { where, image: null, text, label, problem: `no image member (expected ${g.key}.${f.images.join(' / .')})` };
   if (text === null) return { where, image: null, text, label, problem: `no text (expected a ${g.key}.${f.text[0]} member or a "${f.textJson.join('" / "')}" key in ${g.key}.json)` };
   return { where, image, text, label };
@@ -94,7 +94,7 @@ export async function* readShard(file: string, cols: ColumnNames): AsyncGenerato
       last = m.name;
       const [key, ext] = parts;
       if (group && group.key !== key) {
-        yield toRecord(file, group, f);
+        yield toRecord(file, tar.ino, group, f);
         group = null;
       }
       const g: Group = (group ??= { key, image: null, small: new Map() });
@@ -108,5 +108,5 @@ export async function* readShard(file: string, cols: ColumnNames): AsyncGenerato
   } finally {
     tar.close();
   }
-  if (group) yield toRecord(file, group, f);
+  if (group) yield toRecord(file, tar.ino, group, f);
 }
