@@ -13,7 +13,7 @@ import { DataLoader, TextTokenizer, convertDataset, disposeBatch, imageConfig, o
  * loader left out (the stream thread and the JIT warming up): single epochs of a few hundred images vary by 10-20%
  * here, and the best of a few was as much luck as speed. PyTorch's side takes the median of as many epochs.
  */
-export const STREAM_CYCLES = 4;
+export const STREAM_CYCLES = 8;
 export const STREAM_BLOCK = 3;
 export const STREAM_ROUNDS = STREAM_CYCLES * STREAM_BLOCK;
 
