@@ -27,10 +27,16 @@ let background = 1;
 // Buffers that shard members were read into, reused once their image is decoded: a fresh buffer for every image is
 // fresh memory, whose page faults cost more than the read itself.
 const spare: Buffer[] = [];
+/** what the spare buffers may hold together (a batch being decoded, with prefetch, of 640x480 photos: ~12 MB) */
+const SPARE_BYTES = 64 << 20;
+let spareBytes = 0;
 
 function readBuffer(n: number): Buffer {
   const i = spare.findIndex((b) => b.length >= n);
-  return i >= 0 ? spare.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(n, 64 << 10));
+  if (i < 0) return Buffer.allocUnsafeSlow(Math.max(n, 64 << 10));
+  const b = spare.splice(i, 1)[0]!;
+  spareBytes -= b.length;
+  return b;
 }
 
 async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
@@ -53,7 +59,10 @@ async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
     return { error: (e as Error).message };
   } finally {
     // decoded (or failed): nothing holds the bytes any more
-    if (reused && spare.length < 32 && reused.length <= 16 << 20) spare.push(reused);
+    if (reused && spareBytes + reused.length <= SPARE_BYTES) {
+      spare.push(reused);
+      spareBytes += reused.length;
+    }
   }
 }
 
