@@ -6,6 +6,7 @@
 // core; those of a batch the loop waits for (hurried) start up to the request's `concurrency` at once.
 import { readFileSync } from 'node:fs';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { BufferPool } from './buffer-pool.js';
 import { readImageRange } from './file-reads.js';
 import { decodeImage, imageReadError, mulberry32 } from './image.js';
 import type { BatchItem, BatchReply, BatchRequest, HurryMessage, ItemResult } from './batch-thread.js';
@@ -24,20 +25,10 @@ const open = new Map<number, { hurried: boolean; peak: number }>();
 let active = 0;
 let background = 1;
 
-// Buffers that shard members were read into, reused once their image is decoded: a fresh buffer for every image is
-// fresh memory, whose page faults cost more than the read itself.
-const spare: Buffer[] = [];
-/** what the spare buffers may hold together (a batch being decoded, with prefetch, of 640x480 photos: ~12 MB) */
-const SPARE_BYTES = 64 << 20;
-let spareBytes = 0;
-
-function readBuffer(n: number): Buffer {
-  const i = spare.findIndex((b) => b.length >= n);
-  if (i < 0) return Buffer.allocUnsafeSlow(Math.max(n, 64 << 10));
-  const b = spare.splice(i, 1)[0]!;
-  spareBytes -= b.length;
-  return b;
-}
+// Buffers that shard members were read into, reused once their image is decoded (buffer-pool.ts), up to 64 MB in
+// all (a batch being decoded, with prefetch, of 640x480 photos: ~12 MB).
+const spare = new BufferPool<Buffer>(64 << 20);
+const readBuffer = (n: number) => spare.take(n) ?? Buffer.allocUnsafeSlow(Math.max(n, 64 << 10));
 
 async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
   let reused: Buffer | null = null;
@@ -59,10 +50,7 @@ async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
     return { error: (e as Error).message };
   } finally {
     // decoded (or failed): nothing holds the bytes any more
-    if (reused && spareBytes + reused.length <= SPARE_BYTES) {
-      spare.push(reused);
-      spareBytes += reused.length;
-    }
+    if (reused) spare.give(reused);
   }
 }
 

@@ -19,6 +19,15 @@ export function readSynchronously(on: boolean): void {
 
 const endError = (at: number) => new Error(`unexpected end of file at byte ${at} (the file changed while being read?)`);
 
+/** Fills `into` from an open file, from byte `position` on: positioned reads, synchronous; an early end throws. */
+export function readFullySync(fd: number, into: Uint8Array, position: number): void {
+  for (let at = 0; at < into.length; ) {
+    const n = readSync(fd, into, at, into.length - at, position + at);
+    if (n === 0) throw endError(position + at);
+    at += n;
+  }
+}
+
 /**
  * Bytes [start, end) of a file, in a buffer of its own (transferable: not a slice of Node's pool), or into `into`
  * (end - start bytes) when given.
@@ -28,11 +37,7 @@ export async function readRange(file: string, start: number, end: number, into?:
   if (synchronous) {
     const fd = openSync(file, 'r');
     try {
-      for (let at = 0; at < out.length; ) {
-        const n = readSync(fd, out, at, out.length - at, start + at);
-        if (n === 0) throw endError(start + at);
-        at += n;
-      }
+      readFullySync(fd, out, start);
     } finally {
       closeSync(fd);
     }
@@ -78,13 +83,8 @@ export function readImageRange(r: ImageRange, into?: Buffer): Buffer {
     }
   }
   rangeFiles.set(r.file, open);
-  const fd = open.fd;
   const out = into ? into.subarray(0, r.length) : Buffer.allocUnsafeSlow(r.length);
-  for (let at = 0; at < r.length; ) {
-    const n = readSync(fd, out, at, r.length - at, r.offset + at);
-    if (n === 0) throw endError(r.offset + at);
-    at += n;
-  }
+  readFullySync(open.fd, out, r.offset);
   return out;
 }
 

@@ -8,6 +8,7 @@ import { type AsyncBuffer, type Compressors, type FileMetaData, parquetMetadataA
 import { snappyUncompressor } from 'hysnappy';
 import { MmtrainError } from '../errors.js';
 import { readRange } from './file-reads.js';
+import { BufferPool } from './buffer-pool.js';
 import { imageAddon } from './image-addon.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 
@@ -17,7 +18,7 @@ import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 // The other codecs come from hyparquet-compressors, imported the first time a file uses one (openParquet): its
 // import builds gzip's tables and costs ~50-100 ms, which every process and stream thread paid before.
 const snappyIntoPool = nativeSnappy();
-const compressors: Compressors = { SNAPPY: snappyIntoPool ? (input, n) => snappyIntoPool(input, n) : snappyUncompressor() };
+const compressors: Compressors = { SNAPPY: snappyIntoPool ?? snappyUncompressor() };
 let otherCodecs: Promise<void> | null = null;
 
 async function loadCodecs(md: FileMetaData): Promise<void> {
@@ -32,8 +33,7 @@ async function loadCodecs(md: FileMetaData): Promise<void> {
 /** The addon's snappy (into `out` when given), or null without it. */
 function nativeSnappy(): ((input: Uint8Array, outputLength: number, out?: Uint8Array) => Uint8Array) | null {
   try {
-    const f = imageAddon().snappyUncompress;
-    return f ? (input, outputLength, out) => f(input, outputLength, out) : null;
+    return imageAddon().snappyUncompress ?? null;
   } catch {
     return null; // the addon is not built: hysnappy
   }
@@ -159,18 +159,15 @@ export async function readParquetLabels(src: ParquetSource): Promise<unknown[]> 
 // and its page faults cost as much as the decompression. Its images are copied out, each into a buffer of its own
 // (the one copy an image needs anyway: it is transferred to the batch thread alone), before it is reused.
 // A column chunk holds several pages (writers cut them at ~1 MB), all decompressed before its rows are assembled, and
-// two reading slots read at once: the pool keeps up to POOL_BYTES of pages.
-const pagePool: Uint8Array[] = [];
-const POOL_BYTES = 64 << 20;
-const pooledBytes = (pool: { byteLength: number }[]) => pool.reduce((a, b) => a + b.byteLength, 0);
+// two reading slots read at once: the pool keeps up to 64 MB of pages.
+const pagePool = new BufferPool<Uint8Array>(64 << 20);
 
 /** Snappy into pages from the pool (each noted in `taken`, to be given back), or null without the addon's snappy. */
 function pooledSnappy(taken: Uint8Array[]): Compressors['SNAPPY'] | null {
   const f = snappyIntoPool;
   if (!f) return null;
   return (input, n) => {
-    const i = pagePool.findIndex((b) => b.length >= n);
-    const page = i >= 0 ? pagePool.splice(i, 1)[0]! : new Uint8Array(Buffer.allocUnsafeSlow(Math.max(n, 1 << 20)).buffer);
+    const page = pagePool.take(n) ?? new Uint8Array(Buffer.allocUnsafeSlow(Math.max(n, 1 << 20)).buffer);
     taken.push(page);
     return f(input, n, page.subarray(0, n));
   };
@@ -179,17 +176,16 @@ function pooledSnappy(taken: Uint8Array[]): Compressors['SNAPPY'] | null {
 // The image column's chunks (a row group's images, compressed or not) are read into reused memory too: resizable
 // ArrayBuffers, each resized to the chunk's exact length (hyparquet reads nested columns to the buffer's end). A fresh
 // buffer a chunk was fresh pages to fault in, and its garbage started most of this thread's collections.
-const chunkPool: ArrayBuffer[] = [];
+const chunkPool = new BufferPool<ResizableBuffer>(64 << 20, (b) => b.maxByteLength);
 
 /** `src`'s file as hyparquet reads it, its slices in pooled chunk buffers (each noted in `taken`, to be given back). */
-function pooledFile(src: ParquetSource, taken: ArrayBuffer[]): AsyncBuffer {
+function pooledFile(src: ParquetSource, taken: ResizableBuffer[]): AsyncBuffer {
   const size = src.buffer.byteLength;
   return {
     byteLength: size,
     async slice(start: number, end = size): Promise<ArrayBuffer> {
       const n = Math.max(0, Math.min(end, size) - start);
-      const i = chunkPool.findIndex((b) => (b as ResizableBuffer).maxByteLength >= n);
-      const chunk = (i >= 0 ? chunkPool.splice(i, 1)[0]! : new (ArrayBuffer as ResizableBufferConstructor)(n, { maxByteLength: Math.max(2 * n, 32 << 20) })) as ResizableBuffer;
+      const chunk = chunkPool.take(n) ?? (new (ArrayBuffer as ResizableBufferConstructor)(n, { maxByteLength: Math.max(2 * n, 32 << 20) }) as ResizableBuffer);
       chunk.resize(n);
       taken.push(chunk);
       await readRange(src.file, start, start + n, new Uint8Array(chunk));
@@ -220,7 +216,7 @@ function copyOut(b: Uint8Array): Uint8Array {
 export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promise<RawRecord[]> {
   const { image, text, label } = src.columns;
   const taken: Uint8Array[] = [];
-  const chunks: ArrayBuffer[] = [];
+  const chunks: ResizableBuffer[] = [];
   try {
     let images: Record<string, unknown>[];
     let rest: Record<string, unknown>[];
@@ -251,7 +247,7 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promis
     });
   } finally {
     // nothing refers to the pages any more: their images were copied out
-    for (const p of taken) if (pooledBytes(pagePool) + p.byteLength <= POOL_BYTES) pagePool.push(p);
-    for (const c of chunks) if (pooledBytes(chunkPool) + c.byteLength <= POOL_BYTES) chunkPool.push(c);
+    for (const p of taken) pagePool.give(p);
+    for (const c of chunks) chunkPool.give(c);
   }
 }

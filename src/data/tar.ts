@@ -6,7 +6,8 @@
 // checked. Not tar-stream's parser: its stream interface hands every byte of every member through JS chunks (a
 // fresh 1 MiB buffer per read, each image copied again out of them), which cost more than decoding some images;
 // tar-stream still writes the shards (convert.ts).
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readFullySync } from './file-reads.js';
 
 /** A member as its headers describe it: its full name, whether it is a regular file, and where its bytes are. */
 export interface TarMember {
@@ -72,10 +73,12 @@ export class TarReader {
   }
 
   #read(into: Buffer, at: number): void {
-    for (let done = 0; done < into.length; ) {
-      const n = readSync(this.#fd, into, done, into.length - done, at + done);
-      if (n === 0) throw new TarError(`unexpected end of file at byte ${at + done} (the file changed while being read?)`);
-      done += n;
+    try {
+      readFullySync(this.#fd, into, at);
+    } catch (e) {
+      // a file that ends early is a truncated shard (the caller reports TarErrors as such); other errors are I/O's
+      if ((e as NodeJS.ErrnoException).code) throw e;
+      throw new TarError((e as Error).message);
     }
   }
 
