@@ -119,6 +119,16 @@ test('tar: a corrupt header, a member cut short and a header cut short are TarEr
   bad.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
   writeFileSync(join(dir, 'bad-size.tar'), bad);
   assert.throws(() => members(join(dir, 'bad-size.tar')), /invalid header at byte 0 \(its size field is not a number\)/);
+  // a pax size that is not a number, and a long name of gigabytes: TarErrors, not a silent end or an allocation
+  writeFileSync(join(dir, 'pax-size.tar'), Buffer.concat([...pax({ size: 'x12' }), ...entry(header('a.txt', 3), Buffer.from('abc')), Buffer.alloc(1024)]));
+  assert.throws(() => members(join(dir, 'pax-size.tar')), (e: Error) => e instanceof TarError && /invalid pax header before byte 1024 \(size "x12" is not a number\)/.test(e.message));
+  const huge = header('././@LongLink', 3 * 2 ** 30, { type: 'L', base256: true });
+  writeFileSync(join(dir, 'long-name.tar'), Buffer.concat([huge, Buffer.alloc(1024)]));
+  assert.throws(() => members(join(dir, 'long-name.tar')), (e: Error) => e instanceof TarError && /invalid header at byte 0 \(a 3221225472-byte long name or pax header; at most 4194304\)/.test(e.message));
+  // a pax size applies to the member, not to a GNU long name between them
+  const name = 'n'.repeat(120);
+  writeFileSync(join(dir, 'pax-then-long.tar'), Buffer.concat([...pax({ size: '3' }), ...entry(header('././@LongLink', name.length + 1, { type: 'L' }), Buffer.from(`${name}\0`)), ...entry(header('x', 0), Buffer.from('abc')), Buffer.alloc(1024)]));
+  assert.deepEqual(members(join(dir, 'pax-then-long.tar')).map((m) => [m.name, m.size, m.body]), [[name, 3, 'abc']]);
 });
 
 test('shards: images stay in the shard as byte ranges, read when decoded; a shard cut after opening names the member', async () => {
@@ -204,4 +214,12 @@ test('shards: a shard replaced at the same path (a new file renamed over it) is 
       assert.deepEqual(await pixels(d, decodeThread), await pixels(m.samples, decodeThread), `${file}: decodeThread ${decodeThread}`);
     }
   }
+  // a range read after its shard was replaced, from a file not kept open: an error, not another file's bytes
+  const fresh = join(dir, 'fresh-000000.tar');
+  writeFileSync(fresh, readFileSync(sets[1]!.file));
+  const d = (await openDataset('data.train', fresh, { labels: sets[1]!.m.labels })) as StreamSet;
+  let range: Parameters<typeof readImageRange>[0] | null = null;
+  for await (const r of d.read(d.units[0]!)) if (r.image && 'range' in r.image) range ??= r.image.range;
+  renameSync(sets[0]!.file, fresh);
+  assert.throws(() => readImageRange(range!), /the file was replaced since its samples were read/);
 });

@@ -75,7 +75,15 @@ export function readImageRange(r: ImageRange, into?: Buffer): Buffer {
   }
   if (!open) {
     const fd = openSync(r.file, 'r');
-    open = { fd, ino: fstatSync(fd).ino };
+    let ino: number;
+    try {
+      ino = fstatSync(fd).ino;
+      if (r.ino !== undefined && ino !== r.ino) throw new Error('the file was replaced since its samples were read; read the data set again');
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    open = { fd, ino };
     if (rangeFiles.size >= RANGE_FILES) {
       const [oldest, o] = rangeFiles.entries().next().value as [string, { fd: number }];
       rangeFiles.delete(oldest);

@@ -178,8 +178,11 @@ function pooledSnappy(taken: Uint8Array[]): Compressors['SNAPPY'] | null {
 // buffer a chunk was fresh pages to fault in, and its garbage started most of this thread's collections.
 const chunkPool = new BufferPool<ResizableBuffer>(64 << 20, (b) => b.maxByteLength);
 
-/** `src`'s file as hyparquet reads it, its slices in pooled chunk buffers (each noted in `taken`, to be given back). */
-function pooledFile(src: ParquetSource, taken: ResizableBuffer[]): AsyncBuffer {
+/**
+ * `src`'s file as hyparquet reads it, its slices in pooled chunk buffers (each noted in `taken`, with its read, to be
+ * given back once that read has ended: hyparquet may give up on a row group while another of its reads is running).
+ */
+function pooledFile(src: ParquetSource, taken: { chunk: ResizableBuffer; read: Promise<unknown> }[]): AsyncBuffer {
   const size = src.buffer.byteLength;
   return {
     byteLength: size,
@@ -187,8 +190,9 @@ function pooledFile(src: ParquetSource, taken: ResizableBuffer[]): AsyncBuffer {
       const n = Math.max(0, Math.min(end, size) - start);
       const chunk = chunkPool.take(n) ?? (new (ArrayBuffer as ResizableBufferConstructor)(n, { maxByteLength: Math.max(2 * n, 32 << 20) }) as ResizableBuffer);
       chunk.resize(n);
-      taken.push(chunk);
-      await readRange(src.file, start, start + n, new Uint8Array(chunk));
+      const read = readRange(src.file, start, start + n, new Uint8Array(chunk));
+      taken.push({ chunk, read });
+      await read;
       return chunk;
     },
   };
@@ -216,7 +220,7 @@ function copyOut(b: Uint8Array): Uint8Array {
 export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promise<RawRecord[]> {
   const { image, text, label } = src.columns;
   const taken: Uint8Array[] = [];
-  const chunks: ResizableBuffer[] = [];
+  const chunks: { chunk: ResizableBuffer; read: Promise<unknown> }[] = [];
   try {
     let images: Record<string, unknown>[];
     let rest: Record<string, unknown>[];
@@ -248,6 +252,7 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promis
   } finally {
     // nothing refers to the pages any more: their images were copied out
     for (const p of taken) pagePool.give(p);
-    for (const c of chunks) chunkPool.give(c);
+    await Promise.allSettled(chunks.map((c) => c.read));
+    for (const c of chunks) chunkPool.give(c.chunk);
   }
 }

@@ -102,6 +102,9 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       }
       units.push({ file: f, rowGroup: 0, rowStart: 0, count, offset });
       offset += count;
+      // shards are read synchronously (tar.ts): a turn of the event loop between them, so that a long count can be
+      // interrupted (SIGINT) and timers run
+      await new Promise((r) => setImmediate(r));
       if (opts.print && (i + 1) % 64 === 0) opts.print(`${pattern}: counted ${i + 1} of ${files.length} shards (${offset} samples) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     labels ??= discoverLabels(raw);

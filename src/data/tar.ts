@@ -27,6 +27,8 @@ const BLOCK = 512;
 const WINDOW = 64 << 10;
 /** the least read into the window: a header with the small members after it (and, with small images, a few samples) */
 const READ = 16 << 10;
+/** the largest GNU long name or pax header read */
+const MAX_ATTRIBUTES = 4 << 20;
 
 export class TarReader {
   readonly size: number;
@@ -95,7 +97,14 @@ export class TarReader {
       const type = h[156]!;
       let size = headerSize(h);
       if (size === null) throw new TarError(`invalid header at byte ${at} (its size field is not a number)`);
-      if (pax?.has('size') && type !== 0x78 && type !== 0x67) size = Number(pax.get('size'));
+      const attributes = type === 0x4c || type === 0x4b || type === 0x78 || type === 0x67;
+      if (pax?.has('size') && !attributes) {
+        const v = pax.get('size')!;
+        if (!/^\d+$/.test(v)) throw new TarError(`invalid pax header before byte ${at} (size "${v}" is not a number)`);
+        size = Number(v);
+      }
+      // a long name or pax header of megabytes is a corrupt header, not something to allocate (tar-stream's limit)
+      if (attributes && size > MAX_ATTRIBUTES) throw new TarError(`invalid header at byte ${at} (a ${size}-byte long name or pax header; at most ${MAX_ATTRIBUTES})`);
       const body = at + BLOCK;
       const next = body + Math.ceil(size / BLOCK) * BLOCK;
       const name = pax?.get('path') ?? longName ?? headerName(h);
