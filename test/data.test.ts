@@ -5,13 +5,15 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
 import sharp from 'sharp';
 import {
   DataLoader, ImageCache, disposeBatch, type Batch, TextTokenizer, imageConfig, imagesToTensor, loadImage, loadSafetensors, memory, readManifest,
   F, fromBuffer, tidy, type Sample,
 } from '../src/index.js';
 import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
-import { decodeOnThread } from '../src/data/batch-thread.js';
+import { decodeOnThread, returnImagesTo } from '../src/data/batch-thread.js';
+import { giveImageBuffers, imageBuffer, isAlone } from '../src/data/image-buffers.js';
 import { decodeImage } from '../src/data/image.js';
 
 const IMG = join(FIXTURES, 'images');
@@ -348,6 +350,72 @@ test('the batch thread decodes files to the same pixels as the main thread and r
   assert.deepEqual(Buffer.from((out[0] as { data: Uint8Array }).data), Buffer.from(decoded.data));
   assert.equal((out[0] as { width: number }).width, 16);
   assert.match((out[1] as Error).message, /nope\.jpg: cannot read image \(file not found\)/);
+});
+
+test('in-memory images on the batch thread: a buffer holding one image alone travels by transfer and comes back decoded; any other is copied and left as it was', async () => {
+  const cfg = imageConfig({ size: 16, resize: 'exact' });
+  const file = readFileSync(join(IMG, 'rgb.jpg'));
+  const want = Buffer.from((await loadImage(join(IMG, 'rgb.jpg'), cfg)).data);
+  const { port1, port2 } = new MessageChannel();
+  const returnTo = returnImagesTo(port2);
+  // two images copied into buffers of their own (as the stream thread copies Parquet's), and a caller's bytes: one
+  // spanning its whole buffer, one a view into a larger one
+  const alone = [imageBuffer(file.length), imageBuffer(file.length)];
+  for (const a of alone) a.set(file);
+  const capacity = alone[0]!.buffer.byteLength;
+  assert.ok(capacity >= file.length && isAlone(alone[0]!));
+  const whole = new Uint8Array(file);
+  const shared = new Uint8Array(file.length + 10);
+  shared.set(file, 10);
+  const view = shared.subarray(10);
+  assert.ok(!isAlone(whole) && !isAlone(view));
+  const back = new Promise<ArrayBuffer[]>((resolve, reject) => {
+    const t = setTimeout(() => (port1.close(), reject(new Error('no buffers came back within 10 s'))), 10_000);
+    port1.once('message', (m: { buffers: ArrayBuffer[] }) => (clearTimeout(t), resolve(m.buffers)));
+  });
+  const items = [...alone, whole, view].map((bytes, k) => ({ file: `image ${k}`, bytes, seed: null, returnTo }));
+  const { images } = await decodeOnThread(items, cfg, { background: 4, concurrency: 4 }).results;
+  for (const img of images) assert.deepEqual(Buffer.from((img as { data: Uint8Array }).data), want);
+  // the buffers that held one image alone were transferred, not copied: empty here now
+  assert.deepEqual(alone.map((a) => a.byteLength), [0, 0]);
+  // sent again, such a buffer is empty: an error naming the image, not a request that never returns
+  const [again0] = (await decodeOnThread([{ file: 'image 0', bytes: alone[0]!, seed: null }], cfg, { background: 1, concurrency: 1 }).results).images;
+  assert.match((again0 as Error).message, /image 0/);
+  // the caller's bytes were copied: still there, for the next epoch
+  assert.deepEqual(Buffer.from(whole), file);
+  assert.deepEqual(Buffer.from(view), file);
+  // and every buffer comes back once decoded, the transferred ones whole (the copies are the images' length)
+  const buffers = await back;
+  port1.close();
+  assert.deepEqual(buffers.map((b) => b.byteLength).sort((a, b) => a - b), [file.length, file.length, capacity, capacity]);
+  // a buffer given back is filled again: the pool hands out the same memory
+  giveImageBuffers(buffers.filter((b) => b.byteLength === capacity));
+  const again = imageBuffer(file.length - 100);
+  assert.ok(buffers.includes(again.buffer as ArrayBuffer) && again.byteLength === file.length - 100 && isAlone(again));
+});
+
+test('a loader over in-memory images keeps its samples\' bytes: every epoch decodes them, on the batch thread or not', async () => {
+  const cfg = imageConfig({ size: 16, resize: 'exact' });
+  const tk = TextTokenizer.fromFile(TOKENIZER);
+  const names = ['rgb.jpg', 'rgb.png', 'gray.png'];
+  const fromFiles: Sample[] = names.map((n, i) => ({ image: join(IMG, n), text: `image ${i}`, label: i % 2, where: n }));
+  // bytes spanning their whole ArrayBuffer (as readFileSync gives for files over 4 KB): before, they were sent to the
+  // batch thread by transfer, and the second epoch found them empty
+  const inMemory: Sample[] = fromFiles.map((s) => ({ ...s, bytes: Uint8Array.from(readFileSync(s.image)) }));
+  const pixels = async (dl: DataLoader, epoch: number) => {
+    const out: number[][] = [];
+    for await (const b of dl.epoch(epoch)) {
+      out.push(b.pixelValues.toNumbers());
+      disposeBatch(b);
+    }
+    return out;
+  };
+  const want = await pixels(new DataLoader(fromFiles, tk, cfg, { batchSize: 3, shuffle: false }), 0);
+  for (const decodeThread of [true, false]) {
+    const dl = new DataLoader(inMemory, tk, cfg, { batchSize: 3, shuffle: false, decodeThread });
+    for (const epoch of [0, 1, 2]) assert.deepEqual(await pixels(dl, epoch), want, `decodeThread ${decodeThread}, epoch ${epoch}`);
+  }
+  for (const [k, s] of inMemory.entries()) assert.deepEqual(Buffer.from(s.bytes!), readFileSync(fromFiles[k]!.image));
 });
 
 test('the batch thread decodes ahead `background` images at a time, and a hurried batch up to its concurrency', async () => {

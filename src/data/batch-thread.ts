@@ -13,6 +13,7 @@ import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from '
 import 'sharp';
 import { MmtrainError } from '../errors.js';
 import type { DecodedImage, ImageConfig } from './image.js';
+import { isAlone } from './image-buffers.js';
 import type { ImageRange } from './manifest.js';
 
 /** An image to decode (a seed turns augmentation on for it). */
@@ -23,6 +24,8 @@ export interface BatchItem {
   bytes?: Uint8Array;
   /** where the encoded image is inside another file (a WebDataset shard): read from there instead of `file` */
   range?: ImageRange;
+  /** once decoded, `bytes`' buffer goes back to the thread it came from (returnImagesTo's id), to be filled again */
+  returnTo?: number;
   seed: number | null;
 }
 
@@ -55,6 +58,13 @@ export interface DecodeTicket {
   arrived(): boolean;
   /** the loop is waiting for this batch; `background` is the new width for those it is not waiting for */
   hurry(background: number): void;
+}
+
+/** Batch thread <- main: the port to send image buffers back on, for BatchItem.returnTo `id`. */
+export interface ReturnsMessage {
+  kind: 'returns';
+  id: number;
+  port: MessagePort;
 }
 
 /** Per item: the decoded 8-bit pixels, or the decoding error's message (it names the file). */
@@ -110,6 +120,11 @@ class BatchThread {
     this.#worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
   }
 
+  /** Gives the thread a port to send image buffers back on (ReturnsMessage). */
+  returns(id: number, port: MessagePort): void {
+    if (!this.#failed) this.#worker.postMessage({ kind: 'returns', id, port } satisfies ReturnsMessage, [port]);
+  }
+
   decode(items: BatchItem[], cfg: ImageConfig, width: DecodeWidth): DecodeTicket {
     if (this.#failed) return { results: Promise.reject(this.#failed), arrived: () => true, hurry: () => {} };
     const id = this.#nextId++;
@@ -117,9 +132,14 @@ class BatchThread {
       if (this.#pending.size === 0) this.#worker.ref();
       this.#pending.set(id, { resolve, reject });
       // in-memory images travel by transfer: a clone of a view would copy the whole buffer under it (a row group)
-      const sent = items.map((it) => (it.bytes ? { ...it, bytes: ownBuffer(it.bytes) } : it));
-      const transfer = sent.flatMap((it) => (it.bytes ? [it.bytes.buffer as ArrayBuffer] : []));
-      this.#worker.postMessage({ kind: 'decode', id, cfg, items: sent, ...width } satisfies BatchRequest, transfer);
+      try {
+        const sent = items.map((it) => (it.bytes ? { ...it, bytes: ownBuffer(it.bytes) } : it));
+        const transfer = sent.flatMap((it) => (it.bytes ? [it.bytes.buffer as ArrayBuffer] : []));
+        this.#worker.postMessage({ kind: 'decode', id, cfg, items: sent, ...width } satisfies BatchRequest, transfer);
+      } catch (e) {
+        this.#settle(id); // not sent: no answer will come
+        throw e;
+      }
     });
     const arrived = () => {
       for (let m; this.#pending.has(id) && (m = receiveMessageOnPort(this.#replies)); ) this.#answer(m.message as BatchReply);
@@ -144,11 +164,15 @@ class BatchThread {
   }
 }
 
-/** `b` itself when it spans its whole buffer (then transferred, and unusable here after), else a copy that does. */
+/**
+ * `b` itself when its buffer holds it alone (image-buffers.ts: then transferred whole, and unusable here after), else
+ * a copy that does. A buffer transferred already is empty (its copy fails to decode, naming the image): a message
+ * transferring it would be dropped, and its answer never come.
+ */
 function ownBuffer(b: Uint8Array): Uint8Array {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer)) return b;
+  if (isAlone(b) && b.buffer.byteLength > 0) return b;
   const c = Buffer.allocUnsafeSlow(b.byteLength); // not zeroed first, as slice() would
-  c.set(b);
+  if (b.byteLength) c.set(b); // (a detached view's set throws)
   return c;
 }
 
@@ -159,6 +183,26 @@ let shared: BatchThread | null = null;
  * shared by every DataLoader. Its images start `width.background` at a time until the ticket is hurried.
  */
 export function decodeOnThread(items: BatchItem[], cfg: ImageConfig, width: DecodeWidth): DecodeTicket {
-  shared ??= new BatchThread();
+  if (!shared) {
+    shared = new BatchThread();
+    for (const [id, port] of unsentReturns) shared.returns(id, port);
+    unsentReturns.clear();
+  }
   return shared.decode(items, cfg, width);
+}
+
+/** return ports given before the batch thread started */
+const unsentReturns = new Map<number, MessagePort>();
+let nextReturnId = 0;
+
+/**
+ * Has the batch thread send the buffers of decoded images whose BatchItem.returnTo is the id returned to `port`
+ * (a stream thread's, whose images came in them: image-buffers.ts), each as a message `{ buffers: ArrayBuffer[] }`.
+ * Buffers of a batch thread that stopped and was started again are not returned.
+ */
+export function returnImagesTo(port: MessagePort): number {
+  const id = nextReturnId++;
+  if (shared) shared.returns(id, port);
+  else unsentReturns.set(id, port);
+  return id;
 }

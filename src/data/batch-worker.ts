@@ -9,7 +9,7 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { BufferPool } from './buffer-pool.js';
 import { readImageRange } from './file-reads.js';
 import { decodeImage, imageReadError, mulberry32 } from './image.js';
-import type { BatchItem, BatchReply, BatchRequest, HurryMessage, ItemResult } from './batch-thread.js';
+import type { BatchItem, BatchReply, BatchRequest, HurryMessage, ItemResult, ReturnsMessage } from './batch-thread.js';
 
 interface Job {
   request: BatchRequest;
@@ -73,7 +73,29 @@ function pump(): void {
   }
 }
 
-parentPort!.on('message', async (m: BatchRequest | HurryMessage) => {
+// Ports to send in-memory images' buffers back on, once decoded, by BatchItem.returnTo (see returnImagesTo).
+const returnPorts = new Map<number, MessagePort>();
+
+/** Sends the buffers of `items`' in-memory images (each holds one image alone) back to be filled again. */
+function sendBack(items: BatchItem[]): void {
+  const byPort = new Map<number, Set<ArrayBuffer>>();
+  for (const it of items) {
+    if (!it.bytes || it.returnTo === undefined || !returnPorts.has(it.returnTo)) continue;
+    let set = byPort.get(it.returnTo);
+    if (!set) byPort.set(it.returnTo, (set = new Set()));
+    set.add(it.bytes.buffer as ArrayBuffer);
+  }
+  for (const [id, set] of byPort) {
+    const buffers = [...set];
+    returnPorts.get(id)!.postMessage({ buffers }, buffers);
+  }
+}
+
+parentPort!.on('message', async (m: BatchRequest | HurryMessage | ReturnsMessage) => {
+  if (m.kind === 'returns') {
+    returnPorts.set(m.id, m.port);
+    return;
+  }
   background = m.background;
   if (m.kind === 'hurry') {
     const r = open.get(m.id); // one already answered has nothing left to hurry
@@ -89,4 +111,5 @@ parentPort!.on('message', async (m: BatchRequest | HurryMessage) => {
   open.delete(m.id);
   const transfer = results.flatMap((x) => ('data' in x ? [x.data.buffer as ArrayBuffer] : []));
   replies.postMessage({ id: m.id, results, peak } satisfies BatchReply, transfer);
+  sendBack(m.items);
 });

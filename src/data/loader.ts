@@ -339,7 +339,9 @@ export class DataLoader {
     };
     if (this.options.decodeThread && todo.length) {
       // the misses go to the batch thread and come back as 8-bit pixels
-      const batchItems = todo.map((k) => ({ file: items[k]!.sample.image, bytes: items[k]!.sample.bytes, range: items[k]!.sample.range, seed: seedOf(items[k]!.index) }));
+      // streamed in-memory images' buffers go back to the stream thread once decoded, to be filled again
+      const returnTo = this.#streamThread?.returnId;
+      const batchItems = todo.map((k) => ({ file: items[k]!.sample.image, bytes: items[k]!.sample.bytes, range: items[k]!.sample.range, seed: seedOf(items[k]!.index), returnTo }));
       const ticket = decodeOnThread(batchItems, this.image, { background: this.#width, concurrency: this.options.concurrency });
       onDispatch(ticket);
       if (spec.error) throw spec.error;

@@ -9,6 +9,7 @@ import { snappyUncompressor } from 'hysnappy';
 import { MmtrainError } from '../errors.js';
 import { readRange } from './file-reads.js';
 import { BufferPool } from './buffer-pool.js';
+import { imageBuffer } from './image-buffers.js';
 import { imageAddon } from './image-addon.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 
@@ -205,11 +206,11 @@ interface ResizableBuffer extends ArrayBuffer {
 }
 type ResizableBufferConstructor = new (n: number, o: { maxByteLength: number }) => ArrayBuffer;
 
-/** A copy of `b` in a buffer of its own (not zeroed first, as slice() would). */
+/** A copy of `b` in a buffer that holds it alone (reused: image-buffers.ts), not zeroed first as slice() would be. */
 function copyOut(b: Uint8Array): Uint8Array {
-  const c = Buffer.allocUnsafeSlow(b.byteLength);
+  const c = imageBuffer(b.byteLength);
   c.set(b);
-  return new Uint8Array(c.buffer, 0, b.byteLength);
+  return c;
 }
 
 /**

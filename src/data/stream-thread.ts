@@ -8,6 +8,8 @@
 // holding those chunks until that epoch is asked for: the next epoch starts without waiting for its first reads.
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
+import { returnImagesTo } from './batch-thread.js';
+import { holdsAlone } from './image-buffers.js';
 import { type EpochStreamOptions, type StreamItem, type StreamSet, describeStreamSet } from './stream.js';
 import type { TokenizerDescription } from './tokenizer.js';
 
@@ -34,11 +36,16 @@ export class StreamThread {
   #failure: Error | null = null;
   #nextId = 0;
   #active = false;
+  /** where the batch thread sends this thread's image buffers once decoded (BatchItem.returnTo) */
+  readonly returnId: number;
 
   /** @param text tokenize the samples' texts there, with this tokenizer (items then carry `encoding`) */
   constructor(set: StreamSet, text: StreamText | null = null) {
     const { port1, port2 } = new MessageChannel();
-    this.#worker = new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: { description: describeStreamSet(set), port: port2, text }, transferList: [port2] });
+    // the buffers its images came in come back straight from the batch thread, to be filled again (image-buffers.ts)
+    const returns = new MessageChannel();
+    this.returnId = returnImagesTo(returns.port1);
+    this.#worker = new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: { description: describeStreamSet(set), port: port2, text, returns: returns.port2 }, transferList: [port2, returns.port2] });
     this.#port = port1;
     this.#port.on('message', (m: StreamMessage) => {
       this.#queue.push(m);
@@ -80,6 +87,8 @@ export class StreamThread {
         }
         if (m.id !== id) continue; // the rest of an epoch left early
         if (m.kind === 'error') throw new MmtrainError(m.message);
+        // the chunk's images came in buffers of their own: they may travel on to the batch thread by transfer
+        for (const it of m.items) if (it.sample?.bytes) holdsAlone(it.sample.bytes);
         if (!m.done) this.#port.postMessage({ kind: 'credit', id, n: 1 } satisfies ControlMessage);
         yield m.items;
         if (m.done) {

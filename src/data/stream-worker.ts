@@ -8,13 +8,14 @@
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
 import { EncodingCache } from './encoding-cache.js';
+import { giveImageBuffers, imageBuffer, isAlone } from './image-buffers.js';
 import { readSynchronously } from './file-reads.js';
 import { type EpochStreamOptions, type StreamItem, type StreamSet, type StreamSetDescription, epochStream, reopenStreamSet } from './stream.js';
 import type { RawRecord } from './stream-types.js';
 import { type ControlMessage, INITIAL_CREDIT, type StreamMessage, type StreamText } from './stream-thread.js';
 import { TextTokenizer } from './tokenizer.js';
 
-const { description, port, text } = workerData as { description: StreamSetDescription; port: MessagePort; text: StreamText | null };
+const { description, port, text, returns } = workerData as { description: StreamSetDescription; port: MessagePort; text: StreamText | null; returns: MessagePort };
 // this thread only reads: its file reads need not wait behind the image decoding in libuv's pool (file-reads.ts)
 readSynchronously(true);
 const encodings = text ? new EncodingCache(TextTokenizer.fromDescription(text.tokenizer), text.maxLength) : null;
@@ -65,12 +66,12 @@ function sameOrder(a: EpochStreamOptions, b: EpochStreamOptions): boolean {
 }
 
 /**
- * `b` when it spans its whole buffer (transferable), else a copy that does: a view's clone would copy all under it.
- * The copy's memory is not zeroed first (slice() would zero it, then copy over it).
+ * `b` when its buffer holds it alone (then transferred whole), else a copy that does: a view's clone would copy all
+ * under it. The copy's memory is not zeroed first (slice() would zero it, then copy over it).
  */
 function own(b: Uint8Array): Uint8Array {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
-  const c = Buffer.allocUnsafeSlow(b.byteLength);
+  if (isAlone(b)) return b;
+  const c = imageBuffer(b.byteLength);
   c.set(b);
   return c;
 }
@@ -135,12 +136,19 @@ function stop(run: Run | null): void {
   run.wake?.();
 }
 
-/** Handles the control messages that have arrived, without waiting for a turn of the event loop. */
+/**
+ * Handles the control messages that have arrived, without waiting for a turn of the event loop, and takes the image
+ * buffers the batch thread has sent back (to copy images into again: image-buffers.ts).
+ */
 function takeControlMessages(): void {
   for (let r; (r = receiveMessageOnPort(port)); ) control(r.message as ControlMessage);
+  for (let r; (r = receiveMessageOnPort(returns)); ) giveImageBuffers((r.message as { buffers: ArrayBuffer[] }).buffers);
 }
 
 port.on('message', control);
+returns.on('message', (m: { buffers: ArrayBuffer[] }) => giveImageBuffers(m.buffers));
+// the thread lives as long as its control port: returned buffers alone do not keep it
+returns.unref();
 
 function control(m: ControlMessage): void {
   if (m.kind === 'start') {

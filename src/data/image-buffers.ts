@@ -1,0 +1,44 @@
+// Buffers of encoded images that go round the threads: the stream thread copies a Parquet image into one (its page is
+// reused), the main thread passes it to the batch thread, and once decoded it comes back (with the batch's answer, then
+// with the next credit) to be filled again. A fresh buffer per image was fresh memory to fault in on the stream thread
+// and external memory on the batch thread, whose collector then ran a mark-compact every ~200 photos to free them.
+//
+// Each thread has its own instance of this module: its pool, and the buffers it knows to hold one image alone, which
+// may be transferred whole (a view's clone would copy the whole buffer under it; transferring a buffer that other views
+// share would empty them).
+import { BufferPool } from './buffer-pool.js';
+
+/** Buffers are made a little larger than asked, in steps of this, so that the next image of about the same size fits. */
+const STEP = 16 << 10;
+
+const pool = new BufferPool<ArrayBuffer>(32 << 20);
+const alone = new WeakSet<ArrayBuffer>();
+
+/** A view of `n` bytes at the start of a buffer that holds nothing else (reused if one is free). */
+export function imageBuffer(n: number): Uint8Array {
+  const b = pool.take(n) ?? Buffer.allocUnsafeSlow(Math.ceil(Math.max(n, 1) / STEP) * STEP).buffer;
+  alone.add(b);
+  return new Uint8Array(b, 0, n);
+}
+
+/** Notes that `b`'s buffer holds `b` alone (it came by transfer from a thread that knew it did). */
+export function holdsAlone(b: Uint8Array): void {
+  alone.add(b.buffer as ArrayBuffer);
+}
+
+/** Whether `b`'s buffer holds `b` alone: then it may be transferred whole, and reused once its image is decoded. */
+export function isAlone(b: Uint8Array): boolean {
+  return alone.has(b.buffer as ArrayBuffer);
+}
+
+/** Buffers whose images have been decoded, kept to be filled again (up to 32 MB in all). */
+export function giveImageBuffers(buffers: readonly ArrayBuffer[]): void {
+  for (const b of buffers) if (b.byteLength) pool.give(b);
+}
+
+/** Up to `n` free buffers, taken out of this thread's pool to be sent to another. */
+export function takeImageBuffers(n: number): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  for (let b; out.length < n && (b = pool.take(0)); ) out.push(b);
+  return out;
+}
