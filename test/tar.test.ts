@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { DataLoader, TextTokenizer, bundledTokenizer, generateSynthetic, imageConfig, openDataset, readManifest, type StreamSet } from '../src/index.js';
 import { readImageRange } from '../src/data/file-reads.js';
@@ -107,6 +108,11 @@ test('tar: a corrupt header, a member cut short and a header cut short are TarEr
   corrupt[1024 + 10] ^= 0xff; // b.jpg's header
   writeFileSync(join(dir, 'corrupt.tar'), corrupt);
   assert.throws(() => members(join(dir, 'corrupt.tar')), (e: Error) => e instanceof TarError && /invalid header at byte 1024 \(its checksum does not match\)/.test(e.message));
+  // compressed shards: named as such, with the command that unpacks them
+  writeFileSync(join(dir, 'gz.tar'), gzipSync(good));
+  assert.throws(() => members(join(dir, 'gz.tar')), (e: Error) => e instanceof TarError && /not a tar archive but gzip-compressed data: decompress it \(gunzip/.test(e.message));
+  writeFileSync(join(dir, 'bz.tar'), Buffer.concat([Buffer.from('BZh91AY&SY'), Buffer.alloc(600, 7)]));
+  assert.throws(() => members(join(dir, 'bz.tar')), /bzip2-compressed data: decompress it \(bunzip2/);
   writeFileSync(join(dir, 'cut.tar'), good.subarray(0, 1536 + 100));
   assert.throws(() => members(join(dir, 'cut.tar')), /member b\.jpg has 1000 bytes, the file ends 100 bytes into it/);
   writeFileSync(join(dir, 'cut-header.tar'), good.subarray(0, 1024 + 200));
@@ -222,4 +228,10 @@ test('shards: a shard replaced at the same path (a new file renamed over it) is 
   for await (const r of d.read(d.units[0]!)) if (r.image && 'range' in r.image) range ??= r.image.range;
   renameSync(sets[0]!.file, fresh);
   assert.throws(() => readImageRange(range!), /the file was replaced since its samples were read/);
+});
+
+test('a compressed shard is named as such, not as a corrupt one', async () => {
+  const good = Buffer.concat([...entry(header('a.jpg', 3), Buffer.from('abc')), ...entry(header('a.txt', 1), Buffer.from('x')), Buffer.alloc(1024)]);
+  writeFileSync(join(dir, 'zipped.tar'), gzipSync(good));
+  await assert.rejects(openDataset('data.train', join(dir, 'zipped.tar')), (e: Error) => /zipped\.tar: not a tar archive but gzip-compressed data: decompress it \(gunzip/.test(e.message) && !/truncated or corrupt/.test(e.message));
 });

@@ -20,7 +20,10 @@ export interface TarMember {
 }
 
 /** A malformed or truncated tar file; the message says what and where (a byte offset). */
-export class TarError extends Error {}
+export class TarError extends Error {
+  /** the file is not a tar archive at all (compressed data), rather than a corrupt or truncated one */
+  notTar = false;
+}
 
 const BLOCK = 512;
 /** the window: headers and small members (texts, labels, JSON); larger members get a buffer of their own */
@@ -90,6 +93,12 @@ export class TarReader {
     // the next member's name (GNU 'L') and attributes (pax 'x'), from the entries before it
     let longName: string | null = null;
     let pax: Map<string, string> | null = null;
+    const packed = this.size >= 6 ? compression(this.bytes(0, 6)) : null;
+    if (packed) {
+      const e = new TarError(`not a tar archive but ${packed}-compressed data: decompress it (${packed === 'gzip' ? 'gunzip' : packed === 'zstd' ? 'unzstd' : packed === 'bzip2' ? 'bunzip2' : 'unxz'} < shard > shard.tar), or write shards with mmtrain convert; shards are read uncompressed, their images by byte range`);
+      e.notTar = true;
+      throw e;
+    }
     while (at < this.size) {
       const h = this.bytes(at, BLOCK);
       if (isZeroBlock(h)) return; // end of the archive
@@ -120,6 +129,15 @@ export class TarReader {
       at = next;
     }
   }
+}
+
+/** The compression whose magic number `head` (a file's first 6 bytes) starts with, or null. */
+function compression(head: Buffer): string | null {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (/^BZh[1-9]1A$/.test(head.toString('latin1'))) return 'bzip2'; // then the block magic 1AY&SY
+  if (head.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  return null;
 }
 
 function isZeroBlock(h: Buffer): boolean {

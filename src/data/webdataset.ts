@@ -103,7 +103,8 @@ export async function* readShard(file: string, cols: ColumnNames): AsyncGenerato
     }
   } catch (e) {
     if (!(e instanceof TarError) && !(e as NodeJS.ErrnoException).code) throw e;
-    yield { where: `${file}: after member ${last}`, image: null, text: null, label: null, problem: `the shard is truncated or corrupt (${(e as Error).message})` };
+    if (e instanceof TarError && e.notTar) yield { where: file, image: null, text: null, label: null, problem: e.message };
+    else yield { where: `${file}: after member ${last}`, image: null, text: null, label: null, problem: `the shard is truncated or corrupt (${(e as Error).message})` };
     return;
   } finally {
     tar.close();
