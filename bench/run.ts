@@ -9,7 +9,7 @@ import { fusionStep, opOverhead, transformerBlock } from './blocks.js';
 import { dataWait, decodeThroughput, ensureImages, ensurePhotos, sharpCeiling } from './data.js';
 import { dataParallel } from './distributed.js';
 import { serveLoad } from './serve.js';
-import { STREAM_ROUNDS, ensureStreamSets, streamThroughputs } from './stream.js';
+import { STREAM_BLOCK, STREAM_CYCLES, type StreamRate, ensureStreamSets, streamThroughputs } from './stream.js';
 import { towerStep } from './towers.js';
 import { type E2ESide, type StepPhases, endToEnd, epochSeconds } from './e2e.js';
 import { cpuFlags } from '../src/cpu.js';
@@ -168,6 +168,8 @@ if (want('data')) {
 
 // 4b. streamed data: the same JPEGs as files, Parquet and WebDataset shards into the model, against PyTorch's
 // WebDataset-style pipeline (tarfile + PIL + torchvision, a DataLoader worker per core)
+/** A format's rate against files': median epochs, and overall (all timed samples over all their time). */
+const vsFiles = (x: StreamRate, files: StreamRate) => `${(x.samples_per_s / files.samples_per_s).toFixed(2)}x median, ${(x.overall_samples_per_s / files.overall_samples_per_s).toFixed(2)}x overall`;
 if (want('stream')) {
   const tokPath = bundledTokenizer();
   const out: Record<string, unknown> = {};
@@ -177,13 +179,14 @@ if (want('stream')) {
   ] as const) {
     await make();
     const sets = await ensureStreamSets(dir, 50);
-    const { files, parquet, webdataset: wds } = await streamThroughputs({ files: sets.manifest, parquet: sets.parquet, webdataset: sets.webdataset }, tokPath);
+    const cycles = quick ? 4 : STREAM_CYCLES;
+    const { files, parquet, webdataset: wds } = await streamThroughputs({ files: sets.manifest, parquet: sets.parquet, webdataset: sets.webdataset }, tokPath, cycles);
     const workers = cpus().length;
-    const pt = torchRef(['--case', 'decode_tar', '--shards', sets.webdataset.replace(/\{[^}]*\}/, '*'), '--workers', String(workers), '--rounds', String(STREAM_ROUNDS)]);
+    const pt = torchRef(['--case', 'decode_tar', '--shards', sets.webdataset.replace(/\{[^}]*\}/, '*'), '--workers', String(workers), '--rounds', String(cycles * STREAM_BLOCK)]);
     out[name] = { files, parquet, webdataset: wds, pytorch_webdataset: pt };
     table.push([`${name}: files (manifest) into the model, samples/s (median epoch)`, files.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (files.samples_per_s / pt.samples_per_s).toFixed(2)]);
-    table.push([`  Parquet (row groups of 100), samples/s (vs files ${(parquet.samples_per_s / files.samples_per_s).toFixed(2)}x)`, parquet.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (parquet.samples_per_s / pt.samples_per_s).toFixed(2)]);
-    table.push([`  WebDataset shards of 50, samples/s (vs files ${(wds.samples_per_s / files.samples_per_s).toFixed(2)}x; PyTorch: tarfile+PIL, ${workers} workers)`, wds.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (wds.samples_per_s / pt.samples_per_s).toFixed(2)]);
+    table.push([`  Parquet (row groups of 100), samples/s (vs files ${vsFiles(parquet, files)})`, parquet.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (parquet.samples_per_s / pt.samples_per_s).toFixed(2)]);
+    table.push([`  WebDataset shards of 50, samples/s (vs files ${vsFiles(wds, files)}; PyTorch: tarfile+PIL, ${workers} workers)`, wds.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (wds.samples_per_s / pt.samples_per_s).toFixed(2)]);
   }
   // the share of a tiny-preset training step (batch 8, 224 px JPEGs) spent waiting for data, per format
   const waitDir = join(ROOT, 'bench', '.data', 'jpeg224');

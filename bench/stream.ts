@@ -10,12 +10,13 @@ import { DataLoader, TextTokenizer, convertDataset, disposeBatch, imageConfig, o
 /**
  * Epochs per format: STREAM_CYCLES turns over the formats, STREAM_BLOCK epochs of each in a row, so that a slow spell
  * of the machine (it is shared) falls on every format alike. The figure is the median epoch, the first epoch of each
- * loader left out (the stream thread and the JIT warming up): single epochs of a few hundred images vary by 10-20%
- * here, and the best of a few was as much luck as speed. PyTorch's side takes the median of as many epochs.
+ * loader left out (the stream thread and the JIT warming up), with the overall rate (samples over time, all timed
+ * epochs) beside it: single epochs of a few hundred images vary by 10-25% here (a 320 px epoch is ~0.17 s), so the
+ * median of 23 epochs still moved by ~3% between runs and formats at parity came out 0.95-1.05x; 59 epochs halve that.
+ * PyTorch's side takes the median of as many epochs.
  */
-export const STREAM_CYCLES = 8;
+export const STREAM_CYCLES = 20;
 export const STREAM_BLOCK = 3;
-export const STREAM_ROUNDS = STREAM_CYCLES * STREAM_BLOCK;
 
 export interface StreamSets {
   manifest: string;
@@ -47,6 +48,8 @@ export function median(xs: number[]): number {
 export interface StreamRate {
   /** the median epoch (the first left out) */
   samples_per_s: number;
+  /** all samples of the timed epochs over their time */
+  overall_samples_per_s: number;
   best: number;
   /** samples an epoch */
   n: number;
@@ -66,6 +69,7 @@ export async function streamThroughputs<K extends string>(paths: Record<K, strin
     loaders.set(k, new DataLoader('samples' in d ? d.samples : d, tok, imageConfig({ size: 224, resize: 'exact' }), { batchSize: 32, shuffle: true, seed: 1 }));
   }
   const rates = new Map<K, number[]>(names.map((k) => [k, []]));
+  const totals = new Map<K, { n: number; s: number }>(names.map((k) => [k, { n: 0, s: 0 }]));
   const sizes = new Map<K, number>();
   for (let c = 0; c < cycles; c++) {
     for (const k of names) {
@@ -77,13 +81,20 @@ export async function streamThroughputs<K extends string>(paths: Record<K, strin
           n += b.indices.length;
           disposeBatch(b);
         }
-        r.push(n / ((performance.now() - t0) / 1000));
+        const s = (performance.now() - t0) / 1000;
+        r.push(n / s);
         sizes.set(k, n);
+        if (c > 0 || e > 0) {
+          const t = totals.get(k)!;
+          t.n += n;
+          t.s += s;
+        }
       }
     }
   }
   return Object.fromEntries(names.map((k) => {
     const timed = rates.get(k)!.slice(1);
-    return [k, { samples_per_s: median(timed), best: Math.max(...timed), n: sizes.get(k)!, epochs: timed.length }];
+    const t = totals.get(k)!;
+    return [k, { samples_per_s: median(timed), overall_samples_per_s: t.n / t.s, best: Math.max(...timed), n: sizes.get(k)!, epochs: timed.length }];
   })) as Record<K, StreamRate>;
 }

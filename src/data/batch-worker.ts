@@ -94,6 +94,7 @@ function sendBack(items: BatchItem[]): void {
 parentPort!.on('message', async (m: BatchRequest | HurryMessage | ReturnsMessage) => {
   if (m.kind === 'returns') {
     returnPorts.set(m.id, m.port);
+    m.port.once('close', () => returnPorts.delete(m.id)); // its stream thread has ended
     return;
   }
   background = m.background;
