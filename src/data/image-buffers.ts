@@ -1,7 +1,8 @@
 // Buffers of encoded images that go round the threads: the stream thread copies a Parquet image into one (its page is
-// reused), the main thread passes it to the batch thread, and once decoded it comes back (with the batch's answer, then
-// with the next credit) to be filled again. A fresh buffer per image was fresh memory to fault in on the stream thread
-// and external memory on the batch thread, whose collector then ran a mark-compact every ~200 photos to free them.
+// reused), the main thread passes it on to the batch thread, and once the image is decoded the batch thread sends the
+// buffer straight back to that stream thread (a port of their own: batch-thread.ts returnImagesTo), which fills it
+// again. A fresh buffer per image was fresh memory to fault in on the stream thread and external memory on the batch
+// thread, whose collector then ran a mark-compact every ~200 photos to free them.
 //
 // Each thread has its own instance of this module: its pool, and the buffers it knows to hold one image alone, which
 // may be transferred whole (a view's clone would copy the whole buffer under it; transferring a buffer that other views
@@ -34,11 +35,4 @@ export function isAlone(b: Uint8Array): boolean {
 /** Buffers whose images have been decoded, kept to be filled again (up to 32 MB in all). */
 export function giveImageBuffers(buffers: readonly ArrayBuffer[]): void {
   for (const b of buffers) if (b.byteLength) pool.give(b);
-}
-
-/** Up to `n` free buffers, taken out of this thread's pool to be sent to another. */
-export function takeImageBuffers(n: number): ArrayBuffer[] {
-  const out: ArrayBuffer[] = [];
-  for (let b; out.length < n && (b = pool.take(0)); ) out.push(b);
-  return out;
 }
