@@ -167,7 +167,8 @@ class BatchThread {
 /**
  * `b` itself when its buffer holds it alone (image-buffers.ts: then transferred whole, and unusable here after), else
  * a copy that does. A buffer transferred already is empty (its copy fails to decode, naming the image): a message
- * transferring it would be dropped, and its answer never come.
+ * transferring it would be dropped, and its answer never come. Unlike image-buffers.ts ownImage (the stream thread's),
+ * the copy is of the image's length and not from a pool: no buffers come back to this thread to fill a pool.
  */
 function ownBuffer(b: Uint8Array): Uint8Array {
   if (isAlone(b) && b.buffer.byteLength > 0) return b;

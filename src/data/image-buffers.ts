@@ -22,6 +22,17 @@ export function imageBuffer(n: number): Uint8Array {
   return new Uint8Array(b, 0, n);
 }
 
+/**
+ * `b` itself when its buffer holds it alone (then it may be transferred whole), else a copy in a buffer that does
+ * (reused when one is free; not zeroed first, as slice() would be): a Parquet image out of its page, which is reused.
+ */
+export function ownImage(b: Uint8Array): Uint8Array {
+  if (isAlone(b)) return b;
+  const c = imageBuffer(b.byteLength);
+  c.set(b);
+  return c;
+}
+
 /** Notes that `b`'s buffer holds `b` alone (it came by transfer from a thread that knew it did). */
 export function holdsAlone(b: Uint8Array): void {
   alone.add(b.buffer as ArrayBuffer);

@@ -9,7 +9,7 @@ import { snappyUncompressor } from 'hysnappy';
 import { MmtrainError } from '../errors.js';
 import { readRange } from './file-reads.js';
 import { BufferPool } from './buffer-pool.js';
-import { imageBuffer } from './image-buffers.js';
+import { ownImage } from './image-buffers.js';
 import { imageAddon } from './image-addon.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 
@@ -206,13 +206,6 @@ interface ResizableBuffer extends ArrayBuffer {
 }
 type ResizableBufferConstructor = new (n: number, o: { maxByteLength: number }) => ArrayBuffer;
 
-/** A copy of `b` in a buffer that holds it alone (reused: image-buffers.ts), not zeroed first as slice() would be. */
-function copyOut(b: Uint8Array): Uint8Array {
-  const c = imageBuffer(b.byteLength);
-  c.set(b);
-  return c;
-}
-
 /**
  * The records of one row group, in order, each image in a buffer of its own. A row group that does not decode is one
  * problem for all its rows. The image column is read alone: hyparquet reads the columns asked for together in one
@@ -242,11 +235,11 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promis
       let img: RawRecord['image'] = null;
       const asPath = (p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(base, p) } : null);
       const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('utf8') : t);
-      if (src.imageKind === 'bytes' && v instanceof Uint8Array) img = { bytes: copyOut(v), name: where };
+      if (src.imageKind === 'bytes' && v instanceof Uint8Array) img = { bytes: ownImage(v), name: where };
       else if (src.imageKind === 'path') img = asPath(asText(v));
       else if (src.imageKind === 'struct' && v && typeof v === 'object') {
         const s = v as { bytes?: unknown; path?: unknown };
-        img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: copyOut(s.bytes), name: `${where}${typeof asText(s.path) === 'string' ? ` (${asText(s.path) as string})` : ''}` } : asPath(asText(s.path));
+        img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: ownImage(s.bytes), name: `${where}${typeof asText(s.path) === 'string' ? ` (${asText(s.path) as string})` : ''}` } : asPath(asText(s.path));
       }
       return { where, image: img, text: asText(r[text]), label: src.hasLabel ? asText(r[label]) : undefined };
     });

@@ -8,7 +8,7 @@
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
 import { EncodingCache } from './encoding-cache.js';
-import { giveImageBuffers, imageBuffer, isAlone } from './image-buffers.js';
+import { giveImageBuffers, ownImage } from './image-buffers.js';
 import { readSynchronously } from './file-reads.js';
 import { type EpochStreamOptions, type StreamItem, type StreamSet, type StreamSetDescription, epochStream, reopenStreamSet } from './stream.js';
 import type { RawRecord } from './stream-types.js';
@@ -65,17 +65,6 @@ function sameOrder(a: EpochStreamOptions, b: EpochStreamOptions): boolean {
   return a.seed === b.seed && a.shuffle === b.shuffle && a.rank === b.rank && a.worldSize === b.worldSize && a.readers === b.readers && a.buffer === b.buffer && (!a.shuffle || a.epoch === b.epoch);
 }
 
-/**
- * `b` when its buffer holds it alone (then transferred whole), else a copy that does: a view's clone would copy all
- * under it. The copy's memory is not zeroed first (slice() would zero it, then copy over it).
- */
-function own(b: Uint8Array): Uint8Array {
-  if (isAlone(b)) return b;
-  const c = imageBuffer(b.byteLength);
-  c.set(b);
-  return c;
-}
-
 function flush(run: Run): void {
   while (run.id !== null && run.credit > 0 && run.held.length) {
     const c = run.held.shift()!;
@@ -95,7 +84,8 @@ async function read(run: Run): Promise<void> {
       const transfer: ArrayBuffer[] = [];
       for (const it of items) {
         if (it.sample?.bytes) {
-          it.sample.bytes = own(it.sample.bytes);
+          // a view's clone would copy all under it: images travel in buffers of their own, transferred
+          it.sample.bytes = ownImage(it.sample.bytes);
           transfer.push(it.sample.bytes.buffer as ArrayBuffer);
         }
       }
