@@ -93,9 +93,9 @@ export class TarReader {
     // the next member's name (GNU 'L') and attributes (pax 'x'), from the entries before it
     let longName: string | null = null;
     let pax: Map<string, string> | null = null;
-    const packed = this.size >= 6 ? compression(this.bytes(0, 6)) : null;
+    const packed = this.size >= 6 ? compression(this.bytes(0, 6)) : undefined;
     if (packed) {
-      const e = new TarError(`not a tar archive but ${packed}-compressed data: decompress it (${packed === 'gzip' ? 'gunzip' : packed === 'zstd' ? 'unzstd' : packed === 'bzip2' ? 'bunzip2' : 'unxz'} < shard > shard.tar), or write shards with mmtrain convert; shards are read uncompressed, their images by byte range`);
+      const e = new TarError(`not a tar archive but ${packed.name}-compressed data: decompress it (${packed.tool} < shard > shard.tar), or write shards with mmtrain convert; shards are read uncompressed, their images by byte range`);
       e.notTar = true;
       throw e;
     }
@@ -131,13 +131,17 @@ export class TarReader {
   }
 }
 
-/** The compression whose magic number `head` (a file's first 6 bytes) starts with, or null. */
-function compression(head: Buffer): string | null {
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  if (/^BZh[1-9]1A$/.test(head.toString('latin1'))) return 'bzip2'; // then the block magic 1AY&SY
-  if (head.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-  return null;
+/** Compressions a shard may have been packed with: their name, the tool that unpacks them, their magic number. */
+const COMPRESSIONS: { name: string; tool: string; is: (head: Buffer) => boolean }[] = [
+  { name: 'gzip', tool: 'gunzip', is: (h) => h[0] === 0x1f && h[1] === 0x8b },
+  { name: 'zstd', tool: 'unzstd', is: (h) => h.readUInt32LE(0) === 0xfd2fb528 },
+  { name: 'bzip2', tool: 'bunzip2', is: (h) => /^BZh[1-9]1A$/.test(h.toString('latin1')) }, // then the block magic 1AY&SY
+  { name: 'xz', tool: 'unxz', is: (h) => h.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) },
+];
+
+/** The compression whose magic number `head` (a file's first 6 bytes) starts with. */
+function compression(head: Buffer): (typeof COMPRESSIONS)[number] | undefined {
+  return COMPRESSIONS.find((c) => c.is(head));
 }
 
 function isZeroBlock(h: Buffer): boolean {
