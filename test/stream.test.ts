@@ -17,6 +17,7 @@ import { encodedImage } from '../src/data/file-reads.js';
 import { openParquet, parquetUnits, readRowGroup } from '../src/data/parquet.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
 import { StreamThread } from '../src/data/stream-thread.js';
+import type { StreamItem } from '../src/data/stream.js';
 import { distributedAvailable } from '../src/train/distributed.js';
 import { FIXTURES, ROOT, tinyModel } from './helpers.js';
 
@@ -167,12 +168,20 @@ test('the stream thread: epochs read ahead while the one before is sent, left ea
       return out;
     };
     const thread = new StreamThread(d, { tokenizer: tok.describe(), maxLength: 16 });
+    // a sample's tokens come with it when the thread makes them, once: it keeps them, and so does the loader
+    const sent = new Set<number>();
+    const tokens = (it: StreamItem) => {
+      if (!it.encoding) return;
+      assert.ok(!sent.has(it.index), `${p}: sample ${it.index}'s tokens sent again`);
+      sent.add(it.index);
+      assert.deepEqual(it.encoding.ids, tok.encode(it.sample!.text, 16).ids, `${p}: the thread's tokens`);
+    };
     const got = async (epoch: number, stopAfter = Infinity) => {
       const out: number[] = [];
       for await (const chunk of thread.epoch(o(epoch))) {
         for (const it of chunk) {
           out.push(it.index);
-          assert.deepEqual(it.encoding?.ids, tok.encode(it.sample!.text, 16).ids, `${p}: the thread's tokens`);
+          tokens(it);
         }
         if (out.length >= stopAfter) break;
       }
@@ -182,14 +191,36 @@ test('the stream thread: epochs read ahead while the one before is sent, left ea
     const slow: number[] = [];
     for await (const chunk of thread.epoch(o(0))) {
       slow.push(...chunk.map((it) => it.index));
+      for (const it of chunk) tokens(it);
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.deepEqual(slow, await want(0), `${p}: epoch 0`);
+    assert.equal(sent.size, 48, `${p}: every sample's tokens came with the first epoch`);
     assert.deepEqual(await got(1, 1), (await want(1)).slice(0, 16), `${p}: epoch 1, left after its first chunk`);
     assert.deepEqual(await got(2), await want(2), `${p}: epoch 2 after epoch 1 was left`);
     assert.deepEqual(await got(2), await want(2), `${p}: epoch 2 again (epoch 3 was read ahead, dropped)`);
     assert.deepEqual(await got(5), await want(5), `${p}: epoch 5, out of turn`);
     assert.deepEqual(await got(6), await want(6), `${p}: epoch 6`);
+  }
+});
+
+test('streamed texts\' tokens: the loader keeps those the stream thread sent and makes those it read but never sent', async () => {
+  const { parquet } = await converted(60, 20, 7);
+  const d = (await openDataset('data.train', parquet)) as StreamSet;
+  const opts = { batchSize: 8, shuffle: true, seed: 4, readers: 2, shuffleBuffer: 10 };
+  const threaded = new DataLoader(d, tok, img16, { ...opts, decodeThread: true });
+  const here = new DataLoader(d, tok, img16, { ...opts, decodeThread: false });
+  // epoch 0 left after one batch: the thread has read and tokenized (and kept) more than it sent, up to its credit
+  for await (const b of threaded.epoch(0)) {
+    assert.equal(b.indices.length, 8);
+    break;
+  }
+  for (const epoch of [1, 2]) {
+    const a: number[][] = [];
+    for await (const b of here.epoch(epoch)) tidy(() => a.push([...b.inputIds.toNumbers(), ...b.attentionMask.toNumbers(), ...b.indices]));
+    let i = 0;
+    for await (const b of threaded.epoch(epoch)) tidy(() => assert.deepEqual([...b.inputIds.toNumbers(), ...b.attentionMask.toNumbers(), ...b.indices], a[i++], `epoch ${epoch}, batch ${i}`));
+    assert.equal(i, a.length);
   }
 });
 
@@ -208,6 +239,17 @@ test('streamed texts\' tokens: kept by sample between epochs, made again when th
   assert.notEqual(cache.encode(4, long), enc, 'past the budget (12 tokens): not kept, tokenized each time');
   assert.deepEqual(cache.encode(4, long), enc);
   assert.equal(cache.size, 1);
+  assert.equal(cache.kept(3, 'a red circle'), first);
+  assert.equal(cache.kept(3, 'a blue square on green'), undefined, 'kept for another text');
+  assert.equal(cache.kept(4, long), undefined);
+  const sent = tok.encode('a green triangle', 16);
+  cache.put(5, 'a green triangle', sent);
+  assert.equal(cache.encode(5, 'a green triangle'), sent, 'an encoding made on another thread, kept');
+  cache.put(5, 'a green triangle', tok.encode('a green triangle', 16));
+  assert.equal(cache.kept(5, 'a green triangle'), sent, 'the first kept');
+  cache.put(6, long, enc);
+  assert.equal(cache.kept(6, long), undefined, 'past the budget: not kept');
+  assert.equal(cache.size, 2);
 });
 
 test('the epoch order: over 1-3 ranks and 1-3 reading slots every sample is read once, ranks step together, the order is seeded and replays from any batch', async () => {

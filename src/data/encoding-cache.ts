@@ -2,6 +2,9 @@
 // a streamed set's texts arrive with their samples, epoch after epoch, and tokenizing them again each time costs
 // ~60 us (a caption) to ~150 us (a paragraph) of CPU per sample. Entries are kept by data set index until their
 // tokens reach a budget (then later texts are tokenized every time): a set of ~100k captions is tokenized once.
+// The stream thread tokenizes and keeps one; the main thread keeps a copy of what it was sent (put), and the thread
+// sends a sample's tokens only when it made them (not kept: `kept`): two arrays of numbers cloned per sample and
+// epoch (~5 us of CPU a sample, and garbage on the main thread) are then sent once.
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
 
 /** Tokens kept at most (ids and token types: ~16 bytes a token). */
@@ -23,6 +26,19 @@ export class EncodingCache {
       this.#tokens += encoding.ids.length;
     }
     return encoding;
+  }
+
+  /** The kept encoding of sample `index`'s text, if there is one. */
+  kept(index: number, text: string): EncodedText | undefined {
+    const hit = this.#entries.get(index);
+    return hit && hit.text === text ? hit.encoding : undefined;
+  }
+
+  /** Keeps an encoding made elsewhere (another thread's), unless one is kept for the sample or the budget is spent. */
+  put(index: number, text: string, encoding: EncodedText): void {
+    if (this.#entries.has(index) || this.#tokens + encoding.ids.length > this.budget) return;
+    this.#entries.set(index, { text, encoding });
+    this.#tokens += encoding.ids.length;
   }
 
   /** Samples whose encodings are kept. */

@@ -119,7 +119,7 @@ export class DataLoader {
   cursor: Cursor = { epoch: 0, position: 0 };
   /** streamed data read on its own thread (decodeThread), kept between epochs */
   #streamThread: StreamThread | null = null;
-  /** streamed texts' tokens kept between epochs, when tokenized on this thread (without the stream thread) */
+  /** streamed texts' tokens kept between epochs: made here without the stream thread, else those it sent */
   #streamEncodings: EncodingCache | null = null;
 
   constructor(source: Sample[] | StreamSet, readonly tokenizer: TextTokenizer, readonly image: ImageConfig, opts: LoaderOptions) {
@@ -272,8 +272,7 @@ export class DataLoader {
     // read on the stream thread (with decodeThread), so that reading goes on while a training step holds this thread
     // (and tokenized there, the tokens kept between epochs, as a manifest's are)
     if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream, { tokenizer: this.tokenizer.describe(), maxLength: this.options.maxLength });
-    else this.#streamEncodings ??= new EncodingCache(this.tokenizer, this.options.maxLength);
-    const encodings = this.#streamEncodings;
+    const encodings = (this.#streamEncodings ??= new EncodingCache(this.tokenizer, this.options.maxLength));
     const it = this.#streamThread ? this.#streamThread.epoch(order) : inChunks(epochStream(this.stream, order), 16);
     try {
       let position = 0;
@@ -285,7 +284,7 @@ export class DataLoader {
           if (position >= total) break chunks;
           taken++;
           if (position >= start) {
-            if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: item.encoding ?? encodings?.encode(item.index, item.sample.text) ?? this.tokenizer.encode(item.sample.text, this.options.maxLength) });
+            if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: this.#streamEncoding(encodings, item.index, item.sample.text, item.encoding) });
             else if (item.problem) {
               if (this.options.onBadSample === 'skip') spec.skipped.push(item.problem);
               else spec.error ??= new MmtrainError(`${item.problem.where}: ${item.problem.message}\nSet data.onBadSample: "skip" to train without such samples.`);
@@ -308,6 +307,13 @@ export class DataLoader {
     } finally {
       await it.return(undefined);
     }
+  }
+
+  /** A streamed sample's tokens: as sent by the stream thread (kept here too), else kept here, else made here. */
+  #streamEncoding(encodings: EncodingCache, index: number, text: string, sent: EncodedText | undefined): EncodedText {
+    if (!sent) return encodings.encode(index, text);
+    encodings.put(index, text, sent);
+    return sent;
   }
 
   async #load(spec: BatchSpec, epoch: number, onDispatch: (t: DecodeTicket) => void): Promise<RawBatch> {

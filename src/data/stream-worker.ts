@@ -4,7 +4,7 @@
 // one ahead (epoch + 1, or the same order when unshuffled) into chunks it holds, sent at once if that is the epoch
 // asked for next, dropped otherwise: the next epoch's first samples (a shuffle buffer's fill) are then read while
 // the main thread still works through this one's last chunks, not after. Given a tokenizer, it also tokenizes the
-// texts (kept between epochs, encoding-cache.ts), so that the main thread only collates.
+// texts (kept between epochs and sent once, encoding-cache.ts), so that the main thread only collates.
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { MmtrainError } from '../errors.js';
 import { EncodingCache } from './encoding-cache.js';
@@ -100,7 +100,8 @@ async function read(run: Run): Promise<void> {
     };
     for await (const it of epochStream(set, run.options)) {
       if (run.stopped) return;
-      if (encodings && it.sample) it.encoding = encodings.encode(it.index, it.sample.text);
+      // tokens kept from an earlier epoch were sent then: the main thread kept them too (encoding-cache.ts)
+      if (encodings && it.sample && !encodings.kept(it.index, it.sample.text)) it.encoding = encodings.encode(it.index, it.sample.text);
       items.push(it);
       bytes += it.sample?.bytes?.byteLength ?? 0;
       if (items.length >= 16 || bytes >= 4 << 20) await hold(false);
