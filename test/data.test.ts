@@ -161,7 +161,7 @@ function dataDir(n = 10): { dir: string; samples: string[] } {
   return { dir, samples: lines };
 }
 
-test('manifests: JSONL and CSV, label names discovered or given', () => {
+test('manifests: JSONL and CSV, label names discovered or given, boolean labels', () => {
   const { dir } = dataDir(6);
   const m = readManifest(join(dir, 'train.jsonl'));
   assert.deepEqual(m.labels, ['cat', 'dog']);
@@ -174,6 +174,12 @@ test('manifests: JSONL and CSV, label names discovered or given', () => {
   assert.deepEqual(c.labels, ['0', '1']);
   const given = readManifest(join(dir, 'train.jsonl'), { labels: ['dog', 'cat'] });
   assert.equal(given.samples[0]!.label, 1);
+  // JSON booleans (a yes/no question): classes "false" and "true", or the names given for 0 and 1
+  writeFileSync(join(dir, 'b.jsonl'), '{"image": "img/0.png", "text": "yes?", "label": true}\n{"image": "img/1.jpg", "text": "no?", "label": false}\n');
+  const b = readManifest(join(dir, 'b.jsonl'));
+  assert.deepEqual(b.labels, ['false', 'true']);
+  assert.deepEqual(b.samples.map((s) => s.label), [1, 0]);
+  assert.deepEqual(readManifest(join(dir, 'b.jsonl'), { labels: ['no', 'yes'] }).samples.map((s) => s.label), [1, 0]);
   rmSync(dir, { recursive: true });
 });
 

@@ -49,7 +49,7 @@ test('paths: brace ranges keep their zero padding, globs are sorted, a pattern m
   await assert.rejects(openDataset('data.train', join(S, '{pa-paths-gzip.parquet,wds-000000.tar}')), /data\.train: mixes parquet and webdataset files; one data set is one format/);
 });
 
-test('Parquet written by pyarrow: plain binary + dictionary pages + snappy, {bytes, path} structs + ClassLabel + zstd + page v2, path strings + gzip', async () => {
+test('Parquet written by pyarrow: plain binary + dictionary pages + snappy, {bytes, path} structs + ClassLabel + zstd + page v2, path strings + gzip, large types + delta encodings + lz4 + boolean labels', async () => {
   const a = await recordsOf(join(S, 'pa-binary-dict-snappy.parquet'), { columns: { image: 'img', text: 'caption', label: 'answer' } });
   assert.deepEqual(a.d.units.map((u) => u.count), [4, 4, 2], 'three row groups');
   assert.deepEqual(a.d.labels, ['no', 'yes'], 'string labels discovered, sorted');
@@ -60,6 +60,10 @@ test('Parquet written by pyarrow: plain binary + dictionary pages + snappy, {byt
   assert.deepEqual(b.out, expected['pa-struct-zstd.parquet'], 'row 5 holds only a path, relative to the file');
   const c = await recordsOf(join(S, 'pa-paths-gzip.parquet'));
   assert.deepEqual(c.out, expected['pa-paths-gzip.parquet']);
+  const e = await recordsOf(join(S, 'pa2-large-delta-lz4.parquet'));
+  assert.deepEqual(e.d.labels, ['false', 'true'], 'boolean labels: false and true (classes 0 and 1)');
+  assert.deepEqual(e.d.units.map((u) => u.count), [5, 5, 1]);
+  assert.deepEqual(e.out, expected['pa2-large-delta-lz4.parquet'], 'large types, delta encodings, lz4, pages of ~200 bytes; list and struct columns not read');
   // the columns are checked when the file is opened
   await assert.rejects(openDataset('data.train', join(S, 'pa-binary-dict-snappy.parquet')), /pa-binary-dict-snappy\.parquet: no column "image" for the image \(columns: img, caption, answer\); set data\.columns\.image/);
   await assert.rejects(openDataset('data.train', join(S, 'pa-binary-dict-snappy.parquet'), { columns: { image: 'caption', text: 'caption', label: 'answer' } }).then(() => { throw new Error('a string column taken as image bytes'); }, (e) => { throw e; }), /image|text/).catch(() => {});

@@ -1,6 +1,6 @@
 // Class labels, one rule for every data format: integers (or integer strings) index the label list directly; names
-// go through it. Without a given list, labels are discovered: integers give "0".."max" (at least two classes), names
-// give the sorted set of names.
+// go through it; booleans are 0 and 1. Without a given list, labels are discovered: integers give "0".."max" (at least
+// two classes), booleans alone give "false", "true", names give the sorted set of names.
 
 const isIntLabel = (v: unknown) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'bigint') || (typeof v === 'string' && /^\d+$/.test(v));
 
@@ -13,13 +13,21 @@ export function noLabel(v: unknown): boolean {
 export function discoverLabels(values: Iterable<unknown>): string[] {
   let max = -1;
   let allInt = true;
+  let allBool = true;
+  let any = false;
   const names = new Set<string>();
   for (const v of values) {
     if (noLabel(v)) continue;
-    if (isIntLabel(v)) max = Math.max(max, Number(v));
-    else allInt = false;
+    any = true;
+    if (typeof v === 'boolean') max = Math.max(max, Number(v));
+    else {
+      allBool = false;
+      if (isIntLabel(v)) max = Math.max(max, Number(v));
+      else allInt = false;
+    }
     if (typeof v === 'string') names.add(v);
   }
+  if (any && allBool) return ['false', 'true'];
   if (allInt) return Array.from({ length: Math.max(max + 1, 2) }, (_, i) => String(i));
   return [...names].sort();
 }
