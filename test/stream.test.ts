@@ -363,6 +363,20 @@ test('bad data: corrupt members, truncated shards, missing columns, wrong types,
   assert.equal(lenient.skipped.length, 2);
   assert.match(lenient.skipped.map((p) => `${p.where}: ${p.message}`).join('\n'), /sample k3: no text[\s\S]*k2\.jpg|k2\.jpg[\s\S]*sample k3: no text/);
 
+  // a shard whose samples' members are apart (tar -cf of a folder: its files in directory order): the error says so,
+  // not that k4 has no text; with skip, the pieces are left out. A dot in a file name is the end of its key.
+  tarOf(join(b, 'apart-000000.tar'), [['k4.jpg', good], ['k5.txt', 'a blue star'], ['k4.txt', 'a red circle'], ['k5.jpg', good], ['k4.cls', '1'], ['k5.cls', '0'], ['k6.txt', 'whole'], ['k6.jpg', good], ['k6.cls', '1']]);
+  await assert.rejects(openDataset('data.train', join(b, 'apart-000000.tar')), /apart-000000\.tar: sample k4: the sample's members are not next to each other: k4\.txt comes after other samples' members\. A shard keeps each sample's files together \(as webdataset reads them\); write it with its files sorted by name \(tar --sort=name/);
+  const apart = (await openDataset('data.train', join(b, 'apart-000000.tar'), { onBadSample: 'skip' })) as StreamSet;
+  const al = new DataLoader(apart, tok, img16, { batchSize: 8, shuffle: false, onBadSample: 'skip' });
+  const kept: number[] = [];
+  for await (const x of al.epoch(0)) kept.push(...x.indices);
+  assert.equal(apart.size, 7, 'k4, k5, then k4 and k5 again twice (a record each), k6');
+  assert.deepEqual(kept, [6], 'k6 alone is whole');
+  assert.match(al.skipped.map((p) => p.message).join('\n'), /members are not next to each other/);
+  tarOf(join(b, 'dots-000000.tar'), [['k.0007.jpg', good], ['k.0007.txt', 'dotted'], ['k.0007.cls', '1']]);
+  await assert.rejects(openDataset('data.train', join(b, 'dots-000000.tar')), /sample k: no image member \(expected k\.jpg \/ \.jpeg \/ \.png \/ \.webp; found k\.0007\.jpg, k\.0007\.txt, k\.0007\.cls; a sample's key is its file name up to the first dot\)/);
+
   // a truncated shard: the samples before the cut are read, the rest is one problem naming the last member read
   const cut = join(b, 't-000000.tar');
   copyFileSync(join(dir, 'wds', 'train-000000.tar'), cut);

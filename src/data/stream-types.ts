@@ -31,4 +31,6 @@ export interface RawRecord {
   label: unknown;
   /** the record cannot be read (a corrupt member, a row group that does not decode); the rest is empty */
   problem?: string;
+  /** its problem explains others: a shard sample's members apart, the earlier ones a sample missing its other files */
+  apart?: boolean;
 }

@@ -95,11 +95,16 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
     let offset = 0;
     for (const [i, f] of files.entries()) {
       let count = 0;
+      // with the error policy, the shard's first problem, unless a sample's members are apart: that one explains the
+      // earlier ones (the same sample, missing the files that come later), and is reported instead
+      let bad: RawRecord | null = null;
       for await (const r of readShard(f, cols)) {
         count++;
-        if (r.problem && policy === 'error') throw new MmtrainError(`${r.where}: ${r.problem}\nSet data.onBadSample: "skip" to train without such samples.`);
+        if (r.problem && policy === 'error' && (!bad || (r.apart && !bad.apart))) bad = r;
+        if (bad?.apart) break;
         if (!labels && !noLabel(r.label)) raw.push(r.label);
       }
+      if (bad) throw new MmtrainError(`${bad.where}: ${bad.problem}\nSet data.onBadSample: "skip" to train without such samples.`);
       units.push({ file: f, rowGroup: 0, rowStart: 0, count, offset });
       offset += count;
       // shards are read synchronously (tar.ts): a turn of the event loop between them, so that a long count can be

@@ -40,12 +40,22 @@ function fieldsOf(cols: ColumnNames): Fields {
 /** One sample's members as read: where its image is, its small members as text. */
 interface Group {
   key: string;
-  image: { offset: number; length: number; ext: string } | null;
+  image: { offset: number; length: number; name: string } | null;
   small: Map<string, string>;
+  /** the extensions of all its members, read or not */
+  exts: string[];
+  /** its first member, when the key had a group before, other samples' members between (the shard is not grouped) */
+  apart: string | null;
 }
 
 function toRecord(file: string, ino: number, g: Group, f: Fields): RawRecord {
   const where = `${file}: sample ${g.key}`;
+  if (g.apart !== null) {
+    return {
+      where, image: null, text: null, label: null, apart: true,
+      problem: `the sample's members are not next to each other: ${g.apart} comes after other samples' members. A shard keeps each sample's files together (as webdataset reads them); write it with its files sorted by name (tar --sort=name -cf shard.tar ...) or with mmtrain convert`,
+    };
+  }
   let json: Record<string, unknown> | null = null;
   const rawJson = g.small.get('json');
   if (rawJson !== undefined) {
@@ -64,8 +74,12 @@ function toRecord(file: string, ino: number, g: Group, f: Fields): RawRecord {
   let text = pick(f.text, f.textJson);
   if (text === undefined) text = null;
   const label = pick(f.label, f.labelJson);
-  const image = g.image ? { range: { file, offset: g.image.offset, length: g.image.length, ino }, name: `${file}: ${g.key}.${g.image.ext}` } : null;
-  if (!g.image) return { where, image: null, text, label, problem: `no image member (expected ${g.key}.${f.images.join(' / .')})` };
+  const image = g.image ? { range: { file, offset: g.image.offset, length: g.image.length, ino }, name: `${file}: ${g.image.name}` } : null;
+  if (!g.image) {
+    // "a.0001.jpg" is sample "a" with member "0001.jpg", as webdataset splits it: say so when a name has such dots
+    const dots = g.exts.some((e) => e.includes('.')) ? '; a sample\'s key is its file name up to the first dot' : '';
+    return { where, image: null, text, label, problem: `no image member (expected ${g.key}.${f.images.join(' / .')}; found ${g.exts.map((e) => `${g.key}.${e}`).join(', ')}${dots})` };
+  }
   if (text === null) return { where, image: null, text, label, problem: `no text (expected a ${g.key}.${f.text[0]} member or a "${f.textJson.join('" / "')}" key in ${g.key}.json)` };
   return { where, image, text, label };
 }
@@ -87,6 +101,7 @@ export async function* readShard(file: string, cols: ColumnNames): AsyncGenerato
   }
   let group: Group | null = null;
   let last = '(none)';
+  const ended = new Set<string>(); // keys whose group has ended
   try {
     for (const m of tar.members()) {
       const parts = m.file ? splitMemberName(m.name) : null;
@@ -94,11 +109,13 @@ export async function* readShard(file: string, cols: ColumnNames): AsyncGenerato
       last = m.name;
       const [key, ext] = parts;
       if (group && group.key !== key) {
+        ended.add(group.key);
         yield toRecord(file, tar.ino, group, f);
         group = null;
       }
-      const g: Group = (group ??= { key, image: null, small: new Map() });
-      if (f.images.includes(ext)) g.image ??= { offset: m.offset, length: m.size, ext };
+      const g: Group = (group ??= { key, image: null, small: new Map(), exts: [], apart: ended.has(key) ? m.name : null });
+      g.exts.push(ext);
+      if (f.images.includes(ext)) g.image ??= { offset: m.offset, length: m.size, name: m.name };
       else if (smallExts.has(ext)) g.small.set(ext, tar.bytes(m.offset, m.size).toString('utf8'));
     }
   } catch (e) {
