@@ -24,7 +24,10 @@ export interface StreamSets {
   webdataset: string;
 }
 
-/** The images of `dir` (train.jsonl) converted once to Parquet (row groups of 100) and to WebDataset shards. */
+/**
+ * The images of `dir` (train.jsonl) converted once to Parquet files and WebDataset shards of `shardSize` samples each
+ * (a Parquet file's row groups hold up to 100 rows: one row group a file with the bench's 50).
+ */
 export async function ensureStreamSets(dir: string, shardSize: number): Promise<StreamSets> {
   const manifest = join(dir, 'train.jsonl');
   const m = readManifest(manifest, { checkFiles: false });
