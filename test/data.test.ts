@@ -161,7 +161,7 @@ function dataDir(n = 10): { dir: string; samples: string[] } {
   return { dir, samples: lines };
 }
 
-test('manifests: JSONL and CSV, label names discovered or given, boolean labels', () => {
+test('manifests: JSONL and CSV, label names discovered or given, boolean labels, -1 as no label', () => {
   const { dir } = dataDir(6);
   const m = readManifest(join(dir, 'train.jsonl'));
   assert.deepEqual(m.labels, ['cat', 'dog']);
@@ -180,6 +180,12 @@ test('manifests: JSONL and CSV, label names discovered or given, boolean labels'
   assert.deepEqual(b.labels, ['false', 'true']);
   assert.deepEqual(b.samples.map((s) => s.label), [1, 0]);
   assert.deepEqual(readManifest(join(dir, 'b.jsonl'), { labels: ['no', 'yes'] }).samples.map((s) => s.label), [1, 0]);
+  // -1: no label (datasets' mark for an unlabelled split): a sample to predict, not a class
+  writeFileSync(join(dir, 'u.jsonl'), '{"image": "img/0.png", "text": "a", "label": 1}\n{"image": "img/1.jpg", "text": "b", "label": -1}\n{"image": "img/0.png", "text": "c", "label": 0}\n');
+  assert.throws(() => readManifest(join(dir, 'u.jsonl')), /u\.jsonl:2: "label" is -1, no label \(as datasets marks the samples of an unlabelled split\)/);
+  const u = readManifest(join(dir, 'u.jsonl'), { label: 'optional' });
+  assert.deepEqual(u.labels, ['0', '1'], '-1 is not a class');
+  assert.deepEqual(u.samples.map((s) => s.label), [1, -1, 0]);
   rmSync(dir, { recursive: true });
 });
 

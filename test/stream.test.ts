@@ -408,6 +408,14 @@ test('bad data: corrupt members, truncated shards, missing columns, wrong types,
   for await (const x of pl.epoch(0)) texts.push(...x.indices);
   assert.deepEqual(texts, [0]);
   assert.deepEqual(pl.skipped.map((p) => p.where), [join(b, 'rows.parquet') + ': row 2', join(b, 'rows.parquet') + ': row 1']);
+  // ClassLabel -1 (datasets' unlabelled test split): no label; an error where labels are needed, a sample to predict
+  write('unlabelled.parquet', [{ name: 'image', data: [good, good] }, { name: 'text', data: ['first', 'second'] }, { name: 'label', data: [-1, -1] }]);
+  const un = (await openDataset('data.train', join(b, 'unlabelled.parquet'), { labels: ['neg', 'pos'] })) as StreamSet;
+  await assert.rejects((async () => { for await (const x of new DataLoader(un, tok, img16, { batchSize: 2, shuffle: false }).epoch(0)) void x; })(), /unlabelled\.parquet: row 0: "label" is -1, no label \(as datasets marks the samples of an unlabelled split\)/);
+  const pr = (await openDataset('data.test', join(b, 'unlabelled.parquet'), { labels: ['neg', 'pos'], label: 'optional' })) as StreamSet;
+  const prLabels: number[] = [];
+  for await (const x of new DataLoader(pr, tok, img16, { batchSize: 2, shuffle: false }).epoch(0)) tidy(() => prLabels.push(...x.labels.toNumbers()));
+  assert.deepEqual(prLabels, [-1, -1]);
   // a file that is not Parquet at all
   writeFileSync(join(b, 'junk.parquet'), 'PAR1 this is not parquet');
   await assert.rejects(openDataset('data.train', join(b, 'junk.parquet')), /junk\.parquet: not a readable Parquet file/);

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { MmtrainError } from '../errors.js';
-import { discoverLabels, labelResolver, noLabel } from './labels.js';
+import { discoverLabels, labelResolver, missingLabel, noLabel } from './labels.js';
 
 export interface Sample {
   /** absolute image path; for an image held in memory (bytes), the name its messages use */
@@ -150,7 +150,7 @@ export function readManifest(file: string, opts: ManifestOptions = {}): Manifest
     else if (!r.text.trim()) report('"text" is empty');
     let label = -1;
     if (noLabel(r.label)) {
-      if (opts.label !== 'optional') report('"label" is missing');
+      if (opts.label !== 'optional') report(missingLabel(r.label));
     } else {
       const i = toIndex(r.label);
       if (typeof i === 'string') report(i);

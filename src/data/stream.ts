@@ -10,7 +10,7 @@
 // batches, so that every rank takes part in every step.
 import { MmtrainError } from '../errors.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
-import { discoverLabels, labelResolver, noLabel } from './labels.js';
+import { discoverLabels, labelResolver, missingLabel, noLabel } from './labels.js';
 import type { Problem, Sample } from './manifest.js';
 import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readRowGroup } from './parquet.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
@@ -147,7 +147,7 @@ function assemble(d: StreamSetDescription, read: StreamSet['read']): StreamSet {
     if (!r.text.trim()) return { where: r.where, message: '"text" is empty' };
     let label = -1;
     if (noLabel(r.label)) {
-      if (d.needLabel) return { where: r.where, message: '"label" is missing' };
+      if (d.needLabel) return { where: r.where, message: missingLabel(r.label) };
     } else {
       const i = toIndex(typeof r.label === 'string' ? r.label.trim() : r.label);
       if (typeof i === 'string') return { where: r.where, message: i };
