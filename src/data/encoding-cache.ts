@@ -18,13 +18,10 @@ export class EncodingCache {
 
   /** The encoding of sample `index`'s text: kept from an earlier epoch when the text is the same, else made now. */
   encode(index: number, text: string): EncodedText {
-    const hit = this.#entries.get(index);
-    if (hit && hit.text === text) return hit.encoding;
+    const kept = this.kept(index, text);
+    if (kept) return kept;
     const encoding = this.tokenizer.encode(text, this.maxLength);
-    if (!hit && this.#tokens + encoding.ids.length <= this.budget) {
-      this.#entries.set(index, { text, encoding });
-      this.#tokens += encoding.ids.length;
-    }
+    this.put(index, text, encoding); // (not over another text's entry for the sample)
     return encoding;
   }
 

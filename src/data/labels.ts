@@ -4,17 +4,19 @@
 
 const isIntLabel = (v: unknown) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'bigint') || (typeof v === 'string' && /^\d+$/.test(v));
 
+const isMinusOne = (v: unknown) => v === -1 || v === -1n;
+
 /**
  * Whether a raw label is absent (no label): missing, null, empty, or the number -1, which `datasets` writes for a
  * ClassLabel sample without a label (test splits) and mmtrain uses for an unlabelled sample.
  */
 export function noLabel(v: unknown): boolean {
-  return v === undefined || v === null || v === '' || v === -1 || v === -1n;
+  return v === undefined || v === null || v === '' || isMinusOne(v);
 }
 
 /** The problem of a sample without a label where one is needed. */
 export function missingLabel(v: unknown): string {
-  return v === -1 || v === -1n ? '"label" is -1, no label (as datasets marks the samples of an unlabelled split)' : '"label" is missing';
+  return isMinusOne(v) ? '"label" is -1, no label (as datasets marks the samples of an unlabelled split)' : '"label" is missing';
 }
 
 /** The label list discovered from raw label values (absent ones ignored). */
