@@ -151,7 +151,7 @@ test('shards: images stay in the shard as byte ranges, read when decoded; a shar
   writeFileSync(shard, Buffer.concat([...blocks, Buffer.alloc(1024)]));
   const d = (await openDataset('data.train', shard, { labels: m.labels })) as StreamSet;
   const records = [];
-  for await (const r of d.read(d.units[0]!)) records.push(r);
+  for (const r of await d.read(d.units[0]!)) records.push(r);
   assert.equal(records.length, m.samples.length);
   for (const [i, r] of records.entries()) {
     assert.ok(r.image && 'range' in r.image, 'an image range, not bytes');
@@ -225,7 +225,7 @@ test('shards: a shard replaced at the same path (a new file renamed over it) is 
   writeFileSync(fresh, readFileSync(sets[1]!.file));
   const d = (await openDataset('data.train', fresh, { labels: sets[1]!.m.labels })) as StreamSet;
   let range: Parameters<typeof readImageRange>[0] | null = null;
-  for await (const r of d.read(d.units[0]!)) if (r.image && 'range' in r.image) range ??= r.image.range;
+  for (const r of await d.read(d.units[0]!)) if (r.image && 'range' in r.image) range ??= r.image.range;
   renameSync(sets[0]!.file, fresh);
   assert.throws(() => readImageRange(range!), /the file was replaced since its samples were read/);
 });

@@ -10,7 +10,7 @@ import { readImageRange } from './file-reads.js';
 import { type DecodedImage, type ImageConfig, decodeImage, imageReadError, loadImage } from './image.js';
 import type { ImageRange, Problem, Sample } from './manifest.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
-import { type StreamSet, epochStream, localBatchSize, streamBatches } from './stream.js';
+import { type StreamSet, epochChunks, localBatchSize, streamBatches } from './stream.js';
 import { StreamThread } from './stream-thread.js';
 import { EncodingCache } from './encoding-cache.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
@@ -273,7 +273,7 @@ export class DataLoader {
     // (and tokenized there, the tokens kept between epochs, as a manifest's are)
     if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream, { tokenizer: this.tokenizer.describe(), maxLength: this.options.maxLength });
     const encodings = (this.#streamEncodings ??= new EncodingCache(this.tokenizer, this.options.maxLength));
-    const it = this.#streamThread ? this.#streamThread.epoch(order) : inChunks(epochStream(this.stream, order), 16);
+    const it = this.#streamThread ? this.#streamThread.epoch(order) : epochChunks(this.stream, order);
     try {
       let position = 0;
       let spec: BatchSpec = { items: [], skipped: [] };
@@ -400,23 +400,6 @@ function readRangeNamed(r: ImageRange, name: string): Buffer {
     return readImageRange(r);
   } catch (e) {
     throw imageReadError(name, e);
-  }
-}
-
-/** The items of `src` in arrays of up to `n`. */
-async function* inChunks<T>(src: AsyncGenerator<T>, n: number): AsyncGenerator<T[]> {
-  let chunk: T[] = [];
-  try {
-    for await (const x of src) {
-      chunk.push(x);
-      if (chunk.length >= n) {
-        yield chunk;
-        chunk = [];
-      }
-    }
-    if (chunk.length) yield chunk;
-  } finally {
-    await src.return(undefined);
   }
 }
 

@@ -10,7 +10,7 @@ import { MmtrainError } from '../errors.js';
 import { EncodingCache } from './encoding-cache.js';
 import { giveImageBuffers, ownImage } from './image-buffers.js';
 import { readSynchronously } from './file-reads.js';
-import { type EpochStreamOptions, type StreamItem, type StreamSet, type StreamSetDescription, epochStream, reopenStreamSet } from './stream.js';
+import { type EpochStreamOptions, type StreamItem, type StreamSet, type StreamSetDescription, epochChunks, reopenStreamSet } from './stream.js';
 import type { RawRecord } from './stream-types.js';
 import { type ControlMessage, INITIAL_CREDIT, type StreamMessage, type StreamText } from './stream-thread.js';
 import { TextTokenizer } from './tokenizer.js';
@@ -50,11 +50,11 @@ function readAhead(run: Run): void {
 // would wait until the reading stops for lack of room: an epoch read ahead fills a shuffle buffer and the chunks
 // it may hold first (up to ~250 samples: a whole small epoch, hundreds of ms with photos on 2 busy cores), while the
 // epoch being sent waits for the credit to send its last chunk. They are taken after every record read instead.
-const setPromise: Promise<StreamSet> = reopenStreamSet(description).then((s) => ({ ...s, read: (unit) => takingControl(s.read(unit)) }));
+const setPromise: Promise<StreamSet> = reopenStreamSet(description).then((s) => ({ ...s, read: (unit) => s.read(unit).then(takingControl) }));
 setPromise.catch(() => {});
 
-async function* takingControl(records: AsyncIterable<RawRecord>): AsyncGenerator<RawRecord> {
-  for await (const r of records) {
+function* takingControl(records: Iterable<RawRecord>): Generator<RawRecord> {
+  for (const r of records) {
     takeControlMessages();
     yield r;
   }
@@ -98,13 +98,15 @@ async function read(run: Run): Promise<void> {
       const room = () => Math.max(1, run.credit + (run.id === null ? INITIAL_CREDIT : 0));
       while (!run.stopped && run.held.length >= room()) await new Promise<void>((r) => (run.wake = r));
     };
-    for await (const it of epochStream(set, run.options)) {
-      if (run.stopped) return;
-      // tokens kept from an earlier epoch were sent then: the main thread kept them too (encoding-cache.ts)
-      if (encodings && it.sample && !encodings.kept(it.index, it.sample.text)) it.encoding = encodings.encode(it.index, it.sample.text);
-      items.push(it);
-      bytes += it.sample?.bytes?.byteLength ?? 0;
-      if (items.length >= 16 || bytes >= 4 << 20) await hold(false);
+    for await (const chunk of epochChunks(set, run.options)) {
+      for (const it of chunk) {
+        if (run.stopped) return;
+        // tokens kept from an earlier epoch were sent then: the main thread kept them too (encoding-cache.ts)
+        if (encodings && it.sample && !encodings.kept(it.index, it.sample.text)) it.encoding = encodings.encode(it.index, it.sample.text);
+        items.push(it);
+        bytes += it.sample?.bytes?.byteLength ?? 0;
+        if (items.length >= 16 || bytes >= 4 << 20) await hold(false);
+      }
       if (run.stopped) return;
     }
     await hold(true);

@@ -48,8 +48,11 @@ export interface StreamSetDescription {
 
 /** An opened streamed data set. */
 export interface StreamSet extends StreamSetDescription {
-  /** the records of a unit, in order */
-  read(unit: StreamUnit): AsyncIterable<RawRecord>;
+  /**
+   * The records of a unit, in order: a row group's all at once, a shard's as its members are read (synchronously,
+   * one at a time: a shard of thousands of samples is not read whole before its first sample is used).
+   */
+  read(unit: StreamUnit): Promise<Iterable<RawRecord>>;
   /** a record to a sample, or the problem with it */
   toSample(r: RawRecord): Sample | Problem;
 }
@@ -88,7 +91,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       }
     }
     if (!labels) labels = classNames ?? discoverLabels(raw);
-    read = (unit) => rowGroupRecords(sources.get(unit.file)!, unit);
+    read = (unit) => readRowGroup(sources.get(unit.file)!, unit);
   } else {
     const raw: unknown[] = [];
     const t0 = performance.now();
@@ -98,7 +101,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       // with the error policy, the shard's first problem, unless a sample's members are apart: that one explains the
       // earlier ones (the same sample, missing the files that come later), and is reported instead
       let bad: RawRecord | null = null;
-      for await (const r of readShard(f, cols)) {
+      for (const r of readShard(f, cols)) {
         count++;
         if (r.problem && policy === 'error' && (!bad || (r.apart && !bad.apart))) bad = r;
         if (bad?.apart) break;
@@ -113,7 +116,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       if (opts.print && (i + 1) % 64 === 0) opts.print(`${pattern}: counted ${i + 1} of ${files.length} shards (${offset} samples) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     labels ??= discoverLabels(raw);
-    read = (unit) => readShard(unit.file, cols);
+    read = (unit) => Promise.resolve(readShard(unit.file, cols));
   }
   const size = units.reduce((a, u) => a + u.count, 0);
   if (!size) {
@@ -126,10 +129,10 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
 
 /** Opens a described set again (the stream thread): Parquet footers are read again, shards are not counted again. */
 export async function reopenStreamSet(d: StreamSetDescription): Promise<StreamSet> {
-  if (d.kind === 'webdataset') return assemble(d, (unit) => readShard(unit.file, d.columns));
+  if (d.kind === 'webdataset') return assemble(d, (unit) => Promise.resolve(readShard(unit.file, d.columns)));
   const sources = new Map<string, ParquetSource>();
   for (const f of new Set(d.units.map((u) => u.file))) sources.set(f, await openParquet(f, d.columns, d.needLabel));
-  return assemble(d, (unit) => rowGroupRecords(sources.get(unit.file)!, unit));
+  return assemble(d, (unit) => readRowGroup(sources.get(unit.file)!, unit));
 }
 
 /** The description without its functions (what goes to the stream thread). */
@@ -158,10 +161,6 @@ function assemble(d: StreamSetDescription, read: StreamSet['read']): StreamSet {
     return { image: r.image.path, text: r.text, label, where: r.where };
   };
   return { ...d, read, toSample };
-}
-
-async function* rowGroupRecords(src: ParquetSource, unit: StreamUnit): AsyncGenerator<RawRecord> {
-  yield* await readRowGroup(src, unit);
 }
 
 /** Units to ranks: largest first, each to the rank holding the fewest samples (ties: the lower rank). */
@@ -210,131 +209,180 @@ export function epochUnits(set: StreamSet, o: Pick<EpochStreamOptions, 'seed' | 
 
 /** Samples of this rank for an epoch, in their order. */
 export async function* epochStream(set: StreamSet, o: EpochStreamOptions): AsyncGenerator<StreamItem> {
+  for await (const chunk of epochChunks(set, o)) yield* chunk;
+}
+
+/** The most samples a chunk of epochChunks holds. */
+const CHUNK = 64;
+
+/**
+ * Samples of this rank for an epoch, in their order (epochStream's), in chunks: what is at hand when a read has to be
+ * waited for, else CHUNK samples. Taking a sample is synchronous: units are read whole (a row group) or member by
+ * member (a shard), the next unit of each reading slot read while the one before is used, and only moving to a unit
+ * waits. (Async generators a sample, one per stage, cost the stream thread about as much as reading a row group.)
+ */
+export async function* epochChunks(set: StreamSet, o: EpochStreamOptions): AsyncGenerator<StreamItem[]> {
   const mine = epochUnits(set, o);
-  // unshuffled (evaluation, prediction, convert): the data set's order, one unit after another, read ahead
-  if (!o.shuffle) {
-    yield* readAhead(unitsItems(set, mine), 64);
-    return;
-  }
-  const k = Math.max(1, Math.min(o.readers, mine.length));
-  const slots = Array.from({ length: k }, (_, s) => readAhead(unitsItems(set, mine.filter((_, j) => j % k === s)), 32));
-  const merged = roundRobin(slots);
-  if (o.buffer <= 1) {
-    yield* merged;
-    return;
-  }
-  // The shuffle buffer (as webdataset's shuffle(bufsize, initial)): samples go out once it holds `initial` (100 or
-  // the whole buffer if smaller), each replacing a random one; until it is full it takes two samples per one out,
-  // so an epoch starts without reading a whole buffer first. At the end the rest goes out in random order.
-  const rnd = mulberry32(hashSeed(o.seed, o.epoch, o.rank, 0xb0ff));
-  const initial = Math.min(o.buffer, 100);
-  const buf: StreamItem[] = [];
-  const it = merged[Symbol.asyncIterator]();
+  // unshuffled (evaluation, prediction, convert): the data set's order, one unit after another
+  const k = o.shuffle ? Math.max(1, Math.min(o.readers, mine.length)) : 1;
+  const slots = Array.from({ length: k }, (_, s) => new Slot(set, k === 1 ? mine : mine.filter((_, j) => j % k === s)));
+  const merged = new RoundRobin(slots);
+  let out: StreamItem[] = [];
   try {
-    for (;;) {
-      const n = await it.next();
-      if (n.done) break;
+    // merged.take() gives the next sample (null at the end), or a promise when a slot moves to its next unit: then
+    // the samples at hand go out first, and the unit is waited for (here only: no await a sample)
+    async function* wait(p: Promise<unknown>): AsyncGenerator<StreamItem[], StreamItem | null> {
+      let x: StreamItem | null | Promise<unknown> = p;
+      while (x instanceof Promise) {
+        if (out.length) {
+          yield out;
+          out = [];
+        }
+        await x;
+        x = merged.take();
+      }
+      return x;
+    }
+    let x = merged.take();
+    if (!o.shuffle || o.buffer <= 1) {
+      for (; x !== null; x = merged.take()) {
+        if (x instanceof Promise) {
+          x = yield* wait(x);
+          if (x === null) break;
+        }
+        out.push(x);
+        if (out.length >= CHUNK) {
+          yield out;
+          out = [];
+        }
+      }
+      if (out.length) yield out;
+      return;
+    }
+    // The shuffle buffer (as webdataset's shuffle(bufsize, initial)): samples go out once it holds `initial` (100 or
+    // the whole buffer if smaller), each replacing a random one; until it is full it takes two samples per one out,
+    // so an epoch starts without reading a whole buffer first. At the end the rest goes out in random order.
+    const rnd = mulberry32(hashSeed(o.seed, o.epoch, o.rank, 0xb0ff));
+    const initial = Math.min(o.buffer, 100);
+    const buf: StreamItem[] = [];
+    for (; x !== null; x = merged.take()) {
+      if (x instanceof Promise) {
+        x = yield* wait(x);
+        if (x === null) break;
+      }
+      const n = x;
       if (buf.length < initial) {
-        buf.push(n.value);
+        buf.push(n);
         continue;
       }
       if (buf.length < o.buffer) {
-        const m = await it.next();
-        if (!m.done) buf.push(m.value);
+        let m = merged.take();
+        if (m instanceof Promise) m = yield* wait(m);
+        if (m !== null) buf.push(m);
       }
       const j = Math.floor(rnd() * buf.length);
-      const out = buf[j]!;
-      buf[j] = n.value;
-      yield out;
+      out.push(buf[j]!);
+      buf[j] = n;
+      if (out.length >= CHUNK) {
+        yield out;
+        out = [];
+      }
     }
+    shuffleInPlace(buf, rnd);
+    out.push(...buf);
+    for (let i = 0; i < out.length; i += CHUNK) yield out.slice(i, i + CHUNK);
   } finally {
-    await it.return?.(undefined);
+    for (const s of slots) s.close();
   }
-  shuffleInPlace(buf, rnd);
-  yield* buf;
 }
 
-async function* unitsItems(set: StreamSet, units: number[]): AsyncGenerator<StreamItem> {
-  for (const u of units) {
-    const unit = set.units[u]!;
-    let k = 0;
-    for await (const r of set.read(unit)) {
-      if (k >= unit.count) break; // a shard changed since it was counted: never more than the count
-      const index = unit.offset + k++;
-      if (r.problem === '') {
-        yield { index, sample: null, problem: null };
+/** A unit's records as samples (or their problems), with their data set indices. */
+function* unitItems(set: StreamSet, unit: StreamUnit, records: Iterable<RawRecord>): Generator<StreamItem> {
+  let k = 0;
+  for (const r of records) {
+    if (k >= unit.count) break; // a shard changed since it was counted: never more than the count
+    const index = unit.offset + k++;
+    if (r.problem === '') {
+      yield { index, sample: null, problem: null };
+      continue;
+    }
+    const s = set.toSample(r);
+    if ('message' in s) yield { index, sample: null, problem: s };
+    else yield { index, sample: s, problem: null };
+  }
+  // fewer records than counted (a shard changed since): the rest are left out, reported once
+  if (k < unit.count) {
+    yield { index: unit.offset + k, sample: null, problem: { where: unit.file, message: `has ${k} samples now but ${unit.count} when the data set was opened (changed during the run?)` } };
+    for (k++; k < unit.count; k++) yield { index: unit.offset + k, sample: null, problem: null };
+  }
+}
+
+/**
+ * A reading slot: its units one after another, the next one's read started when one is taken up (reads on the main
+ * thread are asynchronous: they overlap the use of the unit before).
+ */
+class Slot {
+  #next = 0;
+  #current: Generator<StreamItem> | null = null;
+  #reading: Promise<Iterable<RawRecord>> | null = null;
+  #readingUnit = -1;
+
+  constructor(readonly set: StreamSet, readonly units: number[]) {
+    this.#readAhead();
+  }
+
+  #readAhead(): void {
+    if (this.#next >= this.units.length) return;
+    this.#readingUnit = this.units[this.#next++]!;
+    this.#reading = this.set.read(this.set.units[this.#readingUnit]!);
+    this.#reading.catch(() => {}); // a failure surfaces when the unit is taken up
+  }
+
+  /** The slot's next sample, null when it has no more, or a promise to wait for before asking again. */
+  take(): StreamItem | null | Promise<unknown> {
+    if (this.#current) {
+      const n = this.#current.next();
+      if (!n.done) return n.value;
+      this.#current = null;
+    }
+    const reading = this.#reading;
+    if (!reading) return null;
+    const unit = this.set.units[this.#readingUnit]!;
+    return reading.then((records) => {
+      this.#current = unitItems(this.set, unit, records);
+      this.#reading = null;
+      this.#readAhead();
+    });
+  }
+
+  /** Ends the unit being used (a shard's file is closed). */
+  close(): void {
+    this.#current?.return(undefined);
+    this.#current = null;
+  }
+}
+
+/** Samples from several slots in turn (one each), skipping those that have ended. */
+class RoundRobin {
+  #live: Slot[];
+  #i = 0;
+
+  constructor(slots: Slot[]) {
+    this.#live = [...slots];
+  }
+
+  take(): StreamItem | null | Promise<unknown> {
+    while (this.#live.length) {
+      const x = this.#live[this.#i]!.take();
+      if (x === null) {
+        this.#live.splice(this.#i, 1);
+        if (this.#i >= this.#live.length) this.#i = 0;
         continue;
       }
-      const s = set.toSample(r);
-      if ('message' in s) yield { index, sample: null, problem: s };
-      else yield { index, sample: s, problem: null };
+      if (!(x instanceof Promise)) this.#i = (this.#i + 1) % this.#live.length;
+      return x;
     }
-    // fewer records than counted (a shard changed since): the rest are left out, reported once
-    if (k < unit.count) {
-      yield { index: unit.offset + k, sample: null, problem: { where: unit.file, message: `has ${k} samples now but ${unit.count} when the data set was opened (changed during the run?)` } };
-      for (k++; k < unit.count; k++) yield { index: unit.offset + k, sample: null, problem: null };
-    }
-  }
-}
-
-/** Items from several generators in turn (one each), skipping those that have ended. */
-async function* roundRobin<T>(gens: AsyncGenerator<T>[]): AsyncGenerator<T> {
-  const live = [...gens];
-  try {
-    while (live.length) {
-      for (let i = 0; i < live.length; ) {
-        const n = await live[i]!.next();
-        if (n.done) live.splice(i, 1);
-        else {
-          yield n.value;
-          i++;
-        }
-      }
-    }
-  } finally {
-    await Promise.all(live.map((g) => g.return(undefined)));
-  }
-}
-
-/** Pulls up to `ahead` items from `src` before they are asked for, so that reading overlaps their use. */
-async function* readAhead<T>(src: AsyncGenerator<T>, ahead: number): AsyncGenerator<T> {
-  const queue: IteratorResult<T>[] = [];
-  const wake: { consumer: (() => void) | null; producer: (() => void) | null } = { consumer: null, producer: null };
-  const state: { failure: { e: unknown } | null; stop: boolean } = { failure: null, stop: false };
-  const signal = (k: 'consumer' | 'producer') => {
-    const f = wake[k];
-    wake[k] = null;
-    f?.();
-  };
-  const pump = (async () => {
-    try {
-      for (;;) {
-        while (queue.length >= ahead && !state.stop) await new Promise<void>((r) => (wake.producer = r));
-        if (state.stop) break;
-        const n = await src.next();
-        queue.push(n);
-        signal('consumer');
-        if (n.done) break;
-      }
-    } catch (e) {
-      state.failure = { e };
-      signal('consumer');
-    }
-  })();
-  try {
-    for (;;) {
-      while (!queue.length && !state.failure) await new Promise<void>((r) => (wake.consumer = r));
-      if (!queue.length) throw state.failure!.e;
-      const n = queue.shift()!;
-      signal('producer');
-      if (n.done) return;
-      yield n.value;
-    }
-  } finally {
-    state.stop = true;
-    signal('producer');
-    await pump;
-    await src.return(undefined);
+    return null;
   }
 }
 

@@ -89,7 +89,7 @@ function toRecord(file: string, ino: number, g: Group, f: Fields): RawRecord {
  * corrupt header ends with one record carrying the problem, naming the last member read. Synchronous reads, one
  * window of the file at a time: counting a shard reads its headers and small members only.
  */
-export async function* readShard(file: string, cols: ColumnNames): AsyncGenerator<RawRecord> {
+export function* readShard(file: string, cols: ColumnNames): Generator<RawRecord> {
   const f = fieldsOf(cols);
   const smallExts = new Set([...f.text, ...f.label, 'json']);
   let tar: TarReader;
