@@ -16,6 +16,7 @@ import {
 import { encodedImage } from '../src/data/file-reads.js';
 import { openParquet, parquetUnits, readRowGroup } from '../src/data/parquet.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
+import { BufferPool } from '../src/data/buffer-pool.js';
 import { StreamThread } from '../src/data/stream-thread.js';
 import type { StreamItem } from '../src/data/stream.js';
 import { distributedAvailable } from '../src/train/distributed.js';
@@ -254,6 +255,26 @@ test('streamed texts\' tokens: kept by sample between epochs, made again when th
   cache.put(6, long, enc);
   assert.equal(cache.kept(6, long), undefined, 'past the budget: not kept');
   assert.equal(cache.size, 2);
+});
+
+test('read buffers kept for reuse: the last given back that can hold the length, none past the pool\'s bytes', () => {
+  const pool = new BufferPool<Uint8Array>(100);
+  assert.equal(pool.take(1), undefined, 'empty: make one');
+  const [a, b, c] = [new Uint8Array(40), new Uint8Array(10), new Uint8Array(30)];
+  pool.give(a);
+  pool.give(b);
+  pool.give(c);
+  pool.give(new Uint8Array(30)); // 110 bytes: over the pool's 100, not kept
+  assert.equal(pool.take(5), c, 'the last given back');
+  assert.equal(pool.take(35), a, 'the last that can hold 35 bytes, past one too small');
+  assert.equal(pool.take(11), undefined, 'none left holds 11 bytes');
+  assert.equal(pool.take(10), b);
+  assert.equal(pool.take(1), undefined);
+  // a capacity other than the length (resizable buffers: their maximum)
+  const sized = new BufferPool<{ byteLength: number; max: number }>(1000, (x) => x.max);
+  const r = { byteLength: 4, max: 64 };
+  sized.give(r);
+  assert.equal(sized.take(50), r, 'a buffer of 4 bytes that can grow to 64 holds 50');
 });
 
 test('the epoch order: over 1-3 ranks and 1-3 reading slots every sample is read once, ranks step together, the order is seeded and replays from any batch', async () => {

@@ -10,11 +10,18 @@ export class BufferPool<T extends { byteLength: number }> {
   /** @param capacity what a buffer can hold (its length; a resizable ArrayBuffer's maxByteLength) */
   constructor(readonly maxBytes: number, readonly capacity: (b: T) => number = (b) => b.byteLength) {}
 
-  /** A free buffer that can hold `n` bytes, or undefined (make a new one). */
+  /**
+   * A free buffer that can hold `n` bytes, or undefined (make a new one): the one given back last that can (its
+   * memory the most likely still in cache; taken from the end of the list, as a rule without moving the others).
+   */
   take(n: number): T | undefined {
-    const i = this.#free.findIndex((b) => this.capacity(b) >= n);
+    const free = this.#free;
+    let i = free.length - 1;
+    while (i >= 0 && this.capacity(free[i]!) < n) i--;
     if (i < 0) return undefined;
-    const b = this.#free.splice(i, 1)[0]!;
+    const b = free[i]!;
+    if (i === free.length - 1) free.pop();
+    else free.splice(i, 1);
     this.#bytes -= b.byteLength;
     return b;
   }

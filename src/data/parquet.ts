@@ -207,6 +207,9 @@ interface ResizableBuffer extends ArrayBuffer {
 }
 type ResizableBufferConstructor = new (n: number, o: { maxByteLength: number }) => ArrayBuffer;
 
+/** A string column's value as hyparquet gives it with utf8: false (its bytes), as a string; anything else as it is. */
+const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('utf8') : t);
+
 /**
  * The records of one row group, in order, each image in a buffer of its own. A row group that does not decode is one
  * problem for all its rows. Its columns are read in one call: hyparquet reads adjacent column chunks in one range when
@@ -232,20 +235,24 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promis
       return Array.from({ length: unit.count }, (_, k) => ({ where, image: null, text: null, label: null, problem: k === 0 ? `does not decode (${(e as Error).message})` : '' }));
     }
     const base = dirname(src.file);
-    return rows.map((r, k) => {
+    const asPath = (p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(base, p) } : null);
+    const out: RawRecord[] = new Array(rows.length);
+    for (let k = 0; k < rows.length; k++) {
+      const r = rows[k]!;
       const where = `${src.file}: row ${unit.rowStart + k}`;
       const v = r[image];
       let img: RawRecord['image'] = null;
-      const asPath = (p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(base, p) } : null);
-      const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('utf8') : t);
-      if (src.imageKind === 'bytes' && v instanceof Uint8Array) img = { bytes: ownImage(v), name: where };
-      else if (src.imageKind === 'path') img = asPath(asText(v));
-      else if (src.imageKind === 'struct' && v && typeof v === 'object') {
+      if (src.imageKind === 'bytes') {
+        if (v instanceof Uint8Array) img = { bytes: ownImage(v), name: where };
+      } else if (src.imageKind === 'path') img = asPath(asText(v));
+      else if (v && typeof v === 'object') {
         const s = v as { bytes?: unknown; path?: unknown };
-        img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: ownImage(s.bytes), name: `${where}${typeof asText(s.path) === 'string' ? ` (${asText(s.path) as string})` : ''}` } : asPath(asText(s.path));
+        const path = asText(s.path);
+        img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: ownImage(s.bytes), name: typeof path === 'string' ? `${where} (${path})` : where } : asPath(path);
       }
-      return { where, image: img, text: asText(r[text]), label: src.hasLabel ? asText(r[label]) : undefined };
-    });
+      out[k] = { where, image: img, text: asText(r[text]), label: src.hasLabel ? asText(r[label]) : undefined };
+    }
+    return out;
   } finally {
     // nothing refers to the pages any more: their images were copied out
     for (const p of taken) pagePool.give(p);
