@@ -3,7 +3,7 @@
 // must not take (CMYK, EXIF-rotated, with an ICC profile, truncated, not JPEG) are left to sharp, so that their pixels
 // and their errors are sharp's. The PIL parity of the whole pipeline is in data.test.ts. Snappy (snappy.cc): Parquet
 // pages decompress as hysnappy decompresses them; corrupt ones are errors. Resize (resample.cc): its SIMD passes give
-// the bytes of Pillow's scalar loops (kept as resizeReference), on random images, boxes and sizes.
+// the bytes of Pillow's scalar loops (resizeWith('scalar')), every SIMD path, on random images, boxes and sizes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -198,11 +198,17 @@ test('snappy: the Parquet pages of a pyarrow-written file decompress as hysnappy
   assert.throws(() => native(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 4), /invalid snappy data/);
 });
 
-test('resize: the SIMD passes equal Pillow\'s scalar loops byte for byte (random boxes and sizes, big down- and upscales, both filters)', { skip: imageAddon().resizeSimd || process.env.CI ? false : 'this build has no SIMD resize (not x86-64)' }, async () => {
+test('resize: every SIMD path (SSE2; AVX2 where the CPU has it) equals Pillow\'s scalar loops byte for byte (random boxes and sizes, odd widths, big down- and upscales, both filters)', async () => {
   const addon = imageAddon();
+  const simd = addon.resizePaths.filter((p) => p !== 'scalar');
+  if (process.arch === 'x64') {
+    assert.ok(simd.includes('sse2'), `an x86-64 build has the SSE2 path (paths: ${addon.resizePaths.join(', ')})`);
+    assert.equal(addon.resizePaths[0], simd.includes('avx2') ? 'avx2' : 'sse2', 'resize uses the widest path the CPU has');
+  }
+  assert.throws(() => addon.resizeWith('avx512' as 'avx2', new Uint8Array(3), 1, 0, 0, 1, 1, 1, 1, 0), /no resize path "avx512"/);
   let seed = 7;
   const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  const cases: number[][] = [[1000, 700, 0, 0, 1000, 700, 7, 5], [1000, 3, 0, 0, 1000, 3, 1, 1], [3, 1000, 0, 0, 3, 1000, 2, 9], [2, 2, 0, 0, 2, 2, 300, 300], [640, 480, 80, 0, 480, 480, 224, 224], [224, 225, 0, 0, 224, 225, 224, 224]];
+  const cases: number[][] = [[1000, 700, 0, 0, 1000, 700, 7, 5], [1000, 3, 0, 0, 1000, 3, 1, 1], [3, 1000, 0, 0, 3, 1000, 2, 9], [2, 2, 0, 0, 2, 2, 300, 300], [640, 480, 80, 0, 480, 480, 224, 224], [224, 225, 0, 0, 224, 225, 224, 224], [320, 320, 0, 0, 320, 320, 224, 224], [321, 17, 0, 0, 321, 17, 223, 16]];
   for (let t = 0; t < 120; t++) {
     const W = 1 + Math.floor(rnd() * 300), H = 1 + Math.floor(rnd() * 200);
     const left = Math.floor((rnd() * W) / 3), top = Math.floor((rnd() * H) / 3);
@@ -212,9 +218,10 @@ test('resize: the SIMD passes equal Pillow\'s scalar loops byte for byte (random
     // noise with saturated pixels: the sums reach both ends of the 8-bit range, where the clipping is
     const src = Uint8Array.from({ length: W * H * 3 }, () => (rnd() < 0.3 ? (rnd() < 0.5 ? 0 : 255) : Math.floor(rnd() * 256)));
     for (const filter of [0, 1]) {
-      const fast = await addon.resize(src, W, left, top, w, h, ow, oh, filter);
-      const ref = addon.resizeReference(src, W, left, top, w, h, ow, oh, filter);
-      assert.ok(Buffer.from(fast).equals(Buffer.from(ref)), `${W}x${H} box (${left}, ${top}, ${w}, ${h}) to ${ow}x${oh}, filter ${filter}`);
+      const ref = addon.resizeWith('scalar', src, W, left, top, w, h, ow, oh, filter);
+      const at = `${W}x${H} box (${left}, ${top}, ${w}, ${h}) to ${ow}x${oh}, filter ${filter}`;
+      assert.ok(Buffer.from(await addon.resize(src, W, left, top, w, h, ow, oh, filter)).equals(Buffer.from(ref)), `resize: ${at}`);
+      for (const path of simd) assert.ok(Buffer.from(addon.resizeWith(path, src, W, left, top, w, h, ow, oh, filter)).equals(Buffer.from(ref)), `${path}: ${at}`);
     }
   }
 });

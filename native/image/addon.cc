@@ -5,8 +5,9 @@
 // resize(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array>
 //   resizes the box (left, top, width, height) of a row-major RGB image, as Pillow's
 //   img.crop(box).resize((outWidth, outHeight), Image.BILINEAR) (filter 0) or Image.BICUBIC (filter 1).
-// resizeReference(same arguments): Uint8Array   synchronous, Pillow's scalar loops: what the SIMD passes (resizeSimd
-//   true) must equal byte for byte, for tests
+// resizeWith(path, same arguments): Uint8Array   synchronous, with the loops named ("scalar": Pillow's own; "sse2",
+//   "avx2"): what the SIMD passes must equal byte for byte, for tests; resizePaths: those this build and CPU run, the
+//   one resize() uses first
 // Built with libjpeg only:
 // jpegHeader(src: Uint8Array): { width, height } | null        null: a file left to sharp
 // decodeJpegResize(src, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array | null>
@@ -62,11 +63,29 @@ Napi::Value ResizeJs(const Napi::CallbackInfo& info) {
   return p;
 }
 
-Napi::Value ResizeReferenceJs(const Napi::CallbackInfo& info) {
+// The paths by name, as resizeWith and resizePaths give them.
+constexpr struct {
+  const char* name;
+  ResizePath path;
+} kPaths[] = {{"avx2", ResizePath::kAvx2}, {"sse2", ResizePath::kSse2}, {"scalar", ResizePath::kScalar}};
+
+Napi::Value ResizeWithJs(const Napi::CallbackInfo& info) {
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  ResizePath path = ResizePath::kBest;
+  for (const auto& p : kPaths) if (name == p.name && ResizePathAvailable(p.path)) path = p.path;
+  if (path == ResizePath::kBest) throw Napi::Error::New(info.Env(), "resizeWith: no resize path \"" + name + "\" in this build or on this CPU");
   int a[8];
-  for (int i = 0; i < 8; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
+  for (int i = 0; i < 8; i++) a[i] = info[i + 2].As<Napi::Number>().Int32Value();
   auto out = Napi::Buffer<uint8_t>::New(info.Env(), static_cast<size_t>(a[5]) * a[6] * 3);
-  Resize(info[0].As<Napi::Uint8Array>().Data(), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], out.Data(), true);
+  Resize(info[1].As<Napi::Uint8Array>().Data(), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], out.Data(), path);
+  return out;
+}
+
+Napi::Array ResizePaths(Napi::Env env) {
+  auto out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const auto& p : kPaths) if (p.path == BestResizePath()) out.Set(n++, p.name);
+  for (const auto& p : kPaths) if (p.path != BestResizePath() && ResizePathAvailable(p.path)) out.Set(n++, p.name);
   return out;
 }
 
@@ -146,8 +165,8 @@ Napi::Value SnappyUncompressJs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New(env, ResizeJs));
-  exports.Set("resizeReference", Napi::Function::New(env, ResizeReferenceJs));
-  exports.Set("resizeSimd", Napi::Boolean::New(env, ResizeSimd()));
+  exports.Set("resizeWith", Napi::Function::New(env, ResizeWithJs));
+  exports.Set("resizePaths", ResizePaths(env));
   if (JpegAvailable()) {
     exports.Set("jpegHeader", Napi::Function::New(env, JpegHeaderJs));
     exports.Set("decodeJpegResize", Napi::Function::New(env, DecodeJpegResizeJs));

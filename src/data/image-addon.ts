@@ -4,12 +4,17 @@
 import { createRequire } from 'node:module';
 import { builtAddon } from '../addon-path.js';
 
+export type ResizePathName = 'scalar' | 'sse2' | 'avx2';
+
 export interface ImageAddon {
   resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array>;
-  /** the same resize with Pillow's scalar loops, synchronously: what resize's SIMD passes must equal (tests) */
-  resizeReference(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Uint8Array;
-  /** whether resize has SIMD passes in this build (x86-64: SSE2) */
-  resizeSimd: boolean;
+  /**
+   * the same resize with the loops named, synchronously: "scalar" (Pillow's own), what the SIMD passes ("sse2", "avx2")
+   * must equal byte for byte (tests); throws for a path this build or CPU does not have
+   */
+  resizeWith(path: ResizePathName, src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Uint8Array;
+  /** the paths this build and CPU run, resize's first (x86-64: "sse2", and "avx2" where the CPU has it) */
+  resizePaths: ResizePathName[];
   /** present when the addon was built with libjpeg's headers */
   jpegHeader?(src: Uint8Array): { width: number; height: number } | null;
   decodeJpegResize?(src: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array | null>;
