@@ -275,6 +275,14 @@ test('read buffers kept for reuse: the last given back that can hold the length,
   const r = { byteLength: 4, max: 64 };
   sized.give(r);
   assert.equal(sized.take(50), r, 'a buffer of 4 bytes that can grow to 64 holds 50');
+  // resizable buffers: the one that changes its length least, growing (zero-filling) the least
+  const [small, mid, big] = [{ byteLength: 2, max: 100 }, { byteLength: 40, max: 100 }, { byteLength: 90, max: 100 }];
+  for (const b of [big, mid, small]) sized.give(b);
+  assert.equal(sized.takeClosest(30), mid, 'the least length at or above 30');
+  assert.equal(sized.takeClosest(95), big, 'none at or above 95: the longest, grown least');
+  assert.equal(sized.takeClosest(101), undefined, 'none can hold 101');
+  assert.equal(sized.takeClosest(1), small);
+  assert.equal(sized.takeClosest(1), undefined);
 });
 
 test('the epoch order: over 1-3 ranks and 1-3 reading slots every sample is read once, ranks step together, the order is seeded and replays from any batch', async () => {

@@ -26,6 +26,32 @@ export class BufferPool<T extends { byteLength: number }> {
     return b;
   }
 
+  /**
+   * For resizable buffers: the free one whose current length is the least at or above `n`, else the longest that can
+   * hold `n`, or undefined. Growing a resizable ArrayBuffer zero-fills what it adds (and faults in the pages that
+   * shrinking gave back): ~5 ms to take a buffer last used for a 2 KB text chunk to a 6.5 MB chunk of photos.
+   */
+  takeClosest(n: number): T | undefined {
+    const free = this.#free;
+    let best = -1;
+    for (let i = free.length - 1; i >= 0; i--) {
+      const b = free[i]!;
+      if (this.capacity(b) < n) continue;
+      if (best < 0) {
+        best = i;
+        continue;
+      }
+      const was = free[best]!.byteLength;
+      const len = b.byteLength;
+      if (len >= n ? was < n || len < was : was < n && len > was) best = i;
+    }
+    if (best < 0) return undefined;
+    const b = free[best]!;
+    free.splice(best, 1);
+    this.#bytes -= b.byteLength;
+    return b;
+  }
+
   /** Gives `b` back once nothing refers to it, unless the pool would then hold more than maxBytes. */
   give(b: T): void {
     if (this.#bytes + b.byteLength > this.maxBytes) return;
