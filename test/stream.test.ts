@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -255,6 +255,25 @@ test('streamed texts\' tokens: kept by sample between epochs, made again when th
   cache.put(6, long, enc);
   assert.equal(cache.kept(6, long), undefined, 'past the budget: not kept');
   assert.equal(cache.size, 2);
+});
+
+test('an epoch left early closes the shards being read; it gives the first samples of the whole epoch\'s order', async () => {
+  // shards of 100: samples are taken a chunk (up to 64) at a time, so an epoch left early is in the middle of them
+  const { tar } = await converted(250, 100, 50);
+  const d = (await openDataset('data.train', tar)) as StreamSet;
+  assert.ok(d.units.length >= 2 && d.units.every((u) => u.count > 64), `shards of more than 64 samples (${d.units.map((u) => u.count).join(', ')})`);
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const o = { seed: 1, epoch: 0, shuffle: true, rank: 0, worldSize: 1, readers: 2, buffer: 3 };
+  const all: number[] = [];
+  for await (const it of epochStream(d, o)) all.push(it.index);
+  assert.deepEqual([...all].sort((a, b) => a - b), Array.from({ length: d.size }, (_, i) => i));
+  const before = fds();
+  for (const n of [1, 2, 63, 64, 65, 150]) {
+    const some: number[] = [];
+    for await (const it of epochStream(d, o)) if (some.push(it.index) >= n) break;
+    assert.deepEqual(some, all.slice(0, n), `left after ${n}: the same order`);
+    assert.equal(fds(), before, `left after ${n} samples: no shard left open`);
+  }
 });
 
 test('read buffers kept for reuse: the last given back that can hold the length, none past the pool\'s bytes', () => {
