@@ -180,12 +180,13 @@ if (want('stream')) {
     await make();
     const sets = await ensureStreamSets(dir, 50);
     const cycles = quick ? 4 : STREAM_CYCLES;
-    const { files, parquet, webdataset: wds } = await streamThroughputs({ files: sets.manifest, parquet: sets.parquet, webdataset: sets.webdataset }, tokPath, cycles);
+    const { files, parquet, parquetSnappy, webdataset: wds } = await streamThroughputs({ files: sets.manifest, parquet: sets.parquet, parquetSnappy: sets.parquetSnappy, webdataset: sets.webdataset }, tokPath, cycles);
     const workers = cpus().length;
     const pt = torchRef(['--case', 'decode_tar', '--shards', sets.webdataset.replace(/\{[^}]*\}/, '*'), '--workers', String(workers), '--rounds', String(cycles * STREAM_BLOCK)]);
-    out[name] = { files, parquet, webdataset: wds, pytorch_webdataset: pt };
+    out[name] = { files, parquet, parquet_snappy: parquetSnappy, webdataset: wds, pytorch_webdataset: pt };
     table.push([`${name}: files (manifest) into the model, samples/s (median epoch)`, files.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (files.samples_per_s / pt.samples_per_s).toFixed(2)]);
-    table.push([`  Parquet files of 50 rows (a row group each), samples/s (vs files ${vsFiles(parquet, files)})`, parquet.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (parquet.samples_per_s / pt.samples_per_s).toFixed(2)]);
+    table.push([`  Parquet files of 50 rows (a row group each; images uncompressed, as datasets writes them), samples/s (vs files ${vsFiles(parquet, files)})`, parquet.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (parquet.samples_per_s / pt.samples_per_s).toFixed(2)]);
+    table.push([`  the same, images snappy-compressed too (older conversions), samples/s (vs files ${vsFiles(parquetSnappy, files)})`, parquetSnappy.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (parquetSnappy.samples_per_s / pt.samples_per_s).toFixed(2)]);
     table.push([`  WebDataset shards of 50, samples/s (vs files ${vsFiles(wds, files)}; PyTorch: tarfile+PIL, ${workers} workers)`, wds.samples_per_s.toFixed(0), pt.samples_per_s.toFixed(0), (wds.samples_per_s / pt.samples_per_s).toFixed(2)]);
   }
   // the share of a tiny-preset training step (batch 8, 224 px JPEGs) spent waiting for data, per format

@@ -20,7 +20,10 @@ export const STREAM_BLOCK = 3;
 
 export interface StreamSets {
   manifest: string;
+  /** as datasets writes image data: the image column uncompressed (read in place), text and label snappy */
   parquet: string;
+  /** every column snappy, images too (older Hub conversions): images decompressed and copied */
+  parquetSnappy: string;
   webdataset: string;
 }
 
@@ -34,11 +37,13 @@ export async function ensureStreamSets(dir: string, shardSize: number): Promise<
   const common = { prefix: 'train', shardSize, rowGroupSize: 100, compression: 'snappy' as const, onBadSample: 'error' as const };
   const n = Math.ceil(m.samples.length / shardSize);
   const last = String(n - 1).padStart(6, '0');
-  const parquet = join(dir, 'parquet', `train-{000000..${last}}.parquet`);
+  const parquet = join(dir, 'parquet-v2', `train-{000000..${last}}.parquet`);
+  const parquetSnappy = join(dir, 'parquet-snappy', `train-{000000..${last}}.parquet`);
   const webdataset = join(dir, 'wds', `train-{000000..${last}}.tar`);
-  if (!existsSync(join(dir, 'parquet', 'train-000000.parquet'))) await convertDataset(m, { ...common, to: 'parquet', out: join(dir, 'parquet') });
+  if (!existsSync(join(dir, 'parquet-v2', 'train-000000.parquet'))) await convertDataset(m, { ...common, to: 'parquet', out: join(dir, 'parquet-v2') });
+  if (!existsSync(join(dir, 'parquet-snappy', 'train-000000.parquet'))) await convertDataset(m, { ...common, imageCompression: 'snappy', to: 'parquet', out: join(dir, 'parquet-snappy') });
   if (!existsSync(join(dir, 'wds', 'train-000000.tar'))) await convertDataset(m, { ...common, to: 'webdataset', out: join(dir, 'wds') });
-  return { manifest, parquet, webdataset };
+  return { manifest, parquet, parquetSnappy, webdataset };
 }
 
 /** The median of some numbers. */

@@ -70,6 +70,42 @@ test('Parquet written by pyarrow: plain binary + dictionary pages + snappy, {byt
   await assert.rejects(openDataset('data.train', join(S, 'pa-binary-dict-snappy.parquet'), { columns: { image: 'caption', text: 'caption', label: 'answer' } }).then(() => { throw new Error('a string column taken as image bytes'); }, (e) => { throw e; }), /image|text/).catch(() => {});
 });
 
+test('Parquet written by datasets (Dataset.to_parquet, image column uncompressed): images handed on as byte ranges of the file, ClassLabel names, an unlabelled test split', async () => {
+  const train = join(S, 'hf-train-00000-of-00001.parquet');
+  const a = await recordsOf(train);
+  assert.deepEqual(a.d.labels, ['cat', 'dog', 'bird'], 'the ClassLabel names, in their order');
+  assert.deepEqual(a.d.units.map((u) => u.count), [8, 4], 'two row groups');
+  assert.deepEqual(a.out, expected['hf-train-00000-of-00001.parquet'], 'JPEG, PNG and WebP bytes, unicode texts');
+  const ranges: number[] = [];
+  for await (const it of epochStream(a.d, { seed: 0, epoch: 0, shuffle: false, rank: 0, worldSize: 1, readers: 1, buffer: 0 })) {
+    assert.ok(it.sample?.range && !it.sample.bytes, `${it.sample?.where}: an image range in the file, not a copy`);
+    assert.equal(it.sample.range.file, train);
+    ranges.push(it.sample.range.offset);
+  }
+  assert.equal(new Set(ranges).size, 12, 'each image its own range');
+  // the batch thread reads those ranges: the loader's pixels equal those of the same images copied into shards
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-hf-'));
+  const shards = await convertDataset(a.d, { to: 'webdataset', out: dir, prefix: 'hf', shardSize: 100, rowGroupSize: 100, compression: 'snappy', onBadSample: 'error' });
+  const pixels = async (d: StreamSet, decodeThread: boolean) => {
+    const out: number[][] = [];
+    for await (const b of new DataLoader(d, tok, img16, { batchSize: 5, shuffle: false, decodeThread }).epoch(0)) tidy(() => out.push([...b.pixelValues.toNumbers(), ...b.labels.toNumbers()]));
+    return out;
+  };
+  const ref = await pixels((await openDataset('data.train', shards.pattern, { labels: a.d.labels })) as StreamSet, true);
+  assert.deepEqual(await pixels(a.d, true), ref, 'on the batch thread');
+  assert.deepEqual(await pixels(a.d, false), ref, 'on the main thread');
+  // the test split: every label -1 (datasets' "no label")
+  const test = join(S, 'hf-test-00000-of-00001.parquet');
+  const t = (await openDataset('data.test', test, { label: 'optional' })) as StreamSet;
+  const labels: number[] = [];
+  for await (const it of epochStream(t, { seed: 0, epoch: 0, shuffle: false, rank: 0, worldSize: 1, readers: 1, buffer: 0 })) labels.push(it.sample!.label);
+  assert.deepEqual(labels, [-1, -1, -1, -1, -1]);
+  assert.deepEqual(t.labels, ['cat', 'dog', 'bird']);
+  const needed = (await openDataset('data.train', test)) as StreamSet;
+  const first = (await epochStream(needed, { seed: 0, epoch: 0, shuffle: false, rank: 0, worldSize: 1, readers: 1, buffer: 0 }).next()).value as StreamItem;
+  assert.match(`${first.problem?.where}: ${first.problem?.message}`, /hf-test-00000-of-00001\.parquet: row 0: "label" is -1, no label/);
+});
+
 test('WebDataset shards written by Python tarfile: GNU and PAX headers, jpg + txt + cls, png + json, extra members ignored', async () => {
   const { d, out } = await recordsOf(join(S, 'wds-{000000..000001}.tar'));
   assert.deepEqual(d.units.map((u) => u.count), [5, 4]);
@@ -130,7 +166,8 @@ test('reused read memory: shuffled, two reading slots at once, every image\'s pi
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-pool-'));
   await generateSynthetic({ out: join(dir, 'data'), n: 50, seed: 8, imageSize: 40 });
   const m = readManifest(join(dir, 'data', 'train.jsonl'));
-  const common = { prefix: 'train', shardSize: 9, rowGroupSize: 4, compression: 'snappy' as const, onBadSample: 'error' as const };
+  // images snappy-compressed (as older Hub conversions): copied out of the pages, not read in place
+  const common = { prefix: 'train', shardSize: 9, rowGroupSize: 4, compression: 'snappy' as const, imageCompression: 'snappy' as const, onBadSample: 'error' as const };
   const pq = await convertDataset(m, { ...common, to: 'parquet', out: join(dir, 'pq') });
   const wds = await convertDataset(m, { ...common, to: 'webdataset', out: join(dir, 'wds') });
   // every row group of every file read at once: their reads, pages and copies interleave at each await

@@ -110,20 +110,21 @@ program
   .option('--prefix <name>', 'output file names: <prefix>-000000.parquet / .tar (default: the input file\'s name)')
   .option('--shard-size <n>', 'samples per output file', positiveInt, 1000)
   .option('--row-group-size <n>', 'Parquet: rows per row group (datasets uses 100 for images)', positiveInt, 100)
-  .addOption(new Option('--compression <codec>', 'Parquet page compression').choices(['snappy', 'none'] as const).default('snappy'))
+  .addOption(new Option('--compression <codec>', 'Parquet page compression of the text and label').choices(['snappy', 'none'] as const).default('snappy'))
+  .addOption(new Option('--image-compression <codec>', 'Parquet page compression of the images (none, as datasets stores them: encoded images do not compress, and mmtrain then reads each in place)').choices(['none', 'snappy'] as const).default('none'))
   .option('--labels <names>', 'class names in index order, comma-separated (default: from the data)')
   .option('--image-column <name>', 'Parquet column / WebDataset field holding the image')
   .option('--text-column <name>', 'Parquet column / WebDataset field holding the text')
   .option('--label-column <name>', 'Parquet column / WebDataset field holding the label')
   .addOption(new Option('--on-bad-sample <policy>', 'a record that cannot be read: stop with its name, or leave it out and count it').choices(['error', 'skip'] as const).default('error'))
-  .action(async (data: string, o: { to: 'parquet' | 'webdataset'; out: string; prefix?: string; shardSize: number; rowGroupSize: number; compression: 'snappy' | 'none'; labels?: string; imageColumn?: string; textColumn?: string; labelColumn?: string; onBadSample: 'error' | 'skip' }) => {
+  .action(async (data: string, o: { to: 'parquet' | 'webdataset'; out: string; prefix?: string; shardSize: number; rowGroupSize: number; compression: 'snappy' | 'none'; imageCompression: 'snappy' | 'none'; labels?: string; imageColumn?: string; textColumn?: string; labelColumn?: string; onBadSample: 'error' | 'skip' }) => {
     const { openDataset } = await import('../data/dataset.js');
     const { convertDataset } = await import('../data/convert.js');
     const t0 = performance.now();
     const columns = { image: o.imageColumn, text: o.textColumn, label: o.labelColumn };
     const d = await openDataset('<data>', data, { labels: o.labels?.split(',').map((s) => s.trim()), onBadSample: o.onBadSample, label: 'optional', columns, print: console.log });
     const prefix = o.prefix ?? (data.split('/').pop()!.replace(/\.[^.]*$/, '').replace(/[-_]?(\{[^}]*\}|\*|\d+)$/, '') || 'data');
-    const r = await convertDataset(d, { to: o.to, out: o.out, prefix, shardSize: o.shardSize, rowGroupSize: o.rowGroupSize, compression: o.compression, onBadSample: o.onBadSample, print: console.log });
+    const r = await convertDataset(d, { to: o.to, out: o.out, prefix, shardSize: o.shardSize, rowGroupSize: o.rowGroupSize, compression: o.compression, imageCompression: o.imageCompression, onBadSample: o.onBadSample, print: console.log });
     for (const p of [...d.skipped, ...r.skipped].slice(0, 10)) console.log(`left out ${p.where}: ${p.message}`);
     const left = d.skipped.length + r.skipped.length;
     console.log(`wrote ${r.samples} samples to ${r.files.length} ${o.to === 'parquet' ? 'Parquet file' : 'shard'}${r.files.length === 1 ? '' : 's'} in ${((performance.now() - t0) / 1000).toFixed(1)} s${left ? ` (left out ${left} bad record${left === 1 ? '' : 's'})` : ''}; classes: ${d.labels.join(', ')}`);

@@ -3,7 +3,10 @@
 //   Parquet: the layout `datasets` writes for an image data set, so the Hub tools and `datasets.load_dataset` read it
 //     as such: image as a {bytes, path} struct, text as a string, label as an int64 class index, and the Features
 //     (Image, Value, ClassLabel with the class names) under the "huggingface" key; row groups of --row-group-size
-//     rows (datasets uses 100 for images). Written with hyparquet-writer.
+//     rows (datasets uses 100 for images); the image column stored uncompressed, as datasets 5 stores image columns
+//     (encoded images do not compress, and the reader then hands each image on as its byte range in the file),
+//     --compression for the text and label (--image-compression snappy compresses the images too, as older
+//     conversions did). Written with hyparquet-writer.
 //   WebDataset: per sample "<key>.<jpg|png|webp|...>", "<key>.txt" (the text) and "<key>.json" ({"text", "label"}
 //     with the class name), keys numbered across shards. Written with tar-stream.
 // Each output file is complete or absent: written to a temporary name, then renamed (files.ts).
@@ -27,8 +30,10 @@ export interface ConvertOptions {
   shardSize: number;
   /** Parquet: rows per row group */
   rowGroupSize: number;
-  /** Parquet: page compression */
+  /** Parquet: the text and label columns' page compression */
   compression: 'snappy' | 'none';
+  /** Parquet: the image column's (default none, as datasets stores images: they do not compress) */
+  imageCompression?: 'snappy' | 'none';
   onBadSample: 'error' | 'skip';
   print?: (line: string) => void;
 }
@@ -94,7 +99,7 @@ function featuresJson(labels: string[]): string {
 function parquetFile(rows: { sample: Sample; bytes: Uint8Array }[], labels: string[], o: ConvertOptions): Uint8Array {
   const buf = parquetWriteBuffer({
     columnData: [
-      { name: 'image', data: rows.map((r) => ({ bytes: r.bytes, path: r.sample.bytes || r.sample.range ? null : basename(r.sample.image) })) },
+      { name: 'image', data: rows.map((r) => ({ bytes: r.bytes, path: r.sample.bytes || r.sample.range ? null : basename(r.sample.image) })), codec: o.imageCompression === 'snappy' ? 'SNAPPY' : 'UNCOMPRESSED' },
       { name: 'text', data: rows.map((r) => r.sample.text) },
       { name: 'label', data: rows.map((r) => (r.sample.label < 0 ? null : BigInt(r.sample.label))) },
     ],
