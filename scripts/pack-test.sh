@@ -47,9 +47,12 @@ done
 echo "pack-test: $(wc -l <"$work/contents.txt") files, dist/src, native/, binding.gyp and assets/ present, no tests or builds"
 
 step='npm install of the tarball into an empty folder'
-echo "== pack-test: $step (compiles the addon)"
+echo "== pack-test: $step (its install script approved; compiles the addon)"
 mkdir "$work/app"
 cd "$work/app"
+# as a user does (README): mmtrain's install script approved in the project (npm 11.19 and later run a dependency's
+# only once approved, where the project has an allowScripts field)
+echo '{ "name": "app", "private": true, "allowScripts": { "mmtrain": true } }' >package.json
 t0=$SECONDS
 npm install --no-audit --no-fund "$tarball" >"$work/install.log" 2>&1 || { tail -n 60 "$work/install.log" >&2; fail "$step" "npm install exited non-zero (the last 60 lines of its output are above)"; }
 [ -f node_modules/mmtrain/build/Release/mmtrain_native.node ] || fail "$step" 'npm install succeeded but built no node_modules/mmtrain/build/Release/mmtrain_native.node'

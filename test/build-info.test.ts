@@ -8,6 +8,7 @@ import { buildInfo, buildReport, describeBlas, loadedBlasLibraries, parseTorchCo
 import { cudnnVersionString } from '../src/tensor/build-info.js';
 import { nativeBf16Flags } from '../src/cpu.js';
 import { ROOT } from './helpers.js';
+import { addonMissing } from '../src/addon-path.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -88,4 +89,13 @@ test('mmtrain info prints the LibTorch version, CUDA, cuDNN, NCCL, BLAS and the 
   assert.equal(json.libtorch, info.libtorch);
   assert.deepEqual(Object.keys(json.cuda as object).sort(), ['available', 'build', 'devices', 'linked']);
   assert.match(json.torchConfig as string, /Build settings:/);
+});
+
+test('a missing addon: in a checkout, build it; installed as a dependency, approve its install script (npm 11.19 and later)', () => {
+  assert.match(addonMissing('mmtrain_native', 'It needs LibTorch.', '/home/me/mmtrain'), /^mmtrain: the native addon build\/Release\/mmtrain_native\.node was not found in \/home\/me\/mmtrain\. Run `npm run build` there\. It needs LibTorch\.$/);
+  const dep = addonMissing('mmtrain_image', 'x', '/srv/app/node_modules/mmtrain');
+  assert.match(dep, /^mmtrain: the image addon build\/Release\/mmtrain_image\.node was not found in \/srv\/app\/node_modules\/mmtrain\./);
+  assert.match(dep, /npm install-scripts approve mmtrain && npm rebuild mmtrain/);
+  assert.match(dep, /"allowScripts": \{ "mmtrain": true \}/);
+  assert.doesNotMatch(dep, /npm run build/);
 });

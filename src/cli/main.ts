@@ -4,6 +4,7 @@
 import { program } from './commands.js';
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  console.error(`mmtrain: ${(e as Error).message}`);
+  const message = (e as Error).message;
+  console.error(message.startsWith('mmtrain: ') ? message : `mmtrain: ${message}`);
   process.exit(1);
 });

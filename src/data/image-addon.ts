@@ -2,7 +2,7 @@
 // JPEG decoding with libjpeg (jpeg.cc) and snappy decompression (snappy.cc). It needs no LibTorch, so the batch thread can load it. Loaded on first use; its inputs are
 // checked by the TypeScript wrappers (resample.ts, jpeg.ts), not here.
 import { createRequire } from 'node:module';
-import { builtAddon } from '../addon-path.js';
+import { addonMissing, builtAddon } from '../addon-path.js';
 
 export type ResizePathName = 'scalar' | 'sse2' | 'avx2';
 
@@ -30,7 +30,7 @@ let addon: ImageAddon | undefined;
 export function imageAddon(): ImageAddon {
   if (!addon) {
     const file = builtAddon('mmtrain_image');
-    if (!file) throw new Error('mmtrain: the image addon build/Release/mmtrain_image.node was not found. Run `npm run build`.');
+    if (!file) throw new Error(addonMissing('mmtrain_image', 'It is built with the native addon.'));
     addon = createRequire(import.meta.url)(file) as ImageAddon;
   }
   return addon;

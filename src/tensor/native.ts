@@ -1,7 +1,7 @@
 // The whole native surface, declared as one interface. Tensors cross it as numeric handles (slot + generation);
 // -1 stands for "no tensor". Everything here is synchronous and runs on the calling JS thread.
 import { createRequire } from 'node:module';
-import { builtAddon } from '../addon-path.js';
+import { addonMissing, builtAddon } from '../addon-path.js';
 
 export type Handle = number;
 
@@ -184,10 +184,7 @@ export interface NativeBinding {
 function findAddon(): string {
   const found = builtAddon('mmtrain_native');
   if (found) return found;
-  throw new Error(
-    'mmtrain: the native addon build/Release/mmtrain_native.node was not found. Run `npm run build` ' +
-      '(it needs LibTorch: on Debian `apt-get install libtorch-dev libopenblas0-pthread`, elsewhere set LIBTORCH=/path/to/libtorch).',
-  );
+  throw new Error(addonMissing('mmtrain_native', 'The build needs LibTorch: on Debian `apt-get install libtorch-dev libopenblas0-pthread`, elsewhere set LIBTORCH=/path/to/libtorch.'));
 }
 
 // LibTorch's OpenMP workers spin while waiting by default; with OpenBLAS's own pthreads beside them that
