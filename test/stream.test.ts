@@ -70,20 +70,13 @@ test('Parquet written by pyarrow: plain binary + dictionary pages + snappy, {byt
   await assert.rejects(openDataset('data.train', join(S, 'pa-binary-dict-snappy.parquet'), { columns: { image: 'caption', text: 'caption', label: 'answer' } }).then(() => { throw new Error('a string column taken as image bytes'); }, (e) => { throw e; }), /image|text/).catch(() => {});
 });
 
-test('Parquet written by datasets (Dataset.to_parquet, image column uncompressed): images handed on as byte ranges of the file, ClassLabel names, an unlabelled test split', async () => {
+test('Parquet written by datasets (Dataset.to_parquet, image column uncompressed): ClassLabel names, JPEG, PNG and WebP, two row groups, an unlabelled test split', async () => {
   const train = join(S, 'hf-train-00000-of-00001.parquet');
   const a = await recordsOf(train);
   assert.deepEqual(a.d.labels, ['cat', 'dog', 'bird'], 'the ClassLabel names, in their order');
   assert.deepEqual(a.d.units.map((u) => u.count), [8, 4], 'two row groups');
   assert.deepEqual(a.out, expected['hf-train-00000-of-00001.parquet'], 'JPEG, PNG and WebP bytes, unicode texts');
-  const ranges: number[] = [];
-  for await (const it of epochStream(a.d, { seed: 0, epoch: 0, shuffle: false, rank: 0, worldSize: 1, readers: 1, buffer: 0 })) {
-    assert.ok(it.sample?.range && !it.sample.bytes, `${it.sample?.where}: an image range in the file, not a copy`);
-    assert.equal(it.sample.range.file, train);
-    ranges.push(it.sample.range.offset);
-  }
-  assert.equal(new Set(ranges).size, 12, 'each image its own range');
-  // the batch thread reads those ranges: the loader's pixels equal those of the same images copied into shards
+  // the loader's pixels equal those of the same images copied into shards, on the batch thread and on the main one
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-hf-'));
   const shards = await convertDataset(a.d, { to: 'webdataset', out: dir, prefix: 'hf', shardSize: 100, rowGroupSize: 100, compression: 'snappy', onBadSample: 'error' });
   const pixels = async (d: StreamSet, decodeThread: boolean) => {
