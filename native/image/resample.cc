@@ -166,6 +166,31 @@ PairWeights Pairs(const Coefficients& c, int outSize, int lanes) {
   return s;
 }
 
+// Output row yy of a vertical pass on pairs of rows: its input rows in `rows` (2 * pairs of them; a pair's second row
+// past the count has weight 0, so any row inside the image will do), its split weights and where it goes.
+struct PairedRow {
+  const int16_t* lo;
+  const int16_t* hi;
+  uint8_t* out;
+};
+
+inline PairedRow RowOf(const PairWeights& s, const Coefficients& v, const uint8_t* mid, size_t stride, int yy, uint8_t* out, const uint8_t** rows) {
+  for (int k = 0; k < 2 * s.pairs; k++) rows[k] = mid + static_cast<size_t>(v.start[yy] + (k < v.count[yy] ? k : 0)) * stride;
+  const size_t at = static_cast<size_t>(yy) * s.pairs * 8;
+  return {&s.lo[at], &s.hi[at], out + yy * stride};
+}
+
+// Bytes [from, stride) of output row yy, one at a time as VerticalReference sums them: the vector passes' bytes past
+// their last whole vector.
+inline void VerticalTail(const uint8_t* mid, size_t stride, const Coefficients& v, int yy, size_t from, uint8_t* o) {
+  const int32_t* w = &v.weights[static_cast<size_t>(yy) * v.ksize];
+  for (size_t c = from; c < stride; c++) {
+    int32_t acc = kRound;
+    for (int y = 0; y < v.count[yy]; y++) acc += mid[static_cast<size_t>(v.start[yy] + y) * stride + c] * w[y];
+    o[c] = Clip8(acc);
+  }
+}
+
 void HorizontalSse2(const uint8_t* src, int srcWidth, int left, int top, int width, int height, int outWidth, const Coefficients& h, uint8_t* mid) {
   const PairWeights s = Pairs(h, outWidth, 3);
   // a row with room after it: a pair of taps reads 8 bytes from its first pixel (2 pixels and 2 bytes more), the
@@ -205,11 +230,7 @@ void VerticalSse2(const uint8_t* mid, size_t stride, int outHeight, const Coeffi
   const size_t whole = stride / 8 * 8;
   std::vector<const uint8_t*> rows(static_cast<size_t>(s.pairs) * 2);
   for (int yy = 0; yy < outHeight; yy++) {
-    // a pair's second row past the count has weight 0: any row inside the image will do
-    for (int k = 0; k < 2 * s.pairs; k++) rows[k] = mid + static_cast<size_t>(v.start[yy] + (k < v.count[yy] ? k : 0)) * stride;
-    const int16_t* wl0 = &s.lo[static_cast<size_t>(yy) * s.pairs * 8];
-    const int16_t* wh0 = &s.hi[static_cast<size_t>(yy) * s.pairs * 8];
-    uint8_t* o = out + yy * stride;
+    const PairedRow r = RowOf(s, v, mid, stride, yy, out, rows.data());
     for (size_t c = 0; c < whole; c += 8) {
       __m128i lo0 = zero, lo1 = zero, hi0 = zero, hi1 = zero;
       for (int k = 0; k < s.pairs; k++) {
@@ -217,8 +238,8 @@ void VerticalSse2(const uint8_t* mid, size_t stride, int outHeight, const Coeffi
         const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[2 * k + 1] + c));
         const __m128i ab = _mm_unpacklo_epi8(a, b);  // a0 b0 a1 b1 ... a7 b7
         const __m128i x0 = _mm_unpacklo_epi8(ab, zero), x1 = _mm_unpackhi_epi8(ab, zero);
-        const __m128i wl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wl0 + 8 * k));
-        const __m128i wh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wh0 + 8 * k));
+        const __m128i wl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r.lo + 8 * k));
+        const __m128i wh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r.hi + 8 * k));
         lo0 = _mm_add_epi32(lo0, _mm_madd_epi16(x0, wl));
         lo1 = _mm_add_epi32(lo1, _mm_madd_epi16(x1, wl));
         hi0 = _mm_add_epi32(hi0, _mm_madd_epi16(x0, wh));
@@ -227,14 +248,9 @@ void VerticalSse2(const uint8_t* mid, size_t stride, int outHeight, const Coeffi
       const __m128i s0 = _mm_srai_epi32(_mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(hi0, 15), lo0), round), kPrecisionBits);
       const __m128i s1 = _mm_srai_epi32(_mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(hi1, 15), lo1), round), kPrecisionBits);
       const __m128i w16 = _mm_packs_epi32(s0, s1);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packus_epi16(w16, w16));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(r.out + c), _mm_packus_epi16(w16, w16));
     }
-    const int32_t* w = &v.weights[static_cast<size_t>(yy) * v.ksize];
-    for (size_t c = whole; c < stride; c++) {
-      int32_t acc = kRound;
-      for (int y = 0; y < v.count[yy]; y++) acc += mid[static_cast<size_t>(v.start[yy] + y) * stride + c] * w[y];
-      o[c] = Clip8(acc);
-    }
+    VerticalTail(mid, stride, v, yy, whole, r.out);
   }
 }
 #endif
@@ -299,10 +315,7 @@ __attribute__((target("avx2"))) void VerticalAvx2(const uint8_t* mid, size_t str
   const size_t whole = stride / 16 * 16;
   std::vector<const uint8_t*> rows(static_cast<size_t>(s.pairs) * 2);
   for (int yy = 0; yy < outHeight; yy++) {
-    for (int k = 0; k < 2 * s.pairs; k++) rows[k] = mid + static_cast<size_t>(v.start[yy] + (k < v.count[yy] ? k : 0)) * stride;
-    const int16_t* wl0 = &s.lo[static_cast<size_t>(yy) * s.pairs * 8];
-    const int16_t* wh0 = &s.hi[static_cast<size_t>(yy) * s.pairs * 8];
-    uint8_t* o = out + yy * stride;
+    const PairedRow r = RowOf(s, v, mid, stride, yy, out, rows.data());
     for (size_t c = 0; c < whole; c += 16) {
       __m256i lo0 = _mm256_setzero_si256(), lo1 = lo0, hi0 = lo0, hi1 = lo0;
       for (int k = 0; k < s.pairs; k++) {
@@ -310,8 +323,8 @@ __attribute__((target("avx2"))) void VerticalAvx2(const uint8_t* mid, size_t str
         const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2 * k + 1] + c));
         const __m256i x0 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b));  // a0 b0 ... a7 b7
         const __m256i x1 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b));  // a8 b8 ... a15 b15
-        const __m256i wl = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wl0 + 8 * k)));
-        const __m256i wh = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wh0 + 8 * k)));
+        const __m256i wl = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r.lo + 8 * k)));
+        const __m256i wh = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r.hi + 8 * k)));
         lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(x0, wl));
         lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(x1, wl));
         hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(x0, wh));
@@ -322,14 +335,9 @@ __attribute__((target("avx2"))) void VerticalAvx2(const uint8_t* mid, size_t str
       // packs works lane by lane: [s0 0-3, s1 0-3 | s0 4-7, s1 4-7]; put back in order, then to bytes
       const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(s0, s1), 0xd8);  // s0 0-7 | s1 0-7
       const __m256i b8 = _mm256_permute4x64_epi64(_mm256_packus_epi16(w16, w16), 0x08);  // bytes 0-7, 8-15 in the low half
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + c), _mm256_castsi256_si128(b8));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(r.out + c), _mm256_castsi256_si128(b8));
     }
-    const int32_t* w = &v.weights[static_cast<size_t>(yy) * v.ksize];
-    for (size_t c = whole; c < stride; c++) {
-      int32_t acc = kRound;
-      for (int y = 0; y < v.count[yy]; y++) acc += mid[static_cast<size_t>(v.start[yy] + y) * stride + c] * w[y];
-      o[c] = Clip8(acc);
-    }
+    VerticalTail(mid, stride, v, yy, whole, r.out);
   }
 }
 
