@@ -12,7 +12,7 @@ import {
   F, fromBuffer, tidy, type Sample,
 } from '../src/index.js';
 import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
-import { decodeOnThread, returnImagesTo } from '../src/data/batch-thread.js';
+import { decodeOnThread, givePixelsBack, returnImagesTo } from '../src/data/batch-thread.js';
 import { giveImageBuffers, imageBuffer, isAlone } from '../src/data/image-buffers.js';
 import { decodeImage } from '../src/data/image.js';
 
@@ -451,6 +451,29 @@ test('the batch thread decodes ahead `background` images at a time, and a hurrie
   await late.results;
   late.hurry(3); // a batch already answered: nothing to do, nothing breaks
   assert.equal((await decodeOnThread(items, cfg, { background: 3, concurrency: 6 }).results).peak, 3);
+});
+
+test('pixels given back go to the batch thread with its next request and are decoded into again; images from elsewhere are left alone', async () => {
+  const cfg = imageConfig({ size: 24, resize: 'exact' });
+  const items = ['rgb.jpg', 'gray.png', 'palette.png'].map((f) => ({ file: join(IMG, f), seed: null }));
+  const first = await decodeOnThread(items, cfg, { background: 3, concurrency: 3 }).results;
+  const want = first.images.map((im) => Buffer.from((im as { data: Uint8Array }).data));
+  // (an earlier test's images may have been given back: only these are counted below)
+  const before = await decodeOnThread(items, cfg, { background: 3, concurrency: 3 }).results;
+  const other = { data: new Uint8Array(24 * 24 * 3), width: 24, height: 24 };
+  givePixelsBack([...(first.images as { data: Uint8Array; width: number; height: number }[]), other]);
+  givePixelsBack(before.images as { data: Uint8Array; width: number; height: number }[]);
+  givePixelsBack(before.images as { data: Uint8Array; width: number; height: number }[]); // twice: sent once
+  const ticket = decodeOnThread(items, cfg, { background: 3, concurrency: 3 });
+  // sent (transferred) with that request: detached here; one from elsewhere (a cache's) is untouched
+  for (const im of [...first.images, ...before.images]) assert.equal((im as { data: Uint8Array }).data.byteLength, 0);
+  assert.equal(other.data.byteLength, 24 * 24 * 3);
+  const again = await ticket.results;
+  assert.equal(again.reused, 3, 'each image decoded into a buffer given back');
+  again.images.forEach((im, k) => assert.ok(Buffer.from((im as { data: Uint8Array }).data).equals(want[k]!), `image ${k}: the same pixels`));
+  // a request of another size leaves them: its images need other lengths
+  const bigger = await decodeOnThread(items, imageConfig({ size: 48, resize: 'exact' }), { background: 3, concurrency: 3 }).results;
+  assert.equal(bigger.reused, 0);
 });
 
 test('the batch thread prepares the same batches as the main thread: plain, augmented, skipping, from the cache', async () => {

@@ -178,6 +178,30 @@ test('JPEG path: a box outside the image is a RangeError naming it', { skip }, a
   assert.throws(() => decodeJpegResize(buf, { width: 40, height: 30 }, { left: 0, top: 0, width: 0, height: 30 }, 8, 8, 'bilinear'), /positive integer sizes/);
 });
 
+test('decodeImage writes into a given buffer (the batch thread\'s given-back pixels): the same pixels, for the JPEG path, the crop and sharp\'s formats; a wrong length is an error', async () => {
+  const { resize } = await import('../src/data/resample.js');
+  const jpeg = await encode(320, 240, { quality: 90 });
+  const png = await sharp(jpeg).png().toBuffer();
+  const cases = [
+    { buf: jpeg, cfg: imageConfig({ size: 224, resize: 'exact' }) }, // resized straight into it
+    { buf: jpeg, cfg: imageConfig({ size: 64, resample: 'bicubic' }) }, // resized to 85 x 64, cropped into it
+    { buf: png, cfg: imageConfig({ size: 56, resize: 'exact' }) }, // sharp decodes, the resize writes into it
+    { buf: readFileSync(join(FIXTURES, 'images', 'gray.png')), cfg: imageConfig({ size: 32 }) },
+  ];
+  for (const { buf, cfg } of cases) {
+    const want = await decodeImage(buf, 'x', cfg);
+    const into = new Uint8Array(cfg.size * cfg.size * 3).fill(7); // a buffer used before
+    const got = await decodeImage(buf, 'x', cfg, undefined, into);
+    assert.equal(got.data, into, `size ${cfg.size}: the result is the given buffer`);
+    assert.ok(Buffer.from(into).equals(Buffer.from(want.data)), `size ${cfg.size}: the same pixels`);
+  }
+  const cfg = imageConfig({ size: 8 });
+  await assert.rejects(decodeImage(jpeg, 'x', cfg, undefined, new Uint8Array(10)), /into must hold 8 x 8 x 3 = 192 bytes, received 10/);
+  const src = new Uint8Array(4 * 4 * 3);
+  assert.throws(() => resize(src, 4, { left: 0, top: 0, width: 4, height: 4 }, 2, 2, 'bilinear', new Uint8Array(11)), /resize: into must be a Uint8Array of 2 x 2 x 3 = 12 bytes, received 11 bytes/);
+  if (!skip) assert.throws(() => decodeJpegResize(jpeg, { width: 320, height: 240 }, { left: 0, top: 0, width: 320, height: 240 }, 8, 8, 'bilinear', new Uint8Array(3)), /decodeJpegResize: into must be a Uint8Array of 8 x 8 x 3 = 192 bytes/);
+});
+
 test('snappy: the Parquet pages of a pyarrow-written file decompress as hysnappy decompresses them; bad data is an error', { skip: skipSnappy }, async () => {
   const native = imageAddon().snappyUncompress!;
   const wasm = snappyUncompressor();

@@ -2,16 +2,17 @@
 // then resize in one trip) run in libuv's thread pool; jpegHeader reads markers only, synchronously. A separate addon
 // without LibTorch, so the batch thread can load it. TypeScript (src/data/resample.ts, src/data/jpeg.ts) validates.
 //
-// resize(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array>
+// resize(src: Uint8Array, srcWidth, left, top, width, height, outWidth, outHeight, filter, out?): Promise<Uint8Array>
 //   resizes the box (left, top, width, height) of a row-major RGB image, as Pillow's
-//   img.crop(box).resize((outWidth, outHeight), Image.BILINEAR) (filter 0) or Image.BICUBIC (filter 1).
+//   img.crop(box).resize((outWidth, outHeight), Image.BILINEAR) (filter 0) or Image.BICUBIC (filter 1); into `out`
+//   (a Uint8Array of outWidth * outHeight * 3 bytes, e.g. a buffer used before) when given, else a new Buffer.
 // resizeWith(path, same arguments): Uint8Array   synchronous, with the loops named ("scalar": Pillow's own; "sse2",
 //   "avx2"): what the SIMD passes must equal byte for byte, for tests; resizePaths: those this build and CPU run, the
 //   one resize() uses first
 // Built with libjpeg only:
 // jpegHeader(src: Uint8Array): { width, height } | null        null: a file left to sharp
-// decodeJpegResize(src, left, top, width, height, outWidth, outHeight, filter): Promise<Uint8Array | null>
-//   decodes, then resizes the box as resize() does; null on any libjpeg error or warning.
+// decodeJpegResize(src, left, top, width, height, outWidth, outHeight, filter, out?): Promise<Uint8Array | null>
+//   decodes, then resizes the box as resize() does (into `out` when given); null on any libjpeg error or warning.
 // Built with snappy only:
 // snappyUncompress(src: Uint8Array, outputLength, out?: Uint8Array of outputLength bytes): Uint8Array (out when
 //   given)   synchronous (the stream thread calls it); throws on
@@ -29,13 +30,22 @@
 namespace mmtrain_image {
 namespace {
 
-// The output is a Buffer made here, on the JS thread, and written by the pool thread: no copy when it is handed over.
+// The output: the caller's array when it gives one of the right length (TypeScript checks it), else a Buffer made here,
+// on the JS thread; written by the pool thread, no copy when it is handed over.
+Napi::Uint8Array OutputArray(Napi::Env env, const Napi::Value& given, size_t n) {
+  if (given.IsTypedArray()) {
+    auto a = given.As<Napi::Uint8Array>();
+    if (a.ByteLength() == n) return a;
+  }
+  return Napi::Buffer<uint8_t>::New(env, n);
+}
+
 class ResizeWorker : public Napi::AsyncWorker {
  public:
-  ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[8])
+  ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[8], const Napi::Value& given)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
         src_(src.Data()), srcWidth_(a[0]), left_(a[1]), top_(a[2]), width_(a[3]), height_(a[4]), outWidth_(a[5]), outHeight_(a[6]), filter_(a[7]) {
-    auto out = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(outWidth_) * outHeight_ * 3);
+    auto out = OutputArray(env, given, static_cast<size_t>(outWidth_) * outHeight_ * 3);
     out_ = out.Data();
     outRef_ = Napi::Persistent(out);
   }
@@ -50,14 +60,14 @@ class ResizeWorker : public Napi::AsyncWorker {
   const uint8_t* src_;
   int srcWidth_, left_, top_, width_, height_, outWidth_, outHeight_;
   int filter_;
-  Napi::Reference<Napi::Buffer<uint8_t>> outRef_;  // and the output while it writes it
+  Napi::Reference<Napi::Uint8Array> outRef_;  // and the output while it writes it
   uint8_t* out_;
 };
 
 Napi::Value ResizeJs(const Napi::CallbackInfo& info) {
   int a[8];
   for (int i = 0; i < 8; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
-  auto* w = new ResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a);
+  auto* w = new ResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a, info[9]);
   auto p = w->Promise();
   w->Queue();
   return p;
@@ -91,10 +101,10 @@ Napi::Array ResizePaths(Napi::Env env) {
 
 class DecodeResizeWorker : public Napi::AsyncWorker {
  public:
-  DecodeResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[7])
+  DecodeResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[7], const Napi::Value& given)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), srcRef_(Napi::Persistent(src)),
         src_(src.Data()), len_(src.ByteLength()), left_(a[0]), top_(a[1]), width_(a[2]), height_(a[3]), outWidth_(a[4]), outHeight_(a[5]), filter_(a[6]) {
-    auto out = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(outWidth_) * outHeight_ * 3);
+    auto out = OutputArray(env, given, static_cast<size_t>(outWidth_) * outHeight_ * 3);
     out_ = out.Data();
     outRef_ = Napi::Persistent(out);
   }
@@ -120,7 +130,7 @@ class DecodeResizeWorker : public Napi::AsyncWorker {
   const uint8_t* src_;
   size_t len_;
   int left_, top_, width_, height_, outWidth_, outHeight_, filter_;
-  Napi::Reference<Napi::Buffer<uint8_t>> outRef_;  // and the output while it writes it
+  Napi::Reference<Napi::Uint8Array> outRef_;  // and the output while it writes it
   uint8_t* out_;
   bool ok_ = false;
 };
@@ -138,7 +148,7 @@ Napi::Value JpegHeaderJs(const Napi::CallbackInfo& info) {
 Napi::Value DecodeJpegResizeJs(const Napi::CallbackInfo& info) {
   int a[7];
   for (int i = 0; i < 7; i++) a[i] = info[i + 1].As<Napi::Number>().Int32Value();
-  auto* w = new DecodeResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a);
+  auto* w = new DecodeResizeWorker(info.Env(), info[0].As<Napi::Uint8Array>(), a, info[8]);
   auto p = w->Promise();
   w->Queue();
   return p;

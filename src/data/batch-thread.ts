@@ -42,6 +42,8 @@ export interface BatchRequest extends DecodeWidth {
   id: number;
   cfg: ImageConfig;
   items: BatchItem[];
+  /** buffers of earlier results, their pixels copied into a batch: to decode into again (givePixelsBack) */
+  pixels: ArrayBuffer[];
 }
 
 /** The training loop waits for this request: start all of its images (up to its concurrency). */
@@ -75,6 +77,8 @@ export interface BatchReply {
   results: ItemResult[];
   /** the most images the thread was decoding at once while this request was open */
   peak: number;
+  /** how many of its images were decoded into buffers given back (givePixelsBack) */
+  reused: number;
 }
 
 /** A request's answer: one result per item, its 8-bit pixels or the error naming its file. */
@@ -82,6 +86,8 @@ export interface Decoded {
   images: (DecodedImage | Error)[];
   /** the most images the thread was decoding at once while this request was open */
   peak: number;
+  /** how many of its images were decoded into buffers given back (givePixelsBack) rather than fresh ones */
+  reused: number;
 }
 
 interface Pending {
@@ -97,6 +103,10 @@ class BatchThread {
   readonly #pending = new Map<number, Pending>();
   #nextId = 0;
   #failed: Error | null = null;
+  /** the buffers the thread's results came in (its pixel buffers), and those given back, sent with the next request */
+  readonly #fromThread = new WeakSet<ArrayBuffer>();
+  #spare: ArrayBuffer[] = [];
+  #spareBytes = 0;
 
   constructor() {
     const { port1, port2 } = new MessageChannel();
@@ -134,8 +144,11 @@ class BatchThread {
       // in-memory images travel by transfer: a clone of a view would copy the whole buffer under it (a row group)
       try {
         const sent = items.map((it) => (it.bytes ? { ...it, bytes: ownBuffer(it.bytes) } : it));
-        const transfer = sent.flatMap((it) => (it.bytes ? [it.bytes.buffer as ArrayBuffer] : []));
-        this.#worker.postMessage({ kind: 'decode', id, cfg, items: sent, ...width } satisfies BatchRequest, transfer);
+        const pixels = this.#spare;
+        const transfer = [...sent.flatMap((it) => (it.bytes ? [it.bytes.buffer as ArrayBuffer] : [])), ...pixels];
+        this.#worker.postMessage({ kind: 'decode', id, cfg, items: sent, pixels, ...width } satisfies BatchRequest, transfer);
+        this.#spare = [];
+        this.#spareBytes = 0;
       } catch (e) {
         this.#settle(id); // not sent: no answer will come
         throw e;
@@ -151,11 +164,23 @@ class BatchThread {
     return { results, arrived, hurry };
   }
 
+  /** Keeps the buffers of these results (their pixels now copied: see givePixelsBack) for the next request. */
+  giveBack(images: readonly DecodedImage[]): void {
+    for (const im of images) {
+      const b = im.data.buffer as ArrayBuffer;
+      if (!this.#fromThread.has(b) || this.#spareBytes + b.byteLength > SPARE_PIXEL_BYTES) continue;
+      this.#fromThread.delete(b); // given back once
+      this.#spare.push(b);
+      this.#spareBytes += b.byteLength;
+    }
+  }
+
   #answer(m: BatchReply): void {
     const p = this.#pending.get(m.id);
     if (!p) return;
     this.#settle(m.id);
-    p.resolve({ images: m.results.map((r) => ('error' in r ? new MmtrainError(r.error) : r)), peak: m.peak });
+    for (const r of m.results) if ('data' in r) this.#fromThread.add(r.data.buffer as ArrayBuffer);
+    p.resolve({ images: m.results.map((r) => ('error' in r ? new MmtrainError(r.error) : r)), peak: m.peak, reused: m.reused });
   }
 
   #settle(id: number): void {
@@ -178,6 +203,20 @@ function ownBuffer(b: Uint8Array): Uint8Array {
 }
 
 let shared: BatchThread | null = null;
+
+/** at most this much of given-back pixel buffers waits for the next request (two batches of 32 at 384 px) */
+const SPARE_PIXEL_BYTES = 32 << 20;
+
+/**
+ * Gives the buffers of decoded images back to the batch thread (with its next request), to decode into again, once
+ * their pixels have been copied out (into a batch's tensor): images from elsewhere (a cache) are left alone. A fresh
+ * buffer for every image is external memory the main thread's collector counts (4.8 MB a batch of 32 at 224 px):
+ * with the batch's own buffer (collate.ts) it started a mark-compact every few batches (in V8's terms, "external memory pressure"). The images' arrays
+ * are detached once sent: do not read them after.
+ */
+export function givePixelsBack(images: readonly DecodedImage[]): void {
+  shared?.giveBack(images);
+}
 
 /**
  * Decodes and resizes image files or in-memory images (as loadImage / decodeImage do) on the process's batch thread, started on first use and

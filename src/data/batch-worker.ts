@@ -21,7 +21,7 @@ interface Job {
 const replies = (workerData as { replies: MessagePort }).replies;
 const queue: Job[] = [];
 /** open requests: whether the loop waits for it, and the most images decoding at once while it was open */
-const open = new Map<number, { hurried: boolean; peak: number }>();
+const open = new Map<number, { hurried: boolean; peak: number; reused: number }>();
 let active = 0;
 let background = 1;
 
@@ -29,9 +29,15 @@ let background = 1;
 // all (a batch being decoded, with prefetch, of 640x480 photos: ~12 MB).
 const spare = new BufferPool<Buffer>(64 << 20);
 const readBuffer = (n: number) => spare.take(n) ?? Buffer.allocUnsafeSlow(Math.max(n, 64 << 10));
+// Buffers that decoded images were sent back to the main thread in, given back once their pixels are in a batch
+// (givePixelsBack): decoded into again, so that the main thread's collector does not count fresh memory per image.
+const pixelBuffers = new BufferPool<ArrayBuffer>(64 << 20);
 
 async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
   let reused: Buffer | null = null;
+  const n = r.cfg.size * r.cfg.size * 3;
+  const pixels = pixelBuffers.take(n);
+  let into: Uint8Array | undefined = pixels && new Uint8Array(pixels, 0, n);
   try {
     // A synchronous read blocks only this thread, and saves the four event-loop turns of an async one.
     let buf: Buffer;
@@ -44,13 +50,18 @@ async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
         throw imageReadError(item.file, e);
       }
     }
-    const img = await decodeImage(buf, item.file, r.cfg, item.seed === null ? undefined : mulberry32(item.seed));
+    const img = await decodeImage(buf, item.file, r.cfg, item.seed === null ? undefined : mulberry32(item.seed), into);
+    if (img.data === into) {
+      into = undefined; // sent with the result
+      open.get(r.id)!.reused++;
+    }
     return { data: img.data, width: img.width, height: img.height };
   } catch (e) {
     return { error: (e as Error).message };
   } finally {
     // decoded (or failed): nothing holds the bytes any more
     if (reused) spare.give(reused);
+    if (into) pixelBuffers.give(into.buffer as ArrayBuffer);
   }
 }
 
@@ -104,13 +115,14 @@ parentPort!.on('message', async (m: BatchRequest | HurryMessage | ReturnsMessage
     pump();
     return;
   }
-  open.set(m.id, { hurried: false, peak: 0 });
+  for (const b of m.pixels) pixelBuffers.give(b);
+  open.set(m.id, { hurried: false, peak: 0, reused: 0 });
   const pending = m.items.map((item) => new Promise<ItemResult>((done) => queue.push({ request: m, item, done })));
   pump();
   const results = await Promise.all(pending);
-  const { peak } = open.get(m.id)!;
+  const { peak, reused } = open.get(m.id)!;
   open.delete(m.id);
   const transfer = results.flatMap((x) => ('data' in x ? [x.data.buffer as ArrayBuffer] : []));
-  replies.postMessage({ id: m.id, results, peak } satisfies BatchReply, transfer);
+  replies.postMessage({ id: m.id, results, peak, reused } satisfies BatchReply, transfer);
   sendBack(m.items);
 });

@@ -79,6 +79,12 @@ function textOnly(items: CollateItem[]): boolean {
   return none > 0;
 }
 
+let spareBatch: Buffer | null = null;
+function batchBuffer(n: number): Buffer {
+  if (spareBatch?.length === n) return spareBatch;
+  return (spareBatch = Buffer.allocUnsafeSlow(n));
+}
+
 /** uint8 HWC images -> (B, 3, S, S) float32, (x / 255 - mean) / std, computed in LibTorch on `device`. */
 export function imagesToTensor(images: DecodedImage[], cfg: ImageConfig, device: Device = 'cpu'): Tensor {
   const S = cfg.size;
@@ -86,7 +92,7 @@ export function imagesToTensor(images: DecodedImage[], cfg: ImageConfig, device:
   const n = S * S * 3;
   // not zeroed first (every byte is an image's): a zeroed 4.8 MB batch (32 at 224 px) was a memset per batch whenever
   // the allocator reused memory instead of mapping fresh pages
-  const buf = Buffer.allocUnsafeSlow(B * n);
+  const buf = batchBuffer(B * n);
   images.forEach((im, b) => {
     if (im.data.length !== n) throw new Error(`imagesToTensor: image ${b} has ${im.data.length} bytes, expected ${S} x ${S} x 3 = ${n}`);
     buf.set(im.data, b * n);

@@ -7,7 +7,7 @@ import { addonMissing, builtAddon } from '../addon-path.js';
 export type ResizePathName = 'scalar' | 'sse2' | 'avx2';
 
 export interface ImageAddon {
-  resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array>;
+  resize(src: Uint8Array, srcWidth: number, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number, out?: Uint8Array): Promise<Uint8Array>;
   /**
    * the same resize with the loops named, synchronously: "scalar" (Pillow's own), what the SIMD passes ("sse2", "avx2")
    * must equal byte for byte (tests); throws for a path this build or CPU does not have
@@ -17,7 +17,7 @@ export interface ImageAddon {
   resizePaths: ResizePathName[];
   /** present when the addon was built with libjpeg's headers */
   jpegHeader?(src: Uint8Array): { width: number; height: number } | null;
-  decodeJpegResize?(src: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number): Promise<Uint8Array | null>;
+  decodeJpegResize?(src: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number, filter: number, out?: Uint8Array): Promise<Uint8Array | null>;
   /**
    * present when the addon was built with the snappy library's headers; throws on invalid data. Into `out`
    * (outputLength bytes) when given, else into a new Buffer.

@@ -53,23 +53,31 @@ export function imageReadError(file: string, e: unknown): MmtrainError {
   return new MmtrainError(`${file}: cannot read image (${code === 'ENOENT' ? 'file not found' : (e as Error).message})`);
 }
 
-export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, rnd?: () => number): Promise<DecodedImage> {
+/**
+ * Decodes an image held in memory (`file` names it in errors) as loadImage does. Its pixels are written into `into`
+ * when given (size x size x 3 bytes, a buffer used before: the batch thread's are sent back to it once a batch is
+ * made, so that no image needs fresh memory), else into a new buffer.
+ */
+export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, rnd?: () => number, into?: Uint8Array): Promise<DecodedImage> {
   if (buf.length === 0) throw new MmtrainError(`${file}: image file is empty (0 bytes)`);
+  if (into !== undefined && into.length !== cfg.size * cfg.size * 3) throw new RangeError(`decodeImage: into must hold ${cfg.size} x ${cfg.size} x 3 = ${cfg.size * cfg.size * 3} bytes, received ${into.length}`);
+  // the resize writes into `into` when it makes the final size x size image; else the crop does (finish)
+  const target = (p: ResizePlan) => (p.width === cfg.size && p.height === cfg.size ? into : undefined);
   // a plain JPEG: decoded and resized by the image addon in one go (jpeg.ts), the same pixels as sharp's
   const head = jpegHeader(buf);
   if (head && head.width * head.height <= cfg.maxPixels) {
     const plan = planResize(head.width, head.height, cfg, rnd);
-    const resized = await decodeJpegResize(buf, head, plan.box, plan.width, plan.height, cfg.resample);
+    const resized = await decodeJpegResize(buf, head, plan.box, plan.width, plan.height, cfg.resample, target(plan));
     // null: libjpeg saw an error or a warning; sharp decodes the file and names the problem, with the same plan
     // (its augmentation already drawn) when the size agrees
-    if (resized) return finish(resized, plan, cfg, rnd);
+    if (resized) return finish(resized, plan, cfg, rnd, into);
     const full = await decodeWhole(buf, file, cfg);
     const again = full.width === head.width && full.height === head.height ? plan : planResize(full.width, full.height, cfg, rnd);
-    return finish(await resize(full.data, full.width, again.box, again.width, again.height, cfg.resample), again, cfg, rnd);
+    return finish(await resize(full.data, full.width, again.box, again.width, again.height, cfg.resample, target(again)), again, cfg, rnd, into);
   }
   const full = await decodeWhole(buf, file, cfg);
   const plan = planResize(full.width, full.height, cfg, rnd);
-  return finish(await resize(full.data, full.width, plan.box, plan.width, plan.height, cfg.resample), plan, cfg, rnd);
+  return finish(await resize(full.data, full.width, plan.box, plan.width, plan.height, cfg.resample, target(plan)), plan, cfg, rnd, into);
 }
 
 /** The whole image at its own size, decoded by sharp (any format it reads) to 8-bit RGB. */
@@ -114,10 +122,10 @@ function planResize(W0: number, H0: number, cfg: ImageConfig, rnd?: () => number
   return { box: { left: 0, top: 0, width: W0, height: H0 }, width: w, height: h, cropLeft: roundHalfEven((w - S) / 2), cropTop: roundHalfEven((h - S) / 2) };
 }
 
-/** The resized image cut to S x S, then flipped and colour-jittered when augmenting. */
-function finish(resized: Uint8Array, plan: ResizePlan, cfg: ImageConfig, rnd?: () => number): DecodedImage {
+/** The resized image cut to S x S (into `into` when given), then flipped and colour-jittered when augmenting. */
+function finish(resized: Uint8Array, plan: ResizePlan, cfg: ImageConfig, rnd?: () => number, into?: Uint8Array): DecodedImage {
   const S = cfg.size;
-  const out = plan.width === S && plan.height === S ? resized : crop(resized, plan.width, plan.cropLeft, plan.cropTop, S);
+  const out = plan.width === S && plan.height === S ? resized : crop(resized, plan.width, plan.cropLeft, plan.cropTop, S, into);
   const aug = cfg.augment;
   if (rnd && aug.horizontalFlip > 0 && rnd() < aug.horizontalFlip) flipHorizontal(out, S);
   if (rnd && aug.colorJitter) colorJitter(out, aug.colorJitter, rnd);
@@ -132,9 +140,8 @@ export function roundHalfEven(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/** The S x S square at (left, top) of a row-major RGB image `width` pixels wide. */
-function crop(px: Uint8Array, width: number, left: number, top: number, S: number): Uint8Array {
-  const out = new Uint8Array(S * S * 3);
+/** The S x S square at (left, top) of a row-major RGB image `width` pixels wide (into `out` when given). */
+function crop(px: Uint8Array, width: number, left: number, top: number, S: number, out: Uint8Array = new Uint8Array(S * S * 3)): Uint8Array {
   for (let y = 0; y < S; y++) out.set(px.subarray(((top + y) * width + left) * 3, ((top + y) * width + left + S) * 3), y * S * 3);
   return out;
 }

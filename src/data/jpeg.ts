@@ -4,7 +4,7 @@
 // file, and for any libjpeg error or warning, these answer null and image.ts decodes with sharp.
 // MMTRAIN_JPEG_DECODER=sharp turns the path off (every image through sharp), for comparison.
 import { imageAddon } from './image-addon.js';
-import { type Box, type ResampleFilter, filterCode } from './resample.js';
+import { type Box, type ResampleFilter, checkInto, filterCode } from './resample.js';
 
 const enabled = process.env.MMTRAIN_JPEG_DECODER !== 'sharp';
 
@@ -22,9 +22,10 @@ export function jpegHeader(buf: Uint8Array): { width: number; height: number } |
 
 /**
  * Decodes a JPEG that jpegHeader accepted (`width` x `height`) and resizes the box to outWidth x outHeight as
- * resize() does; null when libjpeg reports an error or a warning (sharp then decodes it, and names the problem).
+ * resize() does (into `into` when given, as resize()); null when libjpeg reports an error or a warning (sharp then
+ * decodes it, and names the problem).
  */
-export function decodeJpegResize(buf: Uint8Array, size: { width: number; height: number }, box: Box, outWidth: number, outHeight: number, filter: ResampleFilter): Promise<Uint8Array | null> {
+export function decodeJpegResize(buf: Uint8Array, size: { width: number; height: number }, box: Box, outWidth: number, outHeight: number, filter: ResampleFilter, into?: Uint8Array): Promise<Uint8Array | null> {
   const ints = [box.left, box.top, box.width, box.height, outWidth, outHeight];
   if (!ints.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 31) || box.width < 1 || box.height < 1 || outWidth < 1 || outHeight < 1) {
     throw new RangeError(`decodeJpegResize: expected positive integer sizes, received ${ints.join(', ')}`);
@@ -32,5 +33,6 @@ export function decodeJpegResize(buf: Uint8Array, size: { width: number; height:
   if (box.left + box.width > size.width || box.top + box.height > size.height) {
     throw new RangeError(`decodeJpegResize: box ${box.left},${box.top} ${box.width}x${box.height} is outside the ${size.width}x${size.height} image`);
   }
-  return imageAddon().decodeJpegResize!(buf, box.left, box.top, box.width, box.height, outWidth, outHeight, filterCode(filter));
+  checkInto('decodeJpegResize', into, outWidth, outHeight);
+  return imageAddon().decodeJpegResize!(buf, box.left, box.top, box.width, box.height, outWidth, outHeight, filterCode(filter), into);
 }

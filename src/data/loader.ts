@@ -5,7 +5,7 @@ import { MmtrainError, checkInt } from '../errors.js';
 import type { Device } from '../tensor/dtype.js';
 import { type Batch, collate } from './collate.js';
 import { ImageCache } from './cache.js';
-import { type DecodeTicket, decodeOnThread } from './batch-thread.js';
+import { type DecodeTicket, decodeOnThread, givePixelsBack } from './batch-thread.js';
 import { readImageRange } from './file-reads.js';
 import { type DecodedImage, type ImageConfig, decodeImage, imageReadError, loadImage } from './image.js';
 import type { ImageRange, Problem, Sample } from './manifest.js';
@@ -246,7 +246,10 @@ export class DataLoader {
         this.skipped.push(...raw.skipped);
         this.cursor = { epoch, position: this.cursor.position + 1 };
         if (!raw.items.length && !(this.options.shard && this.options.lockstep)) continue;
-        yield this.collate(raw);
+        const batch = this.collate(raw);
+        // their pixels are in the batch's tensor now: the buffers go back to the batch thread, to decode into again
+        givePixelsBack(raw.images);
+        yield batch;
       }
     } finally {
       await filling;

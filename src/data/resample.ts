@@ -28,11 +28,23 @@ function checkBox(src: Uint8Array, srcWidth: number, box: Box, outWidth: number,
 
 /**
  * Resizes the box of an RGB uint8 image (row-major HWC, `srcWidth` pixels a row) to outWidth x outHeight, as
- * Pillow's `img.crop(box).resize((outWidth, outHeight), Image.BILINEAR or BICUBIC)`; computed in libuv's thread pool.
+ * Pillow's `img.crop(box).resize((outWidth, outHeight), Image.BILINEAR or BICUBIC)`; computed in libuv's thread pool. Written
+ * into `into` when given (outWidth x outHeight x 3 bytes: a buffer used before), else into a new one.
  */
-export function resize(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number, filter: ResampleFilter = 'bilinear'): Promise<Uint8Array> {
+export function resize(src: Uint8Array, srcWidth: number, box: Box, outWidth: number, outHeight: number, filter: ResampleFilter = 'bilinear', into?: Uint8Array): Promise<Uint8Array> {
   checkBox(src, srcWidth, box, outWidth, outHeight);
-  return imageAddon().resize(src, srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight, filterCode(filter));
+  checkInto('resize', into, outWidth, outHeight);
+  return imageAddon().resize(src, srcWidth, box.left, box.top, box.width, box.height, outWidth, outHeight, filterCode(filter), into);
+}
+
+/**
+ * An output array given to resize or decodeJpegResize (written there, and answered): outWidth x outHeight x 3 bytes,
+ * which no one else reads or writes until the promise settles.
+ */
+export function checkInto(fn: string, into: Uint8Array | undefined, outWidth: number, outHeight: number): void {
+  if (into !== undefined && (!(into instanceof Uint8Array) || into.length !== outWidth * outHeight * 3)) {
+    throw new RangeError(`${fn}: into must be a Uint8Array of ${outWidth} x ${outHeight} x 3 = ${outWidth * outHeight * 3} bytes, received ${into instanceof Uint8Array ? `${into.length} bytes` : typeof into}`);
+  }
 }
 
 /** The addon's code of a filter; a RangeError names the ones there are. */
