@@ -79,6 +79,10 @@ function textOnly(items: CollateItem[]): boolean {
   return none > 0;
 }
 
+// The uint8 buffer of the last batch, filled again by the next of the same size. It is free once imagesToTensor
+// returns: its tensor (a view, no copy) is freed inside, the normalised one is new memory (and to a GPU the pixels go
+// through a pinned copy). A fresh 4.8 MB buffer per batch (32 at 224 px) was external memory to the main thread's
+// collector, which with the images' own buffers ran a mark-compact every few batches (see givePixelsBack).
 let spareBatch: Buffer | null = null;
 function batchBuffer(n: number): Buffer {
   if (spareBatch?.length === n) return spareBatch;
