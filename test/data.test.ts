@@ -12,7 +12,7 @@ import {
   F, fromBuffer, tidy, type Sample,
 } from '../src/index.js';
 import { FIXTURES, ROOT, settleGarbage } from './helpers.js';
-import { decodeOnThread, givePixelsBack, returnImagesTo } from '../src/data/batch-thread.js';
+import { decodeOnThread, decodeStats, givePixelsBack, returnImagesTo } from '../src/data/batch-thread.js';
 import { giveImageBuffers, imageBuffer, isAlone } from '../src/data/image-buffers.js';
 import { decodeImage } from '../src/data/image.js';
 
@@ -474,6 +474,34 @@ test('pixels given back go to the batch thread with its next request and are dec
   // a request of another size leaves them: its images need other lengths
   const bigger = await decodeOnThread(items, imageConfig({ size: 48, resize: 'exact' }), { background: 3, concurrency: 3 }).results;
   assert.equal(bigger.reused, 0);
+});
+
+test('a DataLoader gives its batches\' pixel buffers back: after the first batches, images are decoded into them (files and in-memory images)', async () => {
+  const { dir } = dataDir(12);
+  const m = readManifest(join(dir, 'train.jsonl'));
+  const tk = TextTokenizer.fromFile(TOKENIZER);
+  const cfg = imageConfig({ size: 16 });
+  const inMemory: Sample[] = m.samples.map((s) => ({ ...s, bytes: Uint8Array.from(readFileSync(s.image)) }));
+  for (const samples of [m.samples, inMemory]) {
+    const dl = new DataLoader(samples, tk, cfg, { batchSize: 4, shuffle: true, seed: 3 });
+    const before = decodeStats();
+    const want: number[][] = [];
+    for await (const b of dl.epoch(0)) {
+      want.push(b.pixelValues.toNumbers());
+      disposeBatch(b);
+    }
+    const got: number[][] = [];
+    for await (const b of dl.epoch(0)) {
+      got.push(b.pixelValues.toNumbers());
+      disposeBatch(b);
+    }
+    const after = decodeStats();
+    assert.equal(after.images - before.images, 24);
+    // the prefetched batches of the first epoch (up to 3 of 4 images) start in fresh buffers; by then every batch
+    // taken gives its 4 back
+    assert.ok(after.reused - before.reused >= 12, `reused ${after.reused - before.reused} of 24`);
+    assert.deepEqual(got, want, 'the same pixels from reused buffers');
+  }
 });
 
 test('the batch thread prepares the same batches as the main thread: plain, augmented, skipping, from the cache', async () => {

@@ -107,6 +107,8 @@ class BatchThread {
   readonly #fromThread = new WeakSet<ArrayBuffer>();
   #spare: ArrayBuffer[] = [];
   #spareBytes = 0;
+  /** images decoded, and of those decoded into buffers given back (DecodeStats) */
+  readonly stats: DecodeStats = { images: 0, reused: 0 };
 
   constructor() {
     const { port1, port2 } = new MessageChannel();
@@ -180,6 +182,8 @@ class BatchThread {
     if (!p) return;
     this.#settle(m.id);
     for (const r of m.results) if ('data' in r) this.#fromThread.add(r.data.buffer as ArrayBuffer);
+    this.stats.images += m.results.length;
+    this.stats.reused += m.reused;
     p.resolve({ images: m.results.map((r) => ('error' in r ? new MmtrainError(r.error) : r)), peak: m.peak, reused: m.reused });
   }
 
@@ -203,6 +207,19 @@ function ownBuffer(b: Uint8Array): Uint8Array {
 }
 
 let shared: BatchThread | null = null;
+
+/** What the process's batch thread has decoded since it started. */
+export interface DecodeStats {
+  /** images (decoded or failed) */
+  images: number;
+  /** of those, decoded into buffers the main thread gave back (givePixelsBack) rather than fresh memory */
+  reused: number;
+}
+
+/** The batch thread's counts so far (zeros before it starts; a thread started again counts anew). */
+export function decodeStats(): DecodeStats {
+  return { ...(shared?.stats ?? { images: 0, reused: 0 }) };
+}
 
 /** at most this much of given-back pixel buffers waits for the next request (two batches of 32 at 384 px) */
 const SPARE_PIXEL_BYTES = 32 << 20;
