@@ -228,8 +228,8 @@ const SPARE_PIXEL_BYTES = 32 << 20;
  * Gives the buffers of decoded images back to the batch thread (with its next request), to decode into again, once
  * their pixels have been copied out (into a batch's tensor): images from elsewhere (a cache) are left alone. A fresh
  * buffer for every image is external memory the main thread's collector counts (4.8 MB a batch of 32 at 224 px):
- * with the batch's own buffer (collate.ts) it started a mark-compact every few batches (in V8's terms, "external memory pressure"). The images' arrays
- * are detached once sent: do not read them after.
+ * with the batch's own buffer (collate.ts) it started a mark-compact every few batches ("external memory pressure"
+ * in --trace-gc). The images' arrays are detached once sent: do not read them after.
  */
 export function givePixelsBack(images: readonly DecodedImage[]): void {
   shared?.giveBack(images);
