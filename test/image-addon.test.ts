@@ -196,7 +196,7 @@ test('decodeImage writes into a given buffer (the batch thread\'s given-back pix
     assert.ok(Buffer.from(into).equals(Buffer.from(want.data)), `size ${cfg.size}: the same pixels`);
   }
   const cfg = imageConfig({ size: 8 });
-  await assert.rejects(decodeImage(jpeg, 'x', cfg, undefined, new Uint8Array(10)), /into must hold 8 x 8 x 3 = 192 bytes, received 10/);
+  await assert.rejects(decodeImage(jpeg, 'x', cfg, undefined, new Uint8Array(10)), /decodeImage: into must be a Uint8Array of 8 x 8 x 3 = 192 bytes, received 10 bytes/);
   const src = new Uint8Array(4 * 4 * 3);
   assert.throws(() => resize(src, 4, { left: 0, top: 0, width: 4, height: 4 }, 2, 2, 'bilinear', new Uint8Array(11)), /resize: into must be a Uint8Array of 2 x 2 x 3 = 12 bytes, received 11 bytes/);
   if (!skip) assert.throws(() => decodeJpegResize(jpeg, { width: 320, height: 240 }, { left: 0, top: 0, width: 320, height: 240 }, 8, 8, 'bilinear', new Uint8Array(3)), /decodeJpegResize: into must be a Uint8Array of 8 x 8 x 3 = 192 bytes/);

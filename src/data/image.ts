@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { MmtrainError } from '../errors.js';
 import type { ImageConfig } from './image-config.js';
 import { decodeJpegResize, jpegHeader } from './jpeg.js';
-import { type Box, resize } from './resample.js';
+import { type Box, checkInto, resize } from './resample.js';
 
 export { IMAGENET_MEAN, IMAGENET_STD, imageConfig, type AugmentConfig, type ImageConfig } from './image-config.js';
 
@@ -60,7 +60,7 @@ export function imageReadError(file: string, e: unknown): MmtrainError {
  */
 export async function decodeImage(buf: Buffer, file: string, cfg: ImageConfig, rnd?: () => number, into?: Uint8Array): Promise<DecodedImage> {
   if (buf.length === 0) throw new MmtrainError(`${file}: image file is empty (0 bytes)`);
-  if (into !== undefined && into.length !== cfg.size * cfg.size * 3) throw new RangeError(`decodeImage: into must hold ${cfg.size} x ${cfg.size} x 3 = ${cfg.size * cfg.size * 3} bytes, received ${into.length}`);
+  checkInto('decodeImage', into, cfg.size, cfg.size);
   // the resize writes into `into` when it makes the final size x size image; else the crop does (finish)
   const target = (p: ResizePlan) => (p.width === cfg.size && p.height === cfg.size ? into : undefined);
   // a plain JPEG: decoded and resized by the image addon in one go (jpeg.ts), the same pixels as sharp's
