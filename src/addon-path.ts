@@ -22,14 +22,8 @@ export function addonMissing(name: string, needs: string, root = packageRoot()):
   return `${head} Run \`npm run build\` there. ${needs}`;
 }
 
-/** The path of build/Release/<name>.node, or undefined when it was not built. */
+/** The path of build/Release/<name>.node under the package root, or undefined when it was not built. */
 export function builtAddon(name: string): string | undefined {
-  // dist/src/<dir>/x.js -> the package root is three levels up; src/<dir>/x.ts (ts-node) two.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'build', 'Release', `${name}.node`);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return undefined;
+  const file = join(packageRoot(), 'build', 'Release', `${name}.node`);
+  return existsSync(file) ? file : undefined;
 }
