@@ -88,6 +88,28 @@ test('normalizeImages equals transpose, widen, subtract, divide (tolerance 1e-6)
   });
 });
 
+test('imagesToTensor: batches of 3, 1, 2 and 3 images in turn (one reused buffer) each normalise their own pixels', () => {
+  const cfg = imageConfig({ size: 4 });
+  const n = 4 * 4 * 3;
+  const image = (k: number) => ({ data: Uint8Array.from({ length: n }, (_, i) => (i * 7 + k * 31) % 256), width: 4, height: 4 });
+  let k = 0;
+  for (const B of [3, 1, 2, 3]) {
+    const images = Array.from({ length: B }, () => image(k++));
+    tidy(() => {
+      const t = imagesToTensor(images, cfg);
+      assert.deepEqual(t.shape, [B, 3, 4, 4]);
+      const got = t.toFloat32Array();
+      images.forEach((im, b) => {
+        for (let c = 0; c < 3; c++) for (let p = 0; p < 16; p++) {
+          const want = (im.data[p * 3 + c]! / 255 - cfg.mean[c]!) / cfg.std[c]!;
+          const v = got[(b * 3 + c) * 16 + p]!;
+          assert.ok(Math.abs(v - want) <= 1e-6 * Math.max(1, Math.abs(want)), `batch of ${B}, image ${b}, channel ${c}, pixel ${p}: ${v} vs ${want}`);
+        }
+      });
+    });
+  }
+});
+
 test('colour modes decode to the right RGB: CMYK, animated GIF first frame, EXIF orientation', async () => {
   const cfg = imageConfig({ size: 16, resize: 'exact' });
   const red = await loadImage(join(IMG, 'cmyk-red.jpg'), cfg);
