@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import fsp from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import {
   DataLoader, TextTokenizer, bundledTokenizer, convertDataset, epochStream, expandDataPaths, generateSynthetic, imageConfig, openDataset, readManifest,
   tidy, type StreamSet,
@@ -17,6 +20,7 @@ import { encodedImage } from '../src/data/file-reads.js';
 import { openParquet, parquetUnits, readRowGroup } from '../src/data/parquet.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
 import { BufferPool } from '../src/data/buffer-pool.js';
+import { mulberry32 } from '../src/data/random.js';
 import { StreamThread } from '../src/data/stream-thread.js';
 import type { StreamItem } from '../src/data/stream.js';
 import { distributedAvailable } from '../src/train/distributed.js';
@@ -303,6 +307,69 @@ test('an epoch left early closes the shards being read; it gives the first sampl
     for await (const it of epochStream(d, o)) if (some.push(it.index) >= n) break;
     assert.deepEqual(some, all.slice(0, n), `left after ${n}: the same order`);
     assert.equal(fds(), before, `left after ${n} samples: no shard left open`);
+  }
+});
+
+test('a Parquet row group that fails while one of its column reads is still running gives its buffers back only once that read has ended (asynchronous reads)', async () => {
+  // three rows of 1 MB images, {bytes, path} structs as datasets writes them: the bytes column chunk (3 MB) is read in
+  // a range of its own, apart from the path, text and label columns; row group 0's path page header is overwritten,
+  // so hyparquet gives up on the image struct while the read of its bytes, held back here, still runs into a pooled
+  // chunk buffer that the next row group would take
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-late-read-'));
+  const file = join(dir, 'late.parquet');
+  const rnd = mulberry32(5);
+  const images = Array.from({ length: 6 }, () => Uint8Array.from({ length: 1 << 20 }, () => Math.floor(rnd() * 256)));
+  writeFileSync(file, new Uint8Array(parquetWriteBuffer({
+    columnData: [
+      { name: 'image', data: images.map((bytes, i) => ({ bytes, path: `${i}.jpg` })), codec: 'UNCOMPRESSED' },
+      { name: 'text', data: images.map((_, i) => `caption ${i}`) },
+      { name: 'label', data: images.map((_, i) => BigInt(i % 2)) },
+    ],
+    schema: [
+      { name: 'schema', num_children: 3 },
+      { name: 'image', num_children: 2, repetition_type: 'OPTIONAL' },
+      { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
+      { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      { name: 'label', type: 'INT64', repetition_type: 'OPTIONAL' },
+    ],
+    rowGroupSize: 3,
+  })));
+  const src = await openParquet(file, {}, true);
+  const [rg0, rg1] = parquetUnits(src, 0);
+  assert.ok(rg0 && rg1);
+  const columns = src.metadata.row_groups[0]!.columns.map((c) => c.meta_data!);
+  const imageStart = Number(columns[0]!.data_page_offset);
+  const bytes = readFileSync(file);
+  bytes.fill(0xff, Number(columns[1]!.data_page_offset), Number(columns[1]!.data_page_offset) + 16);
+  writeFileSync(file, bytes);
+  // reads of this file at the image bytes' chunk are held back 300 ms (file-reads.ts reads through fs/promises)
+  let lateReadEnded = false;
+  const open = fsp.open;
+  fsp.open = (async (...args: Parameters<typeof open>) => {
+    const h = await open(...args);
+    if (args[0] !== file) return h;
+    const read = h.read.bind(h) as (...a: unknown[]) => Promise<unknown>;
+    (h as { read: unknown }).read = async (...a: unknown[]) => {
+      if (a[3] !== imageStart) return read(...a);
+      await new Promise((r) => setTimeout(r, 300));
+      const out = await read(...a);
+      lateReadEnded = true;
+      return out;
+    };
+    return h;
+  }) as typeof open;
+  syncBuiltinESMExports();
+  try {
+    const bad = await readRowGroup(src, rg0);
+    assert.match(`${bad[0]!.where}: ${bad[0]!.problem}`, /late\.parquet: row group 0 \(rows 0-2\): does not decode/);
+    assert.ok(lateReadEnded, 'readRowGroup ended (its buffers back in the pool) while a read into one of them still ran');
+    const good = await readRowGroup(src, rg1);
+    assert.deepEqual(good.map((r) => r.problem), [undefined, undefined, undefined]);
+    good.forEach((r, k) => assert.ok(r.image && 'bytes' in r.image && Buffer.compare(r.image.bytes, images[3 + k]!) === 0 && r.image.name.endsWith(`(${3 + k}.jpg)`), `row ${3 + k}'s image`));
+  } finally {
+    fsp.open = open;
+    syncBuiltinESMExports();
   }
 });
 
