@@ -4,10 +4,9 @@
 // Images are started oldest request first. Those of a batch the training loop is not waiting for yet start
 // `background` at a time, so that decoding ahead takes as little CPU as it can from a step that already uses every
 // core; those of a batch the loop waits for (hurried) start up to the request's `concurrency` at once.
-import { readFileSync } from 'node:fs';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { BufferPool } from './buffer-pool.js';
-import { readImageRange } from './file-reads.js';
+import { readImageFile, readImageRange } from './file-reads.js';
 import { decodeImage, imageReadError, mulberry32 } from './image.js';
 import type { BatchItem, BatchReply, BatchRequest, HurryMessage, ItemResult, ReturnsMessage } from './batch-thread.js';
 
@@ -25,7 +24,8 @@ const open = new Map<number, { hurried: boolean; peak: number; reused: number }>
 let active = 0;
 let background = 1;
 
-// Buffers that shard members were read into, reused once their image is decoded (buffer-pool.ts), up to 64 MB in
+// Buffers that image files and shard members were read into, reused once their image is decoded (buffer-pool.ts: a
+// fresh one per image was memory for this thread's collector to count and free), up to 64 MB in
 // all (a batch being decoded, with prefetch, of 640x480 photos: ~12 MB).
 const spare = new BufferPool<Buffer>(64 << 20);
 const readBuffer = (n: number) => spare.take(n) ?? Buffer.allocUnsafeSlow(Math.max(n, 64 << 10));
@@ -45,7 +45,7 @@ async function decode(item: BatchItem, r: BatchRequest): Promise<ItemResult> {
     else {
       try {
         if (item.range) buf = readImageRange(item.range, (reused = readBuffer(item.range.length)));
-        else buf = readFileSync(item.file);
+        else buf = readImageFile(item.file, (n) => (reused = readBuffer(n)));
       } catch (e) {
         throw imageReadError(item.file, e);
       }

@@ -96,6 +96,24 @@ export function readImageRange(r: ImageRange, into?: Buffer): Buffer {
   return out;
 }
 
+/**
+ * An image file's bytes, read synchronously into the start of a buffer from `take` (given the file's size), as
+ * readFileSync reads them (the size first, then that many bytes or up to an earlier end) but into memory that is
+ * reused: a view of the buffer taken, to give back once the bytes are used.
+ */
+export function readImageFile(file: string, take: (n: number) => Buffer): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const buffer = take(size);
+    let at = 0;
+    for (let n; at < size && (n = readSync(fd, buffer, at, size - at, at)) > 0; ) at += n;
+    return buffer.subarray(0, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A sample's encoded image: held in memory (Parquet), inside a shard (WebDataset) or a file of its own. */
 export function encodedImage(s: Pick<Sample, 'image' | 'bytes' | 'range'>): Uint8Array {
   return s.bytes ?? (s.range ? readImageRange(s.range) : readFileSync(s.image));
