@@ -2,15 +2,18 @@
 // the image as bytes, as a {bytes, path} struct, or as a path; text as a string; the label as an integer (with
 // datasets' ClassLabel names in the file's "huggingface" metadata), a string or a boolean. Read with hyparquet
 // (and hyparquet-compressors for gzip, zstd, brotli, lz4): the footer when opened, then one row group at a time.
+import { closeSync, openSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { type AsyncBuffer, type Compressors, type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { type AsyncBuffer, type ColumnMetaData, type Compressors, type FileMetaData, type SchemaTree, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { getTreePath } from 'hyparquet/src/schema.js';
 import { snappyUncompressor } from 'hysnappy';
 import { MmtrainError } from '../errors.js';
 import { readRange } from './file-reads.js';
 import { BufferPool } from './buffer-pool.js';
 import { ownImage } from './image-buffers.js';
 import { imageAddon } from './image-addon.js';
+import { PageCursor, type PageTable, pageTable } from './parquet-pages.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 
 // Snappy, the codec most writers use: decompressed by the snappy library in the image addon when it was built with
@@ -55,6 +58,10 @@ export interface ParquetSource {
   classNames: string[] | null;
   buffer: AsyncBuffer;
   metadata: FileMetaData;
+  /** page tables of the column chunks read page by page (parquet-pages.ts), by row group and column */
+  pageTables: Map<string, PageTable>;
+  /** which row groups are read page by page, and in parts of how many bytes (PagedLimits) */
+  limits: PagedLimits;
 }
 
 interface SchemaNode {
@@ -68,7 +75,7 @@ const isString = (n: SchemaNode) => n.element.type === 'BYTE_ARRAY' && (n.elemen
  * Opens a Parquet file and checks its columns: the image, text and (unless `needLabel` is false) label columns
  * must exist with usable types. Errors name the file, the column, what it holds and what was expected.
  */
-export async function openParquet(file: string, cols: ColumnNames, needLabel: boolean): Promise<ParquetSource> {
+export async function openParquet(file: string, cols: ColumnNames, needLabel: boolean, limits: PagedLimits = PAGED_LIMITS): Promise<ParquetSource> {
   const columns = { image: cols.image ?? PARQUET_COLUMNS.image, text: cols.text ?? PARQUET_COLUMNS.text, label: cols.label ?? PARQUET_COLUMNS.label };
   let buffer: AsyncBuffer;
   let metadata: FileMetaData;
@@ -108,7 +115,7 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
       throw new MmtrainError(`${file}: column "${columns.label}" holds ${label.children.length ? 'a struct' : t}; expected an integer class index, a class name (string) or a boolean`);
     }
   } else if (hasLabel && byName.get(columns.label)!.children.length) hasLabel = false;
-  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata };
+  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata, pageTables: new Map(), limits };
 }
 
 /**
@@ -139,14 +146,137 @@ function classLabelNames(md: FileMetaData, column: string): string[] | null {
   }
 }
 
-/** The units of a file: its row groups. `offset` is the data set index of the file's first row. */
+/**
+ * Row groups whose columns read (as stored) come to more than `pagedBytes` are read page by page (parquet-pages.ts),
+ * in parts of about `partBytes` each (units of the stream, shuffled and shared between ranks and reading slots as row
+ * groups are); smaller ones are read whole, which costs less a row.
+ */
+export interface PagedLimits {
+  pagedBytes: number;
+  partBytes: number;
+}
+const PAGED_LIMITS: PagedLimits = { pagedBytes: 64 << 20, partBytes: 32 << 20 };
+
+/** A column chunk read page by page: its metadata and its place in the schema. */
+interface Leaf {
+  meta: ColumnMetaData;
+  schemaPath: SchemaTree[];
+}
+
+/** The column chunks of a row group that hold a sample's parts. */
+interface Leaves {
+  /** the image column, or a struct's bytes and (when it has one) path */
+  image: Leaf[];
+  text: Leaf;
+  label: Leaf | null;
+}
+
+/**
+ * The column chunks of row group `g` that hold the image, text and label, when each holds one value a row (no
+ * repeated field on its path: then it can be read page by page); else null.
+ */
+function leavesOf(src: ParquetSource, g: number): Leaves | null {
+  const tree = parquetSchema(src.metadata);
+  const leaf = (...path: string[]): Leaf | null | undefined => {
+    const meta = src.metadata.row_groups[g]!.columns.find((c) => c.meta_data?.path_in_schema.join('\u0000') === path.join('\u0000'))?.meta_data;
+    if (!meta) return undefined;
+    const schemaPath = getTreePath(tree, meta.path_in_schema);
+    return schemaPath.some((n) => n.element.repetition_type === 'REPEATED') ? null : { meta, schemaPath };
+  };
+  const { image, text, label } = src.columns;
+  const path = src.imageKind === 'struct' ? leaf(image, 'path') : undefined;
+  const parts = src.imageKind === 'struct' ? [leaf(image, 'bytes'), ...(path === undefined ? [] : [path])] : [leaf(image)];
+  const t = leaf(text);
+  const l = src.hasLabel ? leaf(label) : null;
+  if (parts.some((p) => !p) || !t || l === undefined || (src.hasLabel && !l)) return null;
+  return { image: parts as Leaf[], text: t, label: l ?? null };
+}
+
+/** The bytes read for row group `g` (its columns read, as stored) when it is read page by page; 0 when it is not. */
+function pagedBytes(src: ParquetSource, g: number): number {
+  const leaves = leavesOf(src, g);
+  const all = leaves ? [...leaves.image, leaves.text, ...(leaves.label ? [leaves.label] : [])] : [];
+  const bytes = all.reduce((a, l) => a + Number(l.meta.total_compressed_size), 0);
+  return bytes > src.limits.pagedBytes ? bytes : 0;
+}
+
+/**
+ * The units of a file: its row groups, a large one as parts of whole rows (PagedLimits). `offset` is the data set
+ * index of the file's first row.
+ */
 export function parquetUnits(src: ParquetSource, offset: number): StreamUnit[] {
+  const units: StreamUnit[] = [];
   let row = 0;
-  return src.rowGroups.map((count, rowGroup) => {
-    const u = { file: src.file, rowGroup, rowStart: row, count, offset: offset + row };
+  src.rowGroups.forEach((count, rowGroup) => {
+    const parts = Math.min(count, Math.max(1, Math.ceil(pagedBytes(src, rowGroup) / src.limits.partBytes)));
+    for (let p = 0; p < parts; p++) {
+      const a = Math.floor((count * p) / parts);
+      const b = Math.floor((count * (p + 1)) / parts);
+      units.push({ file: src.file, rowGroup, rowStart: row + a, count: b - a, offset: offset + row + a });
+    }
     row += count;
-    return u;
   });
+  return units;
+}
+
+/**
+ * A unit's records: a row group read whole (readRowGroup), or a part of a large one read page by page (readPaged),
+ * its records made as they are taken.
+ */
+export async function readUnit(src: ParquetSource, unit: StreamUnit): Promise<Iterable<RawRecord>> {
+  return pagedBytes(src, unit.rowGroup) ? readPaged(src, unit) : readRowGroup(src, unit);
+}
+
+/** The file row of row group `g`'s first row. */
+const groupStart = (src: ParquetSource, g: number) => src.rowGroups.slice(0, g).reduce((a, n) => a + n, 0);
+
+/**
+ * The records of a unit read page by page (parquet-pages.ts), synchronously: each column chunk from the page holding
+ * the unit's first row, one page of each in memory at a time. A page that does not decode is one problem for the
+ * unit's rows from there on.
+ */
+export function* readPaged(src: ParquetSource, unit: StreamUnit): Generator<RawRecord> {
+  const g = unit.rowGroup;
+  const rows = src.rowGroups[g]!;
+  const first = unit.rowStart - groupStart(src, g);
+  const { image, text, label } = leavesOf(src, g)!;
+  const leaves = [...image, text, ...(label ? [label] : [])];
+  let k = 0;
+  function* failed(e: unknown): Generator<RawRecord> {
+    const where = `${src.file}: row group ${g} (rows ${unit.rowStart + k}-${unit.rowStart + unit.count - 1})`;
+    for (let j = k; j < unit.count; j++) yield { where, image: null, text: null, label: null, problem: j === k ? `does not decode (${(e as Error).message})` : '' };
+  }
+  let fd = -1;
+  try {
+    let cursors: PageCursor[];
+    try {
+      fd = openSync(src.file, 'r');
+      cursors = leaves.map((l) => {
+        const key = `${g}:${l.meta.path_in_schema.join('.')}`;
+        let table = src.pageTables.get(key);
+        if (!table) src.pageTables.set(key, (table = pageTable(fd, l.meta, rows)));
+        return new PageCursor(fd, l.meta, l.schemaPath, table, compressors, first);
+      });
+    } catch (e) {
+      yield* failed(e);
+      return;
+    }
+    for (; k < unit.count; k++) {
+      let r: RawRecord;
+      try {
+        const v = cursors.map((c) => c.take());
+        const img = src.imageKind === 'struct' ? { bytes: v[0], path: image.length > 1 ? v[1] : undefined } : v[0];
+        // (each value is used before its column's next is taken: an image's bytes are copied out of the page here)
+        r = record(src, unit.rowStart + k, img, v[image.length], label ? v[image.length + 1] : undefined);
+      } catch (e) {
+        yield* failed(e);
+        return;
+      }
+      yield r;
+    }
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
 }
 
 /** The label column alone (to discover the classes); cheap next to the images. */
@@ -213,6 +343,30 @@ type ResizableBufferConstructor = new (n: number, o: { maxByteLength: number }) 
 const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('utf8') : t);
 
 /**
+ * A row's record: its image (bytes copied into a buffer of their own, as the pages and chunks they are in are reused;
+ * a path relative to the file), text and label. An uncompressed image column's images (datasets' layout) could go on
+ * as byte ranges of the file instead, read by the batch thread as a shard's are; but the column chunk is read here
+ * anyway, and reading each image again there measured slower than this copy (bench: Parquet 0.94-0.96x files against
+ * 0.97x at 320 px, 0.97x against 0.99x with photos).
+ */
+function record(src: ParquetSource, row: number, v: unknown, text: unknown, label: unknown): RawRecord {
+  const where = `${src.file}: row ${row}`;
+  let img: RawRecord['image'] = null;
+  if (src.imageKind === 'bytes') {
+    if (v instanceof Uint8Array) img = { bytes: ownImage(v), name: where };
+  } else if (src.imageKind === 'path') img = asPath(src, asText(v));
+  else if (v && typeof v === 'object') {
+    const s = v as { bytes?: unknown; path?: unknown };
+    const path = asText(s.path);
+    img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: ownImage(s.bytes), name: typeof path === 'string' ? `${where} (${path})` : where } : asPath(src, path);
+  }
+  return { where, image: img, text: asText(text), label: src.hasLabel ? asText(label) : undefined };
+}
+
+/** A path column's value as the image's path (relative to the file's folder), or null. */
+const asPath = (src: ParquetSource, p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(dirname(src.file), p) } : null);
+
+/**
  * The records of one row group, in order, each image in a buffer of its own. A row group that does not decode is one
  * problem for all its rows. Its columns are read in one call: hyparquet reads adjacent column chunks in one range when
  * they come to 2 MB at most, and copies each out of it (small images: a copy of ~100 KB a row group), and leaves
@@ -236,27 +390,10 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promis
       const where = `${src.file}: row group ${unit.rowGroup} (rows ${unit.rowStart}-${unit.rowStart + unit.count - 1})`;
       return Array.from({ length: unit.count }, (_, k) => ({ where, image: null, text: null, label: null, problem: k === 0 ? `does not decode (${(e as Error).message})` : '' }));
     }
-    const base = dirname(src.file);
-    const asPath = (p: unknown) => (typeof p === 'string' && p ? { path: isAbsolute(p) ? p : resolve(base, p) } : null);
-    // Each image is copied into a buffer of its own (the pages and chunks it is in are reused). An uncompressed image
-    // column's images (datasets' layout) could go on as byte ranges of the file instead, read by the batch thread as a
-    // shard's are; but hyparquet reads the column chunk here anyway, and reading each image again there measured
-    // slower than this copy (bench: Parquet 0.94-0.96x files against 0.97x at 320 px, 0.97x against 0.99x with photos)
     const out: RawRecord[] = new Array(rows.length);
     for (let k = 0; k < rows.length; k++) {
       const r = rows[k]!;
-      const where = `${src.file}: row ${unit.rowStart + k}`;
-      const v = r[image];
-      let img: RawRecord['image'] = null;
-      if (src.imageKind === 'bytes') {
-        if (v instanceof Uint8Array) img = { bytes: ownImage(v), name: where };
-      } else if (src.imageKind === 'path') img = asPath(asText(v));
-      else if (v && typeof v === 'object') {
-        const s = v as { bytes?: unknown; path?: unknown };
-        const path = asText(s.path);
-        img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: ownImage(s.bytes), name: typeof path === 'string' ? `${where} (${path})` : where } : asPath(path);
-      }
-      out[k] = { where, image: img, text: asText(r[text]), label: src.hasLabel ? asText(r[label]) : undefined };
+      out[k] = record(src, unit.rowStart + k, r[image], r[text], src.hasLabel ? r[label] : undefined);
     }
     return out;
   } finally {

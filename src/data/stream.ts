@@ -12,7 +12,7 @@ import { MmtrainError } from '../errors.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
 import { discoverLabels, labelResolver, missingLabel, noLabel } from './labels.js';
 import type { Problem, Sample } from './manifest.js';
-import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readRowGroup } from './parquet.js';
+import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readUnit } from './parquet.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 import type { EncodedText } from './tokenizer.js';
 import { readShard } from './webdataset.js';
@@ -84,14 +84,15 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
         continue;
       }
       sources.set(f, src);
-      units.push(...parquetUnits(src, units.reduce((a, u) => a + u.count, 0)));
+      for (const u of parquetUnits(src, units.reduce((a, u) => a + u.count, 0))) units.push(u);
       if (!labels) {
         classNames ??= src.classNames;
-        if (!src.classNames) raw.push(...await readParquetLabels(src));
+        // (a loop, not push(...labels): spreading a file's 100,000s of labels overflows the stack)
+        if (!src.classNames) for (const l of await readParquetLabels(src)) raw.push(l);
       }
     }
     if (!labels) labels = classNames ?? discoverLabels(raw);
-    read = (unit) => readRowGroup(sources.get(unit.file)!, unit);
+    read = (unit) => readUnit(sources.get(unit.file)!, unit);
   } else {
     const raw: unknown[] = [];
     const t0 = performance.now();
@@ -132,7 +133,7 @@ export async function reopenStreamSet(d: StreamSetDescription): Promise<StreamSe
   if (d.kind === 'webdataset') return assemble(d, (unit) => Promise.resolve(readShard(unit.file, d.columns)));
   const sources = new Map<string, ParquetSource>();
   for (const f of new Set(d.units.map((u) => u.file))) sources.set(f, await openParquet(f, d.columns, d.needLabel));
-  return assemble(d, (unit) => readRowGroup(sources.get(unit.file)!, unit));
+  return assemble(d, (unit) => readUnit(sources.get(unit.file)!, unit));
 }
 
 /** The description without its functions (what goes to the stream thread). */
@@ -289,7 +290,8 @@ export async function* epochChunks(set: StreamSet, o: EpochStreamOptions): Async
       }
     }
     shuffleInPlace(buf, rnd);
-    out.push(...buf);
+    // (a loop, not push(...buf): spreading a buffer of 100,000s of samples overflows the stack)
+    for (const x of buf) out.push(x);
     for (let i = 0; i < out.length; i += CHUNK) yield out.slice(i, i + CHUNK);
   } finally {
     for (const s of slots) s.close();
