@@ -7,9 +7,10 @@
 // part of a row group (a unit of the stream: parquetUnits splits large ones) starts at the page holding its first
 // row, the pages before it skipped by their headers alone.
 //
-// Pages are decoded by hyparquet's own page reader (hyparquet/src/column.js, part of its exported API): the page
-// header (thrift), decompression, dictionary and data pages v1 and v2, definition levels (nulls, {bytes, path}
-// structs' fields). Only the columns' leaves that hold one value a row are read this way (no lists).
+// Pages are decoded by hyparquet's own page reader (hyparquet/src/column.js, exported by its package but not part of
+// its documented API, hence the ~1.33.0 range in package.json): the page header (thrift), decompression, dictionary
+// and data pages v1 and v2, definition levels (nulls, {bytes, path} structs' fields). The tests compare every part
+// with the same rows read whole by parquetReadObjects. Only leaves that hold one value a row are read this way.
 import type { ColumnMetaData, Compressors, DecodedArray, PageHeader, SchemaTree } from 'hyparquet';
 import type { ColumnDecoder } from 'hyparquet/src/types.js';
 import { parquetHeader, readPage } from 'hyparquet/src/column.js';
