@@ -20,7 +20,12 @@ import {
 } from '../src/index.js';
 import { encodedImage } from '../src/data/file-reads.js';
 import { openParquet, parquetUnits, readRowGroup, readUnit } from '../src/data/parquet.js';
-import { pageTable } from '../src/data/parquet-pages.js';
+import { PageCursor, pageTable } from '../src/data/parquet-pages.js';
+import { parquetSchema } from 'hyparquet';
+import { getTreePath } from 'hyparquet/src/schema.js';
+import { deserializeTCompactProtocol } from 'hyparquet/src/thrift.js';
+import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js';
+import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js';
 import type { RawRecord } from '../src/data/stream-types.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
 import { BufferPool } from '../src/data/buffer-pool.js';
@@ -441,6 +446,7 @@ test('large row groups (as pyarrow, polars and DuckDB write them) are read page 
   assert.ok(table.pages.length >= 4, `${table.pages.length} pages`);
   const page = table.pages[2]!;
   const bytes = readFileSync(cut);
+  const original = Buffer.from(bytes);
   const next = table.pages[3]!.offset;
   bytes.fill(0xff, next - 1000, next); // (its last 1000 bytes: values, after the header and the levels)
   writeFileSync(cut, bytes);
@@ -451,6 +457,68 @@ test('large row groups (as pyarrow, polars and DuckDB write them) are read page 
   assert.ok(recs.slice(0, page.firstRow).every((r) => r.problem === undefined && r.image && 'bytes' in r.image));
   assert.match(`${recs[page.firstRow]!.where}: ${recs[page.firstRow]!.problem}`, new RegExp(`cut\\.parquet: row group 0 \\(rows ${page.firstRow}-99\\): does not decode`));
   assert.ok(recs.slice(page.firstRow + 1).every((r) => r.problem === ''));
+  // a later page's header overwritten instead: the pages before it are still read
+  const later = table.pages[3]!;
+  const cut2 = join(dir, 'cut2.parquet');
+  const clean = Buffer.from(original);
+  clean.fill(0xff, later.offset, later.offset + 16);
+  writeFileSync(cut2, clean);
+  const bad2 = await openParquet(cut2, {}, false, { pagedBytes: 0, partBytes: 1e9 });
+  const recs2 = [...await readUnit(bad2, parquetUnits(bad2, 0)[0]!)];
+  assert.equal(recs2.length, 100);
+  assert.ok(recs2.slice(0, later.firstRow).every((r) => r.problem === undefined && r.image && 'bytes' in r.image), 'rows before the broken header');
+  assert.match(`${recs2[later.firstRow]!.where}: ${recs2[later.firstRow]!.problem}`, new RegExp(`cut2\\.parquet: row group 0 \\(rows ${later.firstRow}-99\\): does not decode`));
+});
+
+test('page headers as other writers make them: 200 KB of statistics (arrow-rs does not truncate them), a dictionary offset of 0, a header cut or giving a negative size', async () => {
+  // a column chunk of one data page, its header rewritten (hyparquet-writer's thrift), in a file of its own
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-headers-'));
+  const file = join(dir, 'five.parquet');
+  const values = Array.from({ length: 5 }, (_, i) => Uint8Array.from({ length: 1000 }, (_, j) => (i * 7 + j * 13) & 255));
+  writeFileSync(file, new Uint8Array(parquetWriteBuffer({
+    columnData: [{ name: 'image', data: values }, { name: 'text', data: ['a', 'b', 'c', 'd', 'e'] }],
+    schema: [{ name: 'schema', num_children: 2 }, { name: 'image', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' }, { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' }],
+    codec: 'UNCOMPRESSED',
+  })));
+  const src = await openParquet(file, {}, false);
+  const meta = src.metadata.row_groups[0]!.columns[0]!.meta_data!;
+  const bytes = readFileSync(file);
+  const start = Number(meta.data_page_offset);
+  const reader = { view: new DataView(bytes.buffer, bytes.byteOffset + start, Number(meta.total_compressed_size)), offset: 0 };
+  const raw = deserializeTCompactProtocol(reader) as Record<string, Record<string, unknown> & { field_3: number }> & { field_3: number };
+  const body = bytes.subarray(start + reader.offset, start + reader.offset + raw.field_3);
+  const schemaPath = getTreePath(parquetSchema(src.metadata), meta.path_in_schema);
+  /** the chunk with its header changed by `edit`, read page by page from a file of its own */
+  const chunk = (edit: (h: typeof raw) => void, dictionaryOffset?: bigint) => {
+    const h = structuredClone(raw);
+    edit(h);
+    const w = new ByteWriter();
+    serializeTCompactProtocol(w, h);
+    const header = new Uint8Array(w.getBuffer());
+    const out = join(dir, 'chunk.bin');
+    writeFileSync(out, Buffer.concat([header, body]));
+    const fake = { ...meta, dictionary_page_offset: dictionaryOffset, data_page_offset: 0n, total_compressed_size: BigInt(header.length + body.length) };
+    const fd = openSync(out, 'r');
+    try {
+      const table = pageTable(fd, fake, 5);
+      if (table.broken) return table.broken;
+      const cursor = new PageCursor(fd, fake, schemaPath, table, {}, 0);
+      return Array.from({ length: 5 }, () => cursor.take() as Uint8Array);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  for (const size of [1000, 70_000, 200_000]) {
+    const got = chunk((h) => {
+      const stats = { field_5: new Uint8Array(size).fill(0xee), field_6: new Uint8Array(1) };
+      if (h.field_8) h.field_8.field_8 = stats;
+      else h.field_5!.field_5 = stats;
+    });
+    assert.deepEqual(got, values, `statistics of ${size} bytes`);
+  }
+  assert.deepEqual(chunk(() => {}, 0n), values, 'a dictionary page offset of 0 is none');
+  assert.match(String(chunk((h) => (h.field_3 = -22))), /gives a size of -22 bytes/);
+  assert.match(String(chunk((h) => (h.field_3 = 1 << 30))), /past the column chunk's end/);
 });
 
 test('a Parquet file of one large row group (96 MB of images) is read in parts, with memory bounded by its pages: every row once, its own image', async () => {

@@ -24,10 +24,14 @@ export interface PageEntry {
   rows: number;
 }
 
-/** A column chunk's pages: its dictionary page (if any) and its data pages in order. */
+/**
+ * A column chunk's pages: its dictionary page (if any) and its data pages in order; `broken`, why the pages end
+ * before the row group's last row (a header that does not parse): rows up to there can still be read.
+ */
 export interface PageTable {
   dictionary: number | null;
   pages: PageEntry[];
+  broken: string | null;
 }
 
 /** A page header, and where the page's data starts (after the header). */
@@ -37,7 +41,8 @@ interface HeaderAt {
 }
 
 /** Page headers are read through a window of this many bytes, doubled for one larger (its statistics) up to 16 MB. */
-const HEADER_WINDOW = 64 << 10;
+const HEADER_WINDOW = 16 << 10;
+const MAX_HEADER = 16 << 20;
 
 /** The header of the page at `offset` (a chunk ends at `end`). */
 function readHeader(fd: number, offset: number, end: number, window: { buf: Buffer }): HeaderAt {
@@ -47,53 +52,71 @@ function readHeader(fd: number, offset: number, end: number, window: { buf: Buff
     const view = window.buf.subarray(0, n);
     readFullySync(fd, view, offset);
     const reader = { view: new DataView(view.buffer, view.byteOffset, n), offset: 0 };
+    let header: PageHeader;
     try {
-      const header = parquetHeader(reader);
-      return { header, dataOffset: offset + reader.offset };
+      header = parquetHeader(reader);
     } catch (e) {
-      // a header running past the window is read again through a larger one; past the chunk's end it is corrupt
-      if (!(e instanceof RangeError) || n >= end - offset || size >= 16 << 20) throw e;
+      // a header running past the window (its thrift cut off) is read again through a larger one; one that does not
+      // parse up to the chunk's end (or 16 MB) is corrupt
+      if (n >= end - offset || size >= MAX_HEADER) throw e;
+      continue;
     }
+    const n2 = header.compressed_page_size;
+    if (!Number.isSafeInteger(n2) || n2 < 0 || offset + reader.offset + n2 > end) throw new Error(`the page at byte ${offset} gives a size of ${n2} bytes, past the column chunk's end (${end})`);
+    return { header, dataOffset: offset + reader.offset };
   }
 }
 
-/** Where a column chunk's pages start and end in the file. */
+/**
+ * Where a column chunk's pages start and end in the file: at its dictionary page when it has one (an offset of 0, as
+ * some writers leave it, is none: parquet-java and hyparquet read it so), else at its first data page.
+ */
 function chunkRange(meta: ColumnMetaData): [number, number] {
-  const start = Number(meta.dictionary_page_offset ?? meta.data_page_offset);
+  const dict = Number(meta.dictionary_page_offset ?? 0);
+  const data = Number(meta.data_page_offset);
+  const start = dict > 0 && dict < data ? dict : data;
   return [start, start + Number(meta.total_compressed_size)];
 }
 
 /**
- * A column chunk's page table, from its page headers alone (each read where the one before says the next starts).
- * `rows` is the row group's: the data pages must hold that many rows in all.
+ * A column chunk's page table, from its page headers alone (each read where the one before says the next starts),
+ * up to the page that holds the row group's last row (`rows`: bytes after it are left alone, as hyparquet leaves
+ * them). A header that does not parse ends the table there (`broken`): the rows before it can still be read.
  */
 export function pageTable(fd: number, meta: ColumnMetaData, rows: number): PageTable {
   const [start, end] = chunkRange(meta);
   const window = { buf: Buffer.allocUnsafeSlow(HEADER_WINDOW) };
-  const table: PageTable = { dictionary: null, pages: [] };
+  const table: PageTable = { dictionary: null, pages: [], broken: null };
   let row = 0;
-  for (let at = start; at < end; ) {
-    const { header, dataOffset } = readHeader(fd, at, end, window);
-    if (header.type === 'DICTIONARY_PAGE') {
-      if (table.dictionary !== null || table.pages.length) throw new Error(`a second dictionary page at byte ${at}`);
-      table.dictionary = at;
-    } else if (header.type === 'DATA_PAGE' || header.type === 'DATA_PAGE_V2') {
-      // one value a row (no lists: see the file's opening comment): a v1 page's values are its rows
-      const n = header.type === 'DATA_PAGE' ? header.data_page_header!.num_values : header.data_page_header_v2!.num_rows;
-      table.pages.push({ offset: at, firstRow: row, rows: n });
-      row += n;
+  for (let at = start; row < rows; ) {
+    try {
+      if (at >= end) throw new Error(`its pages hold ${row} rows, the row group ${rows}`);
+      const { header, dataOffset } = readHeader(fd, at, end, window);
+      if (header.type === 'DICTIONARY_PAGE') {
+        if (table.dictionary !== null || table.pages.length) throw new Error(`a second dictionary page at byte ${at}`);
+        table.dictionary = at;
+      } else if (header.type === 'DATA_PAGE' || header.type === 'DATA_PAGE_V2') {
+        // one value a row (no lists: see the file's opening comment): a v1 page's values are its rows
+        const n = header.type === 'DATA_PAGE' ? header.data_page_header?.num_values : header.data_page_header_v2?.num_rows;
+        if (!Number.isSafeInteger(n) || n! <= 0 || row + n! > rows) throw new Error(`the page at byte ${at} holds ${n} rows, past the row group's ${rows}`);
+        table.pages.push({ offset: at, firstRow: row, rows: n! });
+        row += n!;
+      }
+      // (index pages are skipped; every page moves on by its header at least)
+      at = dataOffset + header.compressed_page_size;
+    } catch (e) {
+      table.broken = (e as Error).message;
+      break;
     }
-    // (index pages are skipped)
-    at = dataOffset + header.compressed_page_size;
   }
-  if (row !== rows) throw new Error(`its pages hold ${row} rows, the row group ${rows}`);
   return table;
 }
 
 /**
  * One leaf column's values row by row, from a given row of the row group on: its pages read and decoded one at a
- * time (the dictionary first), each page's data in one buffer reused for the next. A value (bytes) is a view into
- * that buffer or the decompressed page: use it before taking the next one.
+ * time (the dictionary first), each page read into one buffer reused for the next (a compressed page decompresses
+ * into memory of its own). A value (bytes) is a view into that buffer or the decompressed page: use it before taking
+ * the next one.
  */
 export class PageCursor {
   readonly #decoder: ColumnDecoder;
@@ -112,7 +135,9 @@ export class PageCursor {
       const { data } = this.#read(table.dictionary, true);
       this.#dictionary = data && convert(data, this.#decoder);
     }
-    // the page holding `row`, and the row's place in it
+    // the page holding `row`, and the row's place in it (past the pages read: the reason they end)
+    const last = table.pages[table.pages.length - 1];
+    if (table.broken !== null && (!last || last.firstRow + last.rows <= row)) throw new Error(table.broken);
     let p = 0;
     while (p < table.pages.length - 1 && table.pages[p]!.firstRow + table.pages[p]!.rows <= row) p++;
     this.#page = p;
@@ -134,7 +159,7 @@ export class PageCursor {
 
   #load(): void {
     const entry = this.table.pages[this.#page++];
-    if (!entry) throw new Error('read past the last page of the column chunk');
+    if (!entry) throw new Error(this.table.broken ?? 'read past the last page of the column chunk');
     const { data } = this.#read(entry.offset);
     if (!data || data.length !== entry.rows) throw new Error(`a page at byte ${entry.offset} gives ${data?.length ?? 0} values for ${entry.rows} rows`);
     this.#values = data;
@@ -146,7 +171,6 @@ export class PageCursor {
     const end = chunkRange(this.meta)[1];
     const { header, dataOffset } = readHeader(this.fd, offset, end, this.#window);
     const n = header.compressed_page_size;
-    if (dataOffset + n > end) throw new Error(`a page at byte ${offset} runs past the column chunk's end`);
     if (!own && this.#body.length < n) this.#body = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.#body.length));
     const body = own ? Buffer.allocUnsafeSlow(n) : this.#body.subarray(0, n);
     readFullySync(this.fd, body, dataOffset);

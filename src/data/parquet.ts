@@ -58,8 +58,10 @@ export interface ParquetSource {
   classNames: string[] | null;
   buffer: AsyncBuffer;
   metadata: FileMetaData;
-  /** page tables of the column chunks read page by page (parquet-pages.ts), by row group and column */
+  /** page tables of the column chunks read page by page (parquet-pages.ts), by row group and leaf */
   pageTables: Map<string, PageTable>;
+  /** the schema as a tree (the paths of the leaves read page by page) */
+  schema: SchemaTree;
   /** which row groups are read page by page, and in parts of how many bytes (PagedLimits) */
   limits: PagedLimits;
 }
@@ -115,7 +117,7 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
       throw new MmtrainError(`${file}: column "${columns.label}" holds ${label.children.length ? 'a struct' : t}; expected an integer class index, a class name (string) or a boolean`);
     }
   } else if (hasLabel && byName.get(columns.label)!.children.length) hasLabel = false;
-  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata, pageTables: new Map(), limits };
+  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata, pageTables: new Map(), schema: schema as unknown as SchemaTree, limits };
 }
 
 /**
@@ -176,7 +178,7 @@ interface Leaves {
  * repeated field on its path: then it can be read page by page); else null.
  */
 function leavesOf(src: ParquetSource, g: number): Leaves | null {
-  const tree = parquetSchema(src.metadata);
+  const tree = src.schema;
   const leaf = (...path: string[]): Leaf | null | undefined => {
     const meta = src.metadata.row_groups[g]!.columns.find((c) => c.meta_data?.path_in_schema.join('\u0000') === path.join('\u0000'))?.meta_data;
     if (!meta) return undefined;
@@ -252,7 +254,7 @@ export function* readPaged(src: ParquetSource, unit: StreamUnit): Generator<RawR
     try {
       fd = openSync(src.file, 'r');
       cursors = leaves.map((l) => {
-        const key = `${g}:${l.meta.path_in_schema.join('.')}`;
+        const key = `${g}\u0000${l.meta.path_in_schema.join('\u0000')}`;
         let table = src.pageTables.get(key);
         if (!table) src.pageTables.set(key, (table = pageTable(fd, l.meta, rows)));
         return new PageCursor(fd, l.meta, l.schemaPath, table, compressors, first);
