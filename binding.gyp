@@ -20,6 +20,7 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "<!@(node native/libtorch.cjs defines)"
       ],
       "cflags_cc!": ["-fno-rtti", "-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
@@ -31,7 +32,7 @@
       "target_name": "mmtrain_image",
       "sources": ["native/image/addon.cc", "native/image/resample.cc", "native/image/jpeg.cc", "native/image/snappy.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node native/image-libs.cjs defines)"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "<!@(node native/image-libs.cjs defines)"],
       "libraries": ["<!@(node native/image-libs.cjs libs)"],
       "cflags_cc!": ["-fno-rtti", "-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wno-unused-parameter"]

@@ -40,6 +40,11 @@ Napi::Uint8Array OutputArray(Napi::Env env, const Napi::Value& given, size_t n) 
   return Napi::Buffer<uint8_t>::New(env, n);
 }
 
+// The workers resolve their promises in OnOK on the thread that queued them. When that thread is a worker being
+// stopped (its process exiting while images are still decoding), it cannot run JS: resolving fails, and the error
+// node-addon-api then throws out of the completion callback used to abort the process ("terminate called after
+// throwing an instance of 'Napi::Error'"). binding.gyp defines NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS, with which
+// node-addon-api drops such an error when the environment is shutting down (and only then).
 class ResizeWorker : public Napi::AsyncWorker {
  public:
   ResizeWorker(Napi::Env env, Napi::Uint8Array src, const int (&a)[8], const Napi::Value& given)
