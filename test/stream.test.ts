@@ -19,6 +19,7 @@ import {
   tidy, type StreamSet,
 } from '../src/index.js';
 import { encodedImage } from '../src/data/file-reads.js';
+import { DATASETS_SCHEMA } from '../src/data/convert.js';
 import { openParquet, parquetUnits, readRowGroup, readUnit } from '../src/data/parquet.js';
 import { PageCursor, pageTable } from '../src/data/parquet-pages.js';
 import { parquetSchema } from 'hyparquet';
@@ -334,14 +335,7 @@ test('a Parquet row group that fails while one of its column reads is still runn
       { name: 'text', data: images.map((_, i) => `caption ${i}`) },
       { name: 'label', data: images.map((_, i) => BigInt(i % 2)) },
     ],
-    schema: [
-      { name: 'schema', num_children: 3 },
-      { name: 'image', num_children: 2, repetition_type: 'OPTIONAL' },
-      { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
-      { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'label', type: 'INT64', repetition_type: 'OPTIONAL' },
-    ],
+    schema: [...DATASETS_SCHEMA],
     rowGroupSize: 3,
   })));
   const src = await openParquet(file, {}, true);
@@ -403,14 +397,7 @@ test('large row groups (as pyarrow, polars and DuckDB write them) are read page 
       { name: 'text', data: Array.from({ length: 150 }, (_, i) => (i === 20 ? null : `row ${i}`)) },
       { name: 'label', data: Array.from({ length: 150 }, (_, i) => BigInt(i % 3)) },
     ],
-    schema: [
-      { name: 'schema', num_children: 3 },
-      { name: 'image', num_children: 2, repetition_type: 'OPTIONAL' },
-      { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
-      { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'label', type: 'INT64', repetition_type: 'OPTIONAL' },
-    ],
+    schema: [...DATASETS_SCHEMA],
     codec: 'UNCOMPRESSED', rowGroupSize: 100, pageSize: 2048,
   })));
   for (const [name, cols, labelled] of [...files.map(([f, c, l]) => [join(S, f), c, l] as const), [own, {}, true] as const]) {
@@ -536,14 +523,7 @@ test('a Parquet file of one large row group (96 MB of images) is read in parts, 
       { name: 'text', data: Array.from({ length: n }, (_, i) => `caption ${i}`) },
       { name: 'label', data: Array.from({ length: n }, (_, i) => BigInt(i % 2)) },
     ],
-    schema: [
-      { name: 'schema', num_children: 3 },
-      { name: 'image', num_children: 2, repetition_type: 'OPTIONAL' },
-      { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
-      { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'label', type: 'INT64', repetition_type: 'OPTIONAL' },
-    ],
+    schema: [...DATASETS_SCHEMA],
     rowGroupSize: n,
   })));
   const set = (await openDataset('data.train', file)) as StreamSet;

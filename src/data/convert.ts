@@ -96,6 +96,16 @@ function featuresJson(labels: string[]): string {
   return JSON.stringify({ info: { features: { image: { _type: 'Image' }, text: { dtype: 'string', _type: 'Value' }, label: { names: labels, _type: 'ClassLabel' } } } });
 }
 
+/** The Parquet schema datasets writes for an image data set: an {bytes, path} image struct, a text, an int64 label. */
+export const DATASETS_SCHEMA = [
+  { name: 'schema', num_children: 3 },
+  { name: 'image', num_children: 2, repetition_type: 'OPTIONAL' },
+  { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
+  { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+  { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+  { name: 'label', type: 'INT64', repetition_type: 'OPTIONAL' },
+] as const;
+
 function parquetFile(rows: { sample: Sample; bytes: Uint8Array }[], labels: string[], o: ConvertOptions): Uint8Array {
   const buf = parquetWriteBuffer({
     columnData: [
@@ -103,14 +113,7 @@ function parquetFile(rows: { sample: Sample; bytes: Uint8Array }[], labels: stri
       { name: 'text', data: rows.map((r) => r.sample.text) },
       { name: 'label', data: rows.map((r) => (r.sample.label < 0 ? null : BigInt(r.sample.label))) },
     ],
-    schema: [
-      { name: 'schema', num_children: 3 },
-      { name: 'image', num_children: 2, repetition_type: 'OPTIONAL' },
-      { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
-      { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
-      { name: 'label', type: 'INT64', repetition_type: 'OPTIONAL' },
-    ],
+    schema: [...DATASETS_SCHEMA],
     codec: o.compression === 'snappy' ? 'SNAPPY' : 'UNCOMPRESSED',
     rowGroupSize: o.rowGroupSize,
     kvMetadata: [{ key: 'huggingface', value: featuresJson(labels) }],
