@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -666,6 +666,76 @@ test('the epoch order: over 1-3 ranks and 1-3 reading slots every sample is read
       assert.deepEqual(a.flat(), Array.from({ length: all }, (_, i) => i), 'unshuffled, one rank: the data set order');
     }
   }
+});
+
+test('WebDataset shards over 64 MB are read in parts of whole samples (units as row groups are): the parts read as the shard whole, ranks share a single shard; a shard with members apart or cut short stays whole', async () => {
+  // Python tarfile's shards (GNU long names, pax headers before a member): a part after each sample
+  const every = { splitBytes: 0, partBytes: 1 };
+  const { d: fine, out } = await recordsOf(join(S, 'wds-{000000..000001}.tar'), { shardLimits: every });
+  assert.deepEqual(fine.units.map((u) => u.count), [1, 1, 1, 1, 1, 1, 1, 1, 1]);
+  assert.deepEqual(fine.units.map((u) => [u.rowGroup, u.rowStart, u.offset]), [[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3], [4, 4, 4], [0, 0, 5], [1, 1, 6], [2, 2, 7], [3, 3, 8]]);
+  assert.ok(fine.units.every((u) => (u.rowGroup === 0) === (u.at === undefined)), 'a part after the first starts at a header');
+  assert.deepEqual(out, [...expected['wds-000000.tar']!, ...expected['wds-000001.tar']!], 'the parts read as the shards whole');
+
+  // one shard of 32 samples: whole, a second rank has nothing to read; in parts of ~8 KB, both ranks read, each sample once
+  const { tar: pattern, m } = await converted(40, 100, 100);
+  const order = { seed: 5, epoch: 1, shuffle: true, readers: 2, buffer: 8 };
+  const items = async (d: StreamSet, o: Parameters<typeof epochStream>[1]) => {
+    const out: StreamItem[] = [];
+    for await (const it of epochStream(d, o)) out.push(it);
+    return out;
+  };
+  const indices = async (d: StreamSet, rank: number) => (await items(d, { ...order, rank, worldSize: 2 })).map((it) => it.index);
+  const whole = (await openDataset('data.train', pattern)) as StreamSet;
+  assert.equal(whole.units.length, 1);
+  assert.deepEqual(await indices(whole, 1), []);
+  const parts = (await openDataset('data.train', pattern, { shardLimits: { splitBytes: 0, partBytes: 8 << 10 } })) as StreamSet;
+  assert.ok(parts.units.length >= 4, `${parts.units.length} parts`);
+  assert.equal(parts.units.reduce((a, u) => a + u.count, 0), m.samples.length);
+  const [r0, r1] = [await indices(parts, 0), await indices(parts, 1)];
+  assert.ok(r0.length && r1.length && Math.abs(r0.length - r1.length) <= Math.max(...parts.units.map((u) => u.count)), `shares ${r0.length} and ${r1.length}`);
+  assert.deepEqual([...r0, ...r1].sort((a, b) => a - b), Array.from({ length: m.samples.length }, (_, i) => i));
+  // the same samples at the same indices as the shard read whole
+  const bySample = async (d: StreamSet) => (await items(d, { ...order, shuffle: false, rank: 0, worldSize: 1 })).map((it) => [it.index, it.sample!.text, sha(encodedImage(it.sample!))]);
+  assert.deepEqual(await bySample(parts), await bySample(whole));
+  // through the stream thread and the loader (two ranks): every sample once, its own image's pixels
+  const per = 3 * 16 * 16;
+  const want = new Map<number, number[]>();
+  for await (const b of new DataLoader(m.samples, tok, img16, { batchSize: 8, shuffle: false }).epoch(0)) b.indices.forEach((i, k) => want.set(i, b.pixelValues.toNumbers().slice(k * per, (k + 1) * per)));
+  const seen: number[] = [];
+  for (const rank of [0, 1]) {
+    for await (const b of new DataLoader(parts, tok, img16, { batchSize: 4, shuffle: true, seed: 2, shard: { rank, worldSize: 2 }, readers: 2, shuffleBuffer: 8 }).epoch(0)) {
+      const px = b.pixelValues.toNumbers();
+      b.indices.forEach((i, k) => assert.deepEqual(px.slice(k * per, (k + 1) * per), want.get(i), `rank ${rank}, sample ${i}`));
+      seen.push(...b.indices);
+    }
+  }
+  assert.deepEqual(seen.sort((x, y) => x - y), Array.from({ length: m.samples.length }, (_, i) => i));
+
+  // no parts where a part could not read as the shard did: members apart, a shard cut short (both skipped)
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-parts-'));
+  const good = readFileSync(m.samples[0]!.image);
+  tarOf(join(dir, 'apart.tar'), [['k4.jpg', good], ['k5.txt', 'b'], ['k4.txt', 'a'], ['k5.jpg', good], ['k4.cls', '1'], ['k5.cls', '0'], ['k6.txt', 'c'], ['k6.jpg', good], ['k6.cls', '1']]);
+  const apart = (await openDataset('data.train', join(dir, 'apart.tar'), { onBadSample: 'skip', shardLimits: every })) as StreamSet;
+  assert.deepEqual(apart.units.map((u) => u.count), [apart.size]);
+  const members: [string, Uint8Array | string][] = [];
+  for (let k = 0; k < 6; k++) members.push([`s${k}.jpg`, good], [`s${k}.txt`, `sample ${k}`], [`s${k}.cls`, String(k % 2)]);
+  tarOf(join(dir, 'cut.tar'), members);
+  truncateSync(join(dir, 'cut.tar'), statSync(join(dir, 'cut.tar')).size - 1024 - 600);
+  const cut = (await openDataset('data.train', join(dir, 'cut.tar'), { onBadSample: 'skip', shardLimits: every })) as StreamSet;
+  assert.equal(cut.units.length, 1);
+
+  // the default limits: a 70 MB shard (70 samples of 1 MB) is 3 parts of 32 + 32 + 6 samples; one of 60 MB stays whole
+  const big = (n: number) => {
+    const mb: [string, Uint8Array | string][] = [];
+    for (let k = 0; k < n; k++) mb.push([`b${String(k).padStart(3, '0')}.jpg`, Buffer.alloc((1 << 20) - 1024, k)], [`b${String(k).padStart(3, '0')}.txt`, `big ${k}`], [`b${String(k).padStart(3, '0')}.cls`, String(k % 2)]);
+    tarOf(join(dir, `big${n}.tar`), mb);
+    return join(dir, `big${n}.tar`);
+  };
+  const seventy = (await openDataset('data.train', big(70))) as StreamSet;
+  assert.deepEqual(seventy.units.map((u) => [u.rowStart, u.count]), [[0, 32], [32, 32], [64, 6]]);
+  assert.deepEqual((await openDataset('data.train', big(60)) as StreamSet).units.map((u) => u.count), [60]);
+  rmSync(dir, { recursive: true });
 });
 
 /** A small tar shard with the given samples (name -> body), written with tar-stream through convert's layout. */

@@ -6,6 +6,7 @@ import { dataFormat, expandDataPaths } from './paths.js';
 import { isTextCorpus, readTextCorpus } from './text-corpus.js';
 import { type StreamSet, isStreamSet, openStreamSet } from './stream.js';
 import type { ColumnNames } from './stream-types.js';
+import type { ShardLimits } from './webdataset.js';
 
 export type Dataset = Manifest | StreamSet;
 
@@ -15,6 +16,8 @@ export interface DatasetOptions {
   label?: 'required' | 'optional';
   columns?: ColumnNames;
   print?: (line: string) => void;
+  /** which WebDataset shards are read in parts, of what size (default: over 64 MB, parts of 32 MB) */
+  shardLimits?: ShardLimits;
   /** .txt files (one text per line, no image, no label) are a data set too: text pretraining */
   textCorpus?: boolean;
 }

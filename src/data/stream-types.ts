@@ -9,13 +9,15 @@ export interface ColumnNames {
   label?: string;
 }
 
-/** A part of a data set read in one go, in order: a Parquet row group or a WebDataset shard. */
+/** A part of a data set read in one go, in order: a Parquet row group (or a part of a large one) or a WebDataset shard (or a part of a large one). */
 export interface StreamUnit {
   file: string;
-  /** Parquet: the row group; WebDataset: 0 */
+  /** Parquet: the row group; WebDataset: the part of the shard (0: the first, or the whole shard) */
   rowGroup: number;
-  /** Parquet: the file row of its first sample; WebDataset: 0 */
+  /** Parquet: the file row of its first sample; WebDataset: the shard's index of its first sample */
   rowStart: number;
+  /** WebDataset, a part after the first: the byte offset of its first sample's first header */
+  at?: number;
   /** samples (records) in it, bad ones included */
   count: number;
   /** the data set index of its first sample (units in file order) */

@@ -8,6 +8,7 @@
 //   3. a seeded shuffle buffer (data.stream.shuffleBuffer samples) mixes samples across units.
 // A rank's epoch is cut into batches of its share of the global batch; ranks whose share runs out first take empty
 // batches, so that every rank takes part in every step.
+import { statSync } from 'node:fs';
 import { MmtrainError } from '../errors.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
 import { discoverLabels, labelResolver, missingLabel, noLabel } from './labels.js';
@@ -15,7 +16,7 @@ import type { Problem, Sample } from './manifest.js';
 import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readUnit } from './parquet.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 import type { EncodedText } from './tokenizer.js';
-import { readShard } from './webdataset.js';
+import { type ShardLimits, ShardCuts, readShard } from './webdataset.js';
 
 export interface StreamOptions {
   columns?: ColumnNames;
@@ -26,6 +27,8 @@ export interface StreamOptions {
   label?: 'required' | 'optional';
   /** progress lines while counting WebDataset shards */
   print?: (line: string) => void;
+  /** which WebDataset shards are read in parts, of what size (default SHARD_LIMITS: over 64 MB, parts of 32 MB) */
+  shardLimits?: ShardLimits;
 }
 
 /** What a streamed data set is, without its readers: enough to open it again on another thread. */
@@ -102,14 +105,20 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       // with the error policy, the shard's first problem, unless a sample's members are apart: that one explains the
       // earlier ones (the same sample, missing the files that come later), and is reported instead
       let bad: RawRecord | null = null;
-      for (const r of readShard(f, cols)) {
+      let apart = false;
+      const cuts = new ShardCuts(fileSize(f), opts.shardLimits);
+      for (const r of readShard(f, cols, 0, (start) => cuts.sample(start))) {
         count++;
+        apart ||= r.apart === true;
         if (r.problem && policy === 'error' && (!bad || (r.apart && !bad.apart))) bad = r;
         if (bad?.apart) break;
         if (!labels && !noLabel(r.label)) raw.push(r.label);
       }
       if (bad) throw new MmtrainError(`${bad.where}: ${bad.problem}\nSet data.onBadSample: "skip" to train without such samples.`);
-      units.push({ file: f, rowGroup: 0, rowStart: 0, count, offset });
+      // in parts only when each part reads as it did here: every record a sample of its own (not a shard cut short,
+      // whose last record is its problem) and no sample's members apart (found only by reading what came before)
+      const parts = cuts.parts.length > 1 && !apart && cuts.parts.reduce((a, p) => a + p.count, 0) === count ? cuts.parts : [{ at: 0, first: 0, count }];
+      for (const [k, p] of parts.entries()) units.push({ file: f, rowGroup: k, rowStart: p.first, count: p.count, offset: offset + p.first, ...(p.at ? { at: p.at } : {}) });
       offset += count;
       // shards are read synchronously (tar.ts): a turn of the event loop between them, so that a long count can be
       // interrupted (SIGINT) and timers run
@@ -117,7 +126,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       if (opts.print && (i + 1) % 64 === 0) opts.print(`${pattern}: counted ${i + 1} of ${files.length} shards (${offset} samples) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     labels ??= discoverLabels(raw);
-    read = (unit) => Promise.resolve(readShard(unit.file, cols));
+    read = (unit) => Promise.resolve(readShard(unit.file, cols, unit.at));
   }
   const size = units.reduce((a, u) => a + u.count, 0);
   if (!size) {
@@ -128,9 +137,18 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
   return assemble({ kind, file: pattern, files, units, size, labels, givenLabels: Boolean(opts.labels), columns: cols, needLabel, skipped }, read);
 }
 
+/** A file's size in bytes; 0 when it cannot be read (reading it says why). */
+function fileSize(f: string): number {
+  try {
+    return statSync(f).size;
+  } catch {
+    return 0;
+  }
+}
+
 /** Opens a described set again (the stream thread): Parquet footers are read again, shards are not counted again. */
 export async function reopenStreamSet(d: StreamSetDescription): Promise<StreamSet> {
-  if (d.kind === 'webdataset') return assemble(d, (unit) => Promise.resolve(readShard(unit.file, d.columns)));
+  if (d.kind === 'webdataset') return assemble(d, (unit) => Promise.resolve(readShard(unit.file, d.columns, unit.at)));
   const sources = new Map<string, ParquetSource>();
   for (const f of new Set(d.units.map((u) => u.file))) sources.set(f, await openParquet(f, d.columns, d.needLabel));
   return assemble(d, (unit) => readUnit(sources.get(unit.file)!, unit));

@@ -17,6 +17,8 @@ export interface TarMember {
   /** the file offset of its first byte */
   offset: number;
   size: number;
+  /** the file offset of its first header (a GNU long name's or pax attributes' before its own): reading may start there */
+  start: number;
 }
 
 /** A malformed or truncated tar file; the message says what and where (a byte offset). */
@@ -87,19 +89,24 @@ export class TarReader {
     }
   }
 
-  /** The members in order. Throws TarError at a corrupt header or a member cut short by the end of the file. */
-  *members(): Generator<TarMember> {
-    let at = 0;
-    // the next member's name (GNU 'L') and attributes (pax 'x'), from the entries before it
+  /**
+   * The members in order, from the header at byte `from` on (a member's `start`, as an earlier read gave it). Throws
+   * TarError at a corrupt header or a member cut short by the end of the file.
+   */
+  *members(from = 0): Generator<TarMember> {
+    let at = from;
+    // the next member's name (GNU 'L') and attributes (pax 'x'), from the entries before it, and where its first was
     let longName: string | null = null;
     let pax: Map<string, string> | null = null;
-    const packed = this.size >= 6 ? compression(this.bytes(0, 6)) : undefined;
+    let start = at;
+    const packed = from === 0 && this.size >= 6 ? compression(this.bytes(0, 6)) : undefined;
     if (packed) {
       const e = new TarError(`not a tar archive but ${packed.name}-compressed data: decompress it (${packed.tool} < shard > shard.tar), or write shards with mmtrain convert; shards are read uncompressed, their images by byte range`);
       e.notTar = true;
       throw e;
     }
     while (at < this.size) {
+      if (longName === null && pax === null) start = at;
       const h = this.bytes(at, BLOCK);
       if (isZeroBlock(h)) return; // end of the archive
       if (!checksumOk(h)) throw new TarError(`invalid header at byte ${at} (its checksum does not match)`);
@@ -122,7 +129,7 @@ export class TarReader {
       else if (type === 0x78) pax = parsePax(this.bytes(body, size), body); // 'x': pax attributes of the next member
       else if (type !== 0x67 && type !== 0x4b) {
         // 'g' (pax global) and 'K' (GNU long link name) say nothing this reader uses
-        yield { name, file: type === 0x30 || type === 0 || type === 0x37, offset: body, size };
+        yield { name, file: type === 0x30 || type === 0 || type === 0x37, offset: body, size, start };
         longName = null;
         pax = null;
       }

@@ -40,6 +40,8 @@ function fieldsOf(cols: ColumnNames): Fields {
 /** One sample's members as read: where its image is, its small members as text. */
 interface Group {
   key: string;
+  /** the file offset of its first member's first header */
+  start: number;
   image: { offset: number; length: number; name: string } | null;
   small: Map<string, string>;
   /** the extensions of all its members, read or not */
@@ -85,11 +87,13 @@ function toRecord(file: string, ino: number, g: Group, f: Fields): RawRecord {
 }
 
 /**
- * The samples of a shard, in order, their images as byte ranges of the shard. A shard that ends early or holds a
- * corrupt header ends with one record carrying the problem, naming the last member read. Synchronous reads, one
- * window of the file at a time: counting a shard reads its headers and small members only.
+ * The samples of a shard, in order, their images as byte ranges of the shard; from the sample whose first header is
+ * at byte `from` (a part of the shard: see shardCuts), to the end. A shard that ends early or holds a corrupt header
+ * ends with one record carrying the problem, naming the last member read. Synchronous reads, one window of the file
+ * at a time: counting a shard reads its headers and small members only. `onSample` is told where each sample's first
+ * header is, before its record.
  */
-export function* readShard(file: string, cols: ColumnNames): Generator<RawRecord> {
+export function* readShard(file: string, cols: ColumnNames, from = 0, onSample?: (start: number) => void): Generator<RawRecord> {
   const f = fieldsOf(cols);
   const smallExts = new Set([...f.text, ...f.label, 'json']);
   let tar: TarReader;
@@ -103,17 +107,18 @@ export function* readShard(file: string, cols: ColumnNames): Generator<RawRecord
   let last = '(none)';
   const ended = new Set<string>(); // keys whose group has ended
   try {
-    for (const m of tar.members()) {
+    for (const m of tar.members(from)) {
       const parts = m.file ? splitMemberName(m.name) : null;
       if (!parts) continue;
       last = m.name;
       const [key, ext] = parts;
       if (group && group.key !== key) {
         ended.add(group.key);
+        onSample?.(group.start);
         yield toRecord(file, tar.ino, group, f);
         group = null;
       }
-      const g: Group = (group ??= { key, image: null, small: new Map(), exts: [], apart: ended.has(key) ? m.name : null });
+      const g: Group = (group ??= { key, start: m.start, image: null, small: new Map(), exts: [], apart: ended.has(key) ? m.name : null });
       g.exts.push(ext);
       if (f.images.includes(ext)) g.image ??= { offset: m.offset, length: m.size, name: m.name };
       else if (smallExts.has(ext)) g.small.set(ext, tar.bytes(m.offset, m.size).toString('utf8'));
@@ -126,5 +131,46 @@ export function* readShard(file: string, cols: ColumnNames): Generator<RawRecord
   } finally {
     tar.close();
   }
-  if (group) yield toRecord(file, tar.ino, group, f);
+  if (group) {
+    onSample?.(group.start);
+    yield toRecord(file, tar.ino, group, f);
+  }
+}
+
+/** Which shards are read in parts, and how large the parts are. */
+export interface ShardLimits {
+  /** shards larger than this (bytes) are cut into parts */
+  splitBytes: number;
+  /** a part runs to the first sample starting at least this many bytes after its own first sample */
+  partBytes: number;
+}
+
+export const SHARD_LIMITS: ShardLimits = { splitBytes: 64 << 20, partBytes: 32 << 20 };
+
+/** A part of a shard: the byte offset of its first sample's first header, the shard's index of that sample, its samples. */
+export interface ShardPart {
+  at: number;
+  first: number;
+  count: number;
+}
+
+/**
+ * Where a shard is cut into parts, from its samples' starts in order (sample()); one part when the shard is not larger
+ * than `splitBytes`. Parts are units of the stream, as a Parquet file's row groups are: shuffled and dealt to ranks and
+ * reading slots, so that a few large shards still share out evenly (a shard a unit, 3 shards over 2 ranks are 2 and 1).
+ */
+export class ShardCuts {
+  readonly parts: ShardPart[] = [{ at: 0, first: 0, count: 0 }];
+  readonly #split: boolean;
+
+  constructor(bytes: number, readonly limits: ShardLimits = SHARD_LIMITS) {
+    this.#split = bytes > limits.splitBytes;
+  }
+
+  /** The next sample, its first header at byte `start`. */
+  sample(start: number): void {
+    let p = this.parts[this.parts.length - 1]!;
+    if (this.#split && p.count && start - p.at >= this.limits.partBytes) this.parts.push((p = { at: start, first: p.first + p.count, count: 0 }));
+    p.count++;
+  }
 }
