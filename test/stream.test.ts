@@ -12,7 +12,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import {
   DataLoader, TextTokenizer, bundledTokenizer, convertDataset, epochStream, expandDataPaths, generateSynthetic, imageConfig, openDataset, readManifest,
@@ -698,6 +698,15 @@ test('WebDataset shards over 64 MB are read in parts of whole samples (units as 
   // the same samples at the same indices as the shard read whole
   const bySample = async (d: StreamSet) => (await items(d, { ...order, shuffle: false, rank: 0, worldSize: 1 })).map((it) => [it.index, it.sample!.text, sha(encodedImage(it.sample!))]);
   assert.deepEqual(await bySample(parts), await bySample(whole));
+  // the shard rewritten since (another order): a part's first header is no longer one, and the error says why
+  const changed = join(dirname(m.samples[0]!.image), '..', 'changed.tar');
+  const src = readFileSync(expandDataPaths('data.train', pattern)[0]!);
+  writeFileSync(changed, src);
+  const before = (await openDataset('data.train', changed, { shardLimits: { splitBytes: 0, partBytes: 8 << 10 } })) as StreamSet;
+  const at = before.units[1]!.at!;
+  writeFileSync(changed, Buffer.concat([src.subarray(0, at), Buffer.alloc(100, 1), src.subarray(at)]));
+  const [first] = await before.read(before.units[1]!);
+  assert.match(`${first!.where}: ${first!.problem}`, new RegExp(`changed\\.tar: at byte ${at}: the shard has changed since the data set was opened \\(invalid header at byte ${at} \\(its checksum does not match\\)\\); open the data set again`));
   // through the stream thread and the loader (two ranks): every sample once, its own image's pixels
   const per = 3 * 16 * 16;
   const want = new Map<number, number[]>();
