@@ -88,7 +88,7 @@ function toRecord(file: string, ino: number, g: Group, f: Fields): RawRecord {
 
 /**
  * The samples of a shard, in order, their images as byte ranges of the shard; from the sample whose first header is
- * at byte `from` (a part of the shard: see shardCuts), to the end. A shard that ends early or holds a corrupt header
+ * at byte `from` (a part of the shard: see ShardCuts), to the end. A shard that ends early or holds a corrupt header
  * ends with one record carrying the problem, naming the last member read. Synchronous reads, one window of the file
  * at a time: counting a shard reads its headers and small members only. `onSample` is told where each sample's first
  * header is, before its record.
