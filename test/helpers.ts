@@ -1,5 +1,7 @@
 // Shared test helpers: closeness checks with explicit tolerances, fixture paths.
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Tensor } from '../src/index.js';
@@ -7,6 +9,9 @@ import type { Tensor } from '../src/index.js';
 // dist/test/helpers.js -> repository root is two levels up
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
+// WebDataset shard counts kept between runs (shard-counts.ts) go to a folder of this test file's own, not the user's
+// cache: child processes (the CLI) inherit it
+process.env.MMTRAIN_CACHE_DIR ??= mkdtempSync(join(tmpdir(), 'mmtrain-cache-'));
 
 export interface Tol {
   atol: number;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,7 @@ import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js';
 import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js';
 import type { RawRecord } from '../src/data/stream-types.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
+import { shardCountsDir } from '../src/data/shard-counts.js';
 import { BufferPool } from '../src/data/buffer-pool.js';
 import { mulberry32 } from '../src/data/random.js';
 import { StreamThread } from '../src/data/stream-thread.js';
@@ -745,6 +746,61 @@ test('WebDataset shards over 64 MB are read in parts of whole samples (units as 
   assert.deepEqual(seventy.units.map((u) => [u.rowStart, u.count]), [[0, 32], [32, 32], [64, 6]]);
   assert.deepEqual((await openDataset('data.train', big(60)) as StreamSet).units.map((u) => u.count), [60]);
   rmSync(dir, { recursive: true });
+});
+
+test('WebDataset shard counts are kept between runs: opened again, no shard is read; a shard changed since is counted again; a cache folder that cannot be written or files that do not parse are passed over; shards with problems are counted every time', async () => {
+  const before = process.env.MMTRAIN_CACHE_DIR;
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-counts-'));
+  try {
+    process.env.MMTRAIN_CACHE_DIR = join(dir, 'cache');
+    const { tar: pattern } = await converted(40, 10, 10);
+    const shards = expandDataPaths('data.train', pattern);
+    // a round modification time, set again exactly after the shards are overwritten (same size)
+    for (const f of shards) utimesSync(f, 1e9, 1e9);
+    const first = (await openDataset('data.train', pattern, { shardLimits: { splitBytes: 0, partBytes: 4 << 10 } })) as StreamSet;
+    const kept = readdirSync(shardCountsDir());
+    assert.equal(kept.length, shards.length);
+    const original = shards.map((f) => readFileSync(f));
+    for (const f of shards) {
+      writeFileSync(f, Buffer.alloc(statSync(f).size)); // zeros: an empty archive, were it read
+      utimesSync(f, 1e9, 1e9);
+    }
+    const again = (await openDataset('data.train', pattern, { shardLimits: { splitBytes: 0, partBytes: 4 << 10 } })) as StreamSet;
+    assert.deepEqual(again.units, first.units, 'the kept counts and parts, no shard read');
+    assert.deepEqual(again.labels, first.labels);
+    assert.ok(first.units.some((u) => u.at), 'parts kept too');
+    // other limits, or a shard changed since (another modification time): counted again (the zeros: no samples)
+    await assert.rejects(openDataset('data.train', pattern), /the data set has no samples/);
+    for (const f of shards) utimesSync(f, 2e9, 2e9);
+    await assert.rejects(openDataset('data.train', pattern, { shardLimits: { splitBytes: 0, partBytes: 4 << 10 } }), /the data set has no samples/);
+    shards.forEach((f, i) => writeFileSync(f, original[i]!));
+    // kept files that do not parse, or hold counts that do not add up: counted again, and kept anew
+    const counts = join(dir, 'cache', 'shard-counts');
+    const whole = (await openDataset('data.train', pattern)) as StreamSet;
+    const files = readdirSync(counts).filter((n) => !kept.includes(n));
+    assert.equal(files.length, shards.length);
+    writeFileSync(join(counts, files[0]!), '{"count": 10, "parts": [');
+    writeFileSync(join(counts, files[1]!), JSON.stringify({ count: 10, parts: [{ at: 0, first: 0, count: 3 }], labels: [] }));
+    assert.deepEqual(((await openDataset('data.train', pattern)) as StreamSet).units, whole.units);
+    assert.ok(JSON.parse(readFileSync(join(counts, files[0]!), 'utf8')).count > 0, 'kept anew');
+    // a cache folder that cannot be made (under a file): the shards are counted, nothing else changes
+    process.env.MMTRAIN_CACHE_DIR = join(shards[0]!, 'cache');
+    assert.deepEqual(((await openDataset('data.train', pattern)) as StreamSet).units, whole.units);
+    // a shard with a problem (a sample without its image, skipped) is not kept: its problem is found every time
+    process.env.MMTRAIN_CACHE_DIR = join(dir, 'cache2');
+    const good = original[0]!.subarray(512, 512 + 64);
+    tarOf(join(dir, 'bad.tar'), [['k1.jpg', good], ['k1.txt', 'a'], ['k1.cls', '1'], ['k2.txt', 'b'], ['k2.cls', '0']]);
+    tarOf(join(dir, 'fine.tar'), [['k1.jpg', good], ['k1.txt', 'a'], ['k1.cls', '1'], ['k2.jpg', good], ['k2.txt', 'b'], ['k2.cls', '0']]);
+    for (const n of [1, 2]) {
+      const d = (await openDataset('data.train', join(dir, '{bad,fine}.tar'), { onBadSample: 'skip' })) as StreamSet;
+      assert.equal(d.size, 4, `open ${n}`);
+      assert.equal(readdirSync(join(dir, 'cache2', 'shard-counts')).length, 1, 'fine.tar alone kept');
+    }
+  } finally {
+    if (before === undefined) delete process.env.MMTRAIN_CACHE_DIR;
+    else process.env.MMTRAIN_CACHE_DIR = before;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** A small tar shard with the given samples (name -> body), written with tar-stream through convert's layout. */

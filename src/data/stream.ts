@@ -16,7 +16,8 @@ import type { Problem, Sample } from './manifest.js';
 import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readUnit } from './parquet.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 import type { EncodedText } from './tokenizer.js';
-import { type ShardLimits, ShardCuts, readShard } from './webdataset.js';
+import { DistinctLabels, type ShardLabel, keepCount, keptCount } from './shard-counts.js';
+import { SHARD_LIMITS, type ShardLimits, ShardCuts, readShard } from './webdataset.js';
 
 export interface StreamOptions {
   columns?: ColumnNames;
@@ -100,26 +101,36 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
     const raw: unknown[] = [];
     const t0 = performance.now();
     let offset = 0;
+    const limits = opts.shardLimits ?? SHARD_LIMITS;
     for (const [i, f] of files.entries()) {
-      let count = 0;
-      // with the error policy, the shard's first problem, unless a sample's members are apart: that one explains the
-      // earlier ones (the same sample, missing the files that come later), and is reported instead
-      let bad: RawRecord | null = null;
-      let apart = false;
-      const cuts = new ShardCuts(fileSize(f), opts.shardLimits);
-      for (const r of readShard(f, cols, 0, (start) => cuts.sample(start))) {
-        count++;
-        apart ||= r.apart === true;
-        if (r.problem && policy === 'error' && (!bad || (r.apart && !bad.apart))) bad = r;
-        if (bad?.apart) break;
-        if (!labels && !noLabel(r.label)) raw.push(r.label);
+      // counted before, unchanged since (shard-counts.ts), or counted now
+      let counted = keptCount(f, cols, limits);
+      if (!counted) {
+        let count = 0;
+        // with the error policy, the shard's first problem, unless a sample's members are apart: that one explains
+        // the earlier ones (the same sample, missing the files that come later), and is reported instead
+        let bad: RawRecord | null = null;
+        let problems = false;
+        const cuts = new ShardCuts(fileSize(f), limits);
+        const distinct = new DistinctLabels();
+        for (const r of readShard(f, cols, 0, (start) => cuts.sample(start))) {
+          count++;
+          if (r.problem !== undefined) problems = true;
+          if (r.problem && policy === 'error' && (!bad || (r.apart && !bad.apart))) bad = r;
+          if (bad?.apart) break;
+          if (!noLabel(r.label)) distinct.add(r.label);
+        }
+        if (bad) throw new MmtrainError(`${bad.where}: ${bad.problem}\nSet data.onBadSample: "skip" to train without such samples.`);
+        // in parts only without problems: then every record is a sample of its own (not a shard cut short, whose
+        // last record is its problem) and no sample's members are apart (found only by reading what came before),
+        // so each part reads as it did here
+        const parts = cuts.parts.length > 1 && !problems ? cuts.parts : [{ at: 0, first: 0, count }];
+        counted = { count, parts, labels: distinct.values as ShardLabel[] };
+        if (!problems && count && !distinct.odd) keepCount(f, cols, limits, counted);
       }
-      if (bad) throw new MmtrainError(`${bad.where}: ${bad.problem}\nSet data.onBadSample: "skip" to train without such samples.`);
-      // in parts only when each part reads as it did here: every record a sample of its own (not a shard cut short,
-      // whose last record is its problem) and no sample's members apart (found only by reading what came before)
-      const parts = cuts.parts.length > 1 && !apart && cuts.parts.reduce((a, p) => a + p.count, 0) === count ? cuts.parts : [{ at: 0, first: 0, count }];
-      for (const [k, p] of parts.entries()) units.push({ file: f, rowGroup: k, rowStart: p.first, count: p.count, offset: offset + p.first, ...(p.at ? { at: p.at } : {}) });
-      offset += count;
+      for (const [k, p] of counted.parts.entries()) units.push({ file: f, rowGroup: k, rowStart: p.first, count: p.count, offset: offset + p.first, ...(p.at ? { at: p.at } : {}) });
+      if (!labels) for (const l of counted.labels) raw.push(l);
+      offset += counted.count;
       // shards are read synchronously (tar.ts): a turn of the event loop between them, so that a long count can be
       // interrupted (SIGINT) and timers run
       await new Promise((r) => setImmediate(r));
