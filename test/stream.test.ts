@@ -786,6 +786,9 @@ test('WebDataset shard counts are kept between runs: opened again, no shard is r
     // a cache folder that cannot be made (under a file): the shards are counted, nothing else changes
     process.env.MMTRAIN_CACHE_DIR = join(shards[0]!, 'cache');
     assert.deepEqual(((await openDataset('data.train', pattern)) as StreamSet).units, whole.units);
+    // nor in /proc (where mkdir answers ENOENT, and Node's recursive mkdirSync never returns)
+    process.env.MMTRAIN_CACHE_DIR = '/proc/mmtrain-cache';
+    assert.deepEqual(((await openDataset('data.train', pattern)) as StreamSet).units, whole.units);
     // a shard with a problem (a sample without its image, skipped) is not kept: its problem is found every time
     process.env.MMTRAIN_CACHE_DIR = join(dir, 'cache2');
     const good = original[0]!.subarray(512, 512 + 64);

@@ -9,9 +9,9 @@
 // does not parse. Shards with a problem (a corrupt member, a sample missing its image) are counted every time, so
 // that their problems are reported every time.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ColumnNames } from './stream-types.js';
 import type { ShardLimits, ShardPart } from './webdataset.js';
 
@@ -71,7 +71,7 @@ export function keepCount(file: string, cols: ColumnNames, limits: ShardLimits, 
   // none (not synced: a file cut short by a crash does not parse, and is counted again)
   const tmp = `${at}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   try {
-    mkdirSync(shardCountsDir(), { recursive: true });
+    makeFolder(shardCountsDir());
     writeFileSync(tmp, JSON.stringify(c), { flag: 'wx' });
     renameSync(tmp, at);
   } catch {
@@ -81,6 +81,21 @@ export function keepCount(file: string, cols: ColumnNames, limits: ShardLimits, 
     } catch {
       // (no folder to have written it in)
     }
+  }
+}
+
+/**
+ * Makes a folder and those above it that are missing, one at a time; throws when one cannot be made. (Node's
+ * mkdirSync with recursive: true never returns for a folder in /proc: mkdir answers ENOENT there, and it retries.)
+ */
+function makeFolder(path: string): void {
+  if (existsSync(path)) return;
+  const parent = dirname(path);
+  if (parent !== path) makeFolder(parent);
+  try {
+    mkdirSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
 }
 
