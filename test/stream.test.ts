@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,8 @@ import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js';
 import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js';
 import type { RawRecord } from '../src/data/stream-types.js';
 import { EncodingCache } from '../src/data/encoding-cache.js';
-import { shardCountsDir } from '../src/data/shard-counts.js';
+import { countFile, keepCount, shardCountsDir } from '../src/data/shard-counts.js';
+import { SHARD_LIMITS } from '../src/data/webdataset.js';
 import { BufferPool } from '../src/data/buffer-pool.js';
 import { mulberry32 } from '../src/data/random.js';
 import { StreamThread } from '../src/data/stream-thread.js';
@@ -755,29 +756,49 @@ test('WebDataset shard counts are kept between runs: opened again, no shard is r
     process.env.MMTRAIN_CACHE_DIR = join(dir, 'cache');
     const { tar: pattern } = await converted(40, 10, 10);
     const shards = expandDataPaths('data.train', pattern);
-    // a round modification time, set again exactly after the shards are overwritten (same size)
-    for (const f of shards) utimesSync(f, 1e9, 1e9);
-    const first = (await openDataset('data.train', pattern, { shardLimits: { splitBytes: 0, partBytes: 4 << 10 } })) as StreamSet;
+    const limits = { shardLimits: { splitBytes: 0, partBytes: 4 << 10 } };
+    const first = (await openDataset('data.train', pattern, limits)) as StreamSet;
     const kept = readdirSync(shardCountsDir());
     assert.equal(kept.length, shards.length);
-    const original = shards.map((f) => readFileSync(f));
-    for (const f of shards) {
-      writeFileSync(f, Buffer.alloc(statSync(f).size)); // zeros: an empty archive, were it read
-      utimesSync(f, 1e9, 1e9);
+    assert.ok(first.units.some((u) => u.at), 'in parts');
+    // opened again, the kept files are used and the shards not read: kept files edited (each shard one unit, other
+    // labels) give the edited units
+    const edited = kept.map((n) => join(shardCountsDir(), n));
+    const saved = edited.map((f) => readFileSync(f, 'utf8'));
+    for (const f of edited) {
+      const c = JSON.parse(readFileSync(f, 'utf8')) as { count: number };
+      writeFileSync(f, JSON.stringify({ count: c.count, parts: [{ at: 0, first: 0, count: c.count }], labels: ['yes', 'no'] }));
     }
-    const again = (await openDataset('data.train', pattern, { shardLimits: { splitBytes: 0, partBytes: 4 << 10 } })) as StreamSet;
-    assert.deepEqual(again.units, first.units, 'the kept counts and parts, no shard read');
-    assert.deepEqual(again.labels, first.labels);
-    assert.ok(first.units.some((u) => u.at), 'parts kept too');
-    // other limits, or a shard changed since (another modification time): counted again (the zeros: no samples)
+    const again = (await openDataset('data.train', pattern, limits)) as StreamSet;
+    assert.deepEqual(again.units.map((u) => u.count), first.files.map((f) => first.units.filter((u) => u.file === f).reduce((a, u) => a + u.count, 0)));
+    assert.deepEqual(again.labels, ['no', 'yes']);
+    edited.forEach((f, i) => writeFileSync(f, saved[i]!));
+    assert.deepEqual(((await openDataset('data.train', pattern, limits)) as StreamSet).units, first.units);
+    // other limits, or a shard changed since (rewritten, same size: another ctime): counted again
+    const original = shards.map((f) => readFileSync(f));
+    const mtimes = shards.map((f) => statSync(f).mtime);
+    for (const [i, f] of shards.entries()) {
+      writeFileSync(f, Buffer.alloc(original[i]!.length)); // zeros: an empty archive
+      utimesSync(f, mtimes[i]!, mtimes[i]!);
+    }
     await assert.rejects(openDataset('data.train', pattern), /the data set has no samples/);
-    for (const f of shards) utimesSync(f, 2e9, 2e9);
-    await assert.rejects(openDataset('data.train', pattern, { shardLimits: { splitBytes: 0, partBytes: 4 << 10 } }), /the data set has no samples/);
+    await assert.rejects(openDataset('data.train', pattern, limits), /the data set has no samples/);
     shards.forEach((f, i) => writeFileSync(f, original[i]!));
+    // a shard that changes while it is counted: what was counted is not kept under the name of what is there now
+    const racing = shards[0]!;
+    const name = countFile(racing, {}, SHARD_LIMITS);
+    const n = readdirSync(shardCountsDir()).length;
+    appendFileSync(racing, Buffer.alloc(1024));
+    keepCount(name, racing, {}, SHARD_LIMITS, { count: 3, parts: [{ at: 0, first: 0, count: 3 }], labels: [] });
+    assert.equal(readdirSync(shardCountsDir()).length, n);
+    keepCount(countFile(racing, {}, SHARD_LIMITS), racing, {}, SHARD_LIMITS, { count: 3, parts: [{ at: 0, first: 0, count: 3 }], labels: [] });
+    assert.equal(readdirSync(shardCountsDir()).length, n + 1, 'kept when unchanged');
+    writeFileSync(racing, original[0]!);
     // kept files that do not parse, or hold counts that do not add up: counted again, and kept anew
     const counts = join(dir, 'cache', 'shard-counts');
+    const known = readdirSync(counts);
     const whole = (await openDataset('data.train', pattern)) as StreamSet;
-    const files = readdirSync(counts).filter((n) => !kept.includes(n));
+    const files = readdirSync(counts).filter((n) => !known.includes(n));
     assert.equal(files.length, shards.length);
     writeFileSync(join(counts, files[0]!), '{"count": 10, "parts": [');
     writeFileSync(join(counts, files[1]!), JSON.stringify({ count: 10, parts: [{ at: 0, first: 0, count: 3 }], labels: [] }));
@@ -794,6 +815,11 @@ test('WebDataset shard counts are kept between runs: opened again, no shard is r
     const good = original[0]!.subarray(512, 512 + 64);
     tarOf(join(dir, 'bad.tar'), [['k1.jpg', good], ['k1.txt', 'a'], ['k1.cls', '1'], ['k2.txt', 'b'], ['k2.cls', '0']]);
     tarOf(join(dir, 'fine.tar'), [['k1.jpg', good], ['k1.txt', 'a'], ['k1.cls', '1'], ['k2.jpg', good], ['k2.txt', 'b'], ['k2.cls', '0']]);
+    // an integer label too large to be a class index (an id): an error, not an array of 1e21 class names
+    tarOf(join(dir, 'ids.tar'), [['k1.jpg', good], ['k1.json', '{"text": "a", "label": 1e21}'], ['k2.jpg', good], ['k2.json', '{"text": "b", "label": 0}']]);
+    process.env.MMTRAIN_CACHE_DIR = join(dir, 'cache3');
+    await assert.rejects(openDataset('data.train', join(dir, 'ids.tar')), /labels: found the integer label 1e\+21; integer labels are class indices 0\.\.max, which would make 1e\+21 classes \(at most 1000000\): give the class names in data\.labels/);
+    process.env.MMTRAIN_CACHE_DIR = join(dir, 'cache2');
     for (const n of [1, 2]) {
       const d = (await openDataset('data.train', join(dir, '{bad,fine}.tar'), { onBadSample: 'skip' })) as StreamSet;
       assert.equal(d.size, 4, `open ${n}`);

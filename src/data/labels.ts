@@ -2,6 +2,11 @@
 // go through it; booleans are 0 and 1. Without a given list, labels are discovered: integers give "0".."max" (at least
 // two classes), booleans alone give "false", "true", names give the sorted set of names.
 
+import { MmtrainError } from '../errors.js';
+
+/** The most classes integer labels may make when discovered (a larger one is an id, not a class index). */
+const MAX_CLASSES = 1_000_000;
+
 const isIntLabel = (v: unknown) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'bigint') || (typeof v === 'string' && /^\d+$/.test(v));
 
 const isMinusOne = (v: unknown) => v === -1 || v === -1n;
@@ -38,6 +43,7 @@ export function discoverLabels(values: Iterable<unknown>): string[] {
     if (typeof v === 'string') names.add(v);
   }
   if (any && allBool) return ['false', 'true'];
+  if (allInt && max >= MAX_CLASSES) throw new MmtrainError(`labels: found the integer label ${max}; integer labels are class indices 0..max, which would make ${max + 1} classes (at most ${MAX_CLASSES}): give the class names in data.labels, or use class indices`);
   if (allInt) return Array.from({ length: Math.max(max + 1, 2) }, (_, i) => String(i));
   return [...names].sort();
 }

@@ -16,7 +16,7 @@ import type { Problem, Sample } from './manifest.js';
 import { type ParquetSource, openParquet, parquetUnits, readParquetLabels, readUnit } from './parquet.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 import type { EncodedText } from './tokenizer.js';
-import { DistinctLabels, type ShardLabel, keepCount, keptCount } from './shard-counts.js';
+import { DistinctLabels, type ShardLabel, countFile, keepCount, keptCount } from './shard-counts.js';
 import { SHARD_LIMITS, type ShardLimits, ShardCuts, readShard } from './webdataset.js';
 
 export interface StreamOptions {
@@ -104,7 +104,8 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
     const limits = opts.shardLimits ?? SHARD_LIMITS;
     for (const [i, f] of files.entries()) {
       // counted before, unchanged since (shard-counts.ts), or counted now
-      let counted = keptCount(f, cols, limits);
+      const keep = countFile(f, cols, limits);
+      let counted = keptCount(keep);
       if (!counted) {
         let count = 0;
         // with the error policy, the shard's first problem, unless a sample's members are apart: that one explains
@@ -126,7 +127,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
         // so each part reads as it did here
         const parts = cuts.parts.length > 1 && !problems ? cuts.parts : [{ at: 0, first: 0, count }];
         counted = { count, parts, labels: distinct.values as ShardLabel[] };
-        if (!problems && count && !distinct.odd) keepCount(f, cols, limits, counted);
+        if (!problems && count && !distinct.odd) keepCount(keep, f, cols, limits, counted);
       }
       for (const [k, p] of counted.parts.entries()) units.push({ file: f, rowGroup: k, rowStart: p.first, count: p.count, offset: offset + p.first, ...(p.at ? { at: p.at } : {}) });
       if (!labels) for (const l of counted.labels) raw.push(l);
@@ -343,7 +344,9 @@ function* unitItems(set: StreamSet, unit: StreamUnit, records: Iterable<RawRecor
   }
   // fewer records than counted (a shard changed since): the rest are left out, reported once
   if (k < unit.count) {
-    yield { index: unit.offset + k, sample: null, problem: { where: unit.file, message: `has ${k} samples now but ${unit.count} when the data set was opened (changed during the run?)` } };
+    // (a part of a shard: named by its samples)
+    const where = unit.at === undefined && !unit.rowGroup ? unit.file : `${unit.file}: samples ${unit.rowStart}-${unit.rowStart + unit.count - 1}`;
+    yield { index: unit.offset + k, sample: null, problem: { where, message: `has ${k} samples now but ${unit.count} when the data set was opened (changed during the run?)` } };
     for (k++; k < unit.count; k++) yield { index: unit.offset + k, sample: null, problem: null };
   }
 }

@@ -126,7 +126,7 @@ export function* readShard(file: string, cols: ColumnNames, from = 0, onSample?:
   } catch (e) {
     if (!(e instanceof TarError) && !(e as NodeJS.ErrnoException).code) throw e;
     if (e instanceof TarError && e.notTar) yield { where: file, image: null, text: null, label: null, problem: e.message };
-    else if (from && last === '(none)') {
+    else if (from && last === '(none)' && e instanceof TarError) {
       // a part's first header was a header when the shard was counted
       yield { where: `${file}: at byte ${from}`, image: null, text: null, label: null, problem: `the shard has changed since the data set was opened (${(e as Error).message}); open the data set again` };
     } else yield { where: `${file}: after member ${last}`, image: null, text: null, label: null, problem: `the shard is truncated or corrupt (${(e as Error).message})` };
