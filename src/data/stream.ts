@@ -344,8 +344,9 @@ function* unitItems(set: StreamSet, unit: StreamUnit, records: Iterable<RawRecor
   }
   // fewer records than counted (a shard changed since): the rest are left out, reported once
   if (k < unit.count) {
-    // (a part of a shard: named by its samples)
-    const where = unit.at === undefined && !unit.rowGroup ? unit.file : `${unit.file}: samples ${unit.rowStart}-${unit.rowStart + unit.count - 1}`;
+    // a unit that is one of its file's several (a part of a shard, its first included): named by its samples
+    const alone = set.units.every((u) => u === unit || u.file !== unit.file);
+    const where = alone ? unit.file : `${unit.file}: samples ${unit.rowStart}-${unit.rowStart + unit.count - 1}`;
     yield { index: unit.offset + k, sample: null, problem: { where, message: `has ${k} samples now but ${unit.count} when the data set was opened (changed during the run?)` } };
     for (k++; k < unit.count; k++) yield { index: unit.offset + k, sample: null, problem: null };
   }
