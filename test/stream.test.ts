@@ -670,6 +670,142 @@ test('the epoch order: over 1-3 ranks and 1-3 reading slots every sample is read
   }
 });
 
+test('streamed samples kept between epochs: once a rank has read all of its shards\' samples, later epochs take them (not their images) from memory, in the order the shards give; in-memory images (Parquet) and a set over the budget are read every epoch', async () => {
+  const { parquet, tar } = await converted(60, 10, 5);
+  const d = (await openDataset('data.train', tar)) as StreamSet;
+  const order = { seed: 4, shuffle: true, readers: 2, buffer: 12 };
+  // the reference: each epoch's order as the shards give it
+  const streamed = async (epoch: number, rank: number, worldSize: number) => {
+    const out: number[] = [];
+    for await (const it of epochStream(d, { ...order, epoch, rank, worldSize })) out.push(it.index);
+    return out;
+  };
+  const texts = new Map<number, string>();
+  for (const worldSize of [1, 2]) {
+    for (let rank = 0; rank < worldSize; rank++) {
+      for (const decodeThread of [true, false]) {
+        const dl = new DataLoader(d, tok, img16, { batchSize: 4, seed: 4, readers: 2, shuffleBuffer: 12, decodeThread, keepSamples: true, shard: worldSize > 1 ? { rank, worldSize } : null, lockstep: false });
+        for (const epoch of [0, 1, 2, 1]) {
+          const got: number[] = [];
+          const pixels: number[] = [];
+          for await (const b of dl.epoch(epoch)) {
+            got.push(...b.indices);
+            b.samples!.forEach((s, k) => texts.set(b.indices[k]!, s.text));
+            tidy(() => pixels.push(b.pixelValues.sum().item()));
+            tidy(() => b.pixelValues.dispose());
+          }
+          assert.deepEqual(got, await streamed(epoch, rank, worldSize), `rank ${rank} of ${worldSize}, decodeThread ${decodeThread}, epoch ${epoch}`);
+          assert.ok(pixels.every((p) => p > 0), 'every batch has its images (read from the shards by range)');
+        }
+        assert.ok(dl.streamKept, 'kept after the first epoch');
+        // a resumed epoch from the kept samples replays the rest
+        const all: number[][] = [];
+        for await (const b of dl.epoch(3)) all.push(b.indices);
+        const rest: number[][] = [];
+        for await (const b of dl.epoch(3, 2)) rest.push(b.indices);
+        assert.deepEqual(rest, all.slice(2), 'resumed at batch 2');
+      }
+    }
+  }
+  // the shards' texts rewritten in place (same lengths): a loader that has read every sample keeps what it read, a
+  // new one (or one with keeping off) reads the new texts
+  const kept = new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, keepSamples: true });
+  // (off reads on the main thread: a stream thread would have read epoch 1 ahead, before the rewrite)
+  const off = new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, keepSamples: true, keptBytes: 0, decodeThread: false });
+  const textsOf = async (dl: DataLoader, epoch: number) => {
+    const out = new Map<number, string>();
+    for await (const b of dl.epoch(epoch)) b.samples!.forEach((s, k) => out.set(b.indices[k]!, s.text));
+    return out;
+  };
+  assert.deepEqual(await textsOf(kept, 0), texts);
+  assert.deepEqual(await textsOf(off, 0), texts);
+  for (const f of d.files) {
+    const buf = readFileSync(f);
+    // every text member's content (after its 512-byte header) upper-cased: the same bytes in length
+    for (let at = 0; at + 512 <= buf.length; ) {
+      const name = buf.subarray(at, at + 100).toString('latin1').replace(/\0.*$/s, '');
+      const size = parseInt(buf.subarray(at + 124, at + 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+      if (name.endsWith('.txt')) buf.write(buf.subarray(at + 512, at + 512 + size).toString('latin1').toUpperCase(), at + 512, 'latin1');
+      at += 512 + Math.ceil(size / 512) * 512;
+    }
+    writeFileSync(f, buf);
+  }
+  assert.deepEqual(await textsOf(kept, 1), texts, 'kept: the texts read in epoch 0');
+  const upper = new Map([...texts].map(([i, t]) => [i, t.toUpperCase()]));
+  assert.deepEqual(await textsOf(off, 1), upper, 'keptBytes 0: read from the shards every epoch');
+  assert.deepEqual(await textsOf(new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, keepSamples: true, keptBytes: 2000 }), 1), upper, 'a budget too small for the set');
+  assert.throws(() => new DataLoader(d, tok, img16, { batchSize: 8, keptBytes: -1 }), /keptBytes/);
+  assert.ok(kept.streamKept && !off.streamKept);
+  // Parquet: images stored in place (convert's default, datasets' layout) come as byte ranges and the samples are
+  // kept; compressed ones are in memory, handed on to the batch thread each epoch, never kept; the order is the files'
+  const snappy = await convertDataset(readManifest(join(dirname(dirname(d.files[0]!)), 'data', 'train.jsonl')), { to: 'parquet', out: join(dirname(dirname(d.files[0]!)), 'pq-snappy'), prefix: 'train', shardSize: 10, rowGroupSize: 5, compression: 'snappy', imageCompression: 'snappy', onBadSample: 'error' });
+  for (const [p, keeps] of [[parquet, true], [snappy.pattern, false]] as const) {
+    const pq = (await openDataset('data.train', p)) as StreamSet;
+    const dl = new DataLoader(pq, tok, img16, { batchSize: 4, seed: 4, readers: 2, shuffleBuffer: 12 });
+    for (const epoch of [0, 1, 2]) {
+      const got: number[] = [];
+      const want: number[] = [];
+      for await (const b of dl.epoch(epoch)) {
+        got.push(...b.indices);
+        tidy(() => assert.ok(b.pixelValues.sum().item() > 0));
+        tidy(() => b.pixelValues.dispose());
+      }
+      for await (const it of epochStream(pq, { ...order, epoch, rank: 0, worldSize: 1 })) want.push(it.index);
+      assert.deepEqual(got, want, `${p}: epoch ${epoch}`);
+      assert.equal(dl.streamKept, keeps, `${p}: kept after epoch ${epoch}`);
+    }
+  }
+});
+
+test('Parquet images stored in place (uncompressed, PLAIN: datasets\' layout) are given as byte ranges of the file when asked: the same bytes as decoded, over pages v1 and v2, nulls and many pages; dictionary-encoded or compressed images stay in memory', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmtrain-ranges-'));
+  const rnd = mulberry32(8);
+  const unique = Array.from({ length: 90 }, (_, i) => Uint8Array.from({ length: 200 + ((i * 37) % 300) }, () => Math.floor(rnd() * 256)));
+  const write = (name: string, images: (Uint8Array | null)[], opts: { struct?: boolean; codec?: 'UNCOMPRESSED' | 'SNAPPY'; pageSize?: number }) => {
+    const file = join(dir, name);
+    writeFileSync(file, new Uint8Array(parquetWriteBuffer({
+      columnData: [
+        { name: 'image', data: opts.struct ? images.map((b, i) => (i === 5 ? null : { bytes: b, path: null })) : images },
+        { name: 'text', data: images.map((_, i) => `row ${i}`) },
+      ],
+      schema: opts.struct ? [{ name: 'schema', num_children: 2 }, ...DATASETS_SCHEMA.slice(1, 4), DATASETS_SCHEMA[4]!] : [{ name: 'schema', num_children: 2 }, { name: 'image', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' }, { name: 'text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' }],
+      codec: opts.codec ?? 'UNCOMPRESSED', rowGroupSize: 40, pageSize: opts.pageSize ?? 1 << 20,
+    })));
+    return file;
+  };
+  const withNulls = unique.map((b, i) => (i % 13 === 4 ? null : b));
+  const cases: [string, number][] = [
+    [write('plain.parquet', withNulls, { pageSize: 2048 }), 83],
+    [write('struct.parquet', withNulls, { struct: true, pageSize: 1500 }), 82],
+    [write('dictionary.parquet', unique.map((_, i) => unique[i % 3]!), {}), 0],
+    [write('snappy.parquet', unique, { codec: 'SNAPPY' }), 0],
+    [join(S, 'hf-train-00000-of-00001.parquet'), 12],
+    [join(S, 'pa-struct-zstd.parquet'), 0],
+  ];
+  for (const [file, want] of cases) {
+    const d = (await openDataset('data.train', file, { label: 'optional' })) as StreamSet;
+    const o = { seed: 0, epoch: 0, shuffle: false, rank: 0, worldSize: 1, readers: 1, buffer: 0 };
+    const read = async (imageRanges: boolean) => {
+      const out: string[] = [];
+      let ranges = 0;
+      for await (const it of epochStream(d, { ...o, imageRanges })) {
+        if (it.sample?.range) ranges++;
+        out.push(it.sample ? sha(encodedImage(it.sample)) : `${it.problem?.where}: ${it.problem?.message}`);
+      }
+      return { out, ranges };
+    };
+    const inMemory = await read(false);
+    const asRanges = await read(true);
+    assert.equal(inMemory.ranges, 0, file);
+    assert.equal(asRanges.ranges, want, `${file}: images given as ranges`);
+    assert.deepEqual(asRanges.out, inMemory.out, `${file}: the same images`);
+  }
+  // a range names the file's inode when opened: a file replaced at the same path since is not read for it (file-reads.ts)
+  const f = cases[0]![0];
+  const d = (await openDataset('data.train', f, { label: 'optional' })) as StreamSet;
+  for await (const it of epochStream(d, { seed: 0, epoch: 0, shuffle: false, rank: 0, worldSize: 1, readers: 1, buffer: 0, imageRanges: true })) if (it.sample) assert.equal(it.sample.range?.ino, statSync(f).ino);
+});
+
 test('WebDataset shards over 64 MB are read in parts of whole samples (units as row groups are): the parts read as the shard whole, ranks share a single shard; a shard with members apart or cut short stays whole', async () => {
   // Python tarfile's shards (GNU long names, pax headers before a member): a part after each sample
   const every = { splitBytes: 0, partBytes: 1 };

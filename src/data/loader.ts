@@ -10,9 +10,10 @@ import { readImageRange } from './file-reads.js';
 import { type DecodedImage, type ImageConfig, decodeImage, imageReadError, loadImage } from './image.js';
 import type { ImageRange, Problem, Sample } from './manifest.js';
 import { hashSeed, mulberry32, shuffleInPlace } from './random.js';
-import { type StreamSet, epochChunks, localBatchSize, streamBatches } from './stream.js';
+import { type EpochStreamOptions, type StreamItem, type StreamSet, epochChunks, localBatchSize, streamBatches } from './stream.js';
 import { StreamThread } from './stream-thread.js';
 import { EncodingCache } from './encoding-cache.js';
+import { KEPT_ITEMS_BYTES, KeptItems } from './kept-items.js';
 import type { EncodedText, TextTokenizer } from './tokenizer.js';
 
 export interface LoaderOptions {
@@ -68,6 +69,11 @@ export interface LoaderOptions {
   images?: boolean;
   /** give each batch its samples (Batch.samples: where each came from, its text), e.g. to label predictions */
   keepSamples?: boolean;
+  /**
+   * streamed data: once all of this rank's samples are read, keep them (not their images) in memory, up to this
+   * many bytes, and take later epochs from there (kept-items.ts; default KEPT_ITEMS_BYTES, 64 MB; 0 turns it off)
+   */
+  keptBytes?: number;
 }
 
 export interface Cursor {
@@ -121,6 +127,8 @@ export class DataLoader {
   #streamThread: StreamThread | null = null;
   /** streamed texts' tokens kept between epochs: made here without the stream thread, else those it sent */
   #streamEncodings: EncodingCache | null = null;
+  /** streamed samples kept between epochs once all of this rank's are read (kept-items.ts); null until then */
+  #kept: KeptItems | null = null;
 
   constructor(source: Sample[] | StreamSet, readonly tokenizer: TextTokenizer, readonly image: ImageConfig, opts: LoaderOptions) {
     this.samples = Array.isArray(source) ? source : [];
@@ -128,11 +136,12 @@ export class DataLoader {
     if (!this.samples.length && !this.stream) throw new MmtrainError('DataLoader: no samples');
     this.options = {
       shuffle: true, seed: 0, dropLast: false, maxLength: 128, padding: 'longest', bucketByLength: false, prefetch: 2,
-      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, lockstep: true, readers: 2, shuffleBuffer: 1000, images: true, keepSamples: false,
+      augment: false, onBadSample: 'error', concurrency: opts.batchSize, decodeThread: true, lockstep: true, readers: 2, shuffleBuffer: 1000, images: true, keepSamples: false, keptBytes: KEPT_ITEMS_BYTES,
       ...opts, cache: opts.cache ?? null, shard: opts.shard ?? null, device: opts.device ?? 'cpu',
     };
     if (this.stream && this.options.bucketByLength) throw new MmtrainError(`data.bucketByLength: needs the texts before the epoch starts, which streamed data (${this.stream.file}) does not give; turn it off`);
     checkInt('readers', this.options.readers, 1, 64);
+    checkInt('keptBytes', this.options.keptBytes, 0);
     checkInt('shuffleBuffer', this.options.shuffleBuffer, 0, 10_000_000);
     checkInt('batchSize', this.options.batchSize, 1);
     checkInt('prefetch', this.options.prefetch, 0, 64);
@@ -146,6 +155,11 @@ export class DataLoader {
     // faster; at 32 px one at a time ~7% slower, 4 or more as fast.
     this.#minWidth = Math.min(this.options.concurrency, Math.max(1, Math.floor(50176 / (image.size * image.size))));
     this.#width = this.#minWidth;
+  }
+
+  /** Whether this loader's streamed samples are all kept in memory (kept-items.ts): its epochs read only images. */
+  get streamKept(): boolean {
+    return this.#kept?.complete ?? false;
   }
 
   /** Batches per epoch. */
@@ -271,12 +285,23 @@ export class DataLoader {
     const sh = this.options.shard ?? { rank: 0, worldSize: 1 };
     const b = localBatchSize(this.options.batchSize, sh.rank, sh.worldSize);
     const total = this.length;
-    const order = { seed: this.options.seed, epoch, shuffle: this.options.shuffle, rank: sh.rank, worldSize: sh.worldSize, readers: this.options.readers, buffer: this.options.shuffleBuffer };
-    // read on the stream thread (with decodeThread), so that reading goes on while a training step holds this thread
-    // (and tokenized there, the tokens kept between epochs, as a manifest's are)
-    if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream, { tokenizer: this.tokenizer.describe(), maxLength: this.options.maxLength });
+    const order: EpochStreamOptions = { seed: this.options.seed, epoch, shuffle: this.options.shuffle, rank: sh.rank, worldSize: sh.worldSize, readers: this.options.readers, buffer: this.options.shuffleBuffer };
     const encodings = (this.#streamEncodings ??= new EncodingCache(this.tokenizer, this.options.maxLength));
-    const it = this.#streamThread ? this.#streamThread.epoch(order) : epochChunks(this.stream, order);
+    const kept = (this.#kept ??= new KeptItems(this.stream, sh.rank, sh.worldSize, this.options.keptBytes));
+    // samples that may be kept: their images as byte ranges where the files hold them in place (a Parquet image
+    // column uncompressed), as a shard's are; else in memory, copied out of the pages read
+    if (kept.keeping) order.imageRanges = true;
+    let it: AsyncGenerator<StreamItem[]>;
+    if (kept.complete) {
+      // every sample of this rank read once and kept, with its tokens: read from memory, in the same order
+      it = epochChunks(this.stream, order, kept.unit);
+    } else {
+      // read on the stream thread (with decodeThread), so that reading goes on while a training step holds this
+      // thread (and tokenized there, the tokens kept between epochs, as a manifest's are)
+      if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream, { tokenizer: this.tokenizer.describe(), maxLength: this.options.maxLength });
+      it = this.#streamThread ? this.#streamThread.epoch(order) : epochChunks(this.stream, order);
+    }
+    const keeping = !kept.complete;
     try {
       let position = 0;
       let spec: BatchSpec = { items: [], skipped: [] };
@@ -292,7 +317,9 @@ export class DataLoader {
               if (this.options.onBadSample === 'skip') spec.skipped.push(item.problem);
               else spec.error ??= new MmtrainError(`${item.problem.where}: ${item.problem.message}\nSet data.onBadSample: "skip" to train without such samples.`);
             }
-          }
+          } else if (item.sample && item.encoding) encodings.put(item.index, item.sample.text, item.encoding);
+          // (a sample before a resumed position, read without the stream thread, is not tokenized: kept later)
+          if (keeping) kept.add(item, !item.sample || encodings.kept(item.index, item.sample.text) ? 'kept' : position >= start || item.encoding ? 'refused' : 'absent');
           if (taken === b) {
             if (position >= start) yield spec;
             position++;
@@ -309,6 +336,11 @@ export class DataLoader {
       if (this.options.shard && this.options.lockstep) for (; position < total; position++) if (position >= start) yield { items: [], skipped: [] };
     } finally {
       await it.return(undefined);
+      // every sample kept now: the stream thread (reading the next epoch ahead) is not needed again
+      if (kept.complete) {
+        this.#streamThread?.close();
+        this.#streamThread = null;
+      }
     }
   }
 

@@ -177,3 +177,57 @@ export class PageCursor {
     return readPage({ view: new DataView(body.buffer, body.byteOffset, n), offset: 0 }, header, this.#decoder, this.#dictionary, undefined, 0);
   }
 }
+
+/**
+ * Where each row's value of a BYTE_ARRAY column chunk lies in the file, when the chunk stores its values in place:
+ * uncompressed, PLAIN-encoded data pages (datasets' image column), one value a row. `values` are the chunk's values
+ * as decoded (null or undefined for a row without one), by row of the row group; each page's values region (after its
+ * definition levels) must hold exactly its rows' values, each a 4-byte length and the bytes, or the answer is null:
+ * for a chunk stored otherwise (compressed, dictionary or other encodings) the values are only in memory.
+ * `maxDefinition`: the leaf's definition level (0: required, no levels stored).
+ */
+export function inPlaceOffsets(fd: number, meta: ColumnMetaData, maxDefinition: number, values: readonly unknown[]): (number | null)[] | null {
+  if (meta.type !== 'BYTE_ARRAY') return null;
+  const table = pageTable(fd, meta, values.length);
+  if (table.broken !== null || table.dictionary !== null) return null;
+  const end = chunkRange(meta)[1];
+  const window = { buf: Buffer.allocUnsafeSlow(HEADER_WINDOW) };
+  const out: (number | null)[] = new Array(values.length).fill(null);
+  const word = Buffer.allocUnsafe(4);
+  for (const page of table.pages) {
+    const { header, dataOffset } = readHeader(fd, page.offset, end, window);
+    let at: number;
+    if (header.type === 'DATA_PAGE') {
+      const h = header.data_page_header!;
+      if (meta.codec !== 'UNCOMPRESSED' || h.encoding !== 'PLAIN') return null;
+      at = dataOffset;
+      if (maxDefinition > 0) {
+        // the levels, RLE / bit-packed hybrid, after their length
+        if (h.definition_level_encoding !== 'RLE') return null;
+        readFullySync(fd, word, at);
+        at += 4 + word.readUInt32LE(0);
+      }
+    } else {
+      const h = header.data_page_header_v2!;
+      if ((h.is_compressed !== false && meta.codec !== 'UNCOMPRESSED') || h.encoding !== 'PLAIN') return null;
+      at = dataOffset + h.definition_levels_byte_length + h.repetition_levels_byte_length;
+    }
+    const pageEnd = dataOffset + header.compressed_page_size;
+    let first = -1;
+    for (let r = page.firstRow; r < page.firstRow + page.rows; r++) {
+      const v = values[r];
+      if (v === null || v === undefined) continue;
+      if (!(v instanceof Uint8Array)) return null;
+      if (first < 0) first = at;
+      out[r] = at + 4;
+      at += 4 + v.byteLength;
+    }
+    if (at !== pageEnd) return null;
+    // the first value's length word where the page's levels end: the values are where they were found to be
+    if (first >= 0) {
+      readFullySync(fd, word, first);
+      if (word.readUInt32LE(0) !== (values[out.indexOf(first + 4)] as Uint8Array).byteLength) return null;
+    }
+  }
+  return out;
+}

@@ -13,7 +13,7 @@ import { readRange } from './file-reads.js';
 import { BufferPool } from './buffer-pool.js';
 import { ownImage } from './image-buffers.js';
 import { imageAddon } from './image-addon.js';
-import { PageCursor, type PageTable, pageTable } from './parquet-pages.js';
+import { PageCursor, type PageTable, inPlaceOffsets, pageTable } from './parquet-pages.js';
 import type { ColumnNames, RawRecord, StreamUnit } from './stream-types.js';
 
 // Snappy, the codec most writers use: decompressed by the snappy library in the image addon when it was built with
@@ -64,6 +64,8 @@ export interface ParquetSource {
   schema: SchemaTree;
   /** which row groups are read page by page, and in parts of how many bytes (PagedLimits) */
   limits: PagedLimits;
+  /** the file's inode when opened (images given as byte ranges: a file replaced since is not read for them) */
+  ino: number;
 }
 
 interface SchemaNode {
@@ -81,7 +83,9 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
   const columns = { image: cols.image ?? PARQUET_COLUMNS.image, text: cols.text ?? PARQUET_COLUMNS.text, label: cols.label ?? PARQUET_COLUMNS.label };
   let buffer: AsyncBuffer;
   let metadata: FileMetaData;
+  let ino: number;
   try {
+    ino = (await stat(file)).ino;
     buffer = await fileAsyncBuffer(file);
     metadata = await parquetMetadataAsync(buffer);
     await loadCodecs(metadata);
@@ -117,7 +121,7 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
       throw new MmtrainError(`${file}: column "${columns.label}" holds ${label.children.length ? 'a struct' : t}; expected an integer class index, a class name (string) or a boolean`);
     }
   } else if (hasLabel && byName.get(columns.label)!.children.length) hasLabel = false;
-  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata, pageTables: new Map(), schema: schema as unknown as SchemaTree, limits };
+  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata, pageTables: new Map(), schema: schema as unknown as SchemaTree, limits, ino };
 }
 
 /**
@@ -225,8 +229,8 @@ export function parquetUnits(src: ParquetSource, offset: number): StreamUnit[] {
  * A unit's records: a row group read whole (readRowGroup), or a part of a large one read page by page (readPaged),
  * its records made as they are taken.
  */
-export async function readUnit(src: ParquetSource, unit: StreamUnit): Promise<Iterable<RawRecord>> {
-  return pagedBytes(src, unit.rowGroup) ? readPaged(src, unit) : readRowGroup(src, unit);
+export async function readUnit(src: ParquetSource, unit: StreamUnit, imageRanges = false): Promise<Iterable<RawRecord>> {
+  return pagedBytes(src, unit.rowGroup) ? readPaged(src, unit) : readRowGroup(src, unit, imageRanges);
 }
 
 /** The file row of row group `g`'s first row. */
@@ -346,23 +350,47 @@ const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, 
 
 /**
  * A row's record: its image (bytes copied into a buffer of their own, as the pages and chunks they are in are reused;
- * a path relative to the file), text and label. An uncompressed image column's images (datasets' layout) could go on
- * as byte ranges of the file instead, read by the batch thread as a shard's are; but the column chunk is read here
- * anyway, and reading each image again there measured slower than this copy (bench: Parquet 0.94-0.96x files against
- * 0.97x at 320 px, 0.97x against 0.99x with photos).
+ * or, at `offset` in the file, a byte range, read by the batch thread as a shard's are; a path relative to the file),
+ * text and label.
  */
-function record(src: ParquetSource, row: number, v: unknown, text: unknown, label: unknown): RawRecord {
+function record(src: ParquetSource, row: number, v: unknown, text: unknown, label: unknown, offset: number | null = null): RawRecord {
   const where = `${src.file}: row ${row}`;
+  const image = (b: Uint8Array, name: string) => (offset !== null && b.byteLength ? { range: { file: src.file, offset, length: b.byteLength, ino: src.ino }, name } : { bytes: ownImage(b), name });
   let img: RawRecord['image'] = null;
   if (src.imageKind === 'bytes') {
-    if (v instanceof Uint8Array) img = { bytes: ownImage(v), name: where };
+    if (v instanceof Uint8Array) img = image(v, where);
   } else if (src.imageKind === 'path') img = asPath(src, asText(v));
   else if (v && typeof v === 'object') {
     const s = v as { bytes?: unknown; path?: unknown };
     const path = asText(s.path);
-    img = s.bytes instanceof Uint8Array && s.bytes.length ? { bytes: ownImage(s.bytes), name: typeof path === 'string' ? `${where} (${path})` : where } : asPath(src, path);
+    img = s.bytes instanceof Uint8Array && s.bytes.length ? image(s.bytes, typeof path === 'string' ? `${where} (${path})` : where) : asPath(src, path);
   }
   return { where, image: img, text: asText(text), label: src.hasLabel ? asText(label) : undefined };
+}
+
+/** A struct's or column's image bytes as decoded (anything else as it is). */
+const imageBytes = (src: ParquetSource, v: unknown) => (src.imageKind === 'struct' ? (v as { bytes?: unknown } | null | undefined)?.bytes : v);
+
+/**
+ * Where each row's image of row group `g` lies in the file (parquet-pages.ts inPlaceOffsets), when the image column
+ * stores its values in place (uncompressed, PLAIN: datasets' layout); else null. `values`: the row group's images
+ * as decoded, by row.
+ */
+function imageOffsets(src: ParquetSource, g: number, values: unknown[]): (number | null)[] | null {
+  if (src.imageKind === 'path') return null;
+  const leaf = leavesOf(src, g)?.image[0];
+  if (!leaf) return null;
+  // the leaf's definition level: one for each optional field on its path
+  const maxDefinition = leaf.schemaPath.slice(1).filter((n) => n.element.repetition_type === 'OPTIONAL').length;
+  let fd = -1;
+  try {
+    fd = openSync(src.file, 'r');
+    return inPlaceOffsets(fd, leaf.meta, maxDefinition, values);
+  } catch {
+    return null; // (the images then come in memory, as hyparquet decoded them)
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
 }
 
 /** A path column's value as the image's path (relative to the file's folder), or null. */
@@ -375,7 +403,7 @@ const asPath = (src: ParquetSource, p: unknown) => (typeof p === 'string' && p ?
  * larger ones (photos) to a range each. Two calls (the image column alone, then text and label) cost ~9 us a row with
  * 2 KB images against ~7.5 us (a loop over 8 row groups of 50, 20 times), the planning and assembly done twice.
  */
-export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promise<RawRecord[]> {
+export async function readRowGroup(src: ParquetSource, unit: StreamUnit, imageRanges = false): Promise<RawRecord[]> {
   const { image, text, label } = src.columns;
   const taken: Uint8Array[] = [];
   const chunks: { chunk: ResizableBuffer; read: Promise<unknown> }[] = [];
@@ -393,9 +421,11 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit): Promis
       return Array.from({ length: unit.count }, (_, k) => ({ where, image: null, text: null, label: null, problem: k === 0 ? `does not decode (${(e as Error).message})` : '' }));
     }
     const out: RawRecord[] = new Array(rows.length);
+    // a unit read whole is its row group: its rows are the chunk's
+    const offsets = imageRanges && unit.count === src.rowGroups[unit.rowGroup] ? imageOffsets(src, unit.rowGroup, rows.map((r) => imageBytes(src, r[image]))) : null;
     for (let k = 0; k < rows.length; k++) {
       const r = rows[k]!;
-      out[k] = record(src, unit.rowStart + k, r[image], r[text], src.hasLabel ? r[label] : undefined);
+      out[k] = record(src, unit.rowStart + k, r[image], r[text], src.hasLabel ? r[label] : undefined, offsets?.[k] ?? null);
     }
     return out;
   } finally {

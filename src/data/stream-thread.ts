@@ -36,6 +36,7 @@ export class StreamThread {
   #failure: Error | null = null;
   #nextId = 0;
   #active = false;
+  #closed = false;
   /** where the batch thread sends this thread's image buffers once decoded (BatchItem.returnTo) */
   readonly returnId: number;
 
@@ -52,6 +53,7 @@ export class StreamThread {
       this.#wake?.();
     });
     const fail = (why: string) => {
+      if (this.#closed) return;
       this.#failure ??= new MmtrainError(`the data stream thread ${why}; set data.decodeThread: false to read on the main thread`);
       this.#wake?.();
     };
@@ -114,6 +116,13 @@ export class StreamThread {
   poll(): void {
     for (let r; (r = receiveMessageOnPort(this.#port)); ) this.#queue.push(r.message as StreamMessage);
     if (this.#queue.length) this.#wake?.();
+  }
+
+  /** Ends the thread (what it reads ahead is dropped); it is not used after. */
+  close(): void {
+    this.#closed = true;
+    void this.#worker.terminate();
+    this.#port.close();
   }
 
   get active(): boolean {

@@ -50,7 +50,7 @@ function readAhead(run: Run): void {
 // would wait until the reading stops for lack of room: an epoch read ahead fills a shuffle buffer and the chunks
 // it may hold first (up to ~250 samples: a whole small epoch, hundreds of ms with photos on 2 busy cores), while the
 // epoch being sent waits for the credit to send its last chunk. They are taken after every record read instead.
-const setPromise: Promise<StreamSet> = reopenStreamSet(description).then((s) => ({ ...s, read: (unit) => s.read(unit).then(takingControl) }));
+const setPromise: Promise<StreamSet> = reopenStreamSet(description).then((s) => ({ ...s, read: (unit, ranges) => s.read(unit, ranges).then(takingControl) }));
 setPromise.catch(() => {});
 
 function* takingControl(records: Iterable<RawRecord>): Generator<RawRecord> {
@@ -62,7 +62,7 @@ function* takingControl(records: Iterable<RawRecord>): Generator<RawRecord> {
 
 /** Whether two option sets give the same order (epochs differ only when shuffled). */
 function sameOrder(a: EpochStreamOptions, b: EpochStreamOptions): boolean {
-  return a.seed === b.seed && a.shuffle === b.shuffle && a.rank === b.rank && a.worldSize === b.worldSize && a.readers === b.readers && a.buffer === b.buffer && (!a.shuffle || a.epoch === b.epoch);
+  return a.seed === b.seed && a.shuffle === b.shuffle && a.rank === b.rank && a.worldSize === b.worldSize && a.readers === b.readers && a.buffer === b.buffer && Boolean(a.imageRanges) === Boolean(b.imageRanges) && (!a.shuffle || a.epoch === b.epoch);
 }
 
 function flush(run: Run): void {

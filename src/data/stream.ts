@@ -55,8 +55,10 @@ export interface StreamSet extends StreamSetDescription {
   /**
    * The records of a unit, in order: a row group's all at once, a shard's as its members are read (synchronously,
    * one at a time: a shard of thousands of samples is not read whole before its first sample is used).
+   * `imageRanges`: images stored in place in the file (a shard's, an uncompressed Parquet image column's) are given as
+   * byte ranges (a shard's always), not copied into memory.
    */
-  read(unit: StreamUnit): Promise<Iterable<RawRecord>>;
+  read(unit: StreamUnit, imageRanges?: boolean): Promise<Iterable<RawRecord>>;
   /** a record to a sample, or the problem with it */
   toSample(r: RawRecord): Sample | Problem;
 }
@@ -96,7 +98,7 @@ export async function openStreamSet(pattern: string, files: string[], kind: 'par
       }
     }
     if (!labels) labels = classNames ?? discoverLabels(raw);
-    read = (unit) => readUnit(sources.get(unit.file)!, unit);
+    read = (unit, ranges) => readUnit(sources.get(unit.file)!, unit, ranges);
   } else {
     const raw: unknown[] = [];
     const t0 = performance.now();
@@ -163,7 +165,7 @@ export async function reopenStreamSet(d: StreamSetDescription): Promise<StreamSe
   if (d.kind === 'webdataset') return assemble(d, (unit) => Promise.resolve(readShard(unit.file, d.columns, unit.at)));
   const sources = new Map<string, ParquetSource>();
   for (const f of new Set(d.units.map((u) => u.file))) sources.set(f, await openParquet(f, d.columns, d.needLabel));
-  return assemble(d, (unit) => readUnit(sources.get(unit.file)!, unit));
+  return assemble(d, (unit, ranges) => readUnit(sources.get(unit.file)!, unit, ranges));
 }
 
 /** The description without its functions (what goes to the stream thread). */
@@ -229,6 +231,8 @@ export interface EpochStreamOptions {
   readers: number;
   /** shuffle buffer size in samples (0: none) */
   buffer: number;
+  /** give images stored in place as byte ranges of their files (StreamSet.read), to keep the samples (kept-items.ts) */
+  imageRanges?: boolean;
 }
 
 /** This rank's units for an epoch, in reading order (seeded shuffle when `shuffle`). */
@@ -246,17 +250,20 @@ export async function* epochStream(set: StreamSet, o: EpochStreamOptions): Async
 /** The most samples a chunk of epochChunks holds. */
 const CHUNK = 64;
 
+/** A unit's samples as unitItems gives them, when they are kept from an earlier epoch (kept-items.ts); else null. */
+export type KeptUnits = (unit: StreamUnit) => StreamItem[] | null;
+
 /**
  * Samples of this rank for an epoch, in their order (epochStream's), in chunks: what is at hand when a read has to be
  * waited for, else CHUNK samples. Taking a sample is synchronous: units are read whole (a row group) or member by
  * member (a shard), the next unit of each reading slot read while the one before is used, and only moving to a unit
  * waits. (Async generators a sample, one per stage, cost the stream thread about as much as reading a row group.)
  */
-export async function* epochChunks(set: StreamSet, o: EpochStreamOptions): AsyncGenerator<StreamItem[]> {
+export async function* epochChunks(set: StreamSet, o: EpochStreamOptions, kept?: KeptUnits): AsyncGenerator<StreamItem[]> {
   const mine = epochUnits(set, o);
   // unshuffled (evaluation, prediction, convert): the data set's order, one unit after another
   const k = o.shuffle ? Math.max(1, Math.min(o.readers, mine.length)) : 1;
-  const slots = Array.from({ length: k }, (_, s) => new Slot(set, k === 1 ? mine : mine.filter((_, j) => j % k === s)));
+  const slots = Array.from({ length: k }, (_, s) => new Slot(set, k === 1 ? mine : mine.filter((_, j) => j % k === s), kept, o.imageRanges));
   const merged = new RoundRobin(slots);
   let out: StreamItem[] = [];
   try {
@@ -358,27 +365,36 @@ function* unitItems(set: StreamSet, unit: StreamUnit, records: Iterable<RawRecor
  */
 class Slot {
   #next = 0;
-  #current: Generator<StreamItem> | null = null;
+  #current: Iterator<StreamItem> | null = null;
   #reading: Promise<Iterable<RawRecord>> | null = null;
   #readingUnit = -1;
 
-  constructor(readonly set: StreamSet, readonly units: number[]) {
+  constructor(readonly set: StreamSet, readonly units: number[], readonly kept?: KeptUnits, readonly imageRanges = false) {
     this.#readAhead();
   }
 
   #readAhead(): void {
-    if (this.#next >= this.units.length) return;
+    if (this.#next >= this.units.length || this.kept) return;
     this.#readingUnit = this.units[this.#next++]!;
-    this.#reading = this.set.read(this.set.units[this.#readingUnit]!);
+    this.#reading = this.set.read(this.set.units[this.#readingUnit]!, this.imageRanges);
     this.#reading.catch(() => {}); // a failure surfaces when the unit is taken up
   }
 
   /** The slot's next sample, null when it has no more, or a promise to wait for before asking again. */
   take(): StreamItem | null | Promise<unknown> {
-    if (this.#current) {
-      const n = this.#current.next();
-      if (!n.done) return n.value;
-      this.#current = null;
+    for (;;) {
+      if (this.#current) {
+        const n = this.#current.next();
+        if (!n.done) return n.value;
+        this.#current = null;
+      }
+      if (!this.kept) break;
+      // kept units: taken at once, never waited for (the same samples in the same order as read)
+      if (this.#next >= this.units.length) return null;
+      const unit = this.set.units[this.units[this.#next++]!]!;
+      const items = this.kept(unit);
+      if (!items) throw new Error(`${unit.file}: samples ${unit.rowStart}-${unit.rowStart + unit.count - 1} were not kept`);
+      this.#current = items.values();
     }
     const reading = this.#reading;
     if (!reading) return null;
@@ -392,7 +408,7 @@ class Slot {
 
   /** Ends the unit being used (a shard's file is closed). */
   close(): void {
-    this.#current?.return(undefined);
+    this.#current?.return?.(undefined);
     this.#current = null;
   }
 }
