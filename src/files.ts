@@ -3,12 +3,43 @@
 // The data goes to a temporary file beside the target, is fsynced, renamed over the target (atomic within a
 // folder), and the folder is fsynced so the rename itself is on disk. On failure the temporary file is removed and
 // the previous file is left as it was. Every such writer in mmtrain goes through writeFileAtomic.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { MmtrainError } from './errors.js';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
 let temporaryFiles = 0;
+
+/**
+ * Makes a folder and the folders above it that are missing (as mkdirSync with recursive: true), one level at a time:
+ * Node's own never returns for a folder under /proc, where mkdir answers ENOENT for a parent that exists, and Node
+ * retries it forever. Throws what mkdir throws for the level that cannot be made (EEXIST for a file in the way,
+ * ENOTDIR under a file, ENOENT, EACCES).
+ */
+export function makeFolder(path: string): void {
+  try {
+    mkdirSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && isFolder(path)) return;
+    const parent = dirname(path);
+    if (code !== 'ENOENT' || parent === path) throw e;
+    makeFolder(parent);
+    try {
+      mkdirSync(path);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== 'EEXIST' || !isFolder(path)) throw again;
+    }
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 /** A name no other writer uses: worker threads share the pid, and one thread may write the same target twice. */
 function temporaryPathFor(path: string): string {
@@ -78,7 +109,7 @@ export function writeFolderAtomic<T>(out: string, fill: (dir: string) => T): T {
   const tmp = join(dirname(out), `.tmp-${basename(out)}-${process.pid}-${threadId}`);
   rmSync(tmp, { recursive: true, force: true });
   try {
-    mkdirSync(tmp, { recursive: true });
+    makeFolder(tmp);
     const r = fill(tmp);
     if (existsSync(out)) rmSync(out, { recursive: true });
     renameSync(tmp, out);

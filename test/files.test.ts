@@ -2,10 +2,10 @@
 // never leaves its temporary file behind. Failures are provoked without permissions (tests may run as root).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../src/files.js';
+import { makeFolder, writeFileAtomic, writeJsonAtomic } from '../src/files.js';
 
 function withDir(fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'mmtrain-files-'));
@@ -63,5 +63,20 @@ test('a write into a missing folder fails before creating anything', () => {
   withDir((dir) => {
     assert.throws(() => writeFileAtomic(join(dir, 'absent', 'result.json'), '{}'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
     assert.deepEqual(readdirSync(dir), []);
+  });
+});
+
+test('makeFolder makes the missing folders above it, leaves an existing one, and fails (never hangs) where one cannot be made: a file in the way, under a file, in /proc', () => {
+  withDir((dir) => {
+    const deep = join(dir, 'a', 'b', 'c');
+    makeFolder(deep);
+    assert.ok(statSync(deep).isDirectory());
+    makeFolder(deep); // already there
+    makeFolder(`${deep}/`);
+    writeFileSync(join(dir, 'file'), 'x');
+    assert.throws(() => makeFolder(join(dir, 'file')), { code: 'EEXIST' });
+    assert.throws(() => makeFolder(join(dir, 'file', 'sub', 'deeper')), { code: 'ENOTDIR' });
+    // Node's mkdirSync(..., { recursive: true }) retries this one forever (mkdir answers ENOENT in /proc)
+    assert.throws(() => makeFolder(`/proc/mmtrain-${process.pid}/x/y`), { code: 'ENOENT' });
   });
 });

@@ -2,10 +2,10 @@
 // one index per preprocessing setting; the data file is read in one go when opened. An entry is used only while
 // its source file has the same size and modification time (checked once per run); new settings get a new file.
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DecodedImage, ImageConfig } from './image.js';
-import { writeFileAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic } from '../files.js';
 
 interface Entry {
   offset: number;
@@ -29,7 +29,7 @@ export class ImageCache {
   misses = 0;
 
   constructor(readonly dir: string, readonly image: ImageConfig) {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     // Only what changes the decoded pixels enters the key (augmentation never uses the cache).
     this.key = createHash('sha256').update(JSON.stringify({ FORMAT, size: image.size, resize: image.resize, resizeSize: image.resizeSize ?? image.size, kernel: `pil-${image.resample}`, maxPixels: image.maxPixels })).digest('hex').slice(0, 16);
     this.dataFile = join(dir, `images-${this.key}.u8`);

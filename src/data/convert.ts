@@ -10,12 +10,12 @@
 //   WebDataset: per sample "<key>.<jpg|png|webp|...>", "<key>.txt" (the text) and "<key>.json" ({"text", "label"}
 //     with the class name), keys numbered across shards. Written with tar-stream.
 // Each output file is complete or absent: written to a temporary name, then renamed (files.ts).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import tar from 'tar-stream';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { MmtrainError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic } from '../files.js';
 import { type Dataset, isStreamSet } from './dataset.js';
 import type { Problem, Sample } from './manifest.js';
 import { encodedImage } from './file-reads.js';
@@ -147,7 +147,7 @@ export async function convertDataset(d: Dataset, o: ConvertOptions): Promise<Con
   const ext = o.to === 'parquet' ? 'parquet' : 'tar';
   const name = (i: number) => join(o.out, `${o.prefix}-${String(i).padStart(6, '0')}.${ext}`);
   if (existsSync(name(0))) throw new MmtrainError(`--out: ${name(0)} exists; convert into an empty folder or choose another --prefix (nothing was written)`);
-  mkdirSync(o.out, { recursive: true });
+  makeFolder(o.out);
   const skipped: Problem[] = [];
   const files: string[] = [];
   let rows: { sample: Sample; bytes: Uint8Array }[] = [];

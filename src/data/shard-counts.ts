@@ -10,9 +10,10 @@
 // (a corrupt member, a sample missing its image) are counted every time, so that their problems are reported every
 // time.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { makeFolder } from '../files.js';
 import type { ColumnNames } from './stream-types.js';
 import type { ShardLimits, ShardPart } from './webdataset.js';
 
@@ -92,21 +93,6 @@ export function keepCount(at: string | null, file: string, cols: ColumnNames, li
     } catch {
       // (no folder to have written it in)
     }
-  }
-}
-
-/**
- * Makes a folder and those above it that are missing, one at a time; throws when one cannot be made. (Node's
- * mkdirSync with recursive: true never returns for a folder in /proc: mkdir answers ENOENT there, and it retries.)
- */
-function makeFolder(path: string): void {
-  if (existsSync(path)) return;
-  const parent = dirname(path);
-  if (parent !== path) makeFolder(parent);
-  try {
-    mkdirSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
 }
 

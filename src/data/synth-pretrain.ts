@@ -6,10 +6,10 @@
 // shape word can be inferred from the rest of the line, which is what teaches the text encoder to bind colours to
 // shapes. Probe sets label the task's own matching samples with the colour or shape of their first object, to
 // measure whether an encoder's pooled vector carries the task's attributes.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkInt, invalid, MmtrainError } from '../errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic, writeJsonAtomic } from '../files.js';
 import { hashSeed, mulberry32 } from './random.js';
 import {
   COLORS, RELATIONS, SHAPES, drawBackground, place, synthesizeRecords, synthesizeScenes, writeSceneJpeg,
@@ -237,7 +237,7 @@ export async function generatePretrainCorpus(o: CorpusOptions): Promise<{ captio
   if (typeof o.out !== 'string' || o.out === '') invalid('out', 'a folder path', o.out);
   const plan = planPretrainCorpus(o);
   const S = plan.options.imageSize;
-  mkdirSync(join(o.out, 'images'), { recursive: true });
+  makeFolder(join(o.out, 'images'));
   writeFileAtomic(join(o.out, 'captions.txt'), plan.captions.map((l) => `${l}\n`).join(''));
   const jobs: Promise<void>[] = [];
   for (const im of plan.images) {

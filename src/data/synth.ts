@@ -3,12 +3,11 @@
 // image is drawn before the label is chosen and the changed caption has the same distribution as a true one, so
 // neither modality alone predicts the label. Task "imbalanced": a cue phrase in the caption agrees with the label
 // 80% of the time, so text alone reaches about 80% and the image carries the rest.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { checkInt, invalid } from '../errors.js';
 import { mulberry32 } from './image.js';
-import { writeFileAtomic, writeJsonAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic, writeJsonAtomic } from '../files.js';
 
 export const COLORS: Record<string, string> = {
   red: '#d62728', green: '#2ca02c', blue: '#1f77b4', yellow: '#f5d000', purple: '#9467bd', orange: '#ff7f0e',
@@ -216,7 +215,7 @@ export function synthesizeRecords(opts: Omit<SynthOptions, 'out'>): { train: Syn
 export async function generateSynthetic(opts: SynthOptions): Promise<{ train: SynthRecord[]; val: SynthRecord[]; test: SynthRecord[] }> {
   const { samples, parts, n, seed, S, task, difficulty } = planSamples(opts);
   const out = opts.out;
-  mkdirSync(join(out, 'images'), { recursive: true });
+  makeFolder(join(out, 'images'));
   const jobs: Promise<void>[] = [];
   for (const p of samples) {
     jobs.push(writeSceneJpeg(p.objs, S, p.bg, join(out, p.record.image)));

@@ -1,14 +1,14 @@
 // report.html for a run or a study: one self-contained file (no network; styles, script and charts inlined). Charts
 // are Vega-Lite specifications rendered to SVG in Node by the `vega` runtime; each can be downloaded as SVG or PNG
 // from the page, and `--export` writes them as files too (PNG through sharp).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { MmtrainError } from '../errors.js';
 import { readRecords } from '../train/records.js';
 import { type StudySummary, readStudySummary, runPath, studyTableCells } from '../train/study.js';
 import { resolveConfig } from '../train/config.js';
 import { type Warning, analyzeRun } from './warnings.js';
-import { writeFileAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic } from '../files.js';
 import { mean } from '../stats.js';
 
 type Rec = Record<string, any>;
@@ -174,7 +174,7 @@ function warningsHtml(ws: Warning[]): string {
 async function exportPlots(dir: string, charts: Chart[], svgs: string[]): Promise<void> {
   const sharp = (await import('sharp')).default;
   const plots = join(dir, 'plots');
-  mkdirSync(plots, { recursive: true });
+  makeFolder(plots);
   for (let i = 0; i < charts.length; i++) {
     writeFileSync(join(plots, `${charts[i]!.id}.svg`), svgs[i]!);
     await sharp(Buffer.from(svgs[i]!), { density: 144 }).png().toFile(join(plots, `${charts[i]!.id}.png`));

@@ -1,11 +1,12 @@
 // TensorBoard event files: TFRecord framing (length, masked CRC32C of the length, an Event protobuf, masked CRC32C
 // of the data) with scalar summaries, readable by TensorBoard. Each record is appended as it is written, so a crash
 // loses at most the record being written.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import CRC32C from 'crc-32/crc32c.js';
+import { makeFolder } from '../files.js';
 
 const PROTO = `
 syntax = "proto3";
@@ -46,7 +47,7 @@ export function eventRecord(ev: Record<string, unknown>): Buffer {
 export class TensorBoardWriter {
   readonly file: string;
   constructor(dir: string) {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     this.file = join(dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${hostname()}.${process.pid}.mmtrain`);
     this.#write({ wall_time: Date.now() / 1000, file_version: 'brain.Event:2' });
   }

@@ -5,9 +5,9 @@
 //   DIR/fusion/         the fusion layers and the head (model.safetensors), the whole model's config.json, and
 //                       mmtrain.json (labels and preprocessing), so that mmtrain loads DIR as a model
 // Module paths equal checkpoint keys, so each encoder's state dict is its Hugging Face state dict as it is.
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFolderAtomic, writeJsonAtomic } from '../files.js';
+import { makeFolder, writeFolderAtomic, writeJsonAtomic } from '../files.js';
 import { encoderConfigKind } from '../models/encoder-configs.js';
 import { loadTower } from '../models/encoders.js';
 import { FusionClassifier, HF_EXPORT_ENCODERS } from '../models/fusion.js';
@@ -62,7 +62,7 @@ export function exportHuggingFace(checkpoint: string, out: string): HfExport {
       const text = join(tmp, 'text_encoder');
       const image = join(tmp, 'image_encoder');
       const fusion = join(tmp, 'fusion');
-      for (const d of [text, image, fusion]) mkdirSync(d, { recursive: true });
+      for (const d of [text, image, fusion]) makeFolder(d);
       const meta = { format: 'pt' }; // as transformers writes it: the tensors are PyTorch's layout
 
       // each encoder's folder holds its subtree (HF_EXPORT_ENCODERS, as FusionClassifier.fromPretrained reads them);

@@ -4,10 +4,9 @@
 // cross-entropy over the positions whose label is not -100; the head runs on those positions alone. Module paths
 // equal Hugging Face's keys (`bert.encoder.layer.0...`, `cls.predictions.transform.dense.weight`), so the folder
 // save() writes is a BertForMaskedLM checkpoint, and loadTower('text', dir) reads its encoder.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalid } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic } from '../files.js';
 import { LayerNorm, Linear, Module } from '../nn/index.js';
 import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
@@ -139,7 +138,7 @@ export class BertForMaskedLM extends Module implements TrainableModel {
 
   /** Writes config.json (a BertForMaskedLM config) and model.safetensors (Hugging Face's keys), each atomically. */
   save(dir: string): void {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify({ architectures: ['BertForMaskedLM'], ...this.config, model_type: 'bert' }, null, 2)}\n`);
     saveSafetensors(join(dir, 'model.safetensors'), this.stateDict(), { format: 'pt' });
   }

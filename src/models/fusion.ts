@@ -1,7 +1,7 @@
 // The image-text fusion classifier: a BERT text encoder, a ViT image encoder, a fusion module and an MLP head
 // (Linear(2C, 512) -> ReLU -> Dropout(0.1) -> Linear(512, num_labels)). Checkpoint keys: `text_encoder.*`,
 // `image_encoder.*`, `fusion.*`, `classifier.*`.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalid } from '../errors.js';
 import { Dropout, LayerNorm, Linear, Module, MultiheadAttention, ReLU, Sequential } from '../nn/index.js';
@@ -16,7 +16,7 @@ import { loadSafetensors } from '../tensor/safetensors.js';
 import type { ImageTower, TextTower, Tower } from './towers.js';
 import { type ParameterRole, type TrainableModel, decayPredicate, encoderRoles } from './trainable.js';
 import { parseConfig } from '../validation.js';
-import { writeFileAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic } from '../files.js';
 
 // ---- config (./fusion-config.ts) ----
 
@@ -328,7 +328,7 @@ export class FusionClassifier extends Module implements TrainableModel {
 
   /** Writes config.json and model.safetensors (each atomically) into dir. */
   save(dir: string): void {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify({ ...this.config, mmtrain_version: '0.1.0' }, null, 2)}\n`);
     saveSafetensors(join(dir, 'model.safetensors'), this.stateDict(), { format: 'pt', model_type: 'mmtrain-fusion' });
   }

@@ -5,10 +5,9 @@
 // the masked patches' pixels. Module paths equal Hugging Face's keys (`vit.embeddings.mask_token`,
 // `decoder.0.weight`), so the folder save() writes is a ViTForMaskedImageModeling checkpoint and
 // loadTower('image', dir) reads its encoder.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError, invalid } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic } from '../files.js';
 import { Conv2d, Module, Sequential, type UnaryModule } from '../nn/index.js';
 import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
@@ -147,7 +146,7 @@ export class ViTForMaskedImageModeling extends Module implements TrainableModel 
 
   /** Writes config.json (a ViTForMaskedImageModeling config) and model.safetensors (Hugging Face's keys), each atomically. */
   save(dir: string): void {
-    mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     const config = { architectures: ['ViTForMaskedImageModeling'], ...this.config, model_type: 'vit', encoder_stride: this.config.patch_size };
     writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     saveSafetensors(join(dir, 'model.safetensors'), this.stateDict(), { format: 'pt' });

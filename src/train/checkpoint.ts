@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { collectGarbage } from '../heap.js';
 import type { LossScalerState } from './loss-scaler.js';
 import { MmtrainError } from '../errors.js';
-import { fsyncDirectory, writeFileAtomic, writeJsonAtomic } from '../files.js';
+import { fsyncDirectory, makeFolder, writeFileAtomic, writeJsonAtomic } from '../files.js';
 import type { TrainableModel } from '../models/trainable.js';
 import { loadSafetensors, saveSafetensors } from '../tensor/safetensors.js';
 import { tidy } from '../tensor/scope.js';
@@ -79,7 +79,7 @@ export interface SaveCheckpointArgs {
 /** Writes a checkpoint directory atomically (temporary directory, fsync, rename). */
 export function saveCheckpoint(a: SaveCheckpointArgs): void {
   const parent = dirname(a.dir);
-  mkdirSync(parent, { recursive: true });
+  makeFolder(parent);
   const tmp = join(parent, `.tmp-${basename(a.dir)}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);

@@ -1,10 +1,10 @@
 // A run directory's files: its choice, config.json and labels.json at the start, metrics.jsonl (and TensorBoard
 // events) as training goes, test_metrics.json, warnings.json and result.json at the end. Whole files are written
 // atomically (a crash leaves the previous file or none); result.json marks a run that ran to its end.
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MmtrainError } from '../errors.js';
-import { writeJsonAtomic } from '../files.js';
+import { makeFolder, writeJsonAtomic } from '../files.js';
 import { TensorBoardWriter } from '../diagnostics/tensorboard.js';
 import type { TrainConfig } from './config.js';
 import { truncateRecordsAfter } from './records.js';
@@ -19,7 +19,7 @@ export function chooseRunDir(c: TrainConfig, opts: { resume?: string; runDir?: s
     dir = join(c.out, c.name);
     for (let i = 2; existsSync(dir); i++) dir = join(c.out, `${c.name}-${i}`);
   }
-  mkdirSync(join(dir, 'checkpoints'), { recursive: true });
+  makeFolder(join(dir, 'checkpoints'));
   return dir;
 }
 

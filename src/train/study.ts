@@ -3,7 +3,7 @@
 // checkpoint), aggregated per variant: best and final validation metric (mean ± std over seeds), steps to reach a
 // target, loss spikes, diverged runs and wall time.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { applyOverrides, resolveConfig } from './config.js';
 import { parseConfig } from '../validation.js';
 import { listCheckpoints } from './checkpoint.js';
 import { readRecords } from './records.js';
-import { writeFileAtomic, writeJsonAtomic } from '../files.js';
+import { makeFolder, writeFileAtomic, writeJsonAtomic } from '../files.js';
 import { mean, meanCi95, median, sampleStd, welchDiff95 } from '../stats.js';
 import { generatePretrainCorpus, writeProbeSets } from '../data/synth-pretrain.js';
 
@@ -363,7 +363,7 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
   const print = opts.print ?? console.log;
   const out = resolve(baseDir, opts.out ?? spec.out);
   const dir = join(out, spec.name);
-  mkdirSync(join(dir, 'configs'), { recursive: true });
+  makeFolder(join(dir, 'configs'));
   writeJsonAtomic(join(dir, 'study.json'), spec);
 
   // the base configuration, with synthesized data when asked
@@ -421,13 +421,13 @@ export async function runStudy(spec: StudySpec, baseDir: string, opts: StudyOpti
     const resume = existsSync(join(runDir, 'config.json')) && listCheckpoints(runDir).length > 0;
     if (!resume) rmSync(runDir, { recursive: true, force: true });
     rmSync(join(runDir, 'failed.json'), { force: true });
-    mkdirSync(dirname(runDir), { recursive: true });
+    makeFolder(dirname(runDir));
     const args = [opts.cli ?? CLI, '--threads', String(threads), 'train', '--config', configs[i]!, ...(resume ? ['--resume', runDir] : ['--run-dir', runDir])];
     const t0 = performance.now();
     const { code, stderr } = await runChild(args, opts.signal);
     if (opts.signal?.aborted) return;
     if (code !== 0) {
-      mkdirSync(runDir, { recursive: true });
+      makeFolder(runDir);
       writeJsonAtomic(join(runDir, 'failed.json'), { code, error: stderr.trim().split('\n').slice(-5).join('\n') });
     }
     done++;
