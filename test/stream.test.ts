@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, copyFileSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, cpSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -275,14 +275,15 @@ test('streamed texts\' tokens: the loader keeps those the stream thread sent and
   }
 });
 
-test('streamed texts\' tokens: kept by sample between epochs, made again when the text differs, none kept past the budget', () => {
+test('streamed texts\' tokens: kept by sample between epochs, made again (and kept) when the text differs, none kept past the budget', () => {
   const cache = new EncodingCache(tok, 16, 12);
   const first = cache.encode(3, 'a red circle');
   assert.deepEqual(first, tok.encode('a red circle', 16));
   assert.equal(cache.encode(3, 'a red circle'), first, 'the same sample and text: the kept encoding');
   const other = cache.encode(3, 'a blue square on green');
   assert.deepEqual(other, tok.encode('a blue square on green', 16), 'sample 3 with another text (the file changed): tokenized again');
-  assert.equal(cache.encode(3, 'a red circle'), first, 'the kept entry is not replaced');
+  assert.equal(cache.kept(3, 'a blue square on green'), other, 'and kept in place of the old text\'s');
+  assert.equal(cache.kept(3, 'a red circle'), undefined);
   assert.equal(cache.size, 1);
   const long = 'one two three four five six seven eight nine ten eleven twelve '.repeat(2);
   const enc = cache.encode(4, long);
@@ -290,8 +291,7 @@ test('streamed texts\' tokens: kept by sample between epochs, made again when th
   assert.notEqual(cache.encode(4, long), enc, 'past the budget (12 tokens): not kept, tokenized each time');
   assert.deepEqual(cache.encode(4, long), enc);
   assert.equal(cache.size, 1);
-  assert.equal(cache.kept(3, 'a red circle'), first);
-  assert.equal(cache.kept(3, 'a blue square on green'), undefined, 'kept for another text');
+  assert.equal(cache.kept(3, 'a blue square on green'), other);
   assert.equal(cache.kept(4, long), undefined);
   const sent = tok.encode('a green triangle', 16);
   cache.put(5, 'a green triangle', sent);
@@ -707,18 +707,34 @@ test('streamed samples kept between epochs: once a rank has read all of its shar
       }
     }
   }
-  // the shards' texts rewritten in place (same lengths): a loader that has read every sample keeps what it read, a
-  // new one (or one with keeping off) reads the new texts
-  const kept = new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, keepSamples: true });
-  // (off reads on the main thread: a stream thread would have read epoch 1 ahead, before the rewrite)
-  const off = new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, keepSamples: true, keptBytes: 0, decodeThread: false });
+  // a loader that has read every sample reads no file for them again (the set's reads counted: on the main thread);
+  // one with keeping off, or a budget too small for the set, reads them every epoch
   const textsOf = async (dl: DataLoader, epoch: number) => {
     const out = new Map<number, string>();
     for await (const b of dl.epoch(epoch)) b.samples!.forEach((s, k) => out.set(b.indices[k]!, s.text));
     return out;
   };
-  assert.deepEqual(await textsOf(kept, 0), texts);
-  assert.deepEqual(await textsOf(off, 0), texts);
+  let reads = 0;
+  const counted: StreamSet = { ...d, read: (u, r) => (reads++, d.read(u, r)) };
+  const units = d.units.length;
+  const kept = new DataLoader(counted, tok, img16, { batchSize: 8, seed: 4, keepSamples: true, decodeThread: false });
+  const off = new DataLoader(counted, tok, img16, { batchSize: 8, seed: 4, keepSamples: true, keptBytes: 0, decodeThread: false });
+  const small = new DataLoader(counted, tok, img16, { batchSize: 8, seed: 4, keepSamples: true, keptBytes: 2000, decodeThread: false });
+  for (const [dl, name, want] of [[kept, 'kept', [units, 0, 0]], [off, 'keptBytes 0', [units, units, units]], [small, 'a budget too small', [units, units, units]]] as const) {
+    const n: number[] = [];
+    for (const e of [0, 1, 2]) {
+      reads = 0;
+      assert.deepEqual(await textsOf(dl, e), texts, name);
+      n.push(reads);
+    }
+    assert.deepEqual(n, want, `${name}: units read each epoch`);
+  }
+  assert.ok(kept.streamKept && !off.streamKept && !small.streamKept);
+  assert.throws(() => new DataLoader(d, tok, img16, { batchSize: 8, keptBytes: -1 }), /keptBytes/);
+  // the shards' texts rewritten in place (same lengths; their mtimes change): read again, and kept anew
+  const threaded = new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, keepSamples: true });
+  await textsOf(threaded, 0);
+  assert.ok(threaded.streamKept);
   for (const f of d.files) {
     const buf = readFileSync(f);
     // every text member's content (after its 512-byte header) upper-cased: the same bytes in length
@@ -729,13 +745,58 @@ test('streamed samples kept between epochs: once a rank has read all of its shar
       at += 512 + Math.ceil(size / 512) * 512;
     }
     writeFileSync(f, buf);
+    utimesSync(f, new Date(), new Date(Date.now() + 2000)); // (a later mtime, whatever the clock's resolution)
   }
-  assert.deepEqual(await textsOf(kept, 1), texts, 'kept: the texts read in epoch 0');
   const upper = new Map([...texts].map(([i, t]) => [i, t.toUpperCase()]));
-  assert.deepEqual(await textsOf(off, 1), upper, 'keptBytes 0: read from the shards every epoch');
-  assert.deepEqual(await textsOf(new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, keepSamples: true, keptBytes: 2000 }), 1), upper, 'a budget too small for the set');
-  assert.throws(() => new DataLoader(d, tok, img16, { batchSize: 8, keptBytes: -1 }), /keptBytes/);
-  assert.ok(kept.streamKept && !off.streamKept);
+  reads = 0;
+  assert.deepEqual(await textsOf(kept, 3), upper, 'changed files: read again');
+  assert.equal(reads, units);
+  assert.deepEqual(await textsOf(threaded, 1), upper, 'changed files: read again (stream thread)');
+  reads = 0;
+  assert.deepEqual(await textsOf(kept, 4), upper);
+  assert.equal(reads, 0, 'and kept anew');
+  // every shard replaced by a copy of itself (a new inode: rsync, a download again): read again, every image found,
+  // and kept anew; a shard whose text changed in place (its mtime) is read again too
+  for (const f of d.files) {
+    copyFileSync(f, `${f}.copy`);
+    await fsp.rename(`${f}.copy`, f);
+  }
+  for (const dl of [kept, threaded]) {
+    reads = 0;
+    const again = await textsOf(dl, 5);
+    assert.equal(again.size, 48, 'every sample, its image read from the new file');
+    assert.deepEqual(again, upper);
+    assert.ok(dl.streamKept, 'kept anew');
+    if (dl === kept) assert.equal(reads, units, 'read again');
+  }
+  // a shard that could not be read in the first epoch (moved away for a moment) is read again in the next: a set
+  // that gave a problem is not kept
+  for (const decodeThread of [true, false]) {
+    const dl = new DataLoader(d, tok, img16, { batchSize: 8, seed: 4, onBadSample: 'skip', decodeThread, keepSamples: true });
+    const last = d.files.at(-1)!;
+    renameSync(last, `${last}.away`);
+    const n0 = (await textsOf(dl, 0)).size;
+    renameSync(`${last}.away`, last);
+    assert.ok(n0 < 48, 'the shard away: its samples skipped');
+    assert.equal((await textsOf(dl, 1)).size, 48, `decodeThread ${decodeThread}: read again`);
+    assert.equal(dl.streamKept, false, 'a set that gave a problem is not kept');
+    assert.equal((await textsOf(dl, 2)).size, 48);
+  }
+  // dropLast: the samples after the last batch are read too, to be kept; batches of 7 over 48 samples (6 epochs'
+  // worth of 42), one rank and two
+  for (const worldSize of [1, 2]) {
+    for (let rank = 0; rank < worldSize; rank++) {
+      const dl = new DataLoader(d, tok, img16, { batchSize: 7, seed: 4, dropLast: true, shard: worldSize > 1 ? { rank, worldSize } : null, shuffle: rank === 0, keepSamples: true });
+      const e0 = [...(await textsOf(dl, 0)).keys()];
+      assert.ok(dl.streamKept, `dropLast, rank ${rank} of ${worldSize}: kept after one epoch`);
+      const e1: number[] = [];
+      for await (const b of dl.epoch(1)) e1.push(...b.indices);
+      const want: number[] = [];
+      for await (const it of epochStream(d, { seed: 4, epoch: 1, shuffle: rank === 0, rank, worldSize, readers: 2, buffer: 1000 })) want.push(it.index);
+      assert.deepEqual(e1, want.slice(0, e1.length), 'the same batches as read from the files');
+      assert.equal(e1.length, e0.length);
+    }
+  }
   // Parquet: images stored in place (convert's default, datasets' layout) come as byte ranges and the samples are
   // kept; compressed ones are in memory, handed on to the batch thread each epoch, never kept; the order is the files'
   const snappy = await convertDataset(readManifest(join(dirname(dirname(d.files[0]!)), 'data', 'train.jsonl')), { to: 'parquet', out: join(dirname(dirname(d.files[0]!)), 'pq-snappy'), prefix: 'train', shardSize: 10, rowGroupSize: 5, compression: 'snappy', imageCompression: 'snappy', onBadSample: 'error' });
@@ -1099,7 +1160,13 @@ test('mmtrain train from Parquet files and from WebDataset shards: the loss fall
     // stop at step 15 (mid-epoch 2), resume: the same final weights as the uninterrupted run
     const half = join(dir, `${run}-resumed`);
     execFileSync(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--run-dir', half, '--set', 'train.maxSteps=15'], { stdio: 'pipe' });
-    execFileSync(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--resume', half, '--set', 'train.maxSteps=40'], { stdio: 'pipe' });
+    // the same run resumed with another shuffle buffer: the rest of its epoch follows another order, and it says so
+    const changed = `${half}-changed`;
+    cpSync(half, changed, { recursive: true });
+    const said = execFileSync(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--resume', changed, '--set', 'train.maxSteps=16', '--set', 'data.stream.shuffleBuffer=7'], { encoding: 'utf8', stdio: 'pipe' });
+    assert.match(said, /warning: the training data or its order settings changed since step-00000015 \(.*\): the rest of epoch 1 \(from batch 5\) follows the new order/);
+    const resumed = execFileSync(process.execPath, [CLI, '--threads', '1', 'train', '--config', cfg, '--resume', half, '--set', 'train.maxSteps=40'], { encoding: 'utf8', stdio: 'pipe' });
+    assert.doesNotMatch(resumed, /training data or its order settings changed/);
     const w = (r: string) => readFileSync(join(r, 'checkpoints', 'step-00000040', 'model.safetensors'));
     assert.ok(w(half).equals(w(run)), `${p}: resumed weights differ from the uninterrupted run`);
     assert.deepEqual(trainLosses(half).slice(15), l.slice(15));

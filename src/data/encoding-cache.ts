@@ -21,7 +21,7 @@ export class EncodingCache {
     const kept = this.kept(index, text);
     if (kept) return kept;
     const encoding = this.tokenizer.encode(text, this.maxLength);
-    this.put(index, text, encoding); // (not over another text's entry for the sample)
+    this.put(index, text, encoding);
     return encoding;
   }
 
@@ -31,11 +31,17 @@ export class EncodingCache {
     return hit && hit.text === text ? hit.encoding : undefined;
   }
 
-  /** Keeps an encoding made elsewhere (another thread's), unless one is kept for the sample or the budget is spent. */
+  /**
+   * Keeps an encoding (made here or by another thread), unless the sample's text is kept already or the budget is
+   * spent; one kept for another text of the sample (its file changed) is replaced.
+   */
   put(index: number, text: string, encoding: EncodedText): void {
-    if (this.#entries.has(index) || this.#tokens + encoding.ids.length > this.budget) return;
+    const old = this.#entries.get(index);
+    if (old?.text === text) return;
+    const tokens = this.#tokens - (old?.encoding.ids.length ?? 0);
+    if (tokens + encoding.ids.length > this.budget) return;
     this.#entries.set(index, { text, encoding });
-    this.#tokens += encoding.ids.length;
+    this.#tokens = tokens + encoding.ids.length;
   }
 
   /** Samples whose encodings are kept. */

@@ -1,6 +1,8 @@
 // The DataLoader: seeded shuffling (the same order for the same seed and epoch), batching with dynamic padding and
 // optional length bucketing, a resumable cursor (epoch, batch position), image decoding dispatched from a worker
 // thread into libuv's pool, overlapping model compute (prefetch), and an optional on-disk cache of preprocessed images.
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
 import { MmtrainError, checkInt } from '../errors.js';
 import type { Device } from '../tensor/dtype.js';
 import { type Batch, collate } from './collate.js';
@@ -127,6 +129,7 @@ export class DataLoader {
   #streamThread: StreamThread | null = null;
   /** streamed texts' tokens kept between epochs: made here without the stream thread, else those it sent */
   #streamEncodings: EncodingCache | null = null;
+  #orderDigest: string | null = null;
   /** streamed samples kept between epochs once all of this rank's are read (kept-items.ts); null until then */
   #kept: KeptItems | null = null;
 
@@ -155,6 +158,26 @@ export class DataLoader {
     // faster; at 32 px one at a time ~7% slower, 4 or more as fast.
     this.#minWidth = Math.min(this.options.concurrency, Math.max(1, Math.floor(50176 / (image.size * image.size))));
     this.#width = this.#minWidth;
+  }
+
+  /**
+   * A digest of what decides which sample is at each place of an epoch: the samples (a manifest's image file names
+   * and labels, in order; a streamed set's units: file names, row groups or parts, counts) and the options that order
+   * them (seed, batch size, shuffling, dropLast, bucketing, ranks, reading slots, shuffle buffer). A checkpoint keeps
+   * it, so that a run resumed mid-epoch on other data, or with other settings, can say that the rest of the epoch
+   * follows another order (not the batches the interrupted run would have had). File folders are left out: data
+   * moved elsewhere as it is orders the same.
+   */
+  get orderDigest(): string {
+    if (this.#orderDigest) return this.#orderDigest;
+    const o = this.options;
+    const h = createHash('sha256');
+    h.update(JSON.stringify({ seed: o.seed, batchSize: o.batchSize, shuffle: o.shuffle, dropLast: o.dropLast, bucketByLength: o.bucketByLength, worldSize: o.shard?.worldSize ?? 1, readers: o.readers, shuffleBuffer: o.shuffleBuffer }));
+    if (this.stream) for (const u of this.stream.units) h.update(`${basename(u.file)}\0${u.rowGroup}\0${u.rowStart}\0${u.count}\0${u.at ?? 0}\n`);
+    else for (const s of this.samples) h.update(`${basename(s.image)}\0${s.label}\n`);
+    // (bucketing orders by token counts: the texts' lengths)
+    if (o.bucketByLength) for (const e of this.encodings) h.update(`${e.ids.length},`);
+    return (this.#orderDigest = h.digest('hex').slice(0, 16));
   }
 
   /** Whether this loader's streamed samples are all kept in memory (kept-items.ts): its epochs read only images. */
@@ -292,8 +315,9 @@ export class DataLoader {
     // column uncompressed), as a shard's are; else in memory, copied out of the pages read
     if (kept.keeping) order.imageRanges = true;
     let it: AsyncGenerator<StreamItem[]>;
-    if (kept.complete) {
-      // every sample of this rank read once and kept, with its tokens: read from memory, in the same order
+    if (kept.unchanged()) {
+      // every sample of this rank read once and kept, with its tokens, its files unchanged since: read from memory,
+      // in the same order
       it = epochChunks(this.stream, order, kept.unit);
     } else {
       // read on the stream thread (with decodeThread), so that reading goes on while a training step holds this
@@ -309,17 +333,22 @@ export class DataLoader {
       // samples come in chunks: within one, batches are cut without an await per sample
       chunks: for await (const chunk of b > 0 ? it : []) {
         for (const item of chunk) {
-          if (position >= total) break chunks;
+          // (samples before a resumed position, and after the last batch (dropLast), are tokenized too: to be kept)
+          const encoding = item.sample && (keeping || position >= start) ? this.#streamEncoding(encodings, item.index, item.sample.text, item.encoding) : null;
+          if (keeping) kept.add(item, item.sample !== null && encodings.kept(item.index, item.sample.text) !== undefined);
+          if (position >= total) {
+            // past the last batch (dropLast): read on only to keep the rest of this rank's samples
+            if (keeping && kept.keeping) continue;
+            break chunks;
+          }
           taken++;
           if (position >= start) {
-            if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: this.#streamEncoding(encodings, item.index, item.sample.text, item.encoding) });
+            if (item.sample) spec.items.push({ sample: item.sample, index: item.index, encoding: encoding! });
             else if (item.problem) {
               if (this.options.onBadSample === 'skip') spec.skipped.push(item.problem);
               else spec.error ??= new MmtrainError(`${item.problem.where}: ${item.problem.message}\nSet data.onBadSample: "skip" to train without such samples.`);
             }
-          } else if (item.sample && item.encoding) encodings.put(item.index, item.sample.text, item.encoding);
-          // (a sample before a resumed position, read without the stream thread, is not tokenized: kept later)
-          if (keeping) kept.add(item, !item.sample || encodings.kept(item.index, item.sample.text) ? 'kept' : position >= start || item.encoding ? 'refused' : 'absent');
+          }
           if (taken === b) {
             if (position >= start) yield spec;
             position++;

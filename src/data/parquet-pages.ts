@@ -213,20 +213,21 @@ export function inPlaceOffsets(fd: number, meta: ColumnMetaData, maxDefinition: 
       at = dataOffset + h.definition_levels_byte_length + h.repetition_levels_byte_length;
     }
     const pageEnd = dataOffset + header.compressed_page_size;
+    /** the page's first value: its row */
     let first = -1;
     for (let r = page.firstRow; r < page.firstRow + page.rows; r++) {
       const v = values[r];
       if (v === null || v === undefined) continue;
       if (!(v instanceof Uint8Array)) return null;
-      if (first < 0) first = at;
+      if (first < 0) first = r;
       out[r] = at + 4;
       at += 4 + v.byteLength;
     }
     if (at !== pageEnd) return null;
     // the first value's length word where the page's levels end: the values are where they were found to be
     if (first >= 0) {
-      readFullySync(fd, word, first);
-      if (word.readUInt32LE(0) !== (values[out.indexOf(first + 4)] as Uint8Array).byteLength) return null;
+      readFullySync(fd, word, out[first]! - 4);
+      if (word.readUInt32LE(0) !== (values[first] as Uint8Array).byteLength) return null;
     }
   }
   return out;

@@ -2,7 +2,7 @@
 // the image as bytes, as a {bytes, path} struct, or as a path; text as a string; the label as an integer (with
 // datasets' ClassLabel names in the file's "huggingface" metadata), a string or a boolean. Read with hyparquet
 // (and hyparquet-compressors for gzip, zstd, brotli, lz4): the footer when opened, then one row group at a time.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { type AsyncBuffer, type ColumnMetaData, type Compressors, type FileMetaData, type SchemaTree, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
@@ -64,8 +64,6 @@ export interface ParquetSource {
   schema: SchemaTree;
   /** which row groups are read page by page, and in parts of how many bytes (PagedLimits) */
   limits: PagedLimits;
-  /** the file's inode when opened (images given as byte ranges: a file replaced since is not read for them) */
-  ino: number;
 }
 
 interface SchemaNode {
@@ -83,9 +81,7 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
   const columns = { image: cols.image ?? PARQUET_COLUMNS.image, text: cols.text ?? PARQUET_COLUMNS.text, label: cols.label ?? PARQUET_COLUMNS.label };
   let buffer: AsyncBuffer;
   let metadata: FileMetaData;
-  let ino: number;
   try {
-    ino = (await stat(file)).ino;
     buffer = await fileAsyncBuffer(file);
     metadata = await parquetMetadataAsync(buffer);
     await loadCodecs(metadata);
@@ -121,7 +117,7 @@ export async function openParquet(file: string, cols: ColumnNames, needLabel: bo
       throw new MmtrainError(`${file}: column "${columns.label}" holds ${label.children.length ? 'a struct' : t}; expected an integer class index, a class name (string) or a boolean`);
     }
   } else if (hasLabel && byName.get(columns.label)!.children.length) hasLabel = false;
-  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata, pageTables: new Map(), schema: schema as unknown as SchemaTree, limits, ino };
+  return { file, rowGroups: metadata.row_groups.map((g) => Number(g.num_rows)), columns, imageKind, hasLabel, classNames: classLabelNames(metadata, columns.label), buffer, metadata, pageTables: new Map(), schema: schema as unknown as SchemaTree, limits };
 }
 
 /**
@@ -353,9 +349,9 @@ const asText = (t: unknown) => (t instanceof Uint8Array ? Buffer.from(t.buffer, 
  * or, at `offset` in the file, a byte range, read by the batch thread as a shard's are; a path relative to the file),
  * text and label.
  */
-function record(src: ParquetSource, row: number, v: unknown, text: unknown, label: unknown, offset: number | null = null): RawRecord {
+function record(src: ParquetSource, row: number, v: unknown, text: unknown, label: unknown, at: { offset: number; ino: number } | null = null): RawRecord {
   const where = `${src.file}: row ${row}`;
-  const image = (b: Uint8Array, name: string) => (offset !== null && b.byteLength ? { range: { file: src.file, offset, length: b.byteLength, ino: src.ino }, name } : { bytes: ownImage(b), name });
+  const image = (b: Uint8Array, name: string) => (at && b.byteLength ? { range: { file: src.file, offset: at.offset, length: b.byteLength, ino: at.ino }, name } : { bytes: ownImage(b), name });
   let img: RawRecord['image'] = null;
   if (src.imageKind === 'bytes') {
     if (v instanceof Uint8Array) img = image(v, where);
@@ -376,7 +372,7 @@ const imageBytes = (src: ParquetSource, v: unknown) => (src.imageKind === 'struc
  * stores its values in place (uncompressed, PLAIN: datasets' layout); else null. `values`: the row group's images
  * as decoded, by row.
  */
-function imageOffsets(src: ParquetSource, g: number, values: unknown[]): (number | null)[] | null {
+function imageOffsets(src: ParquetSource, g: number, values: unknown[]): { offsets: (number | null)[]; ino: number } | null {
   if (src.imageKind === 'path') return null;
   const leaf = leavesOf(src, g)?.image[0];
   if (!leaf) return null;
@@ -385,7 +381,9 @@ function imageOffsets(src: ParquetSource, g: number, values: unknown[]): (number
   let fd = -1;
   try {
     fd = openSync(src.file, 'r');
-    return inPlaceOffsets(fd, leaf.meta, maxDefinition, values);
+    const offsets = inPlaceOffsets(fd, leaf.meta, maxDefinition, values);
+    // the inode read now (the file may have been replaced since it was opened, by one holding the same rows)
+    return offsets && { offsets, ino: fstatSync(fd).ino };
   } catch {
     return null; // (the images then come in memory, as hyparquet decoded them)
   } finally {
@@ -422,10 +420,11 @@ export async function readRowGroup(src: ParquetSource, unit: StreamUnit, imageRa
     }
     const out: RawRecord[] = new Array(rows.length);
     // a unit read whole is its row group: its rows are the chunk's
-    const offsets = imageRanges && unit.count === src.rowGroups[unit.rowGroup] ? imageOffsets(src, unit.rowGroup, rows.map((r) => imageBytes(src, r[image]))) : null;
+    const inPlace = imageRanges && unit.count === src.rowGroups[unit.rowGroup] ? imageOffsets(src, unit.rowGroup, rows.map((r) => imageBytes(src, r[image]))) : null;
     for (let k = 0; k < rows.length; k++) {
       const r = rows[k]!;
-      out[k] = record(src, unit.rowStart + k, r[image], r[text], src.hasLabel ? r[label] : undefined, offsets?.[k] ?? null);
+      const offset = inPlace?.offsets[k] ?? null;
+      out[k] = record(src, unit.rowStart + k, r[image], r[text], src.hasLabel ? r[label] : undefined, offset === null ? null : { offset, ino: inPlace!.ino });
     }
     return out;
   } finally {

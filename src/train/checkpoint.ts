@@ -30,6 +30,8 @@ export interface TrainerState {
   finished: boolean;
   /** fp16 runs: the loss scaler's scale and good-step count */
   lossScale?: LossScalerState;
+  /** the training loader's order digest (DataLoader.orderDigest; absent in checkpoints written before it) */
+  dataOrder?: string;
 }
 
 /** What eval/predict need besides the weights: labels and preprocessing. */

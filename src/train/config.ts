@@ -76,7 +76,7 @@ export const ConfigSchema = z.strictObject({
     /** Parquet columns / WebDataset fields holding the image, the text and the label (docs/data.md) */
     columns: z.strictObject({ image: z.string().min(1).optional(), text: z.string().min(1).optional(), label: z.string().min(1).optional() }).optional(),
     /** streamed data (Parquet, WebDataset): units read at once per rank, and the shuffle buffer in samples */
-    stream: z.strictObject({ readers: z.number().int().min(1).max(64).default(2), shuffleBuffer: z.number().int().min(0).max(10_000_000).default(1000) }).prefault({}),
+    stream: z.strictObject({ readers: z.number().int().min(1).max(64).default(2), shuffleBuffer: z.number().int().min(0).max(10_000_000).default(1000), keepMB: z.number().min(0).max(1_000_000).default(64) }).prefault({}),
     /** class names in index order; discovered from the training data when absent */
     labels: z.array(z.string()).min(2).optional(),
     /** tokenizer.json or vocab.txt; the bundled bert-base-uncased tokenizer by default */
@@ -440,6 +440,7 @@ data:
   stream:                      # Parquet / WebDataset only
     readers: 2                 # row groups / shards read at once per process
     shuffleBuffer: 1000        # samples mixed across row groups / shards (0: off)
+    keepMB: 64                 # samples (not images) kept in memory after the first epoch, up to this (0: off)
   # labels: [mismatch, match]  # class names in index order (discovered when absent)
   # tokenizer: ./tokenizer.json   # or a vocab.txt; default: bundled bert-base-uncased
   doLowerCase: true            # for a vocab.txt tokenizer (tokenizer.json carries its own normalizer)

@@ -131,7 +131,7 @@ export function makeLoaders(c: TrainConfig, data: RunData, image: ImageConfig, r
   const cache = cacheDir === null ? null : new ImageCache(pg ? join(cacheDir, `rank-${pg.rank}`) : cacheDir, image);
   const common = {
     maxLength: c.data.maxLength, padding: c.data.padding, prefetch: c.data.prefetch, decodeThread: c.data.decodeThread, onBadSample: c.data.onBadSample, cache, device,
-    readers: c.data.stream.readers, shuffleBuffer: c.data.stream.shuffleBuffer, images: c.pretrain?.modality !== 'text',
+    readers: c.data.stream.readers, shuffleBuffer: c.data.stream.shuffleBuffer, keptBytes: Math.round(c.data.stream.keepMB * 2 ** 20), images: c.pretrain?.modality !== 'text',
   } as const;
   const source = (d: Dataset) => (isStreamSet(d) ? d : d.samples);
   const train = new DataLoader(source(data.train), data.tokenizer, image, {

@@ -3,6 +3,7 @@
 // first, then the caller's), the loop (src/train/loop.ts), then the test pass, the run's warnings and result.json.
 // The loop knows no model but through FusionClassifier's interface and no diagnostics but through callbacks; the
 // report (report.html) is written by whoever runs the training (the CLI, a study).
+import { basename } from 'node:path';
 import { datasetSize, isStreamSet } from '../data/dataset.js';
 import { MmtrainError } from '../errors.js';
 import { Diagnostics } from '../diagnostics/diagnostics.js';
@@ -109,9 +110,20 @@ export async function train(c: TrainConfig, opts: TrainOptions = {}): Promise<Tr
       loop.restore(resumeFrom);
       print(`resuming ${runDir} from ${resumeFrom} (step ${ctx.state.step}, epoch ${ctx.state.epoch}, batch ${ctx.state.position})`);
       if (rank0) log!.truncateAfter(ctx.state.step);
+      const was = ctx.state.dataOrder;
+      if (was !== undefined && was !== loaders.train.orderDigest && ctx.state.position > 0) {
+        const w: Warning = {
+          kind: 'data-changed', step: ctx.state.step, evidence: { checkpoint: resumeFrom, was, now: loaders.train.orderDigest, epoch: ctx.state.epoch, position: ctx.state.position },
+          message: `the training data or its order settings changed since ${basename(resumeFrom)} (its samples or files, their counts, data.seed, batch size, shuffling, ranks or data.stream settings): the rest of epoch ${ctx.state.epoch} (from batch ${ctx.state.position}) follows the new order, not the batches the interrupted run would have had, so this epoch may see some samples twice and others not at all; later epochs are whole`,
+        };
+        ctx.warn(w);
+        ctx.log({ event: 'warning', step: w.step, kind: w.kind, message: w.message });
+      }
     } else if (rank0) {
       writeRunStart(runDir, c, data.labels);
     }
+    // later checkpoints record this run's data order (a rollback restores one of them)
+    ctx.state.dataOrder = loaders.train.orderDigest;
     for (const cb of callbacks) cb.onTrainStart?.(ctx);
 
     // fully frozen encoders without augmentation: their outputs are computed once, epochs train fusion + head only
