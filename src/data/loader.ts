@@ -325,7 +325,8 @@ export class DataLoader {
       if (this.options.decodeThread) this.#streamThread ??= new StreamThread(this.stream, { tokenizer: this.tokenizer.describe(), maxLength: this.options.maxLength });
       it = this.#streamThread ? this.#streamThread.epoch(order) : epochChunks(this.stream, order);
     }
-    const keeping = !kept.complete;
+    // (a set too large for the budget is not offered: it would only be given up)
+    const keeping = !kept.complete && kept.keeping;
     try {
       let position = 0;
       let spec: BatchSpec = { items: [], skipped: [] };
