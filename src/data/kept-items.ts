@@ -34,7 +34,7 @@ export class KeptItems {
   readonly #inodes = new Map<string, number>();
   readonly #stamps = new Map<string, string>();
 
-  constructor(readonly set: StreamSet, rank: number, worldSize: number, readonly budget = KEPT_ITEMS_BYTES) {
+  constructor(set: StreamSet, rank: number, worldSize: number, readonly budget = KEPT_ITEMS_BYTES) {
     const mine = assignUnits(set.units, worldSize)[rank]!.map((u) => set.units[u]!);
     this.#need = mine.reduce((a, u) => a + u.count, 0);
     this.#files = [...new Set(mine.map((u) => u.file))];
@@ -52,7 +52,7 @@ export class KeptItems {
     const s = item.sample;
     const bytes = s ? ITEM_OVERHEAD + 2 * (s.image.length + s.text.length + s.where.length + (s.range?.file.length ?? 0)) : 0;
     if (!s || s.bytes || !tokensKept || this.#bytes + bytes > this.budget) {
-      this.#giveUp();
+      this.#forget(false);
       return;
     }
     // the files as they are when their first sample is kept: a change after that is seen by the next epoch
@@ -74,12 +74,6 @@ export class KeptItems {
         // (one that cannot be looked at now is dropped by unchanged())
       }
     }
-  }
-
-  #giveUp(): void {
-    this.#items = null;
-    this.#inodes.clear();
-    this.#stamps.clear();
   }
 
   /**
@@ -107,30 +101,25 @@ export class KeptItems {
       try {
         st = statSync(f);
       } catch {
-        this.#drop();
+        this.#forget(true);
         return false;
       }
       const ino = this.#inodes.get(f);
       if ((ino !== undefined && st.ino !== ino) || this.#stamps.get(f) !== `${st.size}:${st.mtimeMs}`) {
-        this.#drop();
+        this.#forget(true);
         return false;
       }
     }
     return true;
   }
 
-  /** Forgets what is kept, to keep it anew from the next reading. */
-  #drop(): void {
-    this.#items = new Map();
+  /** Forgets what is kept: to keep it anew from the next reading (`anew`), or for good (keeping is given up). */
+  #forget(anew: boolean): void {
+    this.#items = anew ? new Map() : null;
     this.#held = 0;
     this.#bytes = 0;
     this.#inodes.clear();
     this.#stamps.clear();
-  }
-
-  /** Estimated bytes held. */
-  get bytes(): number {
-    return this.#items ? this.#bytes : 0;
   }
 
   /** A unit's samples, in order (as unitItems gives them), when all are kept. */
